@@ -1,0 +1,1 @@
+"""swaptui: the live Textual dashboard of a swapd daemon, a pure client of its control socket."""
