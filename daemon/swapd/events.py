@@ -1,0 +1,159 @@
+"""The daemon's event bus: one publisher side, many bounded subscribers.
+
+Supervisors, the router and the log capture publish typed events here; the
+HTTP `/api/events` stream, the control socket and tests subscribe. Publishing
+never blocks and never fails: each subscriber has its own bounded buffer, and
+one that falls behind loses its oldest events and is told how many it missed
+(`Subscription.take_lagged`). A slow subscriber therefore never slows the
+daemon or any other subscriber.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import trio
+
+DEFAULT_SUBSCRIBER_BUFFER = 1024
+
+
+def topic_of(event: object) -> str:
+    """An event's topic: its `topic` class attribute (e.g. "state", "swap", "log")."""
+    return str(getattr(event, "topic", "misc"))
+
+
+class Subscription:
+    """A bounded, lossy view of the bus for one consumer.
+
+    Iterate with `async for event in sub` or call `receive()`. When the buffer
+    is full the oldest event is dropped and counted; `take_lagged()` returns
+    and resets that count so the consumer can report it.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        maxlen: int,
+        topics: Iterable[str] | None,
+        predicate: Callable[[Any], bool] | None,
+    ) -> None:
+        if maxlen < 1:
+            raise ValueError("subscriber buffer must hold at least one event")
+        self._bus = bus
+        self._buffer: deque[Any] = deque()
+        self._maxlen = maxlen
+        self.topics: frozenset[str] | None = frozenset(topics) if topics is not None else None
+        self._predicate = predicate
+        self._lagged = 0
+        self._closed = False
+        self._wakeup = trio.Event()
+
+    def wants(self, event: object) -> bool:
+        if self.topics is not None and topic_of(event) not in self.topics:
+            return False
+        return self._predicate is None or bool(self._predicate(event))
+
+    def _offer(self, event: object) -> None:
+        if self._closed or not self.wants(event):
+            return
+        if len(self._buffer) >= self._maxlen:
+            self._buffer.popleft()
+            self._lagged += 1
+        self._buffer.append(event)
+        self._wakeup.set()
+
+    def take_lagged(self) -> int:
+        """How many events were dropped since the last call."""
+        lagged, self._lagged = self._lagged, 0
+        return lagged
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def receive_nowait(self) -> Any:
+        """The next buffered event; raises trio.WouldBlock when there is none."""
+        if self._buffer:
+            return self._buffer.popleft()
+        if self._closed:
+            raise trio.EndOfChannel
+        raise trio.WouldBlock
+
+    async def receive(self) -> Any:
+        """Wait for the next event; raises trio.EndOfChannel once closed and drained."""
+        while True:
+            try:
+                return self.receive_nowait()
+            except trio.WouldBlock:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._bus._subscribers.discard(self)
+            self._wakeup.set()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventBus:
+    """Fan-out of events to subscribers, with a small history for late joiners."""
+
+    def __init__(self, history: int = 256) -> None:
+        self._subscribers: set[Subscription] = set()
+        self._history: deque[Any] = deque(maxlen=history) if history > 0 else deque(maxlen=0)
+
+    def publish(self, event: object) -> None:
+        """Deliver to every interested subscriber. Never blocks, never raises."""
+        self._history.append(event)
+        for sub in tuple(self._subscribers):
+            sub._offer(event)
+
+    def subscribe(
+        self,
+        *,
+        topics: Iterable[str] | None = None,
+        predicate: Callable[[Any], bool] | None = None,
+        maxlen: int = DEFAULT_SUBSCRIBER_BUFFER,
+        history: bool = False,
+    ) -> Subscription:
+        """A new subscription; with `history=True` it starts with the recent events."""
+        sub = Subscription(self, maxlen, topics, predicate)
+        if history:
+            for event in self._history:
+                sub._offer(event)
+        self._subscribers.add(sub)
+        return sub
+
+    def recent(self, topics: Iterable[str] | None = None, limit: float = math.inf) -> list[Any]:
+        """The recent history, oldest first, optionally filtered by topic."""
+        wanted = frozenset(topics) if topics is not None else None
+        items = [e for e in self._history if wanted is None or topic_of(e) in wanted]
+        if limit < len(items):
+            items = items[len(items) - int(limit) :]
+        return items
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def close(self) -> None:
+        for sub in tuple(self._subscribers):
+            sub.close()
