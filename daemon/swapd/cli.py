@@ -17,6 +17,7 @@ from swapd import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "swapd.config.cli",
     "swapd.matrix.cli",
+    "swapd.demo_env",
 )
 
 
