@@ -1,0 +1,1 @@
+"""Process supervision: one supervisor task per model owns its server process."""

@@ -1,0 +1,120 @@
+"""The process lifecycle as one table: states, triggers and legal transitions.
+
+The supervisor consults `TRANSITIONS` for every change of state, the tests
+iterate over it, and the docs and the TUI legend are rendered from it
+(`render_table`, `LEGEND`), in the manner of h11's `_state.py`. A transition
+that is not in the table is a bug and raises `IllegalTransition`.
+
+Deliberate deviation from llama-swap (spec/router.md §1.3): a `stop` that
+aborts a start goes through `stopping` (the child is being torn down, which
+may take its whole grace period) instead of jumping straight to `stopped`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class ProcessState(StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    READY = "ready"
+    STOPPING = "stopping"
+    SHUTDOWN = "shutdown"
+
+
+class Trigger(StrEnum):
+    """What moved the supervisor; each is handled inside the supervisor task."""
+
+    START = "start"  # ensure_ready() found the model stopped
+    HEALTHY = "healthy"  # the health check answered 200 (or checkEndpoint is none)
+    START_FAILED = "start_failed"  # spawn error, exited during start, health timeout
+    STOP = "stop"  # stop(): API unload, eviction, TTL
+    STOPPED = "stopped"  # the child and its process group are gone
+    EXITED = "exited"  # the child exited on its own while ready
+    SHUTDOWN = "shutdown"  # the supervisor's lifetime ended (swapd stopping, reload)
+
+
+S, T = ProcessState, Trigger
+
+TRANSITIONS: Mapping[tuple[ProcessState, Trigger], ProcessState] = MappingProxyType(
+    {
+        (S.STOPPED, T.START): S.STARTING,
+        (S.STOPPED, T.STOP): S.STOPPED,
+        (S.STOPPED, T.SHUTDOWN): S.SHUTDOWN,
+        (S.STARTING, T.HEALTHY): S.READY,
+        (S.STARTING, T.START_FAILED): S.STOPPED,
+        (S.STARTING, T.STOP): S.STOPPING,
+        (S.STARTING, T.SHUTDOWN): S.SHUTDOWN,
+        (S.READY, T.STOP): S.STOPPING,
+        (S.READY, T.EXITED): S.STOPPED,
+        (S.READY, T.SHUTDOWN): S.SHUTDOWN,
+        (S.STOPPING, T.STOPPED): S.STOPPED,
+        (S.STOPPING, T.SHUTDOWN): S.SHUTDOWN,
+    }
+)
+
+NOTES: Mapping[tuple[ProcessState, Trigger], str] = MappingProxyType(
+    {
+        (S.STOPPED, T.START): "spawn the argv, then poll the health check",
+        (S.STOPPED, T.STOP): "no-op: publishes nothing, wakes nobody",
+        (S.STOPPED, T.SHUTDOWN): "the supervisor exits",
+        (S.STARTING, T.HEALTHY): "every waiter of this start gets success; TTL clock starts",
+        (S.STARTING, T.START_FAILED): "child torn down; every waiter gets the StartError",
+        (S.STARTING, T.STOP): "start aborted: waiters get StartAborted, the child is stopped",
+        (S.STARTING, T.SHUTDOWN): "start aborted, child killed with a 1 s grace",
+        (S.READY, T.STOP): "cmdStop or SIGTERM to the group; SIGKILL after the grace",
+        (S.READY, T.EXITED): "crash: logged with its exit code, no automatic restart",
+        (S.READY, T.SHUTDOWN): "child killed with a 1 s grace",
+        (S.STOPPING, T.STOPPED): "requests that arrived meanwhile are handled now",
+        (S.STOPPING, T.SHUTDOWN): "the stop is cut short: SIGKILL after a 1 s grace",
+    }
+)
+
+LEGEND: Mapping[ProcessState, str] = MappingProxyType(
+    {
+        S.STOPPED: "not running; the next request starts it",
+        S.STARTING: "spawned, waiting for its health check to answer 200",
+        S.READY: "serving requests",
+        S.STOPPING: "being stopped; requests that arrive now wait, then start it again",
+        S.SHUTDOWN: "its supervisor has exited (swapd stopping or config reloaded)",
+    }
+)
+
+TERMINAL: frozenset[ProcessState] = frozenset({S.SHUTDOWN})
+
+
+class IllegalTransition(RuntimeError):
+    def __init__(self, state: ProcessState, trigger: Trigger) -> None:
+        super().__init__(f"no transition from {state} on {trigger}")
+        self.state = state
+        self.trigger = trigger
+
+
+def next_state(state: ProcessState, trigger: Trigger) -> ProcessState:
+    """The state after `trigger` in `state`; raises IllegalTransition if the table has no row."""
+    try:
+        return TRANSITIONS[(state, trigger)]
+    except KeyError:
+        raise IllegalTransition(state, trigger) from None
+
+
+def triggers_from(state: ProcessState) -> tuple[Trigger, ...]:
+    """The triggers that `state` accepts, in table order."""
+    return tuple(t for (s, t) in TRANSITIONS if s == state)
+
+
+def render_table() -> str:
+    """The transition table as Markdown, for the docs."""
+    rows = ["| from | trigger | to | what happens |", "|---|---|---|---|"]
+    for (state, trigger), target in TRANSITIONS.items():
+        rows.append(f"| {state} | {trigger} | {target} | {NOTES[(state, trigger)]} |")
+    return "\n".join(rows)
+
+
+def render_legend() -> str:
+    """One line per state, for the TUI legend and `swapctl` help."""
+    width = max(len(s) for s in ProcessState)
+    return "\n".join(f"{s.value:<{width}}  {LEGEND[s]}" for s in ProcessState)
