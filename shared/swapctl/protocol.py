@@ -1,0 +1,539 @@
+"""The swapd control protocol: every message kind, as msgspec Structs.
+
+The wire format is newline-delimited JSON. Each line is one object whose
+`type` field names its kind (the Struct's tag). A client opens with `hello`;
+the daemon answers `welcome`. Requests carry an `id` that their reply echoes
+(`<kind>_reply`, or `error`); subscriptions push `event` lines, and `lagged`
+when a subscriber fell behind and events were dropped.
+
+Compatibility rule (harlequin's): message kinds and fields are only ever
+added, never changed or removed. Decoders ignore fields they do not know, so a
+newer daemon can add fields without breaking older clients. A client whose
+protocol version is newer than the daemon's is refused with a clear error.
+
+Event payloads (the `data` of an `event`) are a second tagged union, keyed by
+`kind`; each payload class also names its bus `topic` as a class attribute so
+the daemon's EventBus can route it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+"""The version this package speaks. Bumped when message kinds are added."""
+
+MIN_PROTOCOL_VERSION = 1
+"""The oldest client version the daemon still serves."""
+
+MAX_LINE_BYTES = 1024 * 1024
+"""A line (without its newline) longer than this closes the connection."""
+
+TOPICS: tuple[str, ...] = ("state", "swap", "request", "queue", "log", "config", "decision")
+"""Event topics a client can subscribe to."""
+
+RequestId = int | str
+"""A request id: any int or string the client picks; the reply echoes it."""
+
+
+class Message(msgspec.Struct, tag_field="type", kw_only=True, frozen=True):
+    """Base of every top-level message; `type` is the tag."""
+
+
+# --- payload structs (not top-level messages) -------------------------------
+
+
+class Payload(msgspec.Struct, kw_only=True, frozen=True):
+    """Base of the structured values carried inside messages."""
+
+
+class Problem(Payload, kw_only=True):
+    """One config or request problem, with its location when known.
+
+    Formatted like the config loader's errors:
+    `config.yaml:12:5: models.llama.ttl: expected int >= -1, got "soon"`.
+    """
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    path: str | None = None
+
+    def format(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = self.file
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+            where += ": "
+        key = f"{self.path}: " if self.path else ""
+        return f"{where}{key}{self.message}"
+
+
+class DaemonInfo(Payload, kw_only=True):
+    """Who answered: sent in `welcome` and `status`."""
+
+    name: str = "swapd"
+    version: str
+    pid: int
+    started: float
+    """Unix time the daemon started."""
+    config_path: str | None = None
+    router: Literal["group", "matrix"] = "group"
+    listen: list[str] = []
+    """The HTTP addresses the daemon serves the OpenAI API on."""
+
+
+class StateLegend(Payload, kw_only=True):
+    """One process state, from the supervisor's transition table."""
+
+    name: str
+    description: str = ""
+    next: list[str] = []
+    """States reachable from this one."""
+
+
+class Status(Payload, kw_only=True):
+    """The daemon at a glance."""
+
+    daemon: DaemonInfo
+    uptime: float
+    models: int
+    states: dict[str, int]
+    """Model count per state name."""
+    running: list[str]
+    running_set: str | None = None
+    """Matrix router: the set the running combination belongs to."""
+    in_flight: int = 0
+    queued: int = 0
+    subscribers: int = 0
+    legend: list[StateLegend] = []
+
+
+class ModelInfo(Payload, kw_only=True):
+    """One model's row: everything the TUI's models table shows."""
+
+    id: str
+    state: str
+    name: str = ""
+    description: str = ""
+    pid: int | None = None
+    port: int | None = None
+    proxy: str = ""
+    in_flight: int = 0
+    queued: int = 0
+    ttl: float = 0.0
+    """Configured TTL in seconds; 0 means never unloaded for idleness."""
+    ttl_left: float | None = None
+    """Seconds until the TTL unloads it; None when no TTL countdown runs."""
+    last_load_seconds: float | None = None
+    argv: list[str] = []
+    groups: list[str] = []
+    sets: list[str] = []
+    aliases: list[str] = []
+    unlisted: bool = False
+
+
+class LoadResult(Payload, kw_only=True):
+    model: str
+    state: str
+    seconds: float | None = None
+    """How long this load took; None when the model was already ready."""
+
+
+class ReloadResult(Payload, kw_only=True):
+    path: str
+    added: list[str] = []
+    removed: list[str] = []
+    changed: list[str] = []
+    unchanged: list[str] = []
+
+
+class LogText(Payload, kw_only=True):
+    source: str
+    """"proxy" or a model ID."""
+    text: str
+    truncated: bool = False
+    """True when older text was cut to honour the size bound."""
+
+
+class Explanation(Payload, kw_only=True):
+    """What the router would do with a request for `model` right now, and why."""
+
+    model: str
+    action: str
+    """e.g. "serve", "join", "queue", "swap", "not_found"."""
+    why: str = ""
+    resolved: str | None = None
+    """The model ID an alias resolved to."""
+    state: str | None = None
+    evict: list[str] = []
+    set: str | None = None
+    cost: int | None = None
+    running: list[str] = []
+    queue_position: int | None = None
+    queued: int = 0
+    in_flight: int = 0
+
+
+class Decision(Payload, kw_only=True):
+    """One entry of the router's decision log."""
+
+    time: float
+    model: str
+    action: str
+    why: str = ""
+    evict: list[str] = []
+    set: str | None = None
+    cost: int | None = None
+    running: list[str] = []
+    duration: float | None = None
+    request: str | None = None
+
+
+class MatrixSet(Payload, kw_only=True):
+    name: str
+    dsl: str = ""
+    combinations: list[list[str]] = []
+    truncated: bool = False
+    more: int | None = None
+    """How many combinations were left out, when known."""
+
+
+class GroupInfo(Payload, kw_only=True):
+    name: str
+    members: list[str]
+    swap: bool = True
+    exclusive: bool = True
+    persistent: bool = False
+
+
+class MatrixView(Payload, kw_only=True):
+    """The swap policy: matrix sets (or groups), what runs, and one model's answer."""
+
+    router: Literal["group", "matrix"]
+    sets: list[MatrixSet] = []
+    truncated: bool = False
+    running: list[str] = []
+    running_set: str | None = None
+    groups: list[GroupInfo] = []
+    evict_costs: dict[str, int] = {}
+    explain: Explanation | None = None
+
+
+# --- event payloads ---------------------------------------------------------
+
+
+class EventData(msgspec.Struct, tag_field="kind", kw_only=True, frozen=True):
+    """Base of event payloads; `kind` is the tag, `topic` the bus topic."""
+
+    topic: ClassVar[str] = "misc"
+    time: float
+
+
+class StateChanged(EventData, tag="state_changed", kw_only=True):
+    topic: ClassVar[str] = "state"
+    model: str
+    old: str
+    new: str
+    reason: str = ""
+
+
+class SwapStarted(EventData, tag="swap_started", kw_only=True):
+    topic: ClassVar[str] = "swap"
+    target: str
+    evict: list[str] = []
+    set: str | None = None
+    cost: int | None = None
+    why: str = ""
+
+
+class SwapFinished(EventData, tag="swap_finished", kw_only=True):
+    topic: ClassVar[str] = "swap"
+    target: str
+    ok: bool = True
+    duration: float | None = None
+    evict: list[str] = []
+    set: str | None = None
+    cost: int | None = None
+    error: str = ""
+
+
+class DecisionMade(EventData, tag="decision", kw_only=True):
+    topic: ClassVar[str] = "decision"
+    decision: Decision
+
+
+class RequestEvent(EventData, tag="request", kw_only=True):
+    topic: ClassVar[str] = "request"
+    model: str
+    phase: str
+    """e.g. "received", "granted", "done", "failed", "cancelled"."""
+    request: str | None = None
+    status: int | None = None
+    duration: float | None = None
+    detail: str = ""
+
+
+class QueueChanged(EventData, tag="queue", kw_only=True):
+    topic: ClassVar[str] = "queue"
+    queued: dict[str, int] = {}
+    """Queued request count per model."""
+    in_flight: dict[str, int] = {}
+    order: list[str] = []
+    """The queue, oldest first, as model IDs."""
+
+
+class LogLines(EventData, tag="log", kw_only=True):
+    topic: ClassVar[str] = "log"
+    source: str
+    """"proxy" or a model ID."""
+    text: str
+    history: bool = False
+    """True for the backlog sent when a subscription asked for history."""
+
+
+class ConfigReloaded(EventData, tag="config", kw_only=True):
+    topic: ClassVar[str] = "config"
+    ok: bool
+    path: str
+    problems: list[Problem] = []
+    added: list[str] = []
+    removed: list[str] = []
+    changed: list[str] = []
+
+
+class OtherEvent(EventData, tag="other", kw_only=True):
+    """A daemon event this protocol version has no dedicated kind for."""
+
+    event_topic: str
+    name: str
+    fields: dict[str, Any] = {}
+
+
+EventPayload = (
+    StateChanged
+    | SwapStarted
+    | SwapFinished
+    | DecisionMade
+    | RequestEvent
+    | QueueChanged
+    | LogLines
+    | ConfigReloaded
+    | OtherEvent
+)
+
+# --- client -> daemon -------------------------------------------------------
+
+
+class Hello(Message, tag="hello", kw_only=True):
+    client: str = ""
+    protocol: int = PROTOCOL_VERSION
+
+
+class Request(Message, kw_only=True):
+    """A request; its reply echoes `id`."""
+
+    id: RequestId = 0
+
+
+class StatusRequest(Request, tag="status", kw_only=True):
+    pass
+
+
+class ModelsRequest(Request, tag="models", kw_only=True):
+    pass
+
+
+class LoadRequest(Request, tag="load", kw_only=True):
+    model: str
+
+
+class UnloadRequest(Request, tag="unload", kw_only=True):
+    models: list[str] = []
+    all: bool = False
+
+
+class ReloadRequest(Request, tag="reload", kw_only=True):
+    pass
+
+
+class LogsRequest(Request, tag="logs", kw_only=True):
+    source: str = "proxy"
+    """"proxy" or a model ID."""
+    max_bytes: int = 64 * 1024
+
+
+class SubscribeRequest(Request, tag="subscribe", kw_only=True):
+    topics: list[str] = []
+    """Topics from TOPICS; empty means all of them."""
+    models: list[str] = []
+    """Only events about these models (or log sources); empty means all."""
+    history: bool = False
+    """Start with recent events (and, for "log", the buffered log text)."""
+
+
+class UnsubscribeRequest(Request, tag="unsubscribe", kw_only=True):
+    subscription: int
+
+
+class ExplainRequest(Request, tag="explain", kw_only=True):
+    model: str
+
+
+class MatrixRequest(Request, tag="matrix", kw_only=True):
+    model: str | None = None
+    """Also explain a request for this model."""
+    limit: int = 1000
+    """At most this many combinations are expanded per set."""
+
+
+class DecisionsRequest(Request, tag="decisions", kw_only=True):
+    limit: int = 100
+
+
+ClientMessage = (
+    Hello
+    | StatusRequest
+    | ModelsRequest
+    | LoadRequest
+    | UnloadRequest
+    | ReloadRequest
+    | LogsRequest
+    | SubscribeRequest
+    | UnsubscribeRequest
+    | ExplainRequest
+    | MatrixRequest
+    | DecisionsRequest
+)
+
+# --- daemon -> client -------------------------------------------------------
+
+
+class Welcome(Message, tag="welcome", kw_only=True):
+    protocol: int
+    daemon: DaemonInfo
+
+
+class Reply(Message, kw_only=True):
+    id: RequestId = 0
+
+
+class StatusReply(Reply, tag="status_reply", kw_only=True):
+    status: Status
+
+
+class ModelsReply(Reply, tag="models_reply", kw_only=True):
+    models: list[ModelInfo]
+
+
+class LoadReply(Reply, tag="load_reply", kw_only=True):
+    result: LoadResult
+
+
+class UnloadReply(Reply, tag="unload_reply", kw_only=True):
+    models: list[str]
+    """The models that were asked to stop."""
+
+
+class ReloadReply(Reply, tag="reload_reply", kw_only=True):
+    result: ReloadResult
+
+
+class LogsReply(Reply, tag="logs_reply", kw_only=True):
+    log: LogText
+
+
+class Subscribed(Reply, tag="subscribed", kw_only=True):
+    subscription: int
+    topics: list[str]
+
+
+class Unsubscribed(Reply, tag="unsubscribed", kw_only=True):
+    subscription: int
+
+
+class ExplainReply(Reply, tag="explain_reply", kw_only=True):
+    explanation: Explanation
+
+
+class MatrixReply(Reply, tag="matrix_reply", kw_only=True):
+    matrix: MatrixView
+
+
+class DecisionsReply(Reply, tag="decisions_reply", kw_only=True):
+    decisions: list[Decision]
+
+
+class Error(Message, tag="error", kw_only=True):
+    """A refusal or failure. `id` is the request's, or None for a bad line."""
+
+    id: RequestId | None = None
+    code: str
+    message: str
+    problems: list[Problem] = []
+    log_tail: str = ""
+
+
+class Event(Message, tag="event", kw_only=True):
+    subscription: int
+    topic: str
+    data: EventPayload
+
+
+class Lagged(Message, tag="lagged", kw_only=True):
+    """The subscriber fell behind: `missed` events were dropped before the next one."""
+
+    subscription: int
+    missed: int
+
+
+ServerMessage = (
+    Welcome
+    | StatusReply
+    | ModelsReply
+    | LoadReply
+    | UnloadReply
+    | ReloadReply
+    | LogsReply
+    | Subscribed
+    | Unsubscribed
+    | ExplainReply
+    | MatrixReply
+    | DecisionsReply
+    | Error
+    | Event
+    | Lagged
+)
+
+ERROR_CODES: dict[str, str] = {
+    "bad_frame": "the line is not valid JSON or not a known message",
+    "frame_too_large": "the line exceeds MAX_LINE_BYTES; the connection is closed",
+    "hello_required": "the first message must be hello",
+    "version_mismatch": "the client's protocol version is not served",
+    "permission_denied": "the peer is not allowed on this socket",
+    "not_found": "no such model or log source",
+    "bad_request": "a field has an invalid value",
+    "busy": "too many requests or subscriptions on this connection",
+    "load_failed": "the model failed to start",
+    "aborted": "the request was aborted by unload or shutdown",
+    "config_invalid": "the new config has problems; the old one keeps running",
+    "unavailable": "the daemon cannot do this now (e.g. shutting down)",
+    "internal": "an unexpected daemon error",
+}
+"""Every `error.code` the daemon sends, with its meaning."""
+
+
+def message_types(union: Any) -> dict[str, type[msgspec.Struct]]:
+    """Tag -> class for a union of tagged Structs (ClientMessage, ServerMessage, EventPayload)."""
+    out: dict[str, type[msgspec.Struct]] = {}
+    for cls in union.__args__:
+        info = msgspec.inspect.type_info(cls)
+        assert isinstance(info, msgspec.inspect.StructType)
+        out[str(info.tag)] = cls
+    return out
