@@ -1,0 +1,321 @@
+"""Macro expansion over the plain tree (spec/config.md §10), llama-swap latest rules.
+
+- Global `macros` apply to every top-level value except `models`; each model
+  gets `[MODEL_ID] + globals + its own macros` (a model macro replaces a global
+  of the same name in place). Entries apply from last to first, one pass each,
+  so a macro may use macros declared before it, and `${MODEL_ID}` works in any
+  macro; a forward reference is left over and reported as unknown.
+- A string that is exactly `${NAME}` takes the macro's typed value; elsewhere
+  the value is rendered like Go's `%v` (`go_format`).
+- `${PORT}` is allocated from `startPort` to every model whose expanded `cmd`
+  uses it, in sorted model-ID order, and substituted across that model.
+- `${PID}` is left in `cmdStop` for the supervisor; anywhere else, and any
+  other leftover `${...}`, is an error. Keys are never expanded except those of
+  `filters.setParamsByID`.
+- `cmd`/`cmdStop` comment lines are dropped before expansion.
+
+Deviation: a null model entry (`models: {m1: ~}`) is treated as an empty
+mapping, so it gets the documented defaults; yaml.v3 gives it a zero record
+(empty proxy, ttl 0) that only fails when started.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from swapd.config.cmdline import strip_comment_lines
+from swapd.config.errors import Issue, Path
+from swapd.config.loader import ENV_RE, Document
+
+MACRO_RE = re.compile(r"\$\{([a-zA-Z0-9_-]+)\}")
+NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")
+RESERVED = frozenset({"PID", "PORT", "MODEL_ID"})
+DEFAULT_PROXY = "http://localhost:${PORT}"
+DEFAULT_START_PORT = 5800
+
+Macro = tuple[str, str | int | float | bool]
+
+
+def go_format(value: Any) -> str:
+    """Render a scalar like Go's `%v`: `true`, `1e+06`, `16384`, `0.7`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _go_float(value)
+    return str(value)
+
+
+def _go_float(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0" if math.copysign(1, value) < 0 else "0"
+    sign, digits_t, exponent = Decimal(repr(value)).as_tuple()
+    digits = "".join(map(str, digits_t)).rstrip("0") or "0"
+    assert isinstance(exponent, int)
+    dp = len(digits_t) + exponent  # position of the decimal point
+    exp = dp - 1
+    prefix = "-" if sign else ""
+    if exp < -4 or exp >= 6:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if dp <= 0:
+        return f"{prefix}0.{'0' * -dp}{digits}"
+    if dp >= len(digits):
+        return prefix + digits + "0" * (dp - len(digits))
+    return f"{prefix}{digits[:dp]}.{digits[dp:]}"
+
+
+def substitute(value: Any, name: str, replacement: Any) -> Any:
+    """`value` with `${name}` replaced; never mutates (YAML aliases stay independent)."""
+    token = "${" + name + "}"
+    if isinstance(value, str):
+        if value == token:
+            return replacement
+        return value.replace(token, go_format(replacement)) if token in value else value
+    if isinstance(value, dict):
+        return {k: substitute(v, name, replacement) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, name, replacement) for v in value]
+    return value
+
+
+def declarations(raw: Any, path: Path) -> tuple[list[Macro], list[Issue]]:
+    """Validate a `macros` mapping (§10.1) and return its entries in order."""
+    if raw is None:
+        return [], []
+    if not isinstance(raw, dict):
+        return [], [Issue(path, "macros must be a mapping")]
+    out: list[Macro] = []
+    issues: list[Issue] = []
+    for name, value in raw.items():
+        where = (*path, name)
+        if len(name) >= 64:
+            issues.append(
+                Issue(where, f"macro name '{name}' exceeds maximum length of 63 characters")
+            )
+        elif not NAME_RE.fullmatch(name):
+            issues.append(
+                Issue(
+                    where,
+                    f"macro name '{name}' contains invalid characters, "
+                    "must match pattern ^[a-zA-Z0-9_-]+$",
+                )
+            )
+        elif value is None or isinstance(value, (list, dict)):
+            kind = {type(None): "null", list: "list", dict: "map"}[type(value)]
+            issues.append(
+                Issue(
+                    where,
+                    f"macro '{name}' has invalid type {kind}, "
+                    "must be a scalar type (string, int, float, or bool)",
+                )
+            )
+        elif isinstance(value, str) and "${" + name + "}" in value:
+            issues.append(Issue(where, f"macro '{name}' contains self-reference"))
+        elif name in RESERVED:
+            issues.append(Issue(where, f"macro name '{name}' is reserved"))
+        else:
+            out.append((name, value))
+    return out, issues
+
+
+def merge_macros(model_id: str, globals_: list[Macro], own: list[Macro]) -> list[Macro]:
+    """`[MODEL_ID] + globals + own`, an own macro replacing a global in place."""
+    merged: list[Macro] = [("MODEL_ID", model_id), *globals_]
+    index = {name: i for i, (name, _) in enumerate(merged)}
+    for name, value in own:
+        if name in index:
+            merged[index[name]] = (name, value)
+        else:
+            index[name] = len(merged)
+            merged.append((name, value))
+    return merged
+
+
+@dataclass
+class Expanded:
+    """The expanded tree, each model's port, and models that got the default proxy."""
+
+    tree: dict[str, Any]
+    ports: dict[str, int] = field(default_factory=dict)
+    default_proxy: set[str] = field(default_factory=set)
+    issues: list[Issue] = field(default_factory=list)
+
+
+def _start_port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return DEFAULT_START_PORT  # the schema check reports it
+    if isinstance(value, float) and not math.isfinite(value):
+        return DEFAULT_START_PORT
+    return int(value)
+
+
+def expand(doc: Document, top_level_keys: frozenset[str]) -> Expanded:
+    """Expand every macro of `doc.tree`; `top_level_keys` are checked for leftovers."""
+    tree = doc.tree
+    globals_, issues = declarations(tree.get("macros"), ("macros",))
+    result = Expanded(tree={}, issues=issues)
+    for key, value in tree.items():
+        if key in ("macros", "models"):
+            continue
+        for name, macro in reversed(globals_):
+            value = substitute(value, name, macro)
+        result.tree[key] = value
+        if key in top_level_keys:
+            _leftovers(value, (key,), result.issues, allow_pid=False)
+    models = tree.get("models")
+    if isinstance(models, dict):
+        next_port = _start_port(result.tree.get("startPort", DEFAULT_START_PORT))
+        out: dict[str, Any] = {}
+        for model_id in sorted(models):
+            raw = models[model_id]
+            if raw is None:
+                raw = {}
+            if not isinstance(raw, dict):
+                out[model_id] = raw  # the schema check reports the type
+                continue
+            out[model_id], used_port = _expand_model(
+                doc, model_id, raw, globals_, next_port, result
+            )
+            if used_port:
+                result.ports[model_id] = next_port
+                next_port += 1
+        result.tree["models"] = {k: out[k] for k in models}  # file order
+    elif "models" in tree:
+        result.tree["models"] = models
+    return result
+
+
+def _expand_model(
+    doc: Document,
+    model_id: str,
+    raw: dict[str, Any],
+    globals_: list[Macro],
+    port: int,
+    result: Expanded,
+) -> tuple[dict[str, Any], bool]:
+    base: Path = ("models", model_id)
+    own, issues = declarations(raw.get("macros"), (*base, "macros"))
+    result.issues.extend(issues)
+    model = {k: v for k, v in raw.items() if k != "macros"}
+    for key in ("cmd", "cmdStop"):
+        if isinstance(model.get(key), str):
+            model[key] = strip_comment_lines(model[key])
+    if model.get("proxy") is None:
+        model["proxy"] = DEFAULT_PROXY
+        result.default_proxy.add(model_id)
+    key_origin: dict[str, str] = {}
+    by_id = _by_id(model)
+    if by_id is not None:
+        key_origin = {k: k for k in by_id}
+    collisions: list[tuple[str, str]] = []
+    reported: str | None = None
+    for name, macro in reversed(merge_macros(model_id, globals_, own)):
+        model, key_origin = _substitute_model(model, key_origin, name, macro, collisions)
+    used_port = isinstance(model.get("cmd"), str) and "${PORT}" in model["cmd"]
+    if used_port:
+        model, key_origin = _substitute_model(model, key_origin, "PORT", port, collisions)
+    elif isinstance(model.get("proxy"), str) and "${PORT}" in model["proxy"]:
+        reported = model.pop("proxy")  # checked here, not again as a leftover
+        where = base if model_id in result.default_proxy else (*base, "proxy")
+        result.issues.append(
+            Issue(
+                where,
+                "proxy uses ${PORT} but cmd does not - ${PORT} is only available when used in cmd",
+            )
+        )
+    by_id_path: Path = (*base, "filters", "setParamsByID")
+    for first, second in collisions:
+        result.issues.append(
+            Issue((*by_id_path, second), f'keys "{first}" and "{second}" resolve to the same value')
+        )
+    for new, old in key_origin.items():
+        if new != old:
+            doc.alias_position((*by_id_path, new), (*by_id_path, old))
+        for m in MACRO_RE.finditer(new):
+            result.issues.append(
+                Issue((*by_id_path, new), f"unknown macro '${{{m.group(1)}}}' in this key")
+            )
+    _leftovers(model, base, result.issues, allow_pid=True, skip_port_msg=not used_port)
+    if not used_port and "proxy" not in model and reported is not None:
+        model["proxy"] = ""
+    return model, used_port
+
+
+def _by_id(model: dict[str, Any]) -> dict[str, Any] | None:
+    filters = model.get("filters")
+    if isinstance(filters, dict) and isinstance(filters.get("setParamsByID"), dict):
+        return filters["setParamsByID"]
+    return None
+
+
+def _substitute_model(
+    model: dict[str, Any],
+    key_origin: dict[str, str],
+    name: str,
+    macro: Any,
+    collisions: list[tuple[str, str]],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Substitute in the model's values and in its `setParamsByID` keys.
+
+    `key_origin` maps each current key to the key written in the file; two keys
+    that expand alike are appended to `collisions` (the first one is kept).
+    """
+    model = substitute(model, name, macro)
+    by_id = _by_id(model)
+    if by_id is None:
+        return model, key_origin
+    token, text = "${" + name + "}", go_format(macro)
+    renamed: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for key, value in by_id.items():
+        new = key.replace(token, text)
+        if new in renamed:
+            collisions.append((origin[new], key_origin.get(key, key)))
+            continue
+        renamed[new] = value
+        origin[new] = key_origin.get(key, key)
+    model["filters"] = {**model["filters"], "setParamsByID": renamed}
+    return model, origin
+
+
+def _leftovers(
+    value: Any,
+    path: Path,
+    issues: list[Issue],
+    *,
+    allow_pid: bool,
+    skip_port_msg: bool = True,
+) -> None:
+    if isinstance(value, str):
+        for m in ENV_RE.finditer(value):
+            issues.append(Issue(path, f"environment variable '{m.group(1)}' not set"))
+        for m in MACRO_RE.finditer(value):
+            name = m.group(1)
+            in_cmd_stop = len(path) == 3 and path[0] == "models" and path[2] == "cmdStop"
+            if name == "PID" and allow_pid and in_cmd_stop:
+                continue
+            if name == "PID" and allow_pid:
+                msg = "macro '${PID}' is only available in cmdStop"
+            elif name == "PORT" and skip_port_msg and allow_pid:
+                msg = "unknown macro '${PORT}': ${PORT} is only available when used in cmd"
+            elif name in RESERVED and allow_pid:
+                msg = f"macro '${{{name}}}' should have been substituted"
+            else:
+                msg = f"unknown macro '${{{name}}}'"
+            issues.append(Issue(path, msg))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _leftovers(v, (*path, k), issues, allow_pid=allow_pid, skip_port_msg=skip_port_msg)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _leftovers(v, (*path, i), issues, allow_pid=allow_pid, skip_port_msg=skip_port_msg)

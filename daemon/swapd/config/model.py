@@ -1,0 +1,128 @@
+"""The effective configuration the daemon runs with: resolved, expanded, typed.
+
+Built by `swapd.config.validate` from the file's `ConfigDoc`: macros expanded,
+ports assigned, defaults resolved against their global values (ttl,
+unloadTimeout, sendLoadingState, concurrencyLimit, logRingBytes), commands
+parsed into argv, groups completed with `(default)`. Field names are the
+Python (snake_case) spelling of the file's keys; `swapd config show --json`
+prints this tree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from msgspec import field
+
+from swapd.config.schema import (
+    Capabilities,
+    Compat,
+    Filters,
+    HooksDoc,
+    MatrixDoc,
+    PeerDoc,
+    ProfileDoc,
+    SelectorDoc,
+    Timeouts,
+)
+
+DEFAULT_GROUP = "(default)"
+DEFAULT_CONCURRENCY = 10
+RouterUse = Literal["group", "matrix"]
+
+
+class _Frozen(msgspec.Struct, kw_only=True, frozen=True):
+    pass
+
+
+class ModelConfig(_Frozen):
+    """One model, ready to supervise. `argv`/`stop_argv` are what gets executed."""
+
+    id: str
+    cmd: str
+    cmd_stop: str
+    argv: list[str]
+    stop_argv: list[str] | None  # `${PID}` still in it, for the supervisor to fill
+    port: int | None  # the ${PORT} allocated to it, if its cmd uses one
+    proxy: str
+    check_endpoint: str  # "none" disables health checking
+    health_check_timeout: int
+    ttl: int  # seconds; 0 = never unload (globalTTL already applied)
+    unload_timeout: int  # seconds (the global value already applied)
+    env: dict[str, str]
+    aliases: list[str]  # explicit aliases, then setParamsByID automatic ones
+    use_model_name: str
+    unlisted: bool
+    name: str
+    description: str
+    metadata: dict[str, Any]
+    filters: Filters
+    concurrency_limit: int  # effective: > 0
+    send_loading_state: bool
+    capabilities: Capabilities
+    timeouts: Timeouts
+    compat: Compat
+    log_ring_bytes: int
+    priority: int  # routing.scheduler.settings.fifo.priority
+
+
+class GroupConfig(_Frozen):
+    swap: bool = True
+    exclusive: bool = True
+    persistent: bool = False
+    members: list[str] = field(default_factory=list)
+
+
+class FifoConfig(_Frozen):
+    priority: dict[str, int]  # keyed by model ID (alias keys resolved)
+    max_wait: int  # seconds; 0 = unbounded
+    keep_abandoned_loads: bool
+
+
+class RoutingConfig(_Frozen):
+    use: RouterUse
+    groups: dict[str, GroupConfig]  # with "(default)"; empty in matrix mode
+    matrix: MatrixDoc | None  # the block in use (matrix mode only)
+    scheduler: Literal["fifo"]
+    fifo: FifoConfig
+
+
+class PerformanceConfig(_Frozen):
+    disabled: bool
+    every: float  # seconds
+
+
+class ControlConfig(_Frozen):
+    group: str | None
+
+
+class Config(_Frozen):
+    """The whole effective configuration."""
+
+    models: dict[str, ModelConfig]
+    health_check_timeout: int
+    log_level: str
+    log_time_format: str
+    log_to_stdout: str
+    metrics_max_in_memory: int
+    capture_buffer: int
+    performance: PerformanceConfig
+    global_ttl: int
+    unload_timeout: int
+    start_port: int
+    send_loading_state: bool
+    include_aliases_in_list: bool
+    api_keys: list[str]
+    preload: list[str]  # hooks.on_startup.preload, resolved to model IDs
+    hooks: HooksDoc
+    peers: dict[str, PeerDoc]
+    routing: RoutingConfig
+    profiles: dict[str, ProfileDoc]
+    selectors: dict[str, SelectorDoc]
+    store_path: str | None
+    session_id_headers: list[str]
+    upstream_ignore_paths: list[str]
+    control: ControlConfig
+    log_ring_bytes: int
+    macros: dict[str, str | int | float | bool]

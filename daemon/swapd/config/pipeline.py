@@ -1,0 +1,101 @@
+"""The load pipeline from text to effective config; positions attached at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from swapd.config.coerce import MISSING, Coercer
+from swapd.config.errors import ConfigError, ConfigProblem, Issue, format_path
+from swapd.config.loader import Document, parse_text
+from swapd.config.macros import expand
+from swapd.config.model import Config
+from swapd.config.schema import ConfigDoc
+from swapd.config.validate import Routing, build
+
+T = TypeVar("T")
+
+TOP_LEVEL_KEYS = frozenset(
+    f.encode_name for f in msgspec.structs.fields(ConfigDoc) if f.encode_name != "models"
+)
+
+
+def _profile_hook(path: tuple[Any, ...], value: Any) -> tuple[bool, Any]:
+    if len(path) == 2 and path[0] == "profiles" and isinstance(value, list):
+        return True, MISSING
+    return False, None
+
+
+def load_text(
+    text: str,
+    *,
+    file: Path,
+    environ: Mapping[str, str] | None,
+    factory: Callable[[Path, Config, dict[str, str], Any], T],
+) -> T:
+    """Run the whole pipeline on `text`; `factory` builds the result from the parts."""
+    doc, issues = parse_text(text, environ)
+    if issues:
+        raise _error(file, doc, issues)
+    expanded = expand(doc, TOP_LEVEL_KEYS)
+    issues.extend(expanded.issues)
+    coercer = Coercer(doc.texts, hooks={"ProfileDoc": _profile_hook})
+    plain = coercer.struct(ConfigDoc, expanded.tree)
+    issues.extend(coercer.issues)
+    for name, value in (
+        (expanded.tree.get("profiles") or {}).items()
+        if isinstance(expanded.tree.get("profiles"), dict)
+        else ()
+    ):
+        if isinstance(value, list):
+            issues.append(
+                Issue(
+                    ("profiles", name),
+                    "profile must be a mapping with description and pins; "
+                    "the legacy list syntax is no longer supported",
+                )
+            )
+    config_doc = msgspec.convert(plain, ConfigDoc, strict=True)
+    built = build(config_doc, expanded)
+    issues.extend(built.issues)
+    matrix = None
+    if built.routing is not None and built.routing.use == "matrix" and built.config is not None:
+        matrix, matrix_issues = compile_block(built.routing, list(config_doc.models))
+        issues.extend(matrix_issues)
+    if issues or built.config is None:
+        raise _error(file, doc, issues)
+    return factory(file, built.config, built.aliases, matrix)
+
+
+def compile_block(routing: Routing, models: list[str]) -> tuple[Any, list[Issue]]:
+    """Compile the matrix block; problems come back located under its key path."""
+    from swapd.matrix import MatrixError, compile_matrix
+
+    block = routing.matrix
+    assert block is not None
+    try:
+        matrix = compile_matrix(
+            sets=list(block.sets.items()),
+            vars=block.vars,
+            evict_costs=block.evict_costs,
+            models=models,
+        )
+    except MatrixError as exc:
+        return None, [
+            Issue((*routing.matrix_path, *p.path), f"matrix: {p.message}") for p in exc.problems
+        ]
+    return matrix, []
+
+
+def _error(file: Path, doc: Document, issues: list[Issue]) -> ConfigError:
+    problems = []
+    for issue in issues:
+        line, column = issue.pos or doc.locate(issue.path)
+        problems.append(
+            ConfigProblem(str(file), line, column, format_path(issue.path), issue.message)
+        )
+    problems.sort(key=lambda p: (p.line, p.column))
+    return ConfigError(problems)

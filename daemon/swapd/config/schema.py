@@ -1,0 +1,333 @@
+"""The config file's shape as msgspec Structs: the source of `config/schema.json`.
+
+These Structs describe what a user writes (camelCase keys, defaults, ranges);
+`swapd.config.model` holds the effective, resolved config the daemon uses.
+Unknown keys are ignored at every level, as llama-swap does (a top-level
+`defs:` block holding YAML anchors is legal). swapd extensions are marked
+"swapd:" in their descriptions.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, field
+
+NonNegInt = Annotated[int, Meta(ge=0)]
+MacroValue = str | int | float | bool
+
+
+class _Doc(msgspec.Struct, kw_only=True, rename="camel"):
+    pass
+
+
+class Timeouts(_Doc):
+    """Upstream HTTP timeouts in seconds; 0 disables that timeout."""
+
+    connect: int = 30
+    keepalive: int = 30
+    response_header: int = 0
+    tls_handshake: int = 10
+    expect_continue: int = 1
+    idle_conn: int = 90
+
+
+class PeerTimeouts(Timeouts):
+    """Peer timeouts: as a model's, but the response-header timeout defaults to 60 s."""
+
+    response_header: int = 60
+
+
+class Filters(_Doc):
+    """Request body rewriting applied before relaying (keys are JSON paths)."""
+
+    strip_params: Annotated[str, Meta(description="Comma-separated body keys to delete.")] = ""
+    strip_params_legacy: Annotated[
+        str, Meta(description="Legacy spelling of stripParams, read when stripParams is empty.")
+    ] = field(default="", name="strip_params")
+    set_params: Annotated[dict[str, Any], Meta(description="Keys set in the body.")] = field(
+        default_factory=dict
+    )
+    set_params_by_id: Annotated[
+        dict[str, dict[str, Any]],
+        Meta(
+            description="Per requested name (model ID or alias), applied after setParams. "
+            "Each key that is not the model ID becomes an alias of the model."
+        ),
+    ] = field(default_factory=dict, name="setParamsByID")
+
+
+class PeerFilters(_Doc):
+    strip_params: str = ""
+    set_params: dict[str, Any] = field(default_factory=dict)
+    set_params_by_id: dict[str, dict[str, Any]] = field(default_factory=dict, name="setParamsByID")
+
+
+Modality = Literal["text", "audio", "image"]
+
+
+class Capabilities(_Doc):
+    """What the model can do, reported in /v1/models."""
+
+    in_: list[Modality] = field(default_factory=list, name="in")
+    out: list[Modality] = field(default_factory=list)
+    tools: bool = False
+    reranker: bool = False
+    context: NonNegInt = 0
+
+
+class Compat(_Doc):
+    ignore_websockets: Annotated[
+        bool, Meta(description="WebSocket connections never start this model (409 if not ready).")
+    ] = False
+
+
+class ModelDoc(_Doc):
+    """One model: how to start it and how to reach it."""
+
+    cmd: Annotated[
+        str,
+        Meta(
+            description="Command line (no shell): multi-line, whole-line # comments, "
+            "trailing \\ continuation, POSIX quoting. Use ${PORT} for an allocated port."
+        ),
+    ] = ""
+    cmd_stop: Annotated[
+        str, Meta(description="Run instead of SIGTERM to stop the process; ${PID} is its PID.")
+    ] = ""
+    proxy: Annotated[str, Meta(description="Upstream base URL.")] = "http://localhost:${PORT}"
+    check_endpoint: Annotated[
+        str, Meta(description="Path polled until HTTP 200; 'none' skips health checking.")
+    ] = "/health"
+    ttl: Annotated[
+        int,
+        Meta(ge=-1, description="Seconds idle before unloading; -1 = globalTTL, 0 = never."),
+    ] = -1
+    unload_timeout: Annotated[
+        int, Meta(ge=0, description="Grace seconds before a forced kill; 0 = global value.")
+    ] = 0
+    aliases: list[str] = field(default_factory=list)
+    env: Annotated[
+        list[str], Meta(description="NAME=value entries added to the inherited environment.")
+    ] = field(default_factory=list)
+    name: str = ""
+    description: str = ""
+    unlisted: Annotated[bool, Meta(description="Hidden from /v1/models, still routable.")] = False
+    use_model_name: Annotated[
+        str, Meta(description="Replaces the model field of request bodies sent upstream.")
+    ] = ""
+    concurrency_limit: Annotated[
+        int, Meta(description="Requests admitted at once; <= 0 means 10. Excess gets 429.")
+    ] = 0
+    send_loading_state: Annotated[
+        bool | None, Meta(description="Stream loading progress; unset = global value.")
+    ] = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    filters: Filters = field(default_factory=Filters)
+    macros: dict[str, MacroValue] = field(default_factory=dict)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    compat: Compat = field(default_factory=Compat)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    log_ring_bytes: Annotated[
+        Annotated[int, Meta(ge=1024)] | None,
+        Meta(description="swapd: bytes of process output kept; unset = global value."),
+    ] = None
+
+
+class PeerDoc(_Doc):
+    """Another OpenAI-compatible server whose models are relayed as-is."""
+
+    proxy: str = ""
+    models: list[str] = field(default_factory=list)
+    api_key: str = ""
+    filters: PeerFilters = field(default_factory=PeerFilters)
+    timeouts: PeerTimeouts = field(default_factory=PeerTimeouts)
+
+
+class GroupDoc(_Doc):
+    """A routing group (group router)."""
+
+    swap: Annotated[bool, Meta(description="Only one member runs at a time.")] = True
+    exclusive: Annotated[bool, Meta(description="Loading a member stops other groups' models.")] = (
+        True
+    )
+    persistent: Annotated[bool, Meta(description="Members are never stopped by other groups.")] = (
+        False
+    )
+    members: list[str] = field(default_factory=list)
+
+
+class MatrixDoc(msgspec.Struct, kw_only=True):
+    """The swap matrix: which models may run together (spec/config.md §12)."""
+
+    vars: Annotated[dict[str, str], Meta(description="Short names for model IDs.")] = field(
+        default_factory=dict
+    )
+    evict_costs: Annotated[
+        dict[str, int], Meta(description="Cost of evicting a var or model (default 1).")
+    ] = field(default_factory=dict)
+    sets: Annotated[
+        dict[str, str],
+        Meta(description="Name -> DSL (&, |, parentheses, +set); ties go to the first set."),
+    ] = field(default_factory=dict)
+
+
+class RouterSettings(_Doc):
+    groups: dict[str, GroupDoc] = field(default_factory=dict)
+    matrix: MatrixDoc | None = None
+
+
+class RouterDoc(_Doc):
+    use: Annotated[str, Meta(description="group (default) or matrix.")] = ""
+    settings: RouterSettings = field(default_factory=RouterSettings)
+
+
+class FifoDoc(_Doc):
+    priority: Annotated[
+        dict[str, int], Meta(description="Per model ID: higher is served first (default 0).")
+    ] = field(default_factory=dict)
+    max_wait: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="swapd: seconds the oldest queued request may wait before requests for "
+            "the running model stop jumping the queue; 0 = unbounded.",
+        ),
+    ] = 30
+    keep_abandoned_loads: Annotated[
+        bool,
+        Meta(description="swapd: finish a load even when every request waiting on it has gone."),
+    ] = False
+
+
+class SchedulerSettings(_Doc):
+    fifo: FifoDoc = field(default_factory=FifoDoc)
+
+
+class SchedulerDoc(_Doc):
+    use: Annotated[str, Meta(description="fifo (the only scheduler).")] = ""
+    settings: SchedulerSettings = field(default_factory=SchedulerSettings)
+
+
+class RoutingDoc(_Doc):
+    router: RouterDoc = field(default_factory=RouterDoc)
+    scheduler: SchedulerDoc = field(default_factory=SchedulerDoc)
+
+
+class OnStartup(_Doc):
+    preload: Annotated[list[str], Meta(description="Models loaded at start, in order.")] = field(
+        default_factory=list
+    )
+
+
+class HooksDoc(_Doc):
+    on_startup: OnStartup = field(default_factory=OnStartup, name="on_startup")
+
+
+class PerformanceDoc(_Doc):
+    disabled: bool = False
+    every: Annotated[
+        str, Meta(description="Sampling interval as a Go duration (e.g. 5s, 1m30s); >= 5s.")
+    ] = "5s"
+
+
+class StoreDoc(_Doc):
+    path: Annotated[str, Meta(description="SQLite file for activity; absent = in memory.")] = ""
+
+
+class ActivityDoc(_Doc):
+    session_id: list[str] = field(
+        default_factory=lambda: ["X-Session-ID", "X-Litellm-Session-Id"], name="session_id"
+    )
+
+
+class UIDoc(_Doc):
+    activity: ActivityDoc = field(default_factory=ActivityDoc)
+
+
+class UpstreamDoc(_Doc):
+    ignore_paths: Annotated[
+        list[str],
+        Meta(description="Regexes of /upstream/<model>/ paths that never trigger a swap."),
+    ] = field(default_factory=list)
+
+
+class ProfileDoc(_Doc):
+    description: str = ""
+    pins: dict[str, str | None] = field(default_factory=dict)
+
+
+class SelectorSettings(_Doc):
+    spillover: int = 1
+
+
+class SelectorDoc(_Doc):
+    strategy: Literal["warm", "pin", "spillover", ""] = ""
+    targets: list[str] = field(default_factory=list)
+    settings: SelectorSettings = field(default_factory=SelectorSettings)
+    name: str = ""
+    description: str = ""
+    unlisted: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class ControlDoc(_Doc):
+    """swapd: the control socket."""
+
+    group: Annotated[
+        str | None,
+        Meta(description="Unix group given access to the socket (mode 0660); unset = 0600."),
+    ] = None
+
+
+class ConfigDoc(_Doc):
+    """A swapd (llama-swap compatible) configuration file."""
+
+    models: dict[str, ModelDoc] = field(default_factory=dict)
+    health_check_timeout: Annotated[
+        int, Meta(description="Seconds a starting model may take to pass its health check (>= 15).")
+    ] = 120
+    log_level: Annotated[str, Meta(description="debug, info, warn or error.")] = "info"
+    log_time_format: str = ""
+    log_to_stdout: Literal["proxy", "upstream", "both", "none"] = "proxy"
+    log_requests: Annotated[bool, Meta(description="Deprecated, ignored.")] = False
+    metrics_max_in_memory: int = 1000
+    capture_buffer: Annotated[int, Meta(description="MB for captures; <= 0 disables.")] = 5
+    performance: PerformanceDoc = field(default_factory=PerformanceDoc)
+    global_ttl: Annotated[
+        int, Meta(ge=0, description="Default model ttl in seconds; 0 = never unload.")
+    ] = field(default=0, name="globalTTL")
+    unload_timeout: Annotated[
+        int, Meta(ge=0, description="Grace seconds for unloads before a forced kill; 0 = 10.")
+    ] = 10
+    start_port: Annotated[int, Meta(ge=1, description="First ${PORT} value.")] = 5800
+    send_loading_state: bool = False
+    include_aliases_in_list: bool = False
+    api_keys: Annotated[
+        list[str], Meta(description="Accepted API keys; empty = no authentication.")
+    ] = field(default_factory=list)
+    macros: dict[str, MacroValue] = field(default_factory=dict)
+    hooks: HooksDoc = field(default_factory=HooksDoc)
+    peers: dict[str, PeerDoc] = field(default_factory=dict)
+    groups: Annotated[
+        dict[str, GroupDoc], Meta(description="Legacy layout: use routing.router.settings.groups.")
+    ] = field(default_factory=dict)
+    matrix: Annotated[
+        MatrixDoc | None, Meta(description="Legacy layout: use routing.router.settings.matrix.")
+    ] = None
+    routing: RoutingDoc = field(default_factory=RoutingDoc)
+    profiles: dict[str, ProfileDoc] = field(default_factory=dict)
+    selectors: dict[str, SelectorDoc] = field(default_factory=dict)
+    store: StoreDoc | None = None
+    ui: UIDoc = field(default_factory=UIDoc)
+    upstream: UpstreamDoc = field(default_factory=UpstreamDoc)
+    control: ControlDoc = field(default_factory=ControlDoc)
+    log_ring_bytes: Annotated[
+        int, Meta(ge=1024, description="swapd: bytes of each model's output kept in memory.")
+    ] = 256 * 1024
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, generated from `ConfigDoc`."""
+    return msgspec.json.schema(ConfigDoc)
