@@ -185,7 +185,11 @@ class _Builder:
             if k in explicit:
                 line = explicit[k][0].start_mark.line + 1
                 self.issues.append(
-                    Issue((*path, k), f'mapping key "{k}" already defined at line {line}')
+                    Issue(
+                        (*path, k),
+                        f'mapping key "{k}" already defined at line {line}',
+                        _mark(key_node),
+                    )
                 )
                 continue
             explicit[k] = (key_node, value_node)

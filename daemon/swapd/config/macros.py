@@ -224,7 +224,11 @@ def _expand_model(
     used_port = isinstance(model.get("cmd"), str) and "${PORT}" in model["cmd"]
     if used_port:
         model, key_origin = _substitute_model(model, key_origin, "PORT", port, collisions)
-    elif isinstance(model.get("proxy"), str) and "${PORT}" in model["proxy"]:
+    elif (
+        isinstance(model.get("cmd", ""), str)  # a cmd of the wrong type is reported alone
+        and isinstance(model.get("proxy"), str)
+        and "${PORT}" in model["proxy"]
+    ):
         reported = model.pop("proxy")  # checked here, not again as a leftover
         where = base if model_id in result.default_proxy else (*base, "proxy")
         result.issues.append(
@@ -233,6 +237,8 @@ def _expand_model(
                 "proxy uses ${PORT} but cmd does not - ${PORT} is only available when used in cmd",
             )
         )
+    if not isinstance(model.get("cmd", ""), str) and model_id in result.default_proxy:
+        model["proxy"] = ""  # the cmd's type is the problem to report
     by_id_path: Path = (*base, "filters", "setParamsByID")
     for first, second in collisions:
         result.issues.append(
