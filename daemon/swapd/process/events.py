@@ -1,0 +1,35 @@
+"""Typed events the process package publishes on the daemon's EventBus."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+from swapd.process.states import ProcessState
+
+
+class StateChanged(msgspec.Struct, frozen=True):
+    """A real change of a model's process state (setting the same state again publishes none)."""
+
+    topic: ClassVar[str] = "state"
+    model: str
+    old: ProcessState
+    new: ProcessState
+    time: float  # wall clock, seconds since the epoch
+    reason: str = ""
+
+
+class LogLine(msgspec.Struct, frozen=True):
+    """One line of output: a model's stdout/stderr, or swapd's own words about it.
+
+    `source` is the model ID, or "proxy" for swapd's lifecycle messages;
+    `stream` is "stdout", "stderr", "swapd" (the supervisor's own notes) or
+    "dropped" (a marker telling a live subscriber how many lines it missed).
+    """
+
+    topic: ClassVar[str] = "log"
+    source: str
+    stream: str
+    text: str
+    time: float

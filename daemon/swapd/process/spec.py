@@ -1,0 +1,61 @@
+"""What a supervisor needs to know about one model's server, and nothing more.
+
+The config loader resolves every default (global TTL, unloadTimeout,
+healthCheckTimeout, ports, macros) before building these, so the process
+package never reads the config itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+PID_MACRO = "${PID}"
+CHECK_DISABLED = "none"
+DEFAULT_LOG_RING_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """One model's process: argv, how to stop it, where it listens, its timers (seconds)."""
+
+    model_id: str
+    argv: Sequence[str]
+    proxy_url: str
+    stop_argv: Sequence[str] | None = None  # may contain "${PID}"
+    env: Mapping[str, str] = field(default_factory=dict)
+    check_endpoint: str = "/health"  # "none": ready as soon as it is spawned
+    health_check_timeout: float = 120.0
+    ttl: float = 0.0  # 0 = never unload for idleness
+    unload_timeout: float = 10.0
+    log_ring_bytes: int = DEFAULT_LOG_RING_BYTES
+
+    @property
+    def probes_health(self) -> bool:
+        return self.check_endpoint.strip() != CHECK_DISABLED
+
+    def health_url(self) -> str:
+        """The check endpoint joined onto the proxy URL, as real requests would reach it."""
+        base = self.proxy_url.rstrip("/")
+        path = self.check_endpoint.strip()
+        return base + (path if path.startswith("/") else "/" + path)
+
+    def problems(self) -> list[str]:
+        """Why this spec cannot be started (empty when it can)."""
+        found = []
+        if not self.argv or not self.argv[0]:
+            found.append("empty command")
+        if not self.proxy_url:
+            found.append("upstream proxy missing")
+        else:
+            parts = urlsplit(self.proxy_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                found.append(f"invalid proxy URL {self.proxy_url!r}")
+        return found
+
+    def stop_command(self, pid: int) -> list[str] | None:
+        """cmdStop with ${PID} filled in, or None when the stop is SIGTERM to the group."""
+        if not self.stop_argv:
+            return None
+        return [arg.replace(PID_MACRO, str(pid)) for arg in self.stop_argv]

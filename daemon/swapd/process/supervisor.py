@@ -1,0 +1,494 @@
+"""One supervisor task per model: the only owner of that model's child and state.
+
+Everybody else sends it messages (`ensure_ready`, `stop`) and waits for the
+reply; the decision to start or stop is taken inside this task from the state
+at the moment the message is handled, never from a snapshot read elsewhere
+(llama-swap issue #946). While a stop is tearing the child down the inbox is
+not read, so a request that arrives during a stop (a TTL unload, say) waits
+for it, then finds the model stopped and starts it again. While a start is in
+progress the inbox *is* read: further `ensure_ready` calls join that start
+(and get its outcome), and a `stop` aborts it.
+
+Every change of state goes through the table in `states.py` and is published
+as a `StateChanged` event. Crashes are not restarted: the next request starts
+the model again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import msgspec
+import trio
+
+from swapd.events import EventBus
+from swapd.process.events import StateChanged
+from swapd.process.logs import LogRing
+from swapd.process.readiness import HealthTarget, HealthTimeout, wait_healthy
+from swapd.process.spawn import Child, SpawnError, spawn
+from swapd.process.spec import ProcessSpec
+from swapd.process.states import ProcessState, Trigger, next_state
+from swapd.process.stop import StopOutcome, kill_now, stop_child
+from swapd.process.ttl import IdleClock
+
+log = logging.getLogger("swapd.process")
+
+# Grace for a child killed because its start failed (health timeout).
+ABORT_GRACE = 5.0
+# Grace for a child killed because its supervisor is shutting down; in a normal
+# shutdown every child has already been stopped gracefully before this.
+SHUTDOWN_GRACE = 1.0
+# After an exit during start, how long to wait for the last log lines.
+EXIT_LOG_GRACE = 1.0
+LOG_TAIL_LINES = 20
+INBOX_SIZE = 64
+
+
+class StartError(Exception):
+    """A start failed; every caller waiting for that start gets this."""
+
+    def __init__(
+        self,
+        model: str,
+        reason: str,
+        exit_code: int | None = None,
+        log_tail: Sequence[str] = (),
+    ) -> None:
+        super().__init__(f"[{model}] {reason}")
+        self.model = model
+        self.reason = reason
+        self.exit_code = exit_code
+        self.log_tail = list(log_tail)
+
+
+class StartAborted(StartError):
+    """The start was cut short by a stop (eviction, unload, cancelled load)."""
+
+
+class ProcessShutdown(StartError):
+    """The supervisor has exited (swapd stopping or config reloaded)."""
+
+
+class ProcessSnapshot(msgspec.Struct, frozen=True):
+    """A report of one model's process; advisory only, never a basis for a decision."""
+
+    model: str
+    state: ProcessState
+    pid: int | None
+    proxy_url: str
+    in_flight: int
+    ttl_left: float | None
+    last_load_seconds: float | None
+    last_exit_code: int | None
+    argv: list[str]
+
+
+@dataclass(eq=False)
+class _Reply:
+    done: trio.Event = field(default_factory=trio.Event)
+    error: BaseException | None = None
+
+    def set(self, error: BaseException | None = None) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+    async def wait(self) -> None:
+        await self.done.wait()
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass(eq=False)
+class _Ensure:
+    reply: _Reply
+
+
+@dataclass(eq=False)
+class _Stop:
+    timeout: float | None
+    reason: str
+    reply: _Reply
+
+
+class _Poke:
+    """Wakes the loop to look again (child exited, last request ended)."""
+
+
+_Message = _Ensure | _Stop | _Poke
+
+
+class Supervisor:
+    """Owns one model's child process. Run it with `await nursery.start(supervisor.run)`."""
+
+    def __init__(self, spec: ProcessSpec, bus: EventBus, proxy_log: LogRing | None = None) -> None:
+        self.spec = spec
+        self.bus = bus
+        self.proxy_log = proxy_log if proxy_log is not None else LogRing("proxy", bus=bus)
+        self.logs = LogRing(spec.model_id, spec.log_ring_bytes, bus=bus)
+        self._state = ProcessState.STOPPED
+        self._send, self._recv = trio.open_memory_channel[_Message](INBOX_SIZE)
+        self._pending: deque[_Message] = deque()
+        self._child: Child | None = None
+        self._waiters: list[_Reply] = []
+        self._idle = IdleClock(spec.ttl)
+        self._nursery: trio.Nursery | None = None
+        self.last_load_seconds: float | None = None
+        self.last_exit_code: int | None = None
+
+    # ----- reading (advisory) ---------------------------------------------
+
+    @property
+    def model_id(self) -> str:
+        return self.spec.model_id
+
+    @property
+    def state(self) -> ProcessState:
+        return self._state
+
+    @property
+    def pid(self) -> int | None:
+        child = self._child
+        return child.pid if child is not None and child.running else None
+
+    @property
+    def in_flight(self) -> int:
+        return self._idle.in_flight
+
+    def snapshot(self) -> ProcessSnapshot:
+        try:
+            ttl_left = self._idle.left(trio.current_time())
+        except RuntimeError:  # outside trio
+            ttl_left = None
+        return ProcessSnapshot(
+            model=self.spec.model_id,
+            state=self._state,
+            pid=self.pid,
+            proxy_url=self.spec.proxy_url,
+            in_flight=self._idle.in_flight,
+            ttl_left=ttl_left,
+            last_load_seconds=self.last_load_seconds,
+            last_exit_code=self.last_exit_code,
+            argv=list(self.spec.argv),
+        )
+
+    # ----- public operations (messages to the owner) ------------------------
+
+    async def ensure_ready(self) -> None:
+        """Return once the model is ready, starting it if needed; StartError if it cannot be.
+
+        If the caller is cancelled while waiting, a start it triggered keeps going.
+        """
+        await self._ask(_Ensure(_Reply()))
+
+    async def stop(self, *, timeout: float | None = None, reason: str = "") -> None:  # noqa: ASYNC109
+        """Stop the model (a no-op when stopped) and return once it is gone.
+
+        `timeout` is the grace before SIGKILL (not a bound on this call, hence the
+        noqa); None means the model's unloadTimeout.
+        A stop during a start aborts the start.
+        """
+        try:
+            await self._ask(_Stop(timeout, reason, _Reply()))
+        except ProcessShutdown:
+            pass  # nothing runs after a shutdown
+
+    def hold(self) -> None:
+        """Count a request in flight: the TTL never unloads a model while one is."""
+        self._idle.hold()
+
+    def release(self) -> None:
+        """The end of a held request; the idle clock restarts when the last one ends."""
+        self._idle.release(trio.current_time())
+        if self._idle.in_flight == 0:
+            self._poke()
+
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        self.hold()
+        try:
+            yield
+        finally:
+            self.release()
+
+    async def _ask(self, message: _Ensure | _Stop) -> None:
+        if self._state is ProcessState.SHUTDOWN:
+            raise self._shutdown_error()
+        try:
+            await self._send.send(message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise self._shutdown_error() from None
+        await message.reply.wait()
+
+    def _poke(self) -> None:
+        try:
+            self._send.send_nowait(_Poke())
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # a full inbox wakes the loop anyway; a closed one has nobody to wake
+
+    def _shutdown_error(self) -> ProcessShutdown:
+        return ProcessShutdown(self.spec.model_id, "shutdown")
+
+    # ----- the owner task ----------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The supervisor's life; cancelling it is the shutdown (the child is killed)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                task_status.started()
+                await self._serve()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._shutdown()
+                nursery.cancel_scope.cancel()
+
+    async def _serve(self) -> None:
+        while True:
+            child = self._child
+            if self._state is ProcessState.READY and child is not None and not child.running:
+                await self._crashed(child)
+                continue
+            message = await self._next_message()
+            if message is None:  # the TTL ran out
+                ttl = self.spec.ttl
+                self._note(f"Unloading model, TTL of {ttl:g}s reached")
+                await self._stop_running(self.spec.unload_timeout, f"TTL of {ttl:g}s reached")
+            elif isinstance(message, _Ensure):
+                if self._state is ProcessState.READY:
+                    message.reply.set()
+                else:
+                    await self._start(message.reply)
+            elif isinstance(message, _Stop):
+                if self._state is ProcessState.READY:
+                    await self._stop_running(message.timeout, message.reason or "stop requested")
+                else:
+                    self._transition(Trigger.STOP)  # stopped -> stopped: publishes nothing
+                message.reply.set()
+
+    async def _next_message(self) -> _Message | None:
+        """The next message, or None when the TTL deadline passes first."""
+        if self._pending:
+            return self._pending.popleft()
+        while True:
+            deadline = self._idle.deadline() if self._state is ProcessState.READY else None
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                return await self._recv.receive()
+            if self._idle.expired(trio.current_time()):
+                return None
+
+    # ----- starting ---------------------------------------------------------
+
+    async def _start(self, first: _Reply) -> None:
+        spec = self.spec
+        self._waiters = [first]
+        self._transition(Trigger.START, "requested")
+        problems = spec.problems()
+        if problems:
+            self._start_failed(StartError(spec.model_id, "; ".join(problems)))
+            return
+        try:
+            child = spawn(spec.argv, spec.env)
+        except SpawnError as err:
+            self._start_failed(StartError(spec.model_id, str(err)))
+            return
+        self._child = child
+        assert self._nursery is not None
+        child.start_tasks(self._nursery, self.logs, on_exit=lambda _: self._poke())
+        self._note(f"started pid {child.pid}: {' '.join(spec.argv)}")
+        if not spec.probes_health:
+            self._became_ready(child, "started (no health check)")
+            return
+        outcome, stop = await self._race_start(child)
+        if outcome == "ready":
+            self._became_ready(child, f"health check passed on {spec.health_url()}")
+        elif outcome == "exited":
+            with trio.move_on_after(EXIT_LOG_GRACE):
+                await child.drained.wait()
+            code = self.last_exit_code = child.returncode
+            tail = self.logs.tail(LOG_TAIL_LINES)
+            await self._teardown(child, spec.unload_timeout)
+            self._start_failed(
+                StartError(spec.model_id, f"exited during start with code {code}", code, tail)
+            )
+        elif outcome == "timeout":
+            timeout = spec.health_check_timeout
+            self._note(f"health check timed out after {timeout:g}s: stopping pid {child.pid}")
+            tail = self.logs.tail(LOG_TAIL_LINES)
+            result = await self._teardown(child, min(ABORT_GRACE, spec.unload_timeout))
+            self._start_failed(
+                StartError(
+                    spec.model_id,
+                    f"health check timed out after {timeout:g}s",
+                    result.returncode,
+                    tail,
+                )
+            )
+        else:
+            assert stop is not None
+            reason = stop.reason or "stop requested"
+            self._transition(Trigger.STOP, f"start aborted: {reason}")
+            self._note(f"start aborted ({reason}): stopping pid {child.pid}")
+            tail = self.logs.tail(LOG_TAIL_LINES)
+            grace = spec.unload_timeout if stop.timeout is None else stop.timeout
+            result = await self._teardown(child, grace)
+            self._fail_waiters(
+                StartAborted(spec.model_id, f"aborted: {reason}", result.returncode, tail)
+            )
+            self._transition(Trigger.STOPPED, f"start aborted: {reason}")
+            stop.reply.set()
+
+    async def _race_start(self, child: Child) -> tuple[str, _Stop | None]:
+        """Health check vs. the child's exit vs. a stop request: the first one wins.
+
+        Meanwhile further `ensure_ready` calls join this start.
+        """
+        outcome: list[str] = []
+        stops: list[_Stop] = []
+        target = HealthTarget(self.spec.health_url())
+        deadline = trio.current_time() + self.spec.health_check_timeout
+
+        async with trio.open_nursery() as race:
+
+            def settle(what: str) -> None:
+                if not outcome:
+                    outcome.append(what)
+                race.cancel_scope.cancel()
+
+            async def healthy() -> None:
+                try:
+                    await wait_healthy(target, deadline)
+                except HealthTimeout:
+                    settle("timeout")
+                else:
+                    settle("ready")
+
+            async def exited() -> None:
+                await child.exited.wait()
+                settle("exited")
+
+            async def inbox() -> None:
+                while True:
+                    message = await self._recv.receive()
+                    if isinstance(message, _Ensure):
+                        self._waiters.append(message.reply)
+                    elif isinstance(message, _Stop):
+                        if outcome:  # settled in the same instant: handle it next
+                            self._pending.append(message)
+                        else:
+                            stops.append(message)
+                            settle("stop")
+                        return
+
+            race.start_soon(healthy)
+            race.start_soon(exited)
+            race.start_soon(inbox)
+        return outcome[0], (stops[0] if stops else None)
+
+    def _became_ready(self, child: Child, why: str) -> None:
+        now = trio.current_time()
+        self.last_load_seconds = now - child.spawned_at
+        self._idle.on_ready(now)
+        self._transition(Trigger.HEALTHY, why)
+        self._note(f"{why} ({self.last_load_seconds:.3f}s after spawn)")
+        self._fail_waiters(None)
+
+    def _start_failed(self, error: StartError) -> None:
+        self._child = None
+        self._note(f"start failed: {error.reason}")
+        self._transition(Trigger.START_FAILED, error.reason)
+        self._fail_waiters(error)
+
+    def _fail_waiters(self, error: StartError | None) -> None:
+        waiters, self._waiters = self._waiters, []
+        for reply in waiters:
+            reply.set(error)
+
+    # ----- stopping ---------------------------------------------------------
+
+    async def _stop_running(self, grace: float | None, reason: str) -> None:
+        child = self._child
+        assert child is not None
+        self._transition(Trigger.STOP, reason)
+        self._idle.on_not_ready()
+        grace = self.spec.unload_timeout if grace is None else grace
+        self._note(f"stopping pid {child.pid} ({reason}), grace {grace:g}s")
+        await self._teardown(child, grace)
+        self._transition(Trigger.STOPPED, reason)
+
+    async def _crashed(self, child: Child) -> None:
+        code = self.last_exit_code = child.returncode
+        self._idle.on_not_ready()
+        self._note(f"upstream process exited unexpectedly with code {code}")
+        self._transition(Trigger.EXITED, f"exited unexpectedly with code {code}")
+        # Anything it forked is still to be stopped before the next start.
+        await self._teardown(child, self.spec.unload_timeout)
+
+    async def _teardown(self, child: Child, grace: float) -> StopOutcome:
+        assert self._nursery is not None
+        result = await stop_child(
+            child,
+            grace=grace,
+            ring=self.logs,
+            nursery=self._nursery,
+            stop_argv=self.spec.stop_command(child.pid),
+            env=self.spec.env,
+        )
+        self._child = None
+        self.last_exit_code = result.returncode
+        how = "killed" if result.killed else "exited"
+        self._note(
+            f"pid {child.pid} {how} with status {result.returncode} "
+            f"after {result.seconds:.3f}s ({result.graceful})"
+        )
+        return result
+
+    # ----- shutdown ---------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        if self._state is ProcessState.SHUTDOWN:
+            return
+        self._transition(Trigger.SHUTDOWN, "supervisor stopped")
+        error = self._shutdown_error()
+        self._fail_waiters(error)
+        while True:  # answer everything already queued, then refuse new messages
+            try:
+                self._pending.append(self._recv.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+        self._recv.close()
+        while self._pending:
+            self._answer_after_shutdown(self._pending.popleft(), error)
+        child = self._child
+        if child is not None:
+            self._note(f"shutting down: stopping pid {child.pid}")
+            await kill_now(child, SHUTDOWN_GRACE)
+            self.last_exit_code = child.returncode
+            self._child = None
+
+    def _answer_after_shutdown(self, message: _Message, error: ProcessShutdown) -> None:
+        if isinstance(message, _Ensure):
+            message.reply.set(error)
+        elif isinstance(message, _Stop):
+            message.reply.set()
+
+    # ----- helpers ------------------------------------------------------------
+
+    def _transition(self, trigger: Trigger, reason: str = "") -> None:
+        old = self._state
+        new = next_state(old, trigger)
+        if new is old:
+            return
+        self._state = new
+        self.bus.publish(StateChanged(self.spec.model_id, old, new, time.time(), reason))
+
+    def _note(self, text: str) -> None:
+        """swapd's own words about this model: to the proxy log and the daemon's logger."""
+        self.proxy_log.write("swapd", f"[{self.spec.model_id}] {text}")
+        log.info("[%s] %s", self.spec.model_id, text)

@@ -1,0 +1,53 @@
+"""The idle clock behind TTL unloads: pure bookkeeping, no timers, no I/O.
+
+A model is idle when no request is in flight; it is unloaded once it has
+been idle for `ttl` seconds. The clock starts when the model becomes ready
+and restarts when the last request in flight ends.
+
+Deliberate deviation from llama-swap (spec/router.md §1.8): there the idle
+clock keeps the previous run's "last use" (or the epoch) when a model starts,
+so a model that nobody uses right after its load is unloaded about a second
+after becoming ready. Here becoming ready counts as use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class IdleClock:
+    ttl: float  # seconds; 0 or less: never unload for idleness
+    in_flight: int = 0
+    idle_since: float | None = None  # None while the model is not ready
+
+    def on_ready(self, now: float) -> None:
+        self.idle_since = now
+
+    def on_not_ready(self) -> None:
+        self.idle_since = None
+
+    def hold(self) -> None:
+        self.in_flight += 1
+
+    def release(self, now: float) -> None:
+        if self.in_flight <= 0:
+            raise RuntimeError("release() without a matching hold()")
+        self.in_flight -= 1
+        if self.in_flight == 0 and self.idle_since is not None:
+            self.idle_since = now
+
+    def deadline(self) -> float | None:
+        """When the model will be unloaded if nothing changes; None when it will not."""
+        if self.ttl <= 0 or self.idle_since is None or self.in_flight > 0:
+            return None
+        return self.idle_since + self.ttl
+
+    def expired(self, now: float) -> bool:
+        deadline = self.deadline()
+        return deadline is not None and now >= deadline
+
+    def left(self, now: float) -> float | None:
+        """Seconds until the unload, for display; None when no unload is pending."""
+        deadline = self.deadline()
+        return None if deadline is None else max(0.0, deadline - now)
