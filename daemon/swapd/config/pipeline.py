@@ -65,13 +65,20 @@ def load_text(
     if built.routing is not None and built.routing.use == "matrix" and built.config is not None:
         matrix, matrix_issues = compile_block(built.routing, list(config_doc.models))
         issues.extend(matrix_issues)
+        if matrix is not None:
+            issues.extend(_spillover_in_matrix(config_doc, built.aliases, matrix))
     if issues or built.config is None:
         raise _error(file, doc, issues)
     return factory(file, built.config, built.aliases, matrix)
 
 
 def compile_block(routing: Routing, models: list[str]) -> tuple[Any, list[Issue]]:
-    """Compile the matrix block; problems come back located under its key path."""
+    """Compile the matrix block; problems come back located under its key path.
+
+    Sets are passed in file (definition) order, the documented tie-break order
+    and v790's; llama-swap latest loses it by re-encoding the YAML with sorted
+    keys (spec/config.md §12.4, corpus derived-06), which we do not reproduce.
+    """
     from swapd.matrix import MatrixError, compile_matrix
 
     block = routing.matrix
@@ -88,6 +95,29 @@ def compile_block(routing: Routing, models: list[str]) -> tuple[Any, list[Issue]
             Issue((*routing.matrix_path, *p.path), f"matrix: {p.message}") for p in exc.problems
         ]
     return matrix, []
+
+
+def _spillover_in_matrix(doc: ConfigDoc, aliases: dict[str, str], matrix: Any) -> list[Issue]:
+    """Spillover targets must be able to run together: some set holds them all."""
+    issues = []
+    for sel_id, sel in sorted(doc.selectors.items()):
+        if sel.strategy != "spillover":
+            continue
+        local = list(
+            dict.fromkeys(
+                t if t in doc.models else aliases[t]
+                for t in sel.targets
+                if t in doc.models or t in aliases
+            )
+        )
+        if len(local) > 1 and matrix.solve(local[0], local[1:]).evict:
+            issues.append(
+                Issue(
+                    ("selectors", sel_id, "targets"),
+                    "targets must all appear together in one expanded matrix set",
+                )
+            )
+    return issues
 
 
 def _error(file: Path, doc: Document, issues: list[Issue]) -> ConfigError:

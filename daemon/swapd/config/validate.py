@@ -190,7 +190,7 @@ def build(doc: ConfigDoc, expanded: Expanded) -> Built:
 
     _peers(doc, aliases, issues)
     _profiles(doc, aliases, issues)
-    _selectors(doc, aliases, groups, routing, issues)
+    _selectors(doc, aliases, groups, routing, issues, _present(tree, "selectors") or {})
 
     if doc.control.group is not None and not doc.control.group.strip():
         issues.append(Issue(("control", "group"), "must be a Unix group name"))
@@ -496,6 +496,7 @@ def _selectors(
     groups: dict[str, GroupConfig],
     routing: Routing | None,
     issues: list[Issue],
+    written: dict[str, Any],
 ) -> None:
     for sel_id in sorted(doc.selectors):
         sel = doc.selectors[sel_id]
@@ -507,7 +508,7 @@ def _selectors(
             issues.append(Issue(base, f'name conflicts with model ID "{sel_id}"'))
         elif sel_id in aliases:
             issues.append(Issue(base, f'name conflicts with model alias "{sel_id}"'))
-        if not sel.strategy:
+        if not sel.strategy and "strategy" not in (written.get(sel_id) or {}):
             issues.append(Issue(base, "strategy is required"))
         if not sel.targets:
             issues.append(Issue(base, "targets must contain at least one entry"))
