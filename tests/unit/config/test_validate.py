@@ -18,7 +18,11 @@ def test_resolved_model_values() -> None:
         models:
           a: {cmd: "a ${PORT}", ttl: -1, concurrencyLimit: -3, checkEndpoint: " none "}
           b:
-            {cmd: "b ${PORT}", ttl: 0, unloadTimeout: 4, sendLoadingState: false, logRingBytes: 2048}
+            cmd: b ${PORT}
+            ttl: 0
+            unloadTimeout: 4
+            sendLoadingState: false
+            logRingBytes: 2048
           comfyui_auto: {cmd: "c ${PORT}", concurrencyLimit: 5}
         """
     )
