@@ -1,0 +1,275 @@
+"""An in-memory daemon for the TUI tests: fixed clock, fixed data, recorded actions.
+
+`FakeSource` feeds the dashboard the same protocol messages a daemon would
+(welcome, status, models, matrix, decisions, log backlog), then relays
+whatever a test `emit()`s. Actions are recorded and answered with scripted
+verdicts, so Pilot tests check that a key press reaches the "daemon".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from textual.app import App
+from textual.pilot import Pilot
+
+from swapctl import protocol as p
+from swaptui.app import SwapTUI
+from swaptui.state import DashboardState, Verdict
+
+T0 = 1_700_000_000.0
+"""The fixed 'now' of every snapshot (2023-11-14 22:13:20 UTC)."""
+
+
+class FixedClock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+LEGEND = [
+    p.StateLegend(name="stopped", description="no process", next=["starting", "shutdown"]),
+    p.StateLegend(
+        name="starting", description="spawned, probing health", next=["ready", "stopped"]
+    ),
+    p.StateLegend(name="ready", description="serving requests", next=["stopping", "stopped"]),
+    p.StateLegend(name="stopping", description="terminating the process group", next=["stopped"]),
+    p.StateLegend(name="shutdown", description="the supervisor has exited", next=[]),
+]
+
+DAEMON = p.DaemonInfo(
+    version="0.1.0",
+    pid=4242,
+    started=T0 - 3 * 3600 - 125,
+    config_path="/etc/swapd/config.yaml",
+    router="matrix",
+    listen=["127.0.0.1:8080"],
+)
+
+
+def sample_models() -> list[p.ModelInfo]:
+    return [
+        p.ModelInfo(
+            id="llama-8b",
+            state="ready",
+            pid=41234,
+            port=5801,
+            in_flight=2,
+            queued=0,
+            ttl=300,
+            ttl_left=245,
+            last_load_seconds=3.4,
+            sets=["chat"],
+            argv=["llama-server", "--port", "5801", "-m", "llama-8b.gguf"],
+        ),
+        p.ModelInfo(
+            id="embed",
+            state="ready",
+            pid=41240,
+            port=5802,
+            ttl=0,
+            last_load_seconds=0.42,
+            sets=["chat", "code"],
+        ),
+        p.ModelInfo(id="qwen-coder", state="stopped", port=5803, queued=3, ttl=600, sets=["code"]),
+        p.ModelInfo(
+            id="whisper",
+            state="stopped",
+            port=5804,
+            queued=1,
+            last_load_seconds=12.5,
+            sets=["audio"],
+        ),
+        p.ModelInfo(id="qwen-72b", state="stopped", port=5805, ttl=900, sets=["big"]),
+    ]
+
+
+def sample_matrix() -> p.MatrixView:
+    many = [[f"tiny-{i:02d}", "embed"] for i in range(30)]
+    return p.MatrixView(
+        router="matrix",
+        sets=[
+            p.MatrixSet(name="chat", dsl="llama-8b & embed", combinations=[["llama-8b", "embed"]]),
+            p.MatrixSet(
+                name="code",
+                dsl="qwen-coder & (embed | whisper)",
+                combinations=[["qwen-coder", "embed"], ["qwen-coder", "whisper"]],
+            ),
+            p.MatrixSet(name="audio", dsl="whisper", combinations=[["whisper"]]),
+            p.MatrixSet(name="big", dsl="qwen-72b", combinations=[["qwen-72b"]]),
+            p.MatrixSet(name="tiny", dsl="(tiny-00 | ... | tiny-29) & embed", combinations=many),
+        ],
+        running=["embed", "llama-8b"],
+        running_set="chat",
+        evict_costs={"llama-8b": 2, "embed": 1},
+    )
+
+
+def sample_explanation(model: str) -> p.Explanation:
+    if model == "qwen-coder":
+        return p.Explanation(
+            model=model,
+            action="swap",
+            why="not running; set code is the cheapest containing it",
+            state="stopped",
+            evict=["llama-8b"],
+            set="code",
+            cost=2,
+            running=["embed", "llama-8b"],
+        )
+    return p.Explanation(
+        model=model,
+        action="serve",
+        why="ready: served at once",
+        state="ready",
+        running=["embed", "llama-8b"],
+    )
+
+
+def sample_decisions() -> list[p.Decision]:
+    return [
+        p.Decision(
+            time=T0 - 600,
+            model="llama-8b",
+            action="swap",
+            why="not running",
+            evict=["qwen-coder"],
+            set="chat",
+            cost=3,
+            duration=3.4,
+        ),
+        p.Decision(time=T0 - 300, model="llama-8b", action="serve", why="ready"),
+        p.Decision(
+            time=T0 - 120,
+            model="qwen-coder",
+            action="queue",
+            why="collision: llama-8b busy (2 in flight)",
+        ),
+        p.Decision(
+            time=T0 - 60,
+            model="whisper",
+            action="swap",
+            why="maxWait reached (30s)",
+            evict=[],
+            set="audio",
+            cost=0,
+        ),
+    ]
+
+
+def sample_log_events() -> list[p.LogLines]:
+    return [
+        p.LogLines(time=T0 - 600, source="proxy", text="swapd 0.1.0 listening on 127.0.0.1:8080\n"),
+        p.LogLines(time=T0 - 597, source="proxy", text="[llama-8b] health check passed in 3.4s\n"),
+        p.LogLines(
+            time=T0 - 596,
+            source="llama-8b",
+            text="main: server is listening on http://127.0.0.1:5801\n"
+            "srv  update_slots: all slots are idle\n",
+        ),
+        p.LogLines(time=T0 - 300, source="llama-8b", text="slot launch_slot_: id  0 | task 12\n"),
+        p.LogLines(
+            time=T0 - 299, source="llama-8b", text="slot release: id  0 | task 12 | error: none\n"
+        ),
+        p.LogLines(time=T0 - 120, source="proxy", text="request qwen-coder queued (position 1)\n"),
+        p.LogLines(time=T0 - 60, source="whisper", text="loading model weights...\n"),
+    ]
+
+
+class FakeSource:
+    """A scripted daemon. `verdicts` maps an action to the Verdict it answers."""
+
+    def __init__(
+        self,
+        *,
+        with_data: bool = True,
+        verdicts: dict[str, Verdict] | None = None,
+    ) -> None:
+        self.with_data = with_data
+        self.verdicts = verdicts or {}
+        self.actions: list[tuple[str, object]] = []
+        self.state: DashboardState | None = None
+        self._changed: Callable[[], None] = lambda: None
+        self.ready = asyncio.Event()
+        self.acted = asyncio.Event()
+
+    def describe(self) -> str:
+        return "fake"
+
+    async def run(self, state: DashboardState, changed: Callable[[], None]) -> None:
+        self.state, self._changed = state, changed
+        if self.with_data:
+            state.set_connection("connected")
+            state.apply_welcome(p.Welcome(protocol=p.PROTOCOL_VERSION, daemon=DAEMON))
+            state.apply_status(
+                p.Status(
+                    daemon=DAEMON,
+                    uptime=3 * 3600 + 125,
+                    models=5,
+                    states={"ready": 2, "stopped": 3},
+                    running=["embed", "llama-8b"],
+                    legend=LEGEND,
+                )
+            )
+            state.apply_models(sample_models())
+            state.apply_matrix(sample_matrix())
+            state.apply_decisions(sample_decisions())
+            for event in sample_log_events():
+                state.apply_event(event)
+        changed()
+        self.ready.set()
+        await asyncio.Event().wait()
+
+    def emit(self, *events: p.EventPayload) -> None:
+        assert self.state is not None
+        for event in events:
+            self.state.apply_event(event)
+        self._changed()
+
+    def _answer(self, action: str, arg: object) -> Verdict:
+        self.actions.append((action, arg))
+        self.acted.set()
+        return self.verdicts.get(action, Verdict(action=action, ok=True, message=f"{action} ok"))
+
+    async def load(self, model: str) -> Verdict:
+        return self._answer("load", model)
+
+    async def unload(self, models: Sequence[str] | None) -> Verdict:
+        return self._answer("unload", None if models is None else list(models))
+
+    async def reload(self) -> Verdict:
+        return self._answer("reload", None)
+
+    async def explain(self, model: str) -> None:
+        self.actions.append(("explain", model))
+        assert self.state is not None
+        self.state.apply_explanation(sample_explanation(model))
+        self._changed()
+
+
+def make_app(source: FakeSource | None = None, **kwargs: object) -> SwapTUI:
+    """The dashboard on a fake daemon, fixed clock, repainting only when told to."""
+    return SwapTUI(
+        source or FakeSource(),
+        DashboardState(clock=FixedClock()),
+        refresh_interval=0.01,
+        tick_interval=3600,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def screen_text(app: App[object]) -> str:
+    """What the terminal shows, as plain text, one line per row."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def settle(pilot: Pilot[object]) -> None:
+    """Apply pending state changes to the widgets and let Textual process the messages."""
+    app = pilot.app
+    assert isinstance(app, SwapTUI)
+    app.flush()
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()

@@ -1,0 +1,288 @@
+"""Pilot tests of the dashboard on an in-memory daemon: views, keys, filters, bursts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from swapctl import protocol as p
+from swaptui.screens.confirm import ConfirmScreen
+from swaptui.screens.help import HelpScreen
+from swaptui.screens.verdict import VerdictScreen
+from swaptui.state import Verdict
+from swaptui.widgets.log_view import LogView
+from swaptui.widgets.models_table import ModelsTable
+from tests.tui.fakes import T0, FakeSource, make_app, screen_text, settle
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 10.0
+
+
+async def started(pilot, source: FakeSource) -> None:  # type: ignore[no-untyped-def]
+    await asyncio.wait_for(source.ready.wait(), WAIT)
+    await settle(pilot)
+
+
+async def acted(source: FakeSource) -> None:
+    await asyncio.wait_for(source.acted.wait(), WAIT)
+    source.acted.clear()
+
+
+async def test_models_view_shows_every_model_with_its_state_and_the_legend() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        text = screen_text(app)
+        assert "● connected │ swapd 0.1.0 │ up 3h02m │ 127.0.0.1:8080" in text
+        rows = [line.split() for line in text.splitlines()]
+        assert ["llama-8b", "ready", "41234", "5801", "2", "-", "4m05s", "3.4s", "chat"] in rows
+        assert ["qwen-coder", "stopped", "-", "5803", "-", "3", "(10m00s)", "-", "code"] in rows
+        assert "states: ● stopped  ● starting  ● ready  ● stopping  ● shutdown" in text
+
+
+async def test_events_update_rows_in_place() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        source.emit(
+            p.StateChanged(time=T0, model="qwen-coder", old="stopped", new="starting"),
+            p.QueueChanged(time=T0, queued={"qwen-coder": 5}, in_flight={}),
+        )
+        await settle(pilot)
+        rows = [line.split() for line in screen_text(app).splitlines()]
+        assert ["qwen-coder", "starting", "-", "5803", "-", "5", "(10m00s)", "-", "code"] in rows
+        assert ["llama-8b", "ready", "41234", "5801", "-", "-", "4m05s", "3.4s", "chat"] in rows
+
+
+async def test_switching_views_with_number_keys() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("2")
+        await settle(pilot)
+        assert app.current_view == "logs"
+        text = screen_text(app)
+        assert "22:03:24 llama-8b     main: server is listening on http://127.0.0.1:5801" in text
+        assert "▼ following" in text
+        await pilot.press("3")
+        await settle(pilot)
+        text = screen_text(app)
+        assert app.current_view == "swaps"
+        assert "llama-8b    swap    qwen-coder  3.4s  chat   3" in text
+        await pilot.press("4")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "chat" in text and "llama-8b & embed  ◀ running" in text
+        assert "... 22 more" in text
+        # The matrix view asked the daemon to explain the selected model.
+        assert ("explain", "embed") in source.actions
+        assert "embed (ready): serve" in text
+        await pilot.press("1")
+        await settle(pilot)
+        assert app.current_view == "models"
+
+
+async def test_selecting_a_model_and_loading_it_reaches_the_daemon() -> None:
+    source = FakeSource(verdicts={"load": Verdict("load", True, "qwen-coder ready in 2.0s")})
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        # Rows are sorted: embed, llama-8b, qwen-72b, qwen-coder, whisper.
+        await pilot.press("down", "down", "down")
+        assert app.query_one(ModelsTable).selected_model == "qwen-coder"
+        assert app.selected_model == "qwen-coder"
+        await pilot.press("l")
+        await acted(source)
+        assert source.actions[-1] == ("load", "qwen-coder")
+        await pilot.press("u")
+        await acted(source)
+        assert source.actions[-1] == ("unload", ["qwen-coder"])
+        # The matrix view explains the selected model.
+        await pilot.press("4")
+        await settle(pilot)
+        assert "qwen-coder (stopped): swap" in screen_text(app)
+        assert "evicts llama-8b" in screen_text(app)
+
+
+async def test_unload_all_asks_first() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("U")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Running now: embed, llama-8b" in screen_text(app)
+        await pilot.press("n")
+        await settle(pilot)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert source.actions == []
+        await pilot.press("U", "y")
+        await acted(source)
+        assert source.actions == [("unload", None)]
+
+
+async def test_reload_shows_the_daemons_verdict_with_locations() -> None:
+    problems = (
+        'config.yaml:12:5: models.llama.ttl: expected int >= -1, got "soon"',
+        "config.yaml:30:3: matrix.sets.big: unknown model 'nope'",
+    )
+    verdict = Verdict("reload", False, "config_invalid: 2 problems", problems)
+    source = FakeSource(verdicts={"reload": verdict})
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("r")
+        await acted(source)
+        await pilot.pause()
+        await settle(pilot)
+        assert isinstance(app.screen, VerdictScreen)
+        text = screen_text(app)
+        assert "config_invalid: 2 problems" in text
+        assert 'config.yaml:12:5: models.llama.ttl: expected int >= -1, got "soon"' in text
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, VerdictScreen)
+
+
+async def test_a_source_that_raises_becomes_a_verdict_not_a_crash() -> None:
+    class Broken(FakeSource):
+        async def load(self, model: str) -> Verdict:
+            self.acted.set()
+            raise RuntimeError("socket on fire")
+
+    source = Broken()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("l")
+        await acted(source)
+        await pilot.pause()
+        assert app.state.verdict is not None
+        assert app.state.verdict.message == "RuntimeError: socket on fire"
+        assert app.is_running
+
+
+async def test_filter_narrows_the_current_view_and_escape_clears_it() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("slash", "q", "w", "e", "n", "enter")
+        await settle(pilot)
+        models = [line.split()[0] for line in screen_text(app).splitlines()[4:9] if line.strip()]
+        assert models == ["qwen-72b", "qwen-coder"]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert "whisper" in screen_text(app)
+        # In the logs the filter is a search whose matches stay highlighted.
+        await pilot.press("2", "slash", "s", "l", "o", "t", "enter")
+        await settle(pilot)
+        view = app.query_one(LogView)
+        assert [line.text for line in view.visible_lines()] == [
+            "srv  update_slots: all slots are idle",
+            "slot launch_slot_: id  0 | task 12",
+            "slot release: id  0 | task 12 | error: none",
+        ]
+        assert "search slot" in screen_text(app)
+
+
+async def test_log_sources_pause_and_follow() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("2")
+        view = app.query_one(LogView)
+        await pilot.press("m")  # all -> proxy
+        assert view.filter.source == "proxy"
+        assert {line.source for line in view.visible_lines()} == {"proxy"}
+        await pilot.press("m")  # proxy -> the first model
+        assert view.filter.source == "embed"
+        await pilot.press("1", "down", "2", "s")  # the selected model's log
+        assert view.filter.source == "llama-8b"
+        assert len(view.visible_lines()) == 4
+        await pilot.press("p")
+        assert view.paused
+        source.emit(p.LogLines(time=T0, source="llama-8b", text="while paused\n"))
+        await settle(pilot)
+        assert view.line_count == 4
+        assert "paused (+1 new)" in screen_text(app)
+        await pilot.press("p")
+        await settle(pilot)
+        assert view.line_count == 5
+        assert view.visible_lines()[-1].text == "while paused"
+
+
+async def test_help_screen_lists_keys_and_the_state_legend() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        assert "reload the daemon's config and show its verdict" in text
+        assert "starting     spawned, probing health  → ready, stopped" in text
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_disconnected_header_says_why_and_when_it_retries() -> None:
+    source = FakeSource(with_data=False)
+    app = make_app(source)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await started(pilot, source)
+        app.state.set_connection("disconnected", "no daemon at /run/swapd/control.sock", 4.0)
+        await settle(pilot)
+        header = screen_text(app).splitlines()[0]
+        assert header.startswith("✖ disconnected (retry 4.0s, #1)")
+        assert "no daemon at /run/swapd/control.sock" in header
+
+
+async def test_a_burst_of_10k_log_lines_keeps_the_app_responsive() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("2")
+        await settle(pilot)
+        flushes = app.flushes
+        began = time.monotonic()
+        # 10k lines in 100 chunks, as a chatty llama-server delivers them, with the event
+        # loop free between chunks so key presses interleave with the flood.
+        for chunk in range(100):
+            source.emit(
+                p.LogLines(
+                    time=T0,
+                    source="llama-8b",
+                    text="".join(f"token {chunk * 100 + i} generated\n" for i in range(100)),
+                )
+            )
+            if chunk == 50:
+                await pilot.press("p")
+                await pilot.press("p")
+            await asyncio.sleep(0)
+        await settle(pilot)
+        elapsed = time.monotonic() - began
+        view = app.query_one(LogView)
+        assert view.line_count == 8 + 10_000
+        assert view.visible_lines()[-1].text == "token 9999 generated"
+        # Repaints were coalesced: far fewer than the 100 chunks, let alone 10k lines.
+        assert app.flushes - flushes < 100
+        # Generous on a loaded 2-core machine; a per-line repaint takes tens of seconds.
+        assert elapsed < 5.0
+        # And a key still answers at once.
+        began = time.monotonic()
+        await pilot.press("1")
+        await settle(pilot)
+        assert app.current_view == "models"
+        assert time.monotonic() - began < 2.0

@@ -1,0 +1,312 @@
+"""The dashboard's state model: protocol messages in, what the views render out. No Textual."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from swapctl import protocol as p
+from swaptui.state import (
+    HEADER,
+    LOGS,
+    MATRIX,
+    MODELS,
+    NOTE_SOURCE,
+    TIMELINE,
+    VERDICT,
+    DashboardState,
+    LogBuffer,
+    LogFilter,
+    LogLine,
+    describe_changes,
+    format_duration,
+    reload_verdict,
+)
+from tests.tui.fakes import DAEMON, LEGEND, T0, FixedClock, sample_decisions, sample_models
+
+
+def make_state(**kwargs: object) -> tuple[DashboardState, FixedClock]:
+    clock = FixedClock()
+    return DashboardState(clock=clock, **kwargs), clock  # type: ignore[arg-type]
+
+
+# -- log buffer ---------------------------------------------------------------
+
+
+def test_log_chunks_are_split_into_lines_and_partial_tails_wait_for_their_newline() -> None:
+    buf = LogBuffer(100)
+    buf.add("m", "one\ntw", 1.0)
+    assert [line.text for line in buf.lines] == ["one"]
+    buf.add("other", "x\n", 2.0)
+    buf.add("m", "o\r\nthree\n", 3.0)
+    assert [(line.source, line.text) for line in buf.lines] == [
+        ("m", "one"),
+        ("other", "x"),
+        ("m", "two"),
+        ("m", "three"),
+    ]
+    assert [line.seq for line in buf.lines] == [0, 1, 2, 3]
+
+
+def test_flush_emits_a_held_back_tail() -> None:
+    buf = LogBuffer(10)
+    buf.add("m", "no newline", 1.0)
+    assert not buf.lines
+    buf.flush("m", 2.0)
+    assert [line.text for line in buf.lines] == ["no newline"]
+    buf.flush("m", 3.0)
+    assert len(buf.lines) == 1
+
+
+def test_log_buffer_is_bounded_and_since_survives_drops() -> None:
+    buf = LogBuffer(3)
+    for i in range(5):
+        buf.add("m", f"{i}\n", float(i))
+    assert [line.text for line in buf.lines] == ["2", "3", "4"]
+    assert buf.appended == 5
+    assert [line.text for line in buf.since(0)] == ["2", "3", "4"]
+    assert [line.text for line in buf.since(4)] == ["4"]
+    assert buf.since(5) == []
+    assert buf.sources() == ["m"]
+
+
+def test_log_buffer_rejects_a_zero_bound() -> None:
+    with pytest.raises(ValueError):
+        LogBuffer(0)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "proxy"]), st.text(alphabet="xy\n", max_size=12)),
+        max_size=40,
+    ),
+    st.integers(1, 20),
+)
+def test_log_buffer_keeps_the_newest_complete_lines_in_order(
+    chunks: list[tuple[str, str]], bound: int
+) -> None:
+    buf = LogBuffer(bound)
+    expected: list[tuple[str, str]] = []
+    pending: dict[str, str] = {}
+    for source, text in chunks:
+        buf.add(source, text, 0.0)
+        joined = pending.pop(source, "") + text
+        *complete, tail = joined.split("\n")
+        expected += [(source, line) for line in complete]
+        if tail:
+            pending[source] = tail
+    assert [(line.source, line.text) for line in buf.lines] == expected[-bound:]
+    seqs = [line.seq for line in buf.lines]
+    assert seqs == list(range(buf.appended - len(seqs), buf.appended))
+
+
+@given(st.text(max_size=20), st.text(max_size=5), st.sampled_from([None, "a", "b"]))
+def test_log_filter_is_a_case_insensitive_substring_and_source_match(
+    text: str, needle: str, source: str | None
+) -> None:
+    line = LogLine(0, 0.0, "a", text)
+    f = LogFilter(source=source, text=needle)
+    assert f.matches(line) == (
+        (source is None or source == "a") and needle.casefold() in text.casefold()
+    )
+
+
+# -- daemon, models, events -----------------------------------------------------
+
+
+def test_status_sets_daemon_uptime_legend_and_marks_header() -> None:
+    state, clock = make_state()
+    state.apply_welcome(p.Welcome(protocol=1, daemon=DAEMON))
+    state.apply_status(
+        p.Status(daemon=DAEMON, uptime=100.0, models=0, states={}, running=[], legend=LEGEND)
+    )
+    assert state.take_dirty() >= {HEADER, MODELS}
+    assert state.daemon.version == "0.1.0"
+    assert state.daemon.protocol == 1
+    assert state.daemon.listen == ("127.0.0.1:8080",)
+    assert [entry.name for entry in state.legend] == [
+        "stopped",
+        "starting",
+        "ready",
+        "stopping",
+        "shutdown",
+    ]
+    assert state.uptime() == 100.0
+    clock.now += 5
+    assert state.uptime() == 105.0
+
+
+def test_models_reply_replaces_rows_and_ttl_counts_down_locally() -> None:
+    state, clock = make_state()
+    state.apply_models(sample_models())
+    row = state.models["llama-8b"]
+    assert (row.pid, row.port, row.in_flight, row.memberships) == (41234, 5801, 2, ("chat",))
+    assert row.ttl_left(clock()) == 245
+    clock.now += 45
+    assert row.ttl_left(clock()) == 200
+    clock.now += 1000
+    assert row.ttl_left(clock()) == 0
+    assert state.models["qwen-coder"].ttl_left(clock()) is None
+    state.apply_models([p.ModelInfo(id="only", state="stopped", groups=["g"])])
+    assert list(state.models) == ["only"]
+    assert state.models["only"].memberships == ("g",)
+
+
+def test_state_change_clears_pid_and_ttl_when_stopped_and_starts_ttl_when_ready() -> None:
+    state, clock = make_state()
+    state.apply_models(sample_models())
+    state.take_dirty()
+    state.apply_event(p.StateChanged(time=T0, model="llama-8b", old="ready", new="stopping"))
+    assert state.models["llama-8b"].pid == 41234
+    state.apply_event(p.StateChanged(time=T0, model="llama-8b", old="stopping", new="stopped"))
+    row = state.models["llama-8b"]
+    assert (row.state, row.pid, row.ttl_deadline, row.in_flight) == ("stopped", None, None, 0)
+    assert state.take_dirty() == {MODELS, MATRIX}
+    state.apply_event(p.StateChanged(time=T0, model="qwen-coder", old="starting", new="ready"))
+    assert state.models["qwen-coder"].ttl_left(clock()) == 600
+    # A model we never heard of (added by a reload) gets a row.
+    state.apply_event(p.StateChanged(time=T0, model="new", old="stopped", new="starting"))
+    assert state.models["new"].state == "starting"
+    assert state.running() == ["embed", "new", "qwen-coder"]
+
+
+def test_queue_event_sets_every_count_and_requests_restart_the_ttl() -> None:
+    state, clock = make_state()
+    state.apply_models(sample_models())
+    state.apply_event(
+        p.QueueChanged(time=T0, queued={"whisper": 4}, in_flight={"embed": 1}, order=["whisper"])
+    )
+    counts = {m: (r.in_flight, r.queued) for m, r in state.models.items()}
+    assert counts["whisper"] == (0, 4)
+    assert counts["embed"] == (1, 0)
+    assert counts["llama-8b"] == (0, 0)
+    assert counts["qwen-coder"] == (0, 0)
+    clock.now += 100
+    state.apply_event(p.RequestEvent(time=T0, model="llama-8b", phase="done"))
+    assert state.models["llama-8b"].ttl_left(clock()) == 300
+
+
+def test_log_events_and_lag_notes() -> None:
+    state, _ = make_state()
+    state.apply_event(p.LogLines(time=T0, source="m", text="a\nb\n"))
+    state.apply_lagged(7)
+    assert state.events_missed == 7
+    assert [(line.source, line.text) for line in state.logs.lines] == [
+        ("m", "a"),
+        ("m", "b"),
+        (NOTE_SOURCE, "--- swaptui fell behind: the daemon dropped 7 events ---"),
+    ]
+    assert state.take_dirty() >= {LOGS, HEADER}
+    state.apply_logs(p.LogText(source="proxy", text="backlog without newline"))
+    assert state.logs.lines[-1].text == "backlog without newline"
+
+
+def test_swap_start_then_finish_completes_one_row() -> None:
+    state, _ = make_state()
+    state.apply_event(
+        p.SwapStarted(time=T0, target="a", evict=["b"], set="s", cost=2, why="collision")
+    )
+    state.apply_event(p.SwapFinished(time=T0 + 3, target="a", ok=True, duration=3.0))
+    assert len(state.timeline) == 1
+    entry = state.timeline[0]
+    assert (entry.evicted, entry.set, entry.cost, entry.duration, entry.outcome) == (
+        ("b",),
+        "s",
+        2,
+        3.0,
+        "ok",
+    )
+    # A finish whose start we missed is recorded whole, with its error.
+    state.apply_event(p.SwapFinished(time=T0 + 9, target="c", ok=False, error="exit 1"))
+    assert state.timeline[-1].target == "c"
+    assert state.timeline[-1].outcome == "exit 1"
+    assert TIMELINE in state.take_dirty()
+
+
+def test_timeline_is_bounded_and_decisions_reply_replaces_it_in_time_order() -> None:
+    state, _ = make_state(max_timeline=3)
+    for i in range(5):
+        state.apply_event(
+            p.DecisionMade(time=T0 + i, decision=p.Decision(time=T0 + i, model=f"m{i}", action="x"))
+        )
+    assert [e.target for e in state.timeline] == ["m2", "m3", "m4"]
+    state.apply_decisions(list(reversed(sample_decisions())))
+    assert [e.time for e in state.timeline] == sorted(e.time for e in state.timeline)
+    assert len(state.timeline) == 3
+
+
+def test_reload_events_become_verdicts_with_located_problems() -> None:
+    state, _ = make_state()
+    state.apply_event(
+        p.ConfigReloaded(
+            time=T0,
+            ok=False,
+            path="config.yaml",
+            problems=[
+                p.Problem(
+                    message='expected int >= -1, got "soon"',
+                    file="config.yaml",
+                    line=12,
+                    column=5,
+                    path="models.llama.ttl",
+                )
+            ],
+        )
+    )
+    assert VERDICT in state.take_dirty()
+    assert state.verdict is not None
+    assert not state.verdict.ok
+    assert state.verdict.problems == (
+        'config.yaml:12:5: models.llama.ttl: expected int >= -1, got "soon"',
+    )
+    ok = reload_verdict(p.ConfigReloaded(time=T0, ok=True, path="c.yaml", added=["x"]))
+    assert ok.ok
+    assert ok.message == "c.yaml: reloaded (added: x)"
+    assert describe_changes(p.ReloadResult(path="c.yaml")) == "c.yaml: reloaded, no changes"
+
+
+def test_unknown_event_kinds_are_ignored() -> None:
+    state, _ = make_state()
+    state.apply_event(p.OtherEvent(time=T0, event_topic="misc", name="x"))
+    assert state.take_dirty() == set()
+
+
+def test_connection_attempts_count_consecutive_failures() -> None:
+    state, clock = make_state()
+    state.set_connection("disconnected", "gone", retry_in=2)
+    state.set_connection("connecting")
+    state.set_connection("disconnected", "gone", retry_in=4)
+    assert state.connection.attempts == 2
+    assert state.connection.retry_at == clock() + 4
+    state.set_connection("connected")
+    state.set_connection("disconnected", "again")
+    assert state.connection.attempts == 1
+
+
+# -- formatting ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "-"),
+        (0.0, "0ms"),
+        (0.4204, "420ms"),
+        (0.9999, "1.0s"),
+        (3.44, "3.4s"),
+        (9.96, "10s"),
+        (59.4, "59s"),
+        (59.9, "1m00s"),
+        (185, "3m05s"),
+        (7380, "2h03m"),
+        (3 * 86400 + 4 * 3600, "3d04h"),
+    ],
+)
+def test_format_duration(seconds: float | None, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@given(st.floats(min_value=0, max_value=99 * 86400))
+def test_format_duration_fits_a_narrow_column(seconds: float) -> None:
+    assert len(format_duration(seconds)) <= 6

@@ -1,0 +1,502 @@
+"""What the daemon reported, as a plain model the dashboard renders from.
+
+The connection (or a test's fake source) hands protocol messages to
+`DashboardState.apply_*`; every call records which *areas* changed in
+`dirty`. The app drains `take_dirty()` on its own refresh tick, so a burst of
+a thousand events costs one repaint per area, not a thousand (toolong's
+"replace unread predecessors" idea, applied to the whole screen).
+
+Nothing here does I/O, awaits, or imports Textual: it is tested directly.
+Every collection is bounded: logs and the timeline drop their oldest entries.
+The dashboard decides nothing the daemon owns; the only things computed here
+are display conveniences (TTL countdowns between reports, uptime).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from swapctl import protocol as p
+
+MODELS = "models"
+LOGS = "logs"
+TIMELINE = "timeline"
+MATRIX = "matrix"
+EXPLAIN = "explain"
+HEADER = "header"
+VERDICT = "verdict"
+AREAS = frozenset({MODELS, LOGS, TIMELINE, MATRIX, EXPLAIN, HEADER, VERDICT})
+
+PROXY_SOURCE = "proxy"
+"""The log source name of swapd's own proxy log (lifecycle lines, requests)."""
+NOTE_SOURCE = "swaptui"
+"""The log source of swaptui's own notes (lags, undecodable lines from the daemon)."""
+
+DEFAULT_LOG_LINES = 50_000
+DEFAULT_TIMELINE = 500
+
+ConnectionStatus = Literal["connecting", "connected", "disconnected"]
+
+
+@dataclass(slots=True)
+class ModelRow:
+    """One model as the daemon last reported it."""
+
+    id: str
+    state: str = "stopped"
+    pid: int | None = None
+    port: int | None = None
+    in_flight: int = 0
+    queued: int = 0
+    ttl: float = 0.0
+    """Configured TTL in seconds (0 = never unloads for idleness)."""
+    ttl_deadline: float | None = None
+    """Local clock time when the TTL runs out, from the reported `ttl_left`."""
+    last_load_seconds: float | None = None
+    memberships: tuple[str, ...] = ()
+    """Groups or matrix sets this model belongs to."""
+    argv: tuple[str, ...] = ()
+
+    def ttl_left(self, now: float) -> float | None:
+        if self.ttl_deadline is None:
+            return None
+        return max(0.0, self.ttl_deadline - now)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    seq: int
+    time: float
+    source: str
+    """A model ID, or `PROXY_SOURCE`."""
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """Which log lines the log view shows: one source (or all) and a substring."""
+
+    source: str | None = None
+    text: str = ""
+
+    def matches(self, line: LogLine) -> bool:
+        if self.source is not None and line.source != self.source:
+            return False
+        return not self.text or self.text.casefold() in line.text.casefold()
+
+
+class LogBuffer:
+    """The most recent log lines of every source, bounded, oldest dropped first.
+
+    `appended` counts every line ever added, so a viewer asks for the lines it
+    has not seen yet with `since(seq)`, even after old ones were dropped.
+    """
+
+    def __init__(self, max_lines: int = DEFAULT_LOG_LINES) -> None:
+        if max_lines < 1:
+            raise ValueError("the log buffer must hold at least one line")
+        self.max_lines = max_lines
+        self.lines: deque[LogLine] = deque(maxlen=max_lines)
+        self.appended = 0
+        self._partial: dict[str, str] = {}
+        self._sources: set[str] = set()
+
+    def add(self, source: str, text: str, when: float) -> None:
+        """Add a chunk of text; each complete line becomes a row.
+
+        Chunks are not line-aligned (a child's output arrives in pieces), so an
+        unterminated tail is held back per source until its newline arrives.
+        """
+        text = self._partial.pop(source, "") + text
+        parts = text.split("\n")
+        tail = parts.pop()
+        if tail:
+            self._partial[source] = tail
+        for part in parts:
+            self._append(source, part.rstrip("\r"), when)
+
+    def flush(self, source: str, when: float) -> None:
+        """Emit a held-back partial line (the source's process went away)."""
+        tail = self._partial.pop(source, "")
+        if tail:
+            self._append(source, tail.rstrip("\r"), when)
+
+    def _append(self, source: str, text: str, when: float) -> None:
+        self.lines.append(LogLine(self.appended, when, source, text))
+        self.appended += 1
+        self._sources.add(source)
+
+    def since(self, seq: int) -> list[LogLine]:
+        """Lines numbered `seq` or later that are still buffered, oldest first."""
+        if not self.lines:
+            return []
+        skip = max(0, seq - self.lines[0].seq)
+        return list(itertools.islice(self.lines, skip, None))
+
+    def sources(self) -> list[str]:
+        """Every source a line was ever seen from, sorted."""
+        return sorted(self._sources)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One row of the swaps view: a router decision or a swap."""
+
+    time: float
+    kind: Literal["decision", "swap"]
+    target: str
+    action: str = ""
+    """The decision taken ("serve", "queue", "swap", ...) or "swap" for swaps."""
+    evicted: tuple[str, ...] = ()
+    why: str = ""
+    """Why: queue, collision, busy, maxWait reached, ... in the daemon's words."""
+    duration: float | None = None
+    """How long the load took, once the swap has finished."""
+    set: str | None = None
+    cost: int | None = None
+    outcome: str = ""
+    """Empty while in progress, then "ok" or the failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The daemon's answer to an action (load, unload, reload)."""
+
+    action: str
+    ok: bool
+    message: str = ""
+    problems: tuple[str, ...] = ()
+    """Each problem formatted `file:line:column: path: message`."""
+
+
+@dataclass(slots=True)
+class DaemonInfo:
+    version: str = ""
+    pid: int | None = None
+    protocol: int | None = None
+    config_path: str = ""
+    router: str = ""
+    listen: tuple[str, ...] = ()
+    started_at: float | None = None
+    """Local clock time the daemon started (from its uptime, so clock skew over SSH is moot)."""
+
+
+@dataclass(slots=True)
+class ConnectionInfo:
+    status: ConnectionStatus = "connecting"
+    target: str = ""
+    """What we connect to: a socket path or `ssh HOST`."""
+    detail: str = ""
+    """The last error, in words."""
+    retry_at: float | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LegendEntry:
+    name: str
+    description: str = ""
+    next: tuple[str, ...] = ()
+
+
+@dataclass
+class DashboardState:
+    """Everything the dashboard shows. Mutated only through its methods."""
+
+    clock: Callable[[], float] = time.time
+    max_log_lines: int = DEFAULT_LOG_LINES
+    max_timeline: int = DEFAULT_TIMELINE
+    daemon: DaemonInfo = field(default_factory=DaemonInfo)
+    connection: ConnectionInfo = field(default_factory=ConnectionInfo)
+    models: dict[str, ModelRow] = field(default_factory=dict)
+    legend: tuple[LegendEntry, ...] = ()
+    routing: p.MatrixView | None = None
+    explain: dict[str, p.Explanation] = field(default_factory=dict)
+    verdict: Verdict | None = None
+    dirty: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.logs = LogBuffer(self.max_log_lines)
+        self.timeline: deque[TimelineEntry] = deque(maxlen=self.max_timeline)
+        self.events_missed = 0
+
+    # -- bookkeeping ---------------------------------------------------------
+
+    def touch(self, *areas: str) -> None:
+        self.dirty.update(areas)
+
+    def take_dirty(self) -> set[str]:
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    # -- connection and daemon ----------------------------------------------
+
+    def set_connection(
+        self, status: ConnectionStatus, detail: str = "", retry_in: float | None = None
+    ) -> None:
+        conn = self.connection
+        if status == "connected":
+            conn.attempts = 0
+        elif status == "disconnected":
+            conn.attempts += 1
+        conn.status = status
+        conn.detail = detail
+        conn.retry_at = None if retry_in is None else self.clock() + retry_in
+        self.touch(HEADER)
+
+    def apply_welcome(self, welcome: p.Welcome) -> None:
+        self._set_daemon(welcome.daemon, protocol=welcome.protocol)
+
+    def apply_status(self, status: p.Status) -> None:
+        self._set_daemon(status.daemon, protocol=self.daemon.protocol, uptime=status.uptime)
+        self.legend = tuple(
+            LegendEntry(e.name, e.description, tuple(e.next)) for e in status.legend
+        )
+        self.touch(MODELS)
+
+    def _set_daemon(
+        self, info: p.DaemonInfo, *, protocol: int | None, uptime: float | None = None
+    ) -> None:
+        now = self.clock()
+        self.daemon = DaemonInfo(
+            version=info.version,
+            pid=info.pid,
+            protocol=protocol,
+            config_path=info.config_path or "",
+            router=info.router,
+            listen=tuple(info.listen),
+            started_at=now - uptime if uptime is not None else self.daemon.started_at,
+        )
+        self.touch(HEADER)
+
+    def uptime(self) -> float | None:
+        if self.daemon.started_at is None:
+            return None
+        return max(0.0, self.clock() - self.daemon.started_at)
+
+    # -- models --------------------------------------------------------------
+
+    def apply_models(self, models: Iterable[p.ModelInfo]) -> None:
+        """A full `models` reply: rows not in it are gone (removed by a reload)."""
+        now = self.clock()
+        rows = {}
+        for m in models:
+            ttl_deadline = None if m.ttl_left is None else now + m.ttl_left
+            rows[m.id] = ModelRow(
+                id=m.id,
+                state=m.state,
+                pid=m.pid,
+                port=m.port,
+                in_flight=m.in_flight,
+                queued=m.queued,
+                ttl=m.ttl,
+                ttl_deadline=ttl_deadline,
+                last_load_seconds=m.last_load_seconds,
+                memberships=tuple(m.sets or m.groups),
+                argv=tuple(m.argv),
+            )
+        self.models = rows
+        self.touch(MODELS)
+
+    def running(self) -> list[str]:
+        return sorted(m for m, row in self.models.items() if row.state in ("ready", "starting"))
+
+    # -- events --------------------------------------------------------------
+
+    def apply_event(self, event: p.EventPayload) -> None:
+        """One subscription event. Unknown kinds are ignored (the protocol only grows)."""
+        match event:
+            case p.LogLines():
+                self.logs.add(event.source, event.text, event.time)
+                self.touch(LOGS)
+            case p.StateChanged():
+                self._state_changed(event)
+            case p.QueueChanged():
+                self._queue_changed(event)
+            case p.RequestEvent():
+                self._request(event)
+            case p.SwapStarted():
+                self._add_timeline(
+                    TimelineEntry(
+                        time=event.time,
+                        kind="swap",
+                        target=event.target,
+                        action="swap",
+                        evicted=tuple(event.evict),
+                        why=event.why,
+                        set=event.set,
+                        cost=event.cost,
+                    )
+                )
+            case p.SwapFinished():
+                self._swap_finished(event)
+            case p.DecisionMade():
+                self._add_decision(event.decision)
+            case p.ConfigReloaded():
+                self.set_verdict(reload_verdict(event))
+                self.touch(MODELS, MATRIX)
+            case _:
+                pass
+
+    def apply_lagged(self, missed: int) -> None:
+        """The daemon dropped `missed` events for us: say so, in the log, where it happened."""
+        self.events_missed += missed
+        self.add_note(f"--- swaptui fell behind: the daemon dropped {missed} events ---")
+        self.touch(HEADER)
+
+    def add_note(self, text: str) -> None:
+        """A line of our own in the log: something the operator should know about the link."""
+        self.logs.add(NOTE_SOURCE, text.rstrip("\n") + "\n", self.clock())
+        self.touch(LOGS)
+
+    def apply_logs(self, log: p.LogText) -> None:
+        """A `logs` reply (the backlog of one source)."""
+        text = log.text if log.text.endswith("\n") or not log.text else log.text + "\n"
+        self.logs.add(log.source, text, self.clock())
+        self.touch(LOGS)
+
+    def _state_changed(self, event: p.StateChanged) -> None:
+        row = self.models.get(event.model)
+        if row is None:
+            row = self.models[event.model] = ModelRow(event.model)
+        row.state = event.new
+        if event.new in ("stopped", "shutdown"):
+            row.pid = None
+            row.ttl_deadline = None
+            row.in_flight = 0
+            self.logs.flush(event.model, event.time)
+        elif event.new == "ready" and row.ttl > 0:
+            row.ttl_deadline = self.clock() + row.ttl
+        self.touch(MODELS, MATRIX)
+
+    def _queue_changed(self, event: p.QueueChanged) -> None:
+        for model, row in self.models.items():
+            row.queued = event.queued.get(model, 0)
+            row.in_flight = event.in_flight.get(model, 0)
+        self.touch(MODELS)
+
+    def _request(self, event: p.RequestEvent) -> None:
+        # Activity restarts the TTL countdown in the daemon; mirror it until the next report.
+        row = self.models.get(event.model)
+        if row is not None and row.state == "ready" and row.ttl > 0:
+            row.ttl_deadline = self.clock() + row.ttl
+            self.touch(MODELS)
+
+    # -- swaps and decisions -------------------------------------------------
+
+    def _add_timeline(self, entry: TimelineEntry) -> None:
+        self.timeline.append(entry)
+        self.touch(TIMELINE)
+
+    def _add_decision(self, d: p.Decision) -> None:
+        self._add_timeline(
+            TimelineEntry(
+                time=d.time,
+                kind="decision",
+                target=d.model,
+                action=d.action,
+                evicted=tuple(d.evict),
+                why=d.why,
+                duration=d.duration,
+                set=d.set,
+                cost=d.cost,
+                outcome="",
+            )
+        )
+
+    def apply_decisions(self, decisions: Iterable[p.Decision]) -> None:
+        """The `decisions` reply: the recent log, replacing what we had."""
+        self.timeline.clear()
+        for d in sorted(decisions, key=lambda d: d.time):
+            self._add_decision(d)
+        self.touch(TIMELINE)
+
+    def _swap_finished(self, event: p.SwapFinished) -> None:
+        outcome = "ok" if event.ok else (event.error or "failed")
+        for i in range(len(self.timeline) - 1, -1, -1):
+            entry = self.timeline[i]
+            if entry.kind == "swap" and entry.target == event.target and not entry.outcome:
+                self.timeline[i] = replace(entry, duration=event.duration, outcome=outcome)
+                self.touch(TIMELINE)
+                return
+        # We joined after it started (or lagged): record it whole.
+        self._add_timeline(
+            TimelineEntry(
+                time=event.time,
+                kind="swap",
+                target=event.target,
+                action="swap",
+                evicted=tuple(event.evict),
+                duration=event.duration,
+                set=event.set,
+                cost=event.cost,
+                outcome=outcome,
+            )
+        )
+
+    # -- routing, explain, verdicts -----------------------------------------
+
+    def apply_matrix(self, view: p.MatrixView) -> None:
+        self.routing = view
+        if view.explain is not None:
+            self.apply_explanation(view.explain)
+        self.touch(MATRIX)
+
+    def apply_explanation(self, explanation: p.Explanation) -> None:
+        self.explain[explanation.model] = explanation
+        self.touch(EXPLAIN)
+
+    def set_verdict(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        self.touch(VERDICT)
+
+
+def reload_verdict(event: p.ConfigReloaded) -> Verdict:
+    """A reload's outcome in words: what changed, or every problem with its location."""
+    if not event.ok:
+        return Verdict(
+            action="reload",
+            ok=False,
+            message=f"{event.path}: invalid, the old config keeps running",
+            problems=tuple(problem.format() for problem in event.problems),
+        )
+    return Verdict(action="reload", ok=True, message=describe_changes(event))
+
+
+def describe_changes(result: p.ConfigReloaded | p.ReloadResult) -> str:
+    parts = [
+        f"{label}: {', '.join(names)}"
+        for label, names in (
+            ("added", result.added),
+            ("removed", result.removed),
+            ("changed", result.changed),
+        )
+        if names
+    ]
+    return f"{result.path}: reloaded" + (" (" + "; ".join(parts) + ")" if parts else ", no changes")
+
+
+def format_duration(seconds: float | None) -> str:
+    """Compact durations for narrow columns: 850ms, 4.2s, 42s, 3m05s, 2h03m, 3d04h."""
+    if seconds is None:
+        return "-"
+    if seconds < 0.9995:
+        return f"{max(0.0, seconds) * 1000:.0f}ms"
+    if seconds < 9.95:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"

@@ -1,0 +1,125 @@
+"""The models table: one row per model, updated in place from the state.
+
+Rows are computed by the pure `model_rows` (tested without Textual); the
+widget only diffs them against what it shows, touching changed cells, so a
+storm of queue events costs a few cell updates per repaint tick.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+from swaptui.state import DashboardState, LegendEntry, ModelRow, format_duration
+from swaptui.widgets.palette import state_style
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model", "Model"),
+    ("state", "State"),
+    ("pid", "PID"),
+    ("port", "Port"),
+    ("in_flight", "Busy"),
+    ("queued", "Queue"),
+    ("ttl", "TTL"),
+    ("load", "Load"),
+    ("sets", "Group/sets"),
+)
+
+Cells = tuple[str | Text, ...]
+
+
+def model_cells(row: ModelRow, now: float) -> Cells:
+    ttl_left = row.ttl_left(now)
+    if ttl_left is not None:
+        ttl = format_duration(ttl_left)
+    elif row.ttl > 0:
+        ttl = f"({format_duration(row.ttl)})"
+    else:
+        ttl = "-"
+    return (
+        row.id,
+        Text(row.state, style=state_style(row.state)),
+        "-" if row.pid is None else str(row.pid),
+        "-" if row.port is None else str(row.port),
+        str(row.in_flight) if row.in_flight else "-",
+        str(row.queued) if row.queued else "-",
+        ttl,
+        format_duration(row.last_load_seconds),
+        ",".join(row.memberships) or "-",
+    )
+
+
+def model_rows(state: DashboardState, filter_text: str = "") -> list[tuple[str, Cells]]:
+    """The visible rows, sorted by model ID, keeping those whose ID contains the filter."""
+    needle = filter_text.casefold()
+    now = state.clock()
+    return [
+        (model, model_cells(row, now))
+        for model, row in sorted(state.models.items())
+        if needle in model.casefold()
+    ]
+
+
+def legend_text(legend: tuple[LegendEntry, ...]) -> Text:
+    """One line naming every state in the daemon's table, in its colour."""
+    text = Text("states: ", style="dim", no_wrap=True, overflow="ellipsis")
+    for i, entry in enumerate(legend):
+        if i:
+            text.append("  ")
+        text.append("● " + entry.name, style=state_style(entry.name))
+    return text
+
+
+class ModelsTable(DataTable[str | Text]):
+    """The models table; the app reads `selected_model` for l/u/explain."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        self._shown: list[tuple[str, Cells]] = []
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    @property
+    def selected_model(self) -> str | None:
+        if not self._shown or self.cursor_row < 0:
+            return None
+        try:
+            return self._shown[self.cursor_row][0]
+        except IndexError:
+            return None
+
+    def show(self, rows: list[tuple[str, Cells]]) -> None:
+        """Make the table show `rows`: cell updates when the row set is unchanged."""
+        if [key for key, _ in rows] == [key for key, _ in self._shown]:
+            for (key, cells), (_, old) in zip(rows, self._shown, strict=True):
+                if cells == old:
+                    continue
+                for (column, _), value, before in zip(COLUMNS, cells, old, strict=True):
+                    if value != before:
+                        try:
+                            self.update_cell(key, column, value, update_width=True)
+                        except (CellDoesNotExist, RowDoesNotExist):
+                            pass
+            self._shown = rows
+            return
+        selected = self.selected_model
+        self.clear()
+        self.add_rows_with_keys(rows)
+        self._shown = rows
+        keys = [key for key, _ in rows]
+        if selected in keys:
+            self.move_cursor(row=keys.index(selected), animate=False)
+
+    def add_rows_with_keys(self, rows: list[tuple[str, Cells]]) -> None:
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+
+    def select(self, model: str) -> bool:
+        keys = [key for key, _ in self._shown]
+        if model not in keys:
+            return False
+        self.move_cursor(row=keys.index(model), animate=False)
+        return True

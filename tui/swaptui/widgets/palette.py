@@ -1,0 +1,18 @@
+"""Colours of process states, shared by the models table, legend and matrix view."""
+
+from __future__ import annotations
+
+from rich.style import Style
+
+STATE_STYLES: dict[str, Style] = {
+    "stopped": Style(dim=True),
+    "starting": Style(color="yellow", bold=True),
+    "ready": Style(color="green", bold=True),
+    "stopping": Style(color="magenta"),
+    "shutdown": Style(color="red"),
+}
+"""Known states get a colour; a state a newer daemon adds is shown plain."""
+
+
+def state_style(state: str) -> Style:
+    return STATE_STYLES.get(state, Style())
