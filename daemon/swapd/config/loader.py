@@ -133,6 +133,10 @@ class _Builder:
     def build(self, node: Node, path: Path) -> Any:
         if isinstance(node, ScalarNode):
             text = str(node.value)
+            if node.style == ">":
+                # The round-trip composer marks each folded line break with BEL
+                # so it can re-emit the fold; the value itself has none.
+                text = text.replace("\a", "")
             value = _scalar(node, text)
             if not isinstance(value, str) and value is not None:
                 self.texts[path] = text

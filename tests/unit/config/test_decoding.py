@@ -180,3 +180,23 @@ def test_unreadable_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "missing.yaml")
     assert str(info.value).startswith(f"{tmp_path / 'missing.yaml'}: cannot read config:")
+
+
+def test_folded_and_literal_block_scalars_read_as_plain_text() -> None:
+    cfg = load(
+        """
+        macros:
+          base: >-
+            run ${PORT}
+            --flag x
+        models:
+          a:
+            cmd: ${base} --more
+            description: |
+              two
+              lines
+        """
+    )
+    m = cfg.models["a"]
+    assert m.argv == ["run", str(m.port), "--flag", "x", "--more"]
+    assert m.description.rstrip("\n") == "two\nlines"
