@@ -48,21 +48,19 @@ class LogSubscription:
         self._buffer: deque[LogLine] = deque()
         self._maxlen = maxlen
         self._dropped = 0
+        self._markers = 0  # queued markers, which take no slot of the bound
         self._closed = False
         self._wakeup = trio.Event()
 
     def _offer(self, line: LogLine) -> None:
-        if len(self._buffer) >= self._maxlen:
+        if len(self._buffer) - self._markers >= self._maxlen:
             self._dropped += 1
             return
         if self._dropped:
-            # the marker takes the place of the lines that went missing
+            # the marker stands where the missing lines were; it takes no slot
             self._buffer.append(dropped_marker(self._ring.source, self._dropped))
+            self._markers += 1
             self._dropped = 0
-            if len(self._buffer) >= self._maxlen:
-                self._dropped = 1
-                self._wakeup.set()
-                return
         self._buffer.append(line)
         self._wakeup.set()
 
@@ -73,7 +71,10 @@ class LogSubscription:
 
     def receive_nowait(self) -> LogLine:
         if self._buffer:
-            return self._buffer.popleft()
+            line = self._buffer.popleft()
+            if line.stream == "dropped":
+                self._markers -= 1
+            return line
         if self._dropped:
             marker = dropped_marker(self._ring.source, self._dropped)
             self._dropped = 0

@@ -11,6 +11,7 @@ then backing off slowly (the interval doubles every half second) to at most
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -113,10 +114,15 @@ async def probe_once(target: HealthTarget) -> int | None:
     return None
 
 
-async def wait_healthy(target: HealthTarget, deadline: float) -> int:
+async def wait_healthy(
+    target: HealthTarget,
+    deadline: float,
+    probe: Callable[[HealthTarget], Awaitable[int | None]] = probe_once,
+) -> int:
     """Probe until a 200, and return the number of probes; HealthTimeout at `deadline`.
 
     The caller races this against the child's exit and against stop requests.
+    `probe` is replaceable so the schedule can be tested on a mock clock.
     """
     started = trio.current_time()
     probes = 0
@@ -125,7 +131,7 @@ async def wait_healthy(target: HealthTarget, deadline: float) -> int:
             raise HealthTimeout
         status = None
         with trio.move_on_at(deadline):
-            status = await probe_once(target)
+            status = await probe(target)
         probes += 1
         if status == 200:
             return probes

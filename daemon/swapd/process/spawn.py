@@ -94,7 +94,11 @@ class Child:
 
     async def _drain(self, stream: trio.lowlevel.FdStream, ring: LogRing, name: str) -> None:
         try:
-            await drain(stream, ring, name)
+            # Shielded: the output is read to its end even while the supervisor shuts
+            # down, so the child never writes into a closed pipe. Whoever stops the
+            # child closes the pipes by force if they stay open (stop.py).
+            with trio.CancelScope(shield=True):
+                await drain(stream, ring, name)
         finally:
             self._open_drains -= 1
             if self._open_drains == 0:

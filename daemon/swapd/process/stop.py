@@ -130,16 +130,20 @@ async def _supervise_stop_command(stopper: Child, ring: LogRing, grace: float) -
     """Run cmdStop to completion (bounded), logging its output and exit status."""
     async with trio.open_nursery() as nursery:
         stopper.start_tasks(nursery, ring, names=("cmdStop", "cmdStop"))
-        with trio.move_on_after(grace + STOP_COMMAND_SLACK):
-            await stopper.exited.wait()
-        if stopper.running:
-            ring.write("swapd", f"cmdStop (pid {stopper.pid}) still running: killing it")
-            stopper.signal_group(signal.SIGKILL)
-            await stopper.exited.wait()
-        with trio.move_on_after(1.0):
-            await stopper.drained.wait()
-        if not stopper.drained.is_set():
-            await stopper.close_pipes()
+        try:
+            with trio.move_on_after(grace + STOP_COMMAND_SLACK):
+                await stopper.wait()
+        finally:
+            if stopper.running:  # too slow, or our supervisor is going away
+                ring.write("swapd", f"cmdStop (pid {stopper.pid}) still running: killing it")
+                stopper.signal_group(signal.SIGKILL)
+                with trio.CancelScope(shield=True):
+                    await stopper.wait()
+            with trio.move_on_after(1.0) as drain_scope:
+                drain_scope.shield = True
+                await stopper.drained.wait()
+            if not stopper.drained.is_set():
+                await stopper.close_pipes()
         ring.write("swapd", f"cmdStop exited with status {stopper.returncode}")
 
 
