@@ -1,0 +1,441 @@
+"""Relay overhead: the fake upstream directly vs through swapd (issue 5's benchmark).
+
+One run of each, printed as a table and returned as figures:
+
+* added latency of 500 small sequential requests (p50, p99; goal p50 <= 1.0 ms);
+* 32 concurrent streams at 200 tokens/s each: delivered tokens/s against
+  direct (goal >= 0.98) and added time to first token (goal <= 2 ms);
+* relay capacity: 32 concurrent streams from an upstream sending as fast as
+  it can, SSE events/s through swapd as a fraction of direct.
+
+"Through swapd" is a real `swapd serve` subprocess whose config runs the
+fake upstreams as its models, so the figures include the router and the
+whole HTTP stack. With `--relay-only CLIENT` the swapd side is instead a
+bare relay (the HTTP app with a router that grants at once) using CLIENT
+(`h11` or `httpx2`) as its upstream client: that is how the upstream client
+was chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from swapd.http.upstream import H11Client
+
+SMALL_REQUESTS = 500
+STREAMS = 32
+PACED_TOKENS = 200
+PACED_INTERVAL = 1 / 200
+FAST_TOKENS = 4000
+CHAT = "/v1/chat/completions"
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start a helper process (before the measured part; blocking is fine here)."""
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# The fake upstream writes a response head and body in two writes; with Nagle's
+# algorithm on, the second waits for the client's delayed ACK (~40 ms) and the
+# "direct" figures would measure that stall instead of the upstream. The bench
+# therefore runs the fake with TCP_NODELAY (as real servers such as
+# llama-server do).
+FAKE_NODELAY = (
+    "import sys, swapd.testing.fake_upstream as f; "
+    "f.Handler.disable_nagle_algorithm = True; sys.exit(f.main())"
+)
+
+
+def fake_argv(port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-c", FAKE_NODELAY, "--port", str(port), "--quiet", *extra]
+
+
+UPSTREAMS = {
+    "small": ("--tokens", "4"),
+    "paced": ("--token-interval", str(PACED_INTERVAL)),
+    "fast": (),
+}
+
+
+def body(model: str, *, stream: bool = False, tokens: int = 4) -> bytes:
+    payload = {
+        "model": model,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": tokens,
+    }
+    if stream:
+        payload["stream"] = True
+    return json.dumps(payload).encode()
+
+
+async def wait_http(client: H11Client, url: str, within: float = 20.0) -> None:
+    with trio.fail_after(within):
+        while True:
+            try:
+                response = await client.request("GET", url, [])
+                await response.read()
+                await response.aclose()
+                if response.status == 200:
+                    return
+            except Exception:
+                pass
+            await trio.sleep(0.05)
+
+
+# ----- measurements ---------------------------------------------------------------
+
+
+async def sequential(client: H11Client, base: str, model: str, count: int) -> list[float]:
+    """Latencies (ms) of `count` small non-streaming requests, one after the other."""
+    out = []
+    data = body(model)
+    for _ in range(count):
+        start = time.perf_counter()
+        response = await client.request("POST", base + CHAT, JSON_HEADERS, data)
+        await response.read()
+        await response.aclose()
+        if response.status != 200:
+            raise RuntimeError(f"small request answered {response.status}")
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+@dataclass
+class StreamRun:
+    events: int
+    seconds: float
+    ttft_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+async def streams(client: H11Client, base: str, model: str, count: int, tokens: int) -> StreamRun:
+    """`count` concurrent streaming requests; SSE events delivered and time to first byte."""
+    ttft: list[float] = []
+    events = 0
+    data = body(model, stream=True, tokens=tokens)
+
+    async def one() -> None:
+        nonlocal events
+        start = time.perf_counter()
+        response = await client.request("POST", base + CHAT, JSON_HEADERS, data)
+        first = True
+        async for chunk in response.chunks():
+            if first:
+                ttft.append((time.perf_counter() - start) * 1000)
+                first = False
+            events += chunk.count(b"data: ")
+        await response.aclose()
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one)
+    return StreamRun(events, time.perf_counter() - start, ttft)
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(direct: dict[str, str], relayed: str, names: dict[str, str]) -> dict[str, Any]:
+    """Run every measurement against `direct[kind]` and `relayed` (model `names[kind]`)."""
+    client = H11Client(max_idle_per_origin=STREAMS * 2)
+    figures: dict[str, Any] = {}
+    await sequential(client, direct["small"], names["small"], 50)
+    await sequential(client, relayed, names["small"], 50)
+    d = await sequential(client, direct["small"], names["small"], SMALL_REQUESTS)
+    r = await sequential(client, relayed, names["small"], SMALL_REQUESTS)
+    figures["direct_p50_ms"], figures["direct_p99_ms"] = pct(d, 0.5), pct(d, 0.99)
+    figures["swapd_p50_ms"], figures["swapd_p99_ms"] = pct(r, 0.5), pct(r, 0.99)
+    figures["added_p50_ms"] = figures["swapd_p50_ms"] - figures["direct_p50_ms"]
+    figures["added_p99_ms"] = figures["swapd_p99_ms"] - figures["direct_p99_ms"]
+
+    await streams(client, relayed, names["paced"], 2, 10)
+    dp = await streams(client, direct["paced"], names["paced"], STREAMS, PACED_TOKENS)
+    rp = await streams(client, relayed, names["paced"], STREAMS, PACED_TOKENS)
+    figures["paced_direct_tokens_s"] = dp.rate
+    figures["paced_swapd_tokens_s"] = rp.rate
+    figures["paced_ratio"] = rp.rate / dp.rate
+    figures["paced_direct_ttft_ms"] = statistics.median(dp.ttft_ms)
+    figures["paced_swapd_ttft_ms"] = statistics.median(rp.ttft_ms)
+    figures["paced_added_ttft_ms"] = (
+        figures["paced_swapd_ttft_ms"] - figures["paced_direct_ttft_ms"]
+    )
+
+    await streams(client, relayed, names["fast"], 2, 100)
+    df = await streams(client, direct["fast"], names["fast"], STREAMS, FAST_TOKENS)
+    rf = await streams(client, relayed, names["fast"], STREAMS, FAST_TOKENS)
+    figures["fast_direct_events_s"] = df.rate
+    figures["fast_swapd_events_s"] = rf.rate
+    figures["fast_ratio"] = rf.rate / df.rate
+    await client.aclose()
+    return figures
+
+
+def table(figures: dict[str, Any], title: str) -> str:
+    f = figures
+    rows = [
+        ("500 small requests, p50 (ms)", f["direct_p50_ms"], f["swapd_p50_ms"],
+         f"+{f['added_p50_ms']:.2f} ms", "<= +1.0 ms"),
+        ("500 small requests, p99 (ms)", f["direct_p99_ms"], f["swapd_p99_ms"],
+         f"+{f['added_p99_ms']:.2f} ms", ""),
+        ("32 streams @200 tok/s, tokens/s", f["paced_direct_tokens_s"],
+         f["paced_swapd_tokens_s"], f"{f['paced_ratio']:.3f} x", ">= 0.98 x"),
+        ("32 streams @200 tok/s, TTFT p50 (ms)", f["paced_direct_ttft_ms"],
+         f["paced_swapd_ttft_ms"], f"+{f['paced_added_ttft_ms']:.2f} ms", "<= +2 ms"),
+        ("32 streams, as fast as possible, events/s", f["fast_direct_events_s"],
+         f["fast_swapd_events_s"], f"{f['fast_ratio']:.3f} x", "(llama-swap 0.70 x)"),
+    ]  # fmt: skip
+    lines = [
+        title,
+        f"| {'measure':<42} | {'direct':>10} | {'swapd':>10} | {'swapd vs direct':>15} | goal |",
+    ]
+    lines.append("|" + "-" * 44 + "|" + "-" * 12 + "|" + "-" * 12 + "|" + "-" * 17 + "|------|")
+    for name, direct, relayed, delta, goal in rows:
+        lines.append(f"| {name:<42} | {direct:>10.2f} | {relayed:>10.2f} | {delta:>15} | {goal} |")
+    return "\n".join(lines)
+
+
+# ----- the swapd side -------------------------------------------------------------------
+
+
+def write_config(path: Path, ports: dict[str, int]) -> None:
+    lines = ["healthCheckTimeout: 15", "models:"]
+    for kind, port in ports.items():
+        cmd = " ".join(fake_argv(port, *UPSTREAMS[kind]))
+        lines += [
+            f"  {kind}:",
+            f"    cmd: {cmd}",
+            f"    proxy: http://127.0.0.1:{port}",
+            "    concurrencyLimit: 64",
+        ]
+    # one group that is not swapping: the three fakes run side by side
+    lines += ["groups:", "  all:", "    swap: false", "    members: [small, paced, fast]"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@asynccontextmanager
+async def swapd_daemon(ports: dict[str, int]) -> AsyncIterator[str]:
+    listen = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "bench.yaml"
+        write_config(config, ports)
+        argv = [
+            sys.executable,
+            "-m",
+            "swapd",
+            "serve",
+            "--config",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{listen}",
+        ]
+        proc = spawn(argv)
+        try:
+            base = f"http://127.0.0.1:{listen}"
+            client = H11Client()
+            await wait_http(client, base + "/health")
+            for kind in ports:  # load every model through swapd first
+                response = await client.request(
+                    "POST", base + CHAT, JSON_HEADERS, body(kind, tokens=1)
+                )
+                await response.read()
+                await response.aclose()
+                if response.status != 200:
+                    raise RuntimeError(f"swapd could not load {kind}: {response.status}")
+            await client.aclose()
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@asynccontextmanager
+async def upstream_fakes() -> AsyncIterator[dict[str, tuple[int, str]]]:
+    ports = {kind: free_port() for kind in UPSTREAMS}
+    procs = [spawn(fake_argv(port, *UPSTREAMS[kind])) for kind, port in ports.items()]
+    try:
+        client = H11Client()
+        for port in ports.values():
+            await wait_http(client, f"http://127.0.0.1:{port}/health")
+        await client.aclose()
+        yield {kind: (port, f"http://127.0.0.1:{port}") for kind, port in ports.items()}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+async def run_daemon() -> dict[str, Any]:
+    ports = {kind: free_port() for kind in UPSTREAMS}
+    direct = {kind: f"http://127.0.0.1:{port}" for kind, port in ports.items()}
+    async with swapd_daemon(ports) as base:
+        return await measure(direct, base, {k: k for k in ports})
+
+
+async def run_relay_only(client_name: str) -> dict[str, Any]:
+    async with upstream_fakes() as fakes:
+        listen = free_port()
+        spec = json.dumps({kind: url for kind, (_port, url) in fakes.items()})
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.bench_relay",
+            "--serve-relay",
+            client_name,
+            "--listen",
+            str(listen),
+            "--upstreams",
+            spec,
+        ]
+        proc = spawn(argv)
+        try:
+            base = f"http://127.0.0.1:{listen}"
+            client = H11Client()
+            await wait_http(client, base + "/health")
+            await client.aclose()
+            direct = {kind: url for kind, (_port, url) in fakes.items()}
+            return await measure(direct, base, {k: k for k in fakes})
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+# ----- the bare relay used to choose the upstream client ---------------------------------
+
+
+class HttpxClient:
+    """httpx2 behind the interface of `swapd.http.upstream.H11Client`, for comparison."""
+
+    def __init__(self) -> None:
+        import httpx2
+
+        self._httpx = httpx2
+        limits = httpx2.Limits(max_connections=None, max_keepalive_connections=64)
+        self._client = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None), limits=limits)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes = b"",
+        *,
+        head_timeout: float | None = None,
+    ) -> Any:
+        request = self._client.build_request(method, url, headers=headers, content=body)
+        response = await self._client.send(request, stream=True)
+        return _HttpxResponse(response)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _HttpxResponse:
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = list(response.headers.raw)
+        self.truncated = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in self._response.aiter_raw():
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+def serve_relay(client_name: str, listen: int, upstreams: dict[str, str]) -> None:
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    from swapd.events import EventBus
+    from swapd.http.app import create_app
+    from swapd.http.logs_hub import LogHub
+    from swapd.http.services import Services
+    from swapd.http.settings import ApiSettings, ModelView
+
+    @dataclass
+    class Grant:
+        upstream: str
+
+    class GrantAtOnce:
+        @asynccontextmanager
+        async def lease(self, model_id: str, progress: Any = None) -> AsyncIterator[Grant]:
+            yield Grant(upstreams[model_id])
+
+        async def unload(self, models: Any = None) -> None:
+            return None
+
+        def snapshot(self) -> None:
+            return None
+
+    class NoPool:
+        def states(self) -> dict[str, str]:
+            return {}
+
+        def __getitem__(self, model_id: str) -> Any:
+            raise KeyError(model_id)
+
+    async def main() -> None:
+        bus = EventBus()
+        client: Any = H11Client(max_idle_per_origin=128) if client_name == "h11" else HttpxClient()
+        settings = ApiSettings(models={k: ModelView(k) for k in upstreams})
+        services = Services(settings, GrantAtOnce(), NoPool(), bus, LogHub(bus), client=client)
+        config = Config()
+        config.bind = [f"127.0.0.1:{listen}"]
+        config.accesslog = None
+        await serve(create_app(services), config)
+
+    trio.run(main)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="bench_relay", description=__doc__.splitlines()[0])
+    parser.add_argument("--relay-only", choices=("h11", "httpx2"), help="bench a bare relay")
+    parser.add_argument("--serve-relay", choices=("h11", "httpx2"), help=argparse.SUPPRESS)
+    parser.add_argument("--listen", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--upstreams", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_relay:
+        serve_relay(args.serve_relay, args.listen, json.loads(args.upstreams))
+        return {}
+    if args.relay_only:
+        figures = trio.run(run_relay_only, args.relay_only)
+        title = f"relay only, upstream client {args.relay_only} (cores: {os.cpu_count()})"
+    else:
+        figures = trio.run(run_daemon)
+        title = f"swapd serve vs direct (cores: {os.cpu_count()})"
+    print(table(figures, title))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

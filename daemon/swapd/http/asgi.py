@@ -1,0 +1,69 @@
+"""Small raw-ASGI helpers shared by the relay routes (no framework on the hot path)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from swapd.http.errors import ApiError, render_error
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body was read."""
+
+
+def header(scope: Scope, name: bytes) -> str:
+    """The first value of a request header (lower-case `name`), or ""."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+def client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, refusing more than `limit` bytes with a 413."""
+    declared = header(scope, b"content-length")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body of {declared} bytes is over the {limit}-byte limit")
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body is over the {limit}-byte limit")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def send_response(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str = "",
+    headers: dict[str, str] | None = None,
+) -> None:
+    out = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    if content_type:
+        out.append((b"content-type", content_type.encode()))
+    out.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_error(send: Send, error: ApiError, accept: str = "") -> None:
+    content_type, body = render_error(error.status, error.message, accept, error.code)
+    await send_response(send, error.status, body, content_type, error.headers)

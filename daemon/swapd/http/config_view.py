@@ -1,0 +1,72 @@
+"""Building the HTTP layer's `ApiSettings` from a loaded config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swapd.config import LoadedConfig
+from swapd.http.settings import (
+    DEFAULT_MAX_BODY,
+    ApiSettings,
+    Capabilities,
+    Filters,
+    ModelView,
+    PeerView,
+)
+
+
+def _filters(doc: Any) -> Filters:
+    strip = getattr(doc, "strip_params", "") or getattr(doc, "strip_params_legacy", "")
+    return Filters(
+        strip_params=strip,
+        set_params=dict(getattr(doc, "set_params", {}) or {}),
+        set_params_by_id={
+            k: dict(v) for k, v in (getattr(doc, "set_params_by_id", {}) or {}).items()
+        },
+    )
+
+
+def settings_from_config(loaded: LoadedConfig) -> ApiSettings:
+    config = loaded.config
+    models = {}
+    for model_id, m in config.models.items():
+        caps = m.capabilities
+        models[model_id] = ModelView(
+            id=model_id,
+            proxy=m.proxy,
+            cmd=m.cmd,
+            ttl=m.ttl,
+            name=m.name,
+            description=m.description,
+            unlisted=m.unlisted,
+            aliases=tuple(m.aliases),
+            use_model_name=m.use_model_name,
+            filters=_filters(m.filters),
+            send_loading_state=m.send_loading_state,
+            metadata=dict(m.metadata),
+            capabilities=Capabilities(
+                inputs=tuple(caps.in_),
+                outputs=tuple(caps.out),
+                tools=caps.tools,
+                reranker=caps.reranker,
+                context=caps.context,
+            ),
+        )
+    peers = {
+        peer_id: PeerView(
+            id=peer_id,
+            proxy=peer.proxy,
+            models=tuple(peer.models),
+            api_key=peer.api_key,
+            filters=_filters(peer.filters),
+        )
+        for peer_id, peer in config.peers.items()
+    }
+    return ApiSettings(
+        models=models,
+        aliases=dict(loaded.aliases),
+        peers=peers,
+        api_keys=tuple(config.api_keys),
+        include_aliases_in_list=config.include_aliases_in_list,
+        max_request_body_size=getattr(config, "max_request_body_size", DEFAULT_MAX_BODY),
+    )

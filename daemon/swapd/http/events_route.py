@@ -1,0 +1,104 @@
+"""`GET /api/events`: Server-Sent Events of model states, swaps, requests, queue and logs.
+
+Frames follow llama-swap's format (spec api.md §8): `event:message`, then
+`data:` with an envelope `{"type": ..., "data": "<JSON text>"}` whose `data`
+is itself JSON in a string. Types: `modelStatus` (initially and on every
+state change), `logData` (history first, then live proxy/upstream lines),
+and swapd's own `swap`, `request`, `queue` and `decision` records (the bus
+event encoded as JSON). A `lagged` frame says how many events a slow client
+missed: its subscription is bounded and lossy, so it never slows the daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from swapd.http.services import Services
+from swapd.process.events import LogLine
+
+TOPICS = ("state", "swap", "request", "queue", "decision", "log")
+CLIENT_BUFFER = 1024
+HEADERS = {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    "x-content-type-options": "nosniff",
+    "x-accel-buffering": "no",
+}
+
+_encoder = msgspec.json.Encoder()
+
+
+def frame(kind: str, data: Any) -> bytes:
+    """One SSE frame; `data` is JSON-encoded, then embedded as a string."""
+    inner = data if isinstance(data, str) else _encoder.encode(data).decode()
+    return b"event:message\ndata:" + _encoder.encode({"type": kind, "data": inner}) + b"\n\n"
+
+
+def model_status(services: Services) -> list[dict[str, Any]]:
+    """Every local model (unlisted too) with its state, then the peer models."""
+    settings = services.settings
+    items: list[dict[str, Any]] = []
+    for model_id in sorted(settings.models):
+        model = settings.models[model_id]
+        item: dict[str, Any] = {
+            "id": model_id,
+            "name": model.name,
+            "description": model.description,
+            "state": services.state_of(model_id),
+            "unlisted": model.unlisted,
+            "peerID": "",
+        }
+        if model.aliases:
+            item["aliases"] = list(model.aliases)
+        items.append(item)
+    for peer_id in sorted(settings.peers):
+        for name in dict.fromkeys(settings.peers[peer_id].models):
+            items.append(
+                {
+                    "id": f"{peer_id}/{name}",
+                    "name": "",
+                    "description": "",
+                    "state": "",
+                    "unlisted": False,
+                    "peerID": peer_id,
+                }
+            )
+    return items
+
+
+def _log_data(source: str, text: str) -> dict[str, str]:
+    return {"source": source, "data": text}
+
+
+def encode_event(services: Services, event: Any) -> bytes | None:
+    topic = getattr(event, "topic", "")
+    if topic == "state":
+        return frame("modelStatus", model_status(services))
+    if topic == "log" and isinstance(event, LogLine):
+        source = "proxy" if event.source == "proxy" else "upstream"
+        prefix = "" if source == "proxy" else f"[{event.source}] "
+        return frame("logData", _log_data(source, f"{prefix}{event.text}\n"))
+    if topic in TOPICS:
+        return frame(topic, msgspec.to_builtins(event))
+    return None
+
+
+async def event_stream(services: Services) -> AsyncIterator[bytes]:
+    """The frames for one client: the initial ones, then live events until closed."""
+    sub = services.track(services.bus.subscribe(topics=TOPICS, maxlen=CLIENT_BUFFER))
+    with sub:
+        hub = services.logs
+        for source, ring in (("proxy", hub.proxy), ("upstream", hub.upstream)):
+            history = "".join(f"{line.text}\n" for line in ring.lines())
+            yield frame("logData", _log_data(source, history))
+        yield frame("modelStatus", model_status(services))
+        async for event in sub:
+            lagged = sub.take_lagged()
+            if lagged:
+                yield frame("lagged", {"dropped": lagged})
+            data = encode_event(services, event)
+            if data is not None:
+                yield data

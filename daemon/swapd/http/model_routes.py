@@ -1,0 +1,450 @@
+"""The relay routes: OpenAI/Anthropic/llama-server model routes and `/upstream/<model>/...`.
+
+These are plain ASGI (no framework) because they are the hot path: a
+request is authenticated, its body read (bounded), its model found and
+resolved, filters applied, the router asked for a lease, and the response
+relayed as it streams. Everything else is served by the Quart app.
+
+A client disconnect is noticed by a watcher task that waits on `receive()`
+and cancels the handler: a request waiting for admission or a load leaves
+the router's queue (the lease context exits), one mid-stream closes its
+upstream connection. Nothing a client sends escapes as an exception: every
+failure is answered with the error envelope (or ends the stream, when the
+response head is already out).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+
+import msgspec
+import trio
+
+from swapd.http import filters, multipart
+from swapd.http.asgi import (
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    client_ip,
+    header,
+    read_body,
+    send_error,
+    send_response,
+)
+from swapd.http.auth import check as check_auth
+from swapd.http.errors import ApiError, envelope, too_many_requests, unknown_model
+from swapd.http.loading_state import LoadingWriter
+from swapd.http.metrics import parse_usage
+from swapd.http.names import Target
+from swapd.http.relay import RelayResult, relay_response, request_headers
+from swapd.http.request_model import MISSING_MODEL, ModelRequest, extract
+from swapd.http.services import Services
+from swapd.http.upstream import UpstreamError, UpstreamResponse
+from swapd.router.errors import LoadFailed, RouterError, TooManyRequests
+
+POST_ROUTES = frozenset(
+    {
+        "/v1/chat/completions", "/v1/responses", "/v1/completions", "/v1/messages",
+        "/v1/messages/count_tokens", "/v1/embeddings", "/reranking", "/rerank", "/v1/rerank",
+        "/v1/reranking", "/infill", "/completion", "/v1/audio/speech", "/v1/audio/voices",
+        "/v1/images/generations", "/sdapi/v1/txt2img", "/sdapi/v1/img2img",
+        "/audioapi/v1/tasks/run", "/v/chat/completions", "/v/responses", "/v/completions",
+        "/v/messages", "/v/messages/count_tokens", "/v/embeddings", "/v/rerank",
+        "/v/reranking", "/v1/audio/transcriptions", "/v1/images/edits",
+    }
+)  # fmt: skip
+GET_ROUTES = frozenset({"/v1/audio/voices", "/sdapi/v1/loras", "/props"})
+LOADING_PATH = "/v1/chat/completions"
+PEER_HEAD_TIMEOUT = 60.0
+LOG_TAIL_LINES = 20
+PROGRESS_BUFFER = 64
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def is_model_route(method: str, path: str) -> bool | None:
+    """True for a model route, False for a known path with the wrong method, else None."""
+    if path in POST_ROUTES or path in GET_ROUTES:
+        return (method == "POST" and path in POST_ROUTES) or (
+            method in ("GET", "HEAD") and path in GET_ROUTES
+        )
+    return None
+
+
+def forward_path(path: str) -> str:
+    """`/v/<rest>` and `/audioapi/<rest>` go upstream as `/<rest>` (spec api.md §3.1)."""
+    if path.startswith("/v/"):
+        return path[2:]
+    if path.startswith("/audioapi/"):
+        return path[len("/audioapi") :]
+    return path
+
+
+def join_url(base: str, path: str, query: bytes) -> str:
+    url = base.rstrip("/") + path
+    return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+def router_error(exc: RouterError) -> ApiError:
+    """The HTTP answer for a lease failure."""
+    if isinstance(exc, TooManyRequests):
+        return too_many_requests(exc.retry_after)
+    if isinstance(exc, LoadFailed):
+        message = exc.message
+        if exc.reason and exc.reason not in message:
+            message = f"{message}: {exc.reason}"
+        if exc.log_tail:
+            tail = "\n".join(exc.log_tail.splitlines()[-LOG_TAIL_LINES:])
+            message = f"{message}\nlast log lines of {exc.model or 'the model'}:\n{tail}"
+        return ApiError(500, message, exc.code)
+    return ApiError(exc.status, exc.message, exc.code)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+class _Response:
+    """Wraps ASGI send to know whether the response head went out."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.finished = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif not message.get("more_body", False):
+            self.finished = True
+        await self._send(message)
+
+
+class ModelRoutes:
+    """The ASGI handler of the relay routes."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _Response(send)
+        started = time.perf_counter()
+        outcome: dict[str, Any] = {"model": "", "status": 0, "usage": (0, 0)}
+        error: ApiError | None = None
+        try:
+            with trio.CancelScope() as guard:
+                async with trio.open_nursery() as nursery:
+                    body = await self._read(scope, receive)
+                    nursery.start_soon(self._watch_disconnect, receive, guard, response)
+                    await self._dispatch(scope, body, response, outcome)
+                    nursery.cancel_scope.cancel()
+        except Exception as exc:
+            error = self._classify(exc)
+        try:
+            if error is not None:
+                outcome["status"] = error.status
+                if not response.started:
+                    await send_error(response, error, header(scope, b"accept"))
+                elif not response.finished:
+                    await response({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if outcome["model"]:
+                self.services.metrics.observe_request(
+                    outcome["model"], forward_path(scope["path"]), outcome["status"] or 499,
+                    time.perf_counter() - started, outcome["usage"],
+                )  # fmt: skip
+
+    def _classify(self, exc: Exception) -> ApiError | None:
+        """The answer for whatever ended a request: None when the client is gone.
+
+        Exception groups (from nurseries on the way) are searched for the
+        meaningful leaf. Anything unexpected is logged and answered with a 500,
+        so no request can take the daemon down.
+        """
+        leaf: BaseException = exc
+        if isinstance(exc, BaseExceptionGroup):
+            leaves = list(_leaves(exc))
+            known = [e for e in leaves if isinstance(e, ApiError | ClientGone | RouterError)]
+            leaf = known[0] if known else leaves[0]
+        if isinstance(leaf, ClientGone):
+            return None
+        if isinstance(leaf, ApiError):
+            return leaf
+        if isinstance(leaf, RouterError):
+            return router_error(leaf)
+        detail = "".join(traceback.format_exception(leaf)).rstrip()
+        self.services.logs.info(f"internal error while handling a request: {detail}")
+        return ApiError(500, f"internal error: {type(leaf).__name__}: {leaf}")
+
+    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+        settings = self.services.settings
+        check_auth(settings.api_keys, header(scope, b"authorization"), header(scope, b"x-api-key"))
+        return await read_body(scope, receive, settings.max_request_body_size)
+
+    @staticmethod
+    async def _watch_disconnect(
+        receive: Receive, scope: trio.CancelScope, response: _Response
+    ) -> None:
+        """Cancel the handler when the client leaves before its response is complete.
+
+        hypercorn also reports `http.disconnect` once a response has been sent
+        in full; that one is not a client leaving.
+        """
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not response.finished:
+                    scope.cancel()
+                return
+
+    async def _dispatch(
+        self, scope: Scope, body: bytes, send: _Response, outcome: dict[str, Any]
+    ) -> None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if path.startswith("/upstream/"):
+            await self._upstream(scope, body, send, outcome)
+            return
+        req = extract(method, header(scope, b"content-type"), scope["query_string"], body)
+        if not req.model:
+            raise ApiError(400, MISSING_MODEL, "missing_model")
+        target = self.services.resolver.resolve(req.model)
+        if target is None:
+            raise unknown_model(req.model)
+        outcome["model"] = target.display
+        path_out = forward_path(path)
+        if target.kind == "peer":
+            out_body = self._peer_body(req, body, target)
+            await self._to_peer(scope, target, path_out, out_body, send, outcome)
+            return
+        model = self.services.settings.models[target.model]
+        out_body = self._local_body(req, body, target, model.use_model_name, model.filters)
+        loading = req.stream and model.send_loading_state and path_out.startswith(LOADING_PATH)
+        await self._to_local(
+            scope, target, path_out, scope["query_string"], out_body, send, outcome, loading
+        )
+
+    # ----- bodies ------------------------------------------------------------
+
+    @staticmethod
+    def _local_body(
+        req: ModelRequest, body: bytes, target: Target, use_model_name: str, model_filters: Any
+    ) -> bytes:
+        if req.kind == "json" and req.json is not None:
+            if not filters.applies(use_model_name, model_filters, target.requested):
+                return body
+            filters.apply(
+                req.json, use_model_name=use_model_name, filters=model_filters,
+                requested=target.requested,
+            )  # fmt: skip
+            return msgspec.json.encode(req.json)
+        if req.kind == "multipart" and req.parts is not None and use_model_name:
+            rebuilt = multipart.with_field(req.parts, "model", use_model_name)
+            return multipart.build(rebuilt, req.boundary)
+        return body
+
+    def _peer_body(self, req: ModelRequest, body: bytes, target: Target) -> bytes:
+        peer = self.services.settings.peers[target.peer or ""]
+        rename = target.requested != target.model
+        if req.kind == "json" and req.json is not None:
+            if not rename and not filters.applies("", peer.filters, target.requested):
+                return body
+            if rename:
+                req.json["model"] = target.model
+            filters.apply(
+                req.json, use_model_name="", filters=peer.filters, requested=target.requested
+            )
+            return msgspec.json.encode(req.json)
+        if req.kind == "multipart" and req.parts is not None and rename:
+            return multipart.build(
+                multipart.with_field(req.parts, "model", target.model), req.boundary
+            )
+        return body
+
+    # ----- local models ----------------------------------------------------------
+
+    def _local_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        return request_headers(
+            list(scope["headers"]), drop_credentials=True, client_ip=client_ip(scope)
+        )
+
+    async def _open_upstream(
+        self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes,
+        head_timeout: float | None = None,
+    ) -> UpstreamResponse:  # fmt: skip
+        try:
+            return await self.services.client.request(
+                method, url, headers, body, head_timeout=head_timeout
+            )
+        except UpstreamError as exc:
+            raise ApiError(502, f"upstream unreachable: {exc}") from None
+
+    def _record(self, outcome: dict[str, Any], result: RelayResult) -> None:
+        outcome["status"] = result.status
+        outcome["usage"] = parse_usage(result.tail)
+        if result.truncated:
+            self.services.logs.info(
+                f"{outcome['model']} upstream ended the response early "
+                f"(after {result.bytes} bytes); the client's response was closed cleanly"
+            )
+
+    async def _to_local(
+        self, scope: Scope, target: Target, path: str, query: bytes, body: bytes,
+        send: _Response, outcome: dict[str, Any], loading: bool,
+    ) -> None:  # fmt: skip
+        headers = self._local_headers(scope)
+        if loading:
+            await self._to_local_with_loading(
+                scope, target, path, query, headers, body, send, outcome
+            )
+            return
+        try:
+            async with self.services.router.lease(target.model) as grant:
+                url = join_url(grant.upstream, path, query)
+                upstream = await self._open_upstream(scope["method"], url, headers, body)
+                self._record(outcome, await relay_response(send, upstream))
+        except RouterError as exc:
+            raise router_error(exc) from None
+
+    async def _to_local_with_loading(
+        self, scope: Scope, target: Target, path: str, query: bytes,
+        headers: list[tuple[bytes, bytes]], body: bytes, send: _Response, outcome: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """A streaming chat request with sendLoadingState: show the load, then the answer.
+
+        The stream (status 200) starts only when the router says the request
+        waits (queued or loading), so a 429 or an immediate grant is answered
+        normally. After it started, errors are appended to the stream.
+        """
+        progress_tx, progress_rx = trio.open_memory_channel[Any](PROGRESS_BUFFER)
+        state: dict[str, Any] = {"granted": False, "writer": None}
+
+        async def sse_send(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        async def watch(nursery: trio.Nursery) -> None:
+            async for event in progress_rx:
+                writer: LoadingWriter | None = state["writer"]
+                if writer is not None:
+                    writer.note_progress(event)
+                elif not state["granted"] and getattr(event, "kind", "") in ("queued", "loading"):
+                    writer = LoadingWriter(sse_send, target.model)
+                    writer.note_progress(event)
+                    state["writer"] = writer
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS}
+                    )
+                    nursery.start_soon(writer.run, None)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch, nursery)
+            try:
+                async with self.services.router.lease(target.model, progress=progress_tx) as grant:
+                    state["granted"] = True
+                    writer = state["writer"]
+                    if writer is not None:
+                        await writer.finish()
+                    url = join_url(grant.upstream, path, query)
+                    try:
+                        upstream = await self._open_upstream(scope["method"], url, headers, body)
+                    except ApiError as exc:
+                        if writer is None:
+                            raise
+                        await self._append_error(send, exc.status, exc.message, exc.code)
+                        outcome["status"] = exc.status
+                    else:
+                        result = await relay_response(send, upstream, head_sent=writer is not None)
+                        self._record(outcome, result)
+            except RouterError as exc:
+                state["granted"] = True
+                writer = state["writer"]
+                if writer is None:
+                    raise router_error(exc) from None
+                await writer.finish()
+                error = router_error(exc)
+                await self._append_error(send, error.status, error.message, error.code)
+                outcome["status"] = error.status
+            finally:
+                nursery.cancel_scope.cancel()
+
+    @staticmethod
+    async def _append_error(send: _Response, status: int, message: str, code: str | None) -> None:
+        """An error after the loading stream began: the envelope as raw bytes (spec §3.9)."""
+        await send(
+            {
+                "type": "http.response.body",
+                "body": envelope(status, message, code),
+                "more_body": False,
+            }
+        )
+
+    # ----- peers -----------------------------------------------------------------
+
+    async def _to_peer(
+        self, scope: Scope, target: Target, path: str, body: bytes, send: _Response,
+        outcome: dict[str, Any],
+    ) -> None:  # fmt: skip
+        peer = self.services.settings.peers[target.peer or ""]
+        extra: list[tuple[bytes, bytes]] = []
+        if peer.api_key:
+            key = peer.api_key.encode()
+            extra = [(b"authorization", b"Bearer " + key), (b"x-api-key", key)]
+        headers = request_headers(
+            list(scope["headers"]), drop_credentials=bool(peer.api_key), extra=extra
+        )
+        headers = [(n, v) for n, v in headers if not n.startswith(b"x-forwarded-")]
+        url = join_url(peer.proxy, path, scope["query_string"])
+        try:
+            upstream = await self.services.client.request(
+                scope["method"], url, headers, body, head_timeout=PEER_HEAD_TIMEOUT
+            )
+        except UpstreamError as exc:
+            self.services.logs.info(f"peer {peer.id}: proxy error: {exc}")
+            raise ApiError(502, f"peer proxy error: {exc}") from None
+        self._record(outcome, await relay_response(send, upstream))
+
+    # ----- /upstream/<model>/<path> ---------------------------------------------
+
+    async def _upstream(
+        self, scope: Scope, body: bytes, send: _Response, outcome: dict[str, Any]
+    ) -> None:
+        """Passthrough to a model's own server (spec api.md §6): any method, no filters."""
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        raw = raw_path.decode("latin-1").split("?", 1)[0]
+        raw_segments = raw[len("/upstream/") :].split("/")
+        segments = [unquote(s) for s in raw_segments]
+        match = self.services.resolver.match_path(segments)
+        if match is None:
+            raise ApiError(404, "model not found")
+        target, used = match
+        outcome["model"] = target.display
+        remainder = "/" + "/".join(raw_segments[used:])
+        query: bytes = scope["query_string"]
+        if remainder == "/" and not raw.endswith("/"):
+            location = "/upstream/" + "/".join(raw_segments[:used]) + "/"
+            if query:
+                location += "?" + query.decode("latin-1")
+            status = 301 if scope["method"] in ("GET", "HEAD") else 308
+            outcome["status"] = status
+            await send_response(send, status, b"", headers={"location": location})
+            return
+        if target.kind == "peer":
+            await self._to_peer(scope, target, remainder, body, send, outcome)
+            return
+        model = self.services.settings.models[target.model]
+        stream = b"stream=true" in query.split(b"&")
+        loading = stream and model.send_loading_state and remainder.startswith(LOADING_PATH)
+        await self._to_local(scope, target, remainder, query, body, send, outcome, loading)

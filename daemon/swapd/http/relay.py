@@ -1,0 +1,142 @@
+"""Relaying one request to an upstream and its response back to the client.
+
+The response is streamed piece by piece as the upstream produces it, never
+buffered (every ASGI body message is written to the client's socket at
+once), with `X-Accel-Buffering: no` on event streams so a reverse proxy in
+front of swapd does not buffer either. Hop-by-hop, `date` and `server`
+headers are dropped both ways (STACK gotcha 10); hypercorn adds its own.
+
+Exits: a client that disconnects cancels the handler, and leaving the
+`aclosing` block closes the upstream connection at once, so the upstream
+stops generating. An upstream that dies mid-body ends the client's response
+cleanly (a finished chunked body, no `[DONE]`), as llama-swap does (spec
+api.md §3.7); the supervisor notices the exit and marks the model stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from swapd.http.upstream import Headers, UpstreamResponse
+
+ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect"}
+_RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server"}
+CREDENTIALS = frozenset({b"authorization", b"x-api-key"})
+TAIL_BYTES = 16 * 1024
+
+
+def _connection_tokens(headers: Headers) -> set[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return tokens
+
+
+def request_headers(
+    headers: Headers,
+    *,
+    drop_credentials: bool,
+    extra: Headers | None = None,
+    client_ip: str | None = None,
+) -> Headers:
+    """Client headers fit to send upstream.
+
+    Drops hop-by-hop headers (and those named by `Connection`), Host and
+    Content-Length (the client sets them), Accept-Encoding (local upstreams
+    answer uncompressed so usage can be read), and, when `drop_credentials`,
+    the client's Authorization and x-api-key. `extra` replaces same-named
+    headers; `client_ip` is appended to X-Forwarded-For.
+    """
+    extra = extra or []
+    drop = _REQUEST_DROP | _connection_tokens(headers) | {name for name, _ in extra}
+    if drop_credentials:
+        drop = drop | CREDENTIALS
+    out = [(name.lower(), value) for name, value in headers if name.lower() not in drop]
+    out.extend(extra)
+    if client_ip:
+        forwarded = [v for n, v in out if n == b"x-forwarded-for"]
+        out = [(n, v) for n, v in out if n != b"x-forwarded-for"]
+        chain = b", ".join([*forwarded, client_ip.encode()])
+        out.append((b"x-forwarded-for", chain))
+    return out
+
+
+def is_event_stream(headers: Headers) -> bool:
+    return any(
+        n.lower() == b"content-type" and b"text/event-stream" in v.lower() for n, v in headers
+    )
+
+
+def response_headers(headers: Headers) -> Headers:
+    """Upstream response headers fit for the client, with X-Accel-Buffering on event streams."""
+    drop = _RESPONSE_DROP | _connection_tokens(headers)
+    out = [(n.lower(), v) for n, v in headers if n.lower() not in drop]
+    if is_event_stream(headers):
+        out = [(n, v) for n, v in out if n != b"x-accel-buffering"]
+        out.append((b"x-accel-buffering", b"no"))
+    return out
+
+
+@dataclass
+class RelayResult:
+    """What happened to one relayed response, for metrics and logs."""
+
+    status: int
+    bytes: int = 0
+    truncated: bool = False
+    tail: bytes = b""
+    content_type: str = ""
+
+
+async def relay_response(
+    send: ASGISend, upstream: UpstreamResponse, *, head_sent: bool = False
+) -> RelayResult:
+    """Stream `upstream` to the client; `head_sent` when a loading stream already sent 200.
+
+    The upstream response is closed on every exit path (normal end, client
+    disconnect, upstream death, errors).
+    """
+    ctype = next((v for n, v in upstream.headers if n.lower() == b"content-type"), b"")
+    result = RelayResult(upstream.status, content_type=ctype.decode("latin-1"))
+    tail = bytearray()
+    async with aclosing(upstream.chunks()) as chunks:
+        try:
+            if not head_sent:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": upstream.status,
+                        "headers": response_headers(upstream.headers),
+                    }
+                )
+            async for chunk in chunks:
+                result.bytes += len(chunk)
+                tail += chunk
+                if len(tail) > TAIL_BYTES:
+                    del tail[: len(tail) - TAIL_BYTES]
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            result.truncated = upstream.truncated
+            result.tail = bytes(tail)
+            await upstream.aclose()
+    return result

@@ -1,0 +1,93 @@
+"""What the HTTP layer needs from the rest of the daemon, as protocols.
+
+`swapd.daemon` passes the real router, process pool and event bus; tests may
+pass the same objects built on fakes of the upstream processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import trio
+
+from swapd.events import EventBus
+from swapd.http.logs_hub import LogHub
+from swapd.http.metrics import Metrics
+from swapd.http.names import Resolver
+from swapd.http.settings import ApiSettings
+from swapd.http.upstream import H11Client
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+class Grant(Protocol):
+    upstream: str
+
+
+class RouterLike(Protocol):
+    def lease(
+        self, model_id: str, progress: trio.MemorySendChannel[Any] | None = None
+    ) -> AbstractAsyncContextManager[Grant]: ...
+
+    async def unload(self, models: Sequence[str] | None = None) -> None: ...
+
+    def snapshot(self) -> Any: ...
+
+
+class PoolLike(Protocol):
+    def states(self) -> Mapping[str, Any]: ...
+
+    def __getitem__(self, model_id: str) -> Any: ...
+
+
+@dataclass
+class Services:
+    """The daemon's parts the app talks to. `settings` may be replaced on reload."""
+
+    settings: ApiSettings
+    router: RouterLike
+    pool: PoolLike
+    bus: EventBus
+    logs: LogHub
+    client: H11Client = field(default_factory=H11Client)
+    metrics: Metrics = field(default_factory=Metrics)
+    resolver: Resolver = field(init=False)
+    closing: trio.Event = field(default_factory=trio.Event)
+    _streams: set[Any] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.resolver = Resolver(self.settings)
+
+    def track(self, subscription: C) -> C:
+        """Register a long-lived stream's subscription so `close_streams` can end it."""
+        if self.closing.is_set():
+            subscription.close()
+        self._streams.add(subscription)
+        return subscription
+
+    def close_streams(self) -> None:
+        """End every event and log stream (shutdown step 2: the HTTP drain must not wait)."""
+        self.closing.set()
+        for subscription in tuple(self._streams):
+            subscription.close()
+        self._streams.clear()
+
+    def replace_settings(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.resolver = Resolver(settings)
+
+    def state_of(self, model_id: str) -> str:
+        """A model's process state as text ("stopped" when unknown); for reporting only."""
+        try:
+            state = self.pool.states().get(model_id)
+        except Exception:
+            return "stopped"
+        return str(getattr(state, "value", state) or "stopped")

@@ -1,0 +1,252 @@
+"""A thin HTTP/1.1 client for the upstreams: h11 on trio sockets, with keep-alive.
+
+Chosen over httpx2 by `bench/bench_relay.py` (see the README table): it reads
+the upstream socket in large reads and hands the relay every byte that one
+read produced as one piece, so a fast stream of small SSE events costs one
+downstream write per socket read rather than one per event, and per request
+it does little more than format the request and parse the response head.
+
+Only what a relay needs: plain `http://` origins, a pool of idle keep-alive
+connections per origin, a connect timeout, an optional response-head timeout,
+and a body iterator that ends cleanly (with `truncated` set) when the
+upstream dies mid-body.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import h11
+import trio
+
+READ_SIZE = 64 * 1024
+DEFAULT_CONNECT_TIMEOUT = 30.0
+MAX_IDLE_PER_ORIGIN = 64
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class UpstreamError(Exception):
+    """The upstream could not be reached or broke before sending a response head."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    host: str
+    port: int
+
+    @property
+    def authority(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def split_url(url: str) -> tuple[Origin, str]:
+    """An `http://host:port/base` URL as (origin, base path without a trailing slash)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", ""):
+        raise UpstreamError(f"unsupported upstream scheme {parts.scheme!r} in {url!r}")
+    host = parts.hostname or "127.0.0.1"
+    return Origin(host, parts.port or 80), parts.path.rstrip("/")
+
+
+class _Connection:
+    def __init__(self, stream: trio.SocketStream, origin: Origin) -> None:
+        self.stream = stream
+        self.origin = origin
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    async def close(self) -> None:
+        with trio.CancelScope(shield=True):
+            await self.stream.aclose()
+
+
+class UpstreamResponse:
+    """A response head plus its body, read on demand by `chunks()`.
+
+    Always `aclose()` it (the relay does so with `aclosing`): a fully read
+    response returns its connection to the pool, anything else closes it,
+    which is how an upstream learns that its client went away.
+    """
+
+    def __init__(self, client: H11Client, conn: _Connection, head: h11.Response) -> None:
+        self._client = client
+        self._conn: _Connection | None = conn
+        self.status = head.status_code
+        self.reason = head.reason.decode("latin-1")
+        self.headers: Headers = [(bytes(k), bytes(v)) for k, v in head.headers]
+        self.complete = False
+        self.truncated = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: every Data event one socket read produced, joined."""
+        conn = self._conn
+        if conn is None:
+            return
+        pending: list[bytes] = []
+        while True:
+            try:
+                event = conn.h11.next_event()
+            except h11.RemoteProtocolError:
+                self.truncated = True
+                event = None
+            if isinstance(event, h11.Data):
+                pending.append(bytes(event.data))
+                continue
+            if event is h11.NEED_DATA:
+                if pending:
+                    yield b"".join(pending)
+                    pending = []
+                try:
+                    data = await conn.stream.receive_some(READ_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    data = b""
+                conn.h11.receive_data(data)
+                continue
+            if isinstance(event, h11.EndOfMessage):
+                self.complete = True
+            elif event is not None and not isinstance(event, h11.ConnectionClosed):
+                self.truncated = True
+            else:
+                self.truncated = self.truncated or not self.complete
+            if pending:
+                yield b"".join(pending)
+            return
+
+    async def read(self) -> bytes:
+        """The whole body (for small answers such as health checks and tests)."""
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        reusable = (
+            self.complete and conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+        )
+        if reusable:
+            conn.h11.start_next_cycle()
+            self._client._release(conn)
+        else:
+            await conn.close()
+
+
+class H11Client:
+    """Pooled HTTP/1.1 client; one instance serves every upstream of the daemon."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_idle_per_origin: int = MAX_IDLE_PER_ORIGIN,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.max_idle_per_origin = max_idle_per_origin
+        self._idle: defaultdict[Origin, list[_Connection]] = defaultdict(list)
+        self._closed = False
+
+    def _release(self, conn: _Connection) -> None:
+        idle = self._idle[conn.origin]
+        if self._closed or len(idle) >= self.max_idle_per_origin:
+            conn.stream.socket.close()
+        else:
+            idle.append(conn)
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        try:
+            with trio.fail_after(self.connect_timeout):
+                stream = await trio.open_tcp_stream(origin.host, origin.port)
+        except (OSError, trio.TooSlowError) as exc:
+            raise UpstreamError(f"cannot connect to {origin.authority}: {exc}") from exc
+        return _Connection(stream, origin)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Headers,
+        body: bytes = b"",
+        *,
+        head_timeout: float | None = None,
+    ) -> UpstreamResponse:
+        """Send a request and wait for the response head; the body is read later.
+
+        `url` is the full upstream URL (path and query included). `headers`
+        must not contain Host, Content-Length or Transfer-Encoding: they are set
+        here. A pooled connection that turns out to be dead before any response
+        byte arrived is replaced once by a fresh one.
+        """
+        origin, _ = split_url(url)
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        out_headers: Headers = [(b"host", origin.authority.encode()), *headers]
+        if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            out_headers.append((b"content-length", str(len(body)).encode()))
+        request = h11.Request(method=method, target=target, headers=out_headers)
+        deadline = math.inf if head_timeout is None else trio.current_time() + head_timeout
+        for attempt in range(2):
+            idle = self._idle.get(origin)
+            reused = bool(idle)
+            conn = idle.pop() if idle else await self._connect(origin)
+            try:
+                with trio.CancelScope(deadline=deadline) as scope:
+                    head = await self._exchange(conn, request, body)
+                if scope.cancelled_caught:
+                    await conn.close()
+                    raise UpstreamError(f"no response from {origin.authority} in {head_timeout}s")
+                return UpstreamResponse(self, conn, head)
+            except _StaleConnection:
+                await conn.close()
+                if reused and attempt == 0:
+                    continue
+                raise UpstreamError(f"{origin.authority} closed the connection") from None
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                await conn.close()
+                if reused and attempt == 0:
+                    continue
+                raise UpstreamError(f"connection to {origin.authority} failed: {exc}") from exc
+            except h11.ProtocolError as exc:
+                await conn.close()
+                raise UpstreamError(f"bad response from {origin.authority}: {exc}") from exc
+            except BaseException:
+                await conn.close()
+                raise
+        raise AssertionError("unreachable")
+
+    async def _exchange(self, conn: _Connection, request: h11.Request, body: bytes) -> h11.Response:
+        data = conn.h11.send(request) or b""
+        if body:
+            data += conn.h11.send(h11.Data(data=body)) or b""
+        data += conn.h11.send(h11.EndOfMessage()) or b""
+        await conn.stream.send_all(data)
+        received = False
+        while True:
+            event = conn.h11.next_event()
+            if event is h11.NEED_DATA:
+                chunk = await conn.stream.receive_some(READ_SIZE)
+                if not chunk and not received:
+                    raise _StaleConnection
+                received = True
+                conn.h11.receive_data(chunk)
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                return event
+            if isinstance(event, h11.ConnectionClosed):
+                raise _StaleConnection
+            raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, defaultdict(list)
+        for conns in idle.values():
+            for conn in conns:
+                await conn.close()
+
+
+class _StaleConnection(Exception):
+    """The upstream closed the connection before answering."""
