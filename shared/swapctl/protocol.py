@@ -520,6 +520,7 @@ ERROR_CODES: dict[str, str] = {
     "not_found": "no such model or log source",
     "bad_request": "a field has an invalid value",
     "busy": "too many requests or subscriptions on this connection",
+    "reply_too_large": "the reply would exceed MAX_LINE_BYTES; ask for less",
     "load_failed": "the model failed to start",
     "aborted": "the request was aborted by unload or shutdown",
     "config_invalid": "the new config has problems; the old one keeps running",

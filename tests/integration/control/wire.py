@@ -1,0 +1,58 @@
+"""A minimal trio client for server tests: raw lines in, decoded messages out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+
+from swapctl import codec
+from swapctl import protocol as p
+
+TIMEOUT = 10
+
+
+class WireClient:
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.decoder = codec.server_decoder()
+        self.closed = False
+
+    @classmethod
+    async def connect(cls, path: Path, *, hello: bool = True) -> WireClient:
+        client = cls(await trio.open_unix_socket(str(path)))
+        if hello:
+            await client.send(p.Hello(client="test"))
+            welcome = await client.receive()
+            assert isinstance(welcome, p.Welcome), welcome
+        return client
+
+    async def send(self, message: msgspec.Struct) -> None:
+        await self.stream.send_all(codec.encode(message))
+
+    async def send_raw(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def receive(self) -> Any:
+        """The next message; raises EOFError when the daemon closed the connection."""
+        with trio.fail_after(TIMEOUT):
+            while True:
+                item = self.decoder.next()
+                if item is not None:
+                    assert not isinstance(item, codec.BadLine), item
+                    return item
+                if self.closed:
+                    raise EOFError
+                data = await self.stream.receive_some(65536)
+                self.decoder.feed(data)
+                if not data:
+                    self.closed = True
+
+    async def request(self, message: msgspec.Struct) -> Any:
+        await self.send(message)
+        return await self.receive()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
