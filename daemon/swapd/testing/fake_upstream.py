@@ -96,12 +96,32 @@ def crash(code: int, why: str) -> None:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-upstream"
+    # Like real servers (llama-server): no Nagle, and each response head goes out
+    # in the same write as the first body bytes, so that no response ever waits
+    # for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
+    hold_head = False
     state: State  # set on the subclass made in serve()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     # ----- plumbing -------------------------------------------------------
+
+    def end_headers(self) -> None:
+        if not self.hold_head:
+            super().end_headers()
+            return
+        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
+        self.hold_head = False
+
+    def write(self, data: bytes) -> None:
+        """Write `data`, preceded by a held-back response head if there is one."""
+        held = getattr(self, "_headers_buffer", None)
+        if held:
+            data = b"".join(held) + data
+            self._headers_buffer = []
+        self.wfile.write(data)
 
     def read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -119,11 +139,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_json(self, status: int, payload: Any) -> None:
         body = json.dumps(payload).encode()
+        self.hold_head = True
         self.send_response(status)
         self.send_header("Content-Type", JSON)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        self.write(body)
 
     def send_error_json(self, status: int, message: str, kind: str) -> None:
         self.send_json(status, {"error": {"code": status, "message": message, "type": kind}})
@@ -131,6 +152,7 @@ class Handler(BaseHTTPRequestHandler):
     def send_events(self, events: Iterator[bytes]) -> None:
         """Stream SSE with chunked encoding; batch when there is no interval."""
         opts = self.state.opts
+        self.hold_head = True
         self.send_response(200)
         self.send_header("Content-Type", SSE)
         self.send_header("Cache-Control", "no-cache")
@@ -140,6 +162,7 @@ class Handler(BaseHTTPRequestHandler):
         for n, event in enumerate(events):
             if opts.crash_mid_stream is not None and n >= opts.crash_mid_stream:
                 self.write_chunks(pending)
+                self.write(b"")  # the head, at least
                 crash(71, f"mid-stream after {n} events")
             pending.append(event)
             if opts.token_interval > 0:
@@ -154,7 +177,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def write_chunks(self, events: list[bytes]) -> None:
         if events:
-            self.wfile.write(b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events))
+            self.write(b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events))
 
     # ----- dispatch -------------------------------------------------------
 
@@ -395,6 +418,9 @@ def serve(opts: argparse.Namespace) -> None:
     ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer((opts.host, opts.port), handler)
     say(f"fake upstream pid {os.getpid()} listening on http://{opts.host}:{opts.port}")
+    if not opts.never_healthy:  # when /health starts answering 200 (for the readiness bench)
+        wait = max(0.0, state.started + opts.load_delay - time.monotonic())
+        say(f"healthy from {time.time() + wait:.6f}")
     if opts.exit_during_start is not None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         time.sleep(opts.exit_during_start)
