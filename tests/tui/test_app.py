@@ -237,15 +237,17 @@ async def test_help_screen_lists_keys_and_the_state_legend() -> None:
 
 
 async def test_disconnected_header_says_why_and_when_it_retries() -> None:
-    source = FakeSource(with_data=False)
+    source = FakeSource()
     app = make_app(source)
     async with app.run_test(size=(120, 24)) as pilot:
         await started(pilot, source)
         app.state.set_connection("disconnected", "no daemon at /run/swapd/control.sock", 4.0)
         await settle(pilot)
         header = screen_text(app).splitlines()[0]
-        assert header.startswith("✖ disconnected (retry 4.0s, #1)")
-        assert "no daemon at /run/swapd/control.sock" in header
+        assert header.startswith(
+            "✖ disconnected (retry 4.0s, #1): no daemon at /run/swapd/control.sock │ swapd 0.1.0"
+        )
+        assert "up " not in header
 
 
 async def test_a_burst_of_10k_log_lines_keeps_the_app_responsive() -> None:

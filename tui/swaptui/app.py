@@ -77,30 +77,40 @@ class SwapTUI(App[None]):
         self.selected_model: str | None = None
         self.flushes = 0
         self._flush_timer: Timer | None = None
+        # Held directly: queries go to the active screen, which may be a modal one.
+        self.header = DaemonHeader(self.state, id="header")
+        self.models_table = ModelsTable(id="models-table")
+        self.legend = Static(id="legend")
+        self.log_view = LogView(self.state.logs, id="log-view")
+        self.log_status = LogStatus(self.log_view, id="log-status")
+        self.timeline = TimelineTable(id="timeline")
+        self.matrix_sets = Static(id="matrix-sets")
+        self.explain = Static(id="explain")
+        self.tabs = TabbedContent(initial="models", id="views")
+        self.filter_box = Input(placeholder="filter…", id="filter")
 
     # -- layout ---------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield DaemonHeader(self.state, id="header")
-        with TabbedContent(initial="models", id="views"):
+        yield self.header
+        with self.tabs:
             with TabPane("1 Models", id="models"):
-                yield ModelsTable(id="models-table")
-                yield Static(id="legend")
+                yield self.models_table
+                yield self.legend
             with TabPane("2 Logs", id="logs"):
-                view = LogView(self.state.logs, id="log-view")
-                yield LogStatus(view, id="log-status")
-                yield view
+                yield self.log_status
+                yield self.log_view
             with TabPane("3 Swaps", id="swaps"):
-                yield TimelineTable(id="timeline")
+                yield self.timeline
             with TabPane("4 Matrix", id="matrix"):
                 with VerticalScroll(id="matrix-scroll"):
-                    yield Static(id="matrix-sets")
-                yield Static(id="explain")
-        yield Input(placeholder="filter…", id="filter")
+                    yield self.matrix_sets
+                yield self.explain
+        yield self.filter_box
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
+        self.filter_box.display = False
         self.state.touch(*areas.AREAS)
         self.flush()
         self.set_interval(self.tick_interval, self._tick)
@@ -131,31 +141,29 @@ class SwapTUI(App[None]):
             return
         self.flushes += 1
         if areas.HEADER in dirty:
-            self.query_one(DaemonHeader).refresh()
+            self.header.refresh()
         if areas.MODELS in dirty:
             self._show_models()
         if areas.LOGS in dirty:
-            view = self.query_one(LogView)
+            view = self.log_view
             view.sync()
-            self.query_one(LogStatus).refresh()
+            self.log_status.refresh()
         if areas.TIMELINE in dirty:
-            self.query_one(TimelineTable).show(
-                timeline_rows(self.state.timeline, self.filters["swaps"])
-            )
+            self.timeline.show(timeline_rows(self.state.timeline, self.filters["swaps"]))
         if areas.MATRIX in dirty:
             self._show_matrix()
         if areas.EXPLAIN in dirty or areas.MATRIX in dirty:
             self._show_explain()
 
     def _show_models(self) -> None:
-        table = self.query_one(ModelsTable)
+        table = self.models_table
         table.show(model_rows(self.state, self.filters["models"]))
-        self.query_one("#legend", Static).update(legend_text(self.state.legend))
+        self.legend.update(legend_text(self.state.legend))
         if self.selected_model is None:
             self.selected_model = table.selected_model
 
     def _show_matrix(self) -> None:
-        self.query_one("#matrix-sets", Static).update(
+        self.matrix_sets.update(
             matrix_renderable(
                 self.state.routing, self.state.running(), filter_text=self.filters["matrix"]
             )
@@ -164,29 +172,21 @@ class SwapTUI(App[None]):
     def _show_explain(self) -> None:
         model = self.selected_model
         explanation = self.state.explain.get(model) if model else None
-        self.query_one("#explain", Static).update(explain_renderable(model, explanation))
+        self.explain.update(explain_renderable(model, explanation))
 
     # -- views and selection --------------------------------------------------
 
     @property
     def current_view(self) -> str:
-        return self.query_one(TabbedContent).active or "models"
+        return self.tabs.active or "models"
 
     def action_view(self, view: str) -> None:
-        self.query_one(TabbedContent).active = view
+        self.tabs.active = view
 
     @on(TabbedContent.TabActivated)
     def _view_changed(self, event: TabbedContent.TabActivated) -> None:
-        view = event.pane.id
-        focus = {
-            "models": ModelsTable,
-            "logs": LogView,
-            "swaps": TimelineTable,
-            "matrix": None,
-        }.get(view or "")
-        if focus is not None:
-            self.query_one(focus).focus()
-        if view == "matrix":
+        self._focus_view()
+        if event.pane.id == "matrix":
             self._ask_explain()
 
     @on(DataTable.RowHighlighted, "#models-table")
@@ -268,7 +268,7 @@ class SwapTUI(App[None]):
     # -- filtering ------------------------------------------------------------
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         view = self.current_view
         box.placeholder = "search the log…" if view == "logs" else f"filter {view}…"
         box.value = self.filters[view]
@@ -284,7 +284,7 @@ class SwapTUI(App[None]):
         self._close_filter()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         if box.display:
             box.value = ""
             self._close_filter()
@@ -292,22 +292,25 @@ class SwapTUI(App[None]):
             self._apply_filter(self.current_view, "")
 
     def _close_filter(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self._view_changed_focus()
+        self.filter_box.display = False
+        self._focus_view()
 
-    def _view_changed_focus(self) -> None:
-        focus = {"models": ModelsTable, "logs": LogView, "swaps": TimelineTable}.get(
-            self.current_view
-        )
+    def _focus_view(self) -> None:
+        """Keys go to the current view's main widget (the matrix view has none)."""
+        focus = {
+            "models": self.models_table,
+            "logs": self.log_view,
+            "swaps": self.timeline,
+        }.get(self.current_view)
         if focus is not None:
-            self.query_one(focus).focus()
+            focus.focus()
 
     def _apply_filter(self, view: str, text: str) -> None:
         self.filters[view] = text
         if view == "logs":
-            log = self.query_one(LogView)
+            log = self.log_view
             log.set_filter(LogFilter(source=log.filter.source, text=text))
-            self.query_one(LogStatus).refresh()
+            self.log_status.refresh()
             return
         self.state.touch({"models": areas.MODELS, "swaps": areas.TIMELINE}.get(view, areas.MATRIX))
         self.flush()
@@ -320,15 +323,15 @@ class SwapTUI(App[None]):
         return [None, PROXY_SOURCE, *models]
 
     def show_log_source(self, source: str | None) -> None:
-        log = self.query_one(LogView)
+        log = self.log_view
         log.set_filter(LogFilter(source=source, text=log.filter.text))
-        self.query_one(LogStatus).refresh()
+        self.log_status.refresh()
 
     def action_next_source(self) -> None:
         if self.current_view != "logs":
             return
         sources = self.log_sources()
-        current = self.query_one(LogView).filter.source
+        current = self.log_view.filter.source
         index = sources.index(current) if current in sources else 0
         self.show_log_source(sources[(index + 1) % len(sources)])
 

@@ -1,5 +1,5 @@
-"""The one-line header: connection state first (it is what matters when it breaks),
-then daemon version, uptime, listen address and config path."""
+"""The one-line header: connection state first (and, when down, why), then the
+daemon's version, uptime, listen address and config path."""
 
 from __future__ import annotations
 
@@ -21,12 +21,16 @@ def header_text(state: DashboardState) -> Text:
         if conn.retry_at is not None:
             wait = max(0.0, conn.retry_at - state.clock())
             text.append(f" (retry {format_duration(wait)}, #{conn.attempts})", style="red")
+        if conn.detail:
+            # Why it is down matters more than anything we knew about the daemon.
+            text.append(": ", style="red")
+            text.append(conn.detail, style="red")
     daemon = state.daemon
     fields: list[tuple[str, str]] = []
     if daemon.version:
         fields.append(("swapd", daemon.version))
     uptime = state.uptime()
-    if uptime is not None:
+    if uptime is not None and conn.status == "connected":
         fields.append(("up", format_duration(uptime)))
     if daemon.listen:
         fields.append(("", " ".join(daemon.listen)))
@@ -39,9 +43,6 @@ def header_text(state: DashboardState) -> Text:
         if label:
             text.append(f"{label} ", style="dim")
         text.append(value)
-    if conn.status != "connected" and conn.detail:
-        text.append(" │ ", style="dim")
-        text.append(conn.detail, style="red")
     return text
 
 

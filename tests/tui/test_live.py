@@ -1,0 +1,195 @@
+"""The dashboard against the real control server: views, actions, errors, reconnects.
+
+The server is swapd's own (`swapd.control.server`) with the control tests'
+in-memory backend, in a trio thread; the dashboard talks to it over the Unix
+socket exactly as it would to a running daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from swapctl import protocol as p
+from swaptui.app import SwapTUI
+from swaptui.connection import Backoff, DaemonSource, Target
+from swaptui.screens.confirm import ConfirmScreen
+from swaptui.screens.verdict import VerdictScreen
+from swaptui.state import DashboardState
+from swaptui.widgets.log_view import LogView
+from tests.tui.fakes import screen_text
+
+pytest.importorskip("swapd.control.server", reason="the control server is not in this tree")
+
+from swapd.control.interface import ControlError
+from tests.tui.control_server import ServerThread
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 10.0
+
+
+@pytest.fixture
+def sock_path() -> Iterator[Path]:
+    # sun_path holds 108 bytes: keep the socket in a short directory.
+    directory = Path(tempfile.mkdtemp(prefix="swt-", dir="/tmp"))
+    try:
+        yield directory / "control.sock"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def server(sock_path: Path) -> Iterator[ServerThread]:
+    thread = ServerThread(sock_path).start()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
+async def until(pilot: Pilot[object], condition: Callable[[], bool], what: str) -> None:
+    """Wait until `condition()` holds (checked as the app processes messages), or fail."""
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+    app = pilot.app
+    assert isinstance(app, SwapTUI)
+    app.flush()
+    await pilot.pause()
+
+
+def live_app(path: Path) -> tuple[SwapTUI, DaemonSource]:
+    source = DaemonSource(Target(socket=path), backoff=Backoff(initial=0.05, maximum=0.2))
+    return SwapTUI(source, DashboardState(), refresh_interval=0.01), source
+
+
+async def test_views_show_what_the_daemon_reports(server: ServerThread) -> None:
+    app, _ = live_app(server.path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "gamma" in app.state.models, "the models reply")
+        text = screen_text(app)
+        assert text.splitlines()[0].startswith("● connected │ swapd 0.1.0-test │ up 1")
+        rows = [line.split() for line in text.splitlines()]
+        assert ["alpha", "stopped", "-", "5800", "-", "-", "(1m00s)", "-", "s1"] in rows
+        assert ["beta", "stopped", "-", "5801", "-", "-", "(1m00s)", "-", "s2"] in rows
+        assert "states: ● stopped  ● starting  ● ready  ● stopping" in text
+        # Matrix view: the daemon's sets and its explanation of the selected model.
+        await pilot.press("4")
+        await until(pilot, lambda: "alpha" in app.state.explain, "the explanation")
+        text = screen_text(app)
+        assert "s1" in text and "alpha" in text
+        assert "alpha (stopped): start" in text
+        # Live log events land in the log view.
+        server.call(
+            server.backend.bus.publish, p.LogLines(time=time.time(), source="beta", text="hi\n")
+        )
+        await pilot.press("2")
+        await until(pilot, lambda: app.query_one(LogView).line_count >= 1, "the log line")
+        assert "beta         hi" in screen_text(app)
+
+
+async def test_keys_drive_the_daemon(server: ServerThread) -> None:
+    backend = server.backend
+    app, _ = live_app(server.path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "gamma" in app.state.models, "the models reply")
+        await pilot.press("l")  # alpha, the first row
+        await until(pilot, lambda: app.state.models["alpha"].state == "ready", "alpha ready")
+        assert backend.models_["alpha"].state == "ready"
+        assert app.state.verdict is not None and app.state.verdict.message.startswith(
+            "alpha ready in 0.2"
+        )
+        rows = [line.split()[:2] for line in screen_text(app).splitlines()]
+        assert ["alpha", "ready"] in rows
+        # The swaps view shows the daemon's decision log, refreshed on the state change.
+        await pilot.press("down", "l")
+        await until(pilot, lambda: app.state.models["beta"].state == "ready", "beta ready")
+        await pilot.press("u")
+        await until(pilot, lambda: app.state.models["beta"].state == "stopped", "beta stopped")
+        await pilot.press("U")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        await pilot.press("y")
+        await until(pilot, lambda: app.state.models["alpha"].state == "stopped", "all stopped")
+        assert app.state.verdict is not None
+        assert app.state.verdict.message == "unloaded alpha"
+
+
+async def test_daemon_refusals_are_shown_not_raised(server: ServerThread) -> None:
+    backend = server.backend
+    backend.failing.add("alpha")
+    backend.reload_outcome = ControlError(
+        "config_invalid",
+        "/etc/swapd/config.yaml: 1 problem; the old config keeps running",
+        problems=[
+            p.Problem(
+                message='expected int >= -1, got "soon"',
+                file="config.yaml",
+                line=12,
+                column=5,
+                path="models.llama.ttl",
+            )
+        ],
+    )
+    app, _ = live_app(server.path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "gamma" in app.state.models, "the models reply")
+        await pilot.press("l")
+        await until(
+            pilot,
+            lambda: app.state.verdict is not None and not app.state.verdict.ok,
+            "the load failure",
+        )
+        verdict = app.state.verdict
+        assert verdict is not None
+        assert verdict.message == "load_failed: alpha exited with code 1"
+        assert verdict.problems == ("log tail:", "error: no such file")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, VerdictScreen), "the reload verdict")
+        text = screen_text(app)
+        assert "config_invalid: /etc/swapd/config.yaml: 1 problem" in text
+        assert 'config.yaml:12:5: models.llama.ttl: expected int >= -1, got "soon"' in text
+        assert app.is_running
+
+
+async def test_reconnects_and_resubscribes_after_the_daemon_restarts(
+    server: ServerThread, sock_path: Path
+) -> None:
+    app, source = live_app(sock_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: source.connections == 1, "the first connection")
+        await asyncio.to_thread(server.stop)
+        await until(
+            pilot, lambda: app.state.connection.status == "disconnected", "the disconnection"
+        )
+        header = screen_text(app).splitlines()[0]
+        assert header.startswith("✖ disconnected")
+        await until(pilot, lambda: app.state.connection.attempts >= 2, "a failed retry")
+        assert "no daemon at" in screen_text(app).splitlines()[0]
+        # The daemon comes back with different models.
+        from tests.integration.control.fake_backend import FakeBackend
+
+        restarted = ServerThread(sock_path, FakeBackend(models=("delta",))).start()
+        try:
+            await until(pilot, lambda: source.connections == 2, "the reconnection")
+            await until(pilot, lambda: list(app.state.models) == ["delta"], "the new models")
+            assert screen_text(app).splitlines()[0].startswith("● connected")
+            # Resubscribed: events of the new daemon arrive.
+            restarted.call(
+                restarted.backend.bus.publish,
+                p.StateChanged(time=time.time(), model="delta", old="stopped", new="starting"),
+            )
+            await until(
+                pilot, lambda: app.state.models["delta"].state == "starting", "the new event"
+            )
+        finally:
+            await asyncio.to_thread(restarted.stop)
