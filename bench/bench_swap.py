@@ -1,0 +1,605 @@
+"""Swapping real models: swapd against a bare llama-server and llama.cpp's own router mode.
+
+Everything is measured in one run, with the real llama-server and SmolLM2
+(the `demo` extra), every side using the same llama-server options
+(`bench.llama_router.COMMON_OPTIONS`):
+
+* **cold start**: a bare llama-server, spawn -> first byte of a one-token
+  chat completion, measured `--cold-starts` times (the client retries while
+  the port refuses or the server answers 503 "loading", every 5 ms);
+* **swap overhead**: through swapd, the time to first byte of a one-token
+  request that needs a swap (another model is ready and must be evicted),
+  minus the bare cold start's median from the same run;
+* **A B C x4**: twelve requests for three model IDs (all the same GGUF, each
+  its own process), in the order A B C A B C ..., against llama.cpp's router
+  mode (`--models-preset` with three entries, `--models-max 1`) and against
+  swapd (one group with `swap: true`, so only one model runs at a time).
+  The requests are sent *concurrently*: each is started 10 ms after the
+  previous one, so they arrive in that order while the first load is still
+  under way, and the wall time runs from the first send to the last answer.
+  That is the case where a router's scheduling matters: sent one after the
+  other, each request would need its own load in both routers (pass
+  `--sequential` to measure that too). Loads are counted from the router's
+  log (`load: spawning server instance`) and from swapd's `/api/events`
+  stream (a model entering `starting`);
+* **daemon RSS** of the swapd process (children excluded), idle after start
+  and after the run.
+
+The figures are returned by `main()` and printed as one table of ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import psutil
+import trio
+
+from bench.llama_router import (
+    COMMON_OPTIONS,
+    bare_server,
+    free_port,
+    llama_router,
+    option_argv,
+    spawn_group,
+    stop_group,
+)
+
+MODELS = ("A", "B", "C")
+ROUNDS = 4
+COLD_STARTS = 5
+SWAPS = 5
+STAGGER = 0.01
+PROBE_INTERVAL = 0.005
+WORKLOAD_TOKENS = 8
+START_WITHIN = 120.0
+CHAT = "/v1/chat/completions"
+RUNNING = frozenset({"starting", "ready", "stopping"})
+MIB = 1024 * 1024
+
+
+def chat_body(model: str, max_tokens: int) -> dict[str, Any]:
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
+
+
+def http_client(connections: int = 64) -> httpx2.AsyncClient:
+    limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx2.AsyncClient(timeout=httpx2.Timeout(10.0, read=None), limits=limits)
+
+
+# ----- pure figures --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    model: str
+    status: int
+    seconds: float
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass
+class WorkloadRun:
+    """One A B C x4 run: wall time, every answer, and the loads per model."""
+
+    wall: float
+    answers: list[Answer]
+    loads: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def errors(self) -> int:
+        return sum(not a.ok for a in self.answers)
+
+    @property
+    def total_loads(self) -> int:
+        return sum(self.loads.values())
+
+
+def workload_order(models: Sequence[str] = MODELS, rounds: int = ROUNDS) -> list[str]:
+    """A B C A B C ...: `rounds` passes over `models`."""
+    return [model for _ in range(rounds) for model in models]
+
+
+class LoadCounter:
+    """Counts loads (a model entering `starting`) from swapd's `modelStatus` snapshots.
+
+    `/api/events` sends the whole list of model states on every state change.
+    A load is a model seen in a running state (starting, ready, stopping)
+    whose previous snapshot had it not running; seeing it ready without the
+    starting in between (two changes encoded in one snapshot) still counts.
+    The `SwapStarted` records (`swap` frames) are counted separately.
+    """
+
+    def __init__(self) -> None:
+        self.states: dict[str, str] = {}
+        self.loads: Counter[str] = Counter()
+        self.swaps: Counter[str] = Counter()
+        self.frames = 0
+        self.changed = trio.Event()
+
+    def feed(self, kind: str, data: Any) -> None:
+        self.frames += 1
+        if kind == "modelStatus":
+            for item in data:
+                model, state = item.get("id", ""), item.get("state", "")
+                was = self.states.get(model, "stopped")
+                if state in RUNNING and was not in RUNNING:
+                    self.loads[model] += 1
+                self.states[model] = state
+        elif kind == "swap" and isinstance(data, dict) and "evict" in data and "ok" not in data:
+            self.swaps[data.get("target", "")] += 1
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+def parse_sse_frame(lines: Sequence[str]) -> tuple[str, Any] | None:
+    """`(type, data)` of one `/api/events` frame (its `data:` line), or None."""
+    for line in lines:
+        if line.startswith("data:"):
+            envelope = json.loads(line[5:])
+            inner = envelope.get("data")
+            data = json.loads(inner) if isinstance(inner, str) and inner[:1] in "[{" else inner
+            return str(envelope.get("type", "")), data
+    return None
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+# ----- client side --------------------------------------------------------------------
+
+
+async def chat(client: httpx2.AsyncClient, base: str, model: str, max_tokens: int) -> Answer:
+    start = time.perf_counter()
+    try:
+        response = await client.post(base + CHAT, json=chat_body(model, max_tokens))
+    except httpx2.HTTPError as exc:
+        return Answer(model, 0, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
+    seconds = time.perf_counter() - start
+    text = response.text
+    if response.status_code == 200:
+        text = response.json()["choices"][0]["message"].get("content") or ""
+    return Answer(model, response.status_code, seconds, text)
+
+
+async def first_byte(
+    client: httpx2.AsyncClient, base: str, model: str, started: float, *, retry: bool
+) -> float:
+    """Seconds from `started` to the first body byte of a 200 answer to a one-token chat.
+
+    With `retry`, a refused connection or a non-200 answer (llama-server says
+    503 while it loads) is retried every `PROBE_INTERVAL`; without, it raises.
+    """
+    with trio.fail_after(START_WITHIN):
+        while True:
+            try:
+                async with client.stream("POST", base + CHAT, json=chat_body(model, 1)) as response:
+                    if response.status_code == 200:
+                        async for chunk in response.aiter_raw():
+                            if chunk:
+                                return time.perf_counter() - started
+                    body = await response.aread()
+                    if not retry:
+                        raise RuntimeError(f"{model}: {response.status_code} {body[:200]!r}")
+            except httpx2.TransportError:
+                if not retry:
+                    raise
+            await trio.sleep(PROBE_INTERVAL)
+
+
+async def wait_http(client: httpx2.AsyncClient, url: str, within: float = START_WITHIN) -> None:
+    """Poll `url` until it answers 200 (setup only, outside any measured interval)."""
+    with trio.fail_after(within):
+        while True:
+            with contextlib.suppress(httpx2.TransportError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            await trio.sleep(0.02)
+
+
+async def interleaved(
+    client: httpx2.AsyncClient,
+    base: str,
+    order: Sequence[str],
+    *,
+    concurrent: bool = True,
+    max_tokens: int = WORKLOAD_TOKENS,
+) -> tuple[float, list[Answer]]:
+    """Send `order` (concurrently, `STAGGER` apart, or one after the other): wall time, answers."""
+    answers: list[Answer | None] = [None] * len(order)
+
+    async def one(index: int, model: str) -> None:
+        answers[index] = await chat(client, base, model, max_tokens)
+
+    start = time.perf_counter()
+    if concurrent:
+        async with trio.open_nursery() as nursery:
+            for index, model in enumerate(order):
+                if index:
+                    await trio.sleep(STAGGER)
+                nursery.start_soon(one, index, model)
+    else:
+        for index, model in enumerate(order):
+            await one(index, model)
+    wall = time.perf_counter() - start
+    return wall, [a for a in answers if a is not None]
+
+
+# ----- the baselines: bare llama-server and llama.cpp's router -----------------------------
+
+
+async def cold_starts(binary: Path, gguf: Path, workdir: Path, count: int) -> list[float]:
+    """Spawn -> first byte of a one-token completion of a bare llama-server, `count` times."""
+    out = []
+    async with http_client() as client:
+        for _ in range(count):
+            started = time.perf_counter()
+            with bare_server(binary, gguf, workdir) as (_proc, base):
+                out.append(await first_byte(client, base, "bare", started, retry=True))
+    return out
+
+
+async def router_workload(
+    binary: Path, gguf: Path, workdir: Path, order: Sequence[str], *, concurrent: bool
+) -> WorkloadRun:
+    """The A B C workload against a fresh llama.cpp router with `--models-max 1`."""
+    async with http_client() as client:
+        with llama_router(binary, {m: gguf for m in MODELS}, workdir) as router:
+            await wait_http(client, router.base_url + "/models")
+            wall, answers = await interleaved(client, router.base_url, order, concurrent=concurrent)
+        # read after the router stopped: every line it wrote is in the file by then
+        return WorkloadRun(wall, answers, router.loads())
+
+
+# ----- the swapd side ----------------------------------------------------------------------
+
+
+def swapd_config_yaml(ports: Mapping[str, int], *, swap: bool = True, extra: str = "") -> str:
+    """A config for the demo's llama-server and model under `ports`' IDs, in one group.
+
+    Paths come from `${env.SWAPD_LLAMA_SERVER}` / `${env.SWAPD_SMOLLM2_GGUF}`
+    (`swapd.demo_env.demo_environment()`), as in `config/demo.yaml`. Each
+    model gets its own fixed port, so its processes can be found by command
+    line. With `swap: true` only one member runs at a time.
+    """
+    options = " ".join(option_argv(COMMON_OPTIONS))
+    lines = [
+        "healthCheckTimeout: 120",
+        "macros:",
+        "  llama: >-",
+        "    ${env.SWAPD_LLAMA_SERVER} --host 127.0.0.1",
+        f"    --model ${{env.SWAPD_SMOLLM2_GGUF}} {options}",
+        "models:",
+    ]
+    for model_id, port in ports.items():
+        lines += [
+            f"  {model_id}:",
+            f"    cmd: ${{llama}} --port {port} --alias {model_id}",
+            f"    proxy: http://127.0.0.1:{port}",
+        ]
+    members = ", ".join(ports)
+    swap_text = "true" if swap else "false"
+    lines += ["groups:", "  only-one:", f"    swap: {swap_text}", f"    members: [{members}]"]
+    return "\n".join(lines) + "\n" + extra
+
+
+def swapd_environment(control_socket: Path) -> dict[str, str]:
+    """The daemon's environment: ours, the demo's paths, and a private control socket.
+
+    `SWAPD_SOCKET` is the path rule every swapd tool follows
+    (`swapctl.paths`); systemd's variables are dropped so a bench or test
+    run inside a unit does not talk to it.
+    """
+    from swapd.demo_env import demo_environment
+
+    env = dict(os.environ)
+    env.update(demo_environment())
+    env["SWAPD_SOCKET"] = str(control_socket)
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "RUNTIME_DIRECTORY", "JOURNAL_STREAM"):
+        env.pop(name, None)
+    return env
+
+
+@dataclass
+class SwapdDaemon:
+    """A `swapd serve` subprocess on a private port, config and control socket."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    config: Path
+    socket: Path
+    log: Path
+    model_ports: dict[str, int]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss(self) -> int:
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def wait_listening(self, client: httpx2.AsyncClient, within: float = 60.0) -> None:
+        """Poll `/health` until it answers 200; fail with the daemon's output if it exited."""
+        with trio.fail_after(within):
+            while self.proc.poll() is None:
+                with contextlib.suppress(httpx2.TransportError):
+                    if (await client.get(self.base_url + "/health")).status_code == 200:
+                        return
+                await trio.sleep(0.02)
+        raise RuntimeError(f"swapd exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}")
+
+
+def serve_argv(config: Path, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "swapd",
+        "serve",
+        "--config",
+        str(config),
+        "--listen",
+        f"127.0.0.1:{port}",
+    ]
+
+
+@contextlib.contextmanager
+def swapd_daemon(
+    workdir: Path, models: Sequence[str] = MODELS, **config: Any
+) -> Iterator[SwapdDaemon]:
+    """Start swapd on a fresh config in `workdir`; SIGTERM it (and its group) afterwards."""
+    model_ports = {model: free_port() for model in models}
+    path = workdir / "swapd.yaml"
+    path.write_text(swapd_config_yaml(model_ports, **config))
+    port = free_port()
+    control = workdir / "control.sock"
+    log = workdir / f"swapd-{port}.log"
+    proc = spawn_group(serve_argv(path, port), log, swapd_environment(control))
+    try:
+        yield SwapdDaemon(proc, port, path, control, log, model_ports)
+    finally:
+        stop_group(proc, grace=30.0)
+
+
+@contextlib.asynccontextmanager
+async def watched_loads(client: httpx2.AsyncClient, base: str) -> AsyncIterator[LoadCounter]:
+    """Follow swapd's `/api/events` in the background, counting loads, while the block runs.
+
+    Yields once the stream is open and its initial `modelStatus` is in, so no
+    load of the block can be missed.
+    """
+    counter = LoadCounter()
+    ready = trio.Event()
+
+    async def follow(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with client.stream("GET", base + "/api/events") as response:
+            if response.status_code != 200:
+                raise RuntimeError(f"/api/events answered {response.status_code}")
+            frame: list[str] = []
+            async for line in response.aiter_lines():
+                if line:
+                    frame.append(line)
+                    continue
+                parsed = parse_sse_frame(frame)
+                frame = []
+                if parsed is None:
+                    continue
+                counter.feed(*parsed)
+                if parsed[0] == "modelStatus" and not ready.is_set():
+                    ready.set()
+                    task_status.started()
+
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(30):
+            await nursery.start(follow)
+        yield counter
+        nursery.cancel_scope.cancel()
+
+
+async def swapd_side(
+    workdir: Path, order: Sequence[str], *, sequential: bool, swaps: int
+) -> dict[str, Any]:
+    """The workload, swap TTFBs and RSS through a fresh swapd."""
+    figures: dict[str, Any] = {}
+    async with http_client() as client:
+        with swapd_daemon(workdir) as daemon:
+            await daemon.wait_listening(client)
+            figures["rss_idle"] = daemon.rss()
+            async with watched_loads(client, daemon.base_url) as counter:
+                wall, answers = await interleaved(client, daemon.base_url, order)
+                run = WorkloadRun(wall, answers, Counter(counter.loads))
+                figures["concurrent"] = run
+                figures["concurrent_swaps"] = sum(counter.swaps.values())
+                if sequential:
+                    await unload_all(client, daemon.base_url)
+                    before = Counter(counter.loads)
+                    wall, answers = await interleaved(
+                        client, daemon.base_url, order, concurrent=False
+                    )
+                    figures["sequential"] = WorkloadRun(wall, answers, counter.loads - before)
+            ttfb = []
+            for index in range(swaps + 1):
+                model = MODELS[index % 2]
+                started = time.perf_counter()
+                seconds = await first_byte(client, daemon.base_url, model, started, retry=False)
+                if index:  # the first may find nothing to evict
+                    ttfb.append(seconds)
+            figures["swap_ttfb"] = ttfb
+            figures["rss_after"] = daemon.rss()
+    return figures
+
+
+async def unload_all(client: httpx2.AsyncClient, base: str) -> None:
+    response = await client.get(base + "/unload")
+    if response.status_code != 200:
+        raise RuntimeError(f"/unload answered {response.status_code}")
+
+
+# ----- the run and its table -------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from swapd.demo_env import llama_server_binary, smollm2_gguf
+
+    binary, gguf = llama_server_binary(), smollm2_gguf()
+    order = workload_order()
+    with tempfile.TemporaryDirectory(prefix="bench-swap-") as tmp:
+        workdir = Path(tmp)
+        cold = await cold_starts(binary, gguf, workdir, args.cold_starts)
+        router = await router_workload(binary, gguf, workdir, order, concurrent=True)
+        router_seq = None
+        if args.sequential:
+            router_seq = await router_workload(binary, gguf, workdir, order, concurrent=False)
+        swapd = None
+        if not args.baselines_only:
+            swapd = await swapd_side(workdir, order, sequential=args.sequential, swaps=args.swaps)
+    return figures_of(cold, router, router_seq, swapd)
+
+
+def _workload_figures(run: WorkloadRun) -> dict[str, Any]:
+    return {
+        "wall_s": run.wall,
+        "loads": run.total_loads,
+        "loads_per_model": dict(sorted(run.loads.items())),
+        "errors": run.errors,
+        "answers": sum(a.ok for a in run.answers),
+    }
+
+
+def figures_of(
+    cold: Sequence[float],
+    router: WorkloadRun,
+    router_seq: WorkloadRun | None,
+    swapd: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The JSON-able figures: raw measures, then the ratios against the baselines."""
+    figures: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "cold_start_s": summary(cold),
+        "router_concurrent": _workload_figures(router),
+    }
+    if router_seq is not None:
+        figures["router_sequential"] = _workload_figures(router_seq)
+    if swapd is None:
+        return figures
+    swap = summary(swapd["swap_ttfb"])
+    figures["swap_ttfb_s"] = swap
+    figures["swap_overhead_ms"] = (swap["median"] - figures["cold_start_s"]["median"]) * 1000
+    figures["swapd_concurrent"] = _workload_figures(swapd["concurrent"])
+    figures["swapd_concurrent"]["swaps"] = swapd["concurrent_swaps"]
+    figures["wall_ratio_concurrent"] = swapd["concurrent"].wall / router.wall
+    if router_seq is not None and "sequential" in swapd:
+        figures["swapd_sequential"] = _workload_figures(swapd["sequential"])
+        figures["wall_ratio_sequential"] = swapd["sequential"].wall / router_seq.wall
+    figures["rss_idle_mib"] = swapd["rss_idle"] / MIB
+    figures["rss_after_mib"] = swapd["rss_after"] / MIB
+    return figures
+
+
+def table(f: Mapping[str, Any]) -> str:
+    """One table: what llama.cpp does, what swapd does, and swapd against it."""
+    rows: list[tuple[str, str, str, str]] = []
+    cold_ms = f["cold_start_s"]["median"] * 1000
+    swapd_present = "swapd_concurrent" in f
+    swap_ms = f["swap_ttfb_s"]["median"] * 1000 if swapd_present else None
+    rows.append(
+        (
+            "cold start / swap, first byte (ms, median)",
+            f"{cold_ms:.0f} (bare)",
+            f"{swap_ms:.0f} (swap)" if swap_ms is not None else "-",
+            f"+{f['swap_overhead_ms']:.0f} ms" if swapd_present else "-",
+        )
+    )
+    for mode in ("concurrent", "sequential"):
+        base = f.get(f"router_{mode}")
+        if base is None:
+            continue
+        mine = f.get(f"swapd_{mode}")
+        ratio = f.get(f"wall_ratio_{mode}")
+        rows.append(
+            (
+                f"A B C x4 {mode}, wall (s)",
+                f"{base['wall_s']:.2f}",
+                f"{mine['wall_s']:.2f}" if mine else "-",
+                f"{ratio:.2f} x" if ratio is not None else "-",
+            )
+        )
+        rows.append(
+            (
+                f"A B C x4 {mode}, loads / errors",
+                f"{base['loads']} / {base['errors']}",
+                f"{mine['loads']} / {mine['errors']}" if mine else "-",
+                f"{mine['loads'] - base['loads']:+d} loads" if mine else "-",
+            )
+        )
+    if swapd_present:
+        rows.append(
+            (
+                "swapd RSS idle / after (MiB)",
+                "",
+                f"{f['rss_idle_mib']:.1f} / {f['rss_after_mib']:.1f}",
+                f"+{f['rss_after_mib'] - f['rss_idle_mib']:.1f} MiB",
+            )
+        )
+    head = ("measure", "llama.cpp", "swapd", "swapd vs llama.cpp")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    lines = [f"swapping SmolLM2-135M with the real llama-server (cores: {f['cores']})"]
+    lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        cells = [
+            row[0].ljust(widths[0]),
+            *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="bench_swap", description=__doc__.splitlines()[0])
+    parser.add_argument("--cold-starts", type=int, default=COLD_STARTS)
+    parser.add_argument("--swaps", type=int, default=SWAPS, help="swap TTFBs to measure")
+    parser.add_argument("--sequential", action="store_true", help="also send A B C x4 one by one")
+    parser.add_argument("--baselines-only", action="store_true", help="skip the swapd side")
+    args = parser.parse_args(argv)
+    figures = trio.run(run, args)
+    print(table(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
