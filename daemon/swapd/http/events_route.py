@@ -11,6 +11,7 @@ missed: its subscription is bounded and lossy, so it never slows the daemon.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -86,19 +87,32 @@ def encode_event(services: Services, event: Any) -> bytes | None:
     return None
 
 
-async def event_stream(services: Services) -> AsyncIterator[bytes]:
-    """The frames for one client: the initial ones, then live events until closed."""
+def event_stream(services: Services) -> AsyncIterator[bytes]:
+    """The frames for one client: the initial ones, then live events until closed.
+
+    The subscription is made at request time, before the initial frames are
+    computed, so nothing that happens while the headers go out is missed.
+    """
     sub = services.track(services.bus.subscribe(topics=TOPICS, maxlen=CLIENT_BUFFER))
-    with sub:
-        hub = services.logs
-        for source, ring in (("proxy", hub.proxy), ("upstream", hub.upstream)):
-            history = "".join(f"{line.text}\n" for line in ring.lines())
-            yield frame("logData", _log_data(source, history))
-        yield frame("modelStatus", model_status(services))
-        async for event in sub:
-            lagged = sub.take_lagged()
-            if lagged:
-                yield frame("lagged", {"dropped": lagged})
-            data = encode_event(services, event)
-            if data is not None:
+    hub = services.logs
+    initial = [
+        frame("logData", _log_data(source, "".join(f"{line.text}\n" for line in ring.lines())))
+        for source, ring in (("proxy", hub.proxy), ("upstream", hub.upstream))
+    ]
+    initial.append(frame("modelStatus", model_status(services)))
+
+    async def body() -> AsyncIterator[bytes]:
+        with sub:
+            for data in initial:
                 yield data
+            async for event in sub:
+                lagged = sub.take_lagged()
+                if lagged:
+                    yield frame("lagged", {"dropped": lagged})
+                encoded = encode_event(services, event)
+                if encoded is not None:
+                    yield encoded
+
+    stream = body()
+    weakref.finalize(stream, sub.close)  # closed even if the body is never iterated
+    return stream

@@ -8,6 +8,7 @@ it falls behind, lines are dropped for it alone and a marker says how many.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator
 
 from swapd.http.errors import ApiError
@@ -41,12 +42,19 @@ def history_text(ring: LogRing) -> bytes:
     return "".join(f"{line.text}\n" for line in ring.lines()).encode()
 
 
-async def log_stream(services: Services, ring: LogRing, history: bool) -> AsyncIterator[bytes]:
+def log_stream(services: Services, ring: LogRing, history: bool) -> AsyncIterator[bytes]:
+    """The body of a log stream. It subscribes now, at request time, so no line
+    written after the request arrived is missed while the headers go out."""
     sub = services.track(ring.subscribe(maxlen=CLIENT_LINES))
-    with sub:
-        if history:
-            text = history_text(ring)
+    text = history_text(ring) if history else b""
+
+    async def body() -> AsyncIterator[bytes]:
+        with sub:
             if text:
                 yield text
-        async for line in sub:
-            yield f"{line.text}\n".encode()
+            async for line in sub:
+                yield f"{line.text}\n".encode()
+
+    stream = body()
+    weakref.finalize(stream, sub.close)  # closed even if the body is never iterated
+    return stream
