@@ -452,6 +452,8 @@ class LogsReply(Reply, tag="logs_reply", kw_only=True):
 class Subscribed(Reply, tag="subscribed", kw_only=True):
     subscription: int
     topics: list[str]
+    history: int = 0
+    """How many history events come first (delivered or counted in `lagged`), before live ones."""
 
 
 class Unsubscribed(Reply, tag="unsubscribed", kw_only=True):

@@ -359,7 +359,7 @@ class ControlConnection:
         # The pump sends through the same FIFO outbox after this reply is queued,
         # so `subscribed` always precedes the subscription's first event.
         self._work.start_soon(self._pump, sub_id, sub)
-        return p.Subscribed(id=req.id, subscription=sub_id, topics=topics)
+        return p.Subscribed(id=req.id, subscription=sub_id, topics=topics, history=source.pending)
 
     def _unsubscribe(self, req: p.UnsubscribeRequest) -> p.Unsubscribed:
         if req.subscription not in self._subs:

@@ -50,8 +50,12 @@ class EventSource(Protocol):
     """A bounded, lossy stream of protocol event payloads (an EventBus subscription).
 
     `receive` raises `trio.EndOfChannel` once closed and drained; `take_lagged`
-    returns and resets how many events were dropped since the last call.
+    returns and resets how many events were dropped since the last call;
+    `pending` is how many are buffered (right after subscribing: the history).
     """
+
+    @property
+    def pending(self) -> int: ...
 
     async def receive(self) -> p.EventData: ...
 

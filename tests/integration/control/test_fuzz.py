@@ -9,51 +9,23 @@ on a bystander connection opened before the fuzzing began.
 from __future__ import annotations
 
 import itertools
-import shutil
 import socket
-import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swapctl import codec
 from swapctl import protocol as p
-from swapd.control import ControlLimits, serve_control
-from tests.integration.control.fake_backend import FakeBackend
+from swapd.control import ControlLimits
+from tests.integration.control.server_thread import ServerThread
 from tests.unit.control import strategies
 
 MAX_LINE = 4096  # a small bound keeps the oversized examples cheap
 probe_ids = itertools.count()
-
-
-class ServerThread:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=trio.run, args=(self._main,), daemon=True)
-
-    async def _main(self) -> None:
-        async with trio.open_nursery() as nursery:
-            self.cancel_scope = nursery.cancel_scope
-            self.token = trio.lowlevel.current_trio_token()
-            limits = ControlLimits(max_line=MAX_LINE)
-            await nursery.start(serve_control, self.path, FakeBackend(), None, limits)
-            self.ready.set()
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        assert self.ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        trio.from_thread.run_sync(self.cancel_scope.cancel, trio_token=self.token)
-        self.thread.join(10)
 
 
 class Raw:
@@ -95,12 +67,8 @@ class Raw:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerThread]:
-    directory = Path(tempfile.mkdtemp(prefix="swf-", dir="/tmp"))
-    try:
-        with ServerThread(directory / "control.sock") as thread:
-            yield thread
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with ServerThread(limits=ControlLimits(max_line=MAX_LINE)) as thread:
+        yield thread
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,298 @@
+"""swapctl: drive swapd over its control socket.
+
+Every subcommand takes `--json` (the protocol payload, one JSON document, or
+one JSON object per line for `-f` streams) and prints readable tables
+without it. Exit codes: 0 ok, 1 the daemon said no (the reason follows on
+stderr), 2 usage or connection error (one line on stderr), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import msgspec
+
+from swapctl import protocol as p
+from swapctl import render
+from swapctl.client import Client, ConnectionFailed, DaemonError, describe_connect_error
+from swapctl.paths import resolve_socket_path
+
+_json = msgspec.json.Encoder()
+
+
+class Output:
+    """Where results go: readable text, or JSON."""
+
+    def __init__(self, as_json: bool, stream: TextIO) -> None:
+        self.json = as_json
+        self.stream = stream
+
+    def emit(self, value: Any, text: Callable[[Any], str]) -> None:
+        if self.json:
+            self.stream.write(_json.encode(value).decode() + "\n")
+        else:
+            self.stream.write(text(value))
+        self.stream.flush()
+
+
+QUERY_TIMEOUT = 30.0
+
+
+def _client(args: argparse.Namespace, *, slow: bool = False) -> Client:
+    """Connected; queries time out after 30 s, slow actions wait unless --timeout is given."""
+    timeout = args.timeout if args.timeout is not None else (None if slow else QUERY_TIMEOUT)
+    client = Client(args.socket, timeout=QUERY_TIMEOUT if timeout is None else timeout)
+    client.connect()
+    client.set_timeout(timeout)
+    return client
+
+
+# --- subcommands ----------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as c:
+        status = c.status()
+    out.emit(
+        status, lambda s: render.status(s) + ("\n" + render.legend(s.legend) if args.legend else "")
+    )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as c:
+        out.emit(c.models(), render.models)
+    return 0
+
+
+def cmd_load(args: argparse.Namespace, out: Output) -> int:
+    with _client(args, slow=True) as c:
+        out.emit(c.load(args.model), render.load)
+    return 0
+
+
+def cmd_unload(args: argparse.Namespace, out: Output) -> int:
+    if args.all == bool(args.models):
+        raise UsageError("name the models to unload, or give --all")
+    with _client(args, slow=True) as c:
+        out.emit(c.unload(None if args.all else args.models), render.unload)
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace, out: Output) -> int:
+    with _client(args, slow=True) as c:
+        out.emit(c.reload(), render.reload)
+    return 0
+
+
+def _follow(
+    c: Client,
+    out: Output,
+    topics: Sequence[str],
+    models: Sequence[str],
+    follow: bool,
+    text: Callable[[Any], str],
+) -> int:
+    """Print a subscription's history, then (with follow) its live events until EOF."""
+    reply = c.request(
+        p.SubscribeRequest(topics=list(topics), models=list(models), history=True), p.Subscribed
+    )
+    remaining = reply.history
+    if not follow and remaining == 0:
+        return 0
+    for item in c.events():
+        out.emit(item, text)
+        if not follow:
+            remaining -= item.missed if isinstance(item, p.Lagged) else 1
+            if remaining <= 0:
+                return 0
+    return 0
+
+
+def _log_text(item: p.Event | p.Lagged) -> str:
+    if isinstance(item, p.Lagged):
+        return f"\n-- {item.missed} log chunks missed --\n"
+    assert isinstance(item.data, p.LogLines)
+    return item.data.text
+
+
+def cmd_logs(args: argparse.Namespace, out: Output) -> int:
+    source = args.model or "proxy"
+    with _client(args) as c:
+        if not args.follow:
+            log = c.logs(source, args.bytes)
+            out.emit(log, lambda log: log.text)
+            return 0
+        # Check the source exists (a clear not_found) before following it.
+        c.logs(source, 0)
+        return _follow(c, out, ["log"], [source], True, _log_text)
+
+
+def cmd_events(args: argparse.Namespace, out: Output) -> int:
+    topics = args.topic or []
+    unknown = sorted(set(topics) - set(p.TOPICS))
+    if unknown:
+        raise UsageError(f"unknown topic {', '.join(unknown)}; topics: {', '.join(p.TOPICS)}")
+    with _client(args) as c:
+        return _follow(c, out, topics, args.model or [], args.follow, render.event)
+
+
+def cmd_explain(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as c:
+        out.emit(c.explain(args.model), render.explanation)
+    return 0
+
+
+def cmd_matrix(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as c:
+        out.emit(c.matrix(args.model, args.limit), render.matrix)
+    return 0
+
+
+def cmd_decisions(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as c:
+        out.emit(c.decisions(args.limit), render.decisions)
+    return 0
+
+
+def cmd_bridge(args: argparse.Namespace, out: Output) -> int:
+    """Relay stdin to the socket and the socket to stdout, byte for byte."""
+    path = resolve_socket_path(args.socket)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(os.fspath(path))
+    except OSError as exc:
+        raise ConnectionFailed(describe_connect_error(path, exc)) from None
+    return relay(sock, sys.stdin.fileno(), sys.stdout.fileno())
+
+
+def relay(sock: socket.socket, in_fd: int, out_fd: int) -> int:
+    """Copy in_fd -> sock (then half-close) and sock -> out_fd until the socket ends."""
+
+    def upstream() -> None:
+        try:
+            while data := os.read(in_fd, 65536):
+                sock.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    threading.Thread(target=upstream, name="bridge-stdin", daemon=True).start()
+    try:
+        while data := sock.recv(65536):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out_fd, view) :]
+    except OSError:
+        pass  # stdout closed (the far side hung up) or the socket broke: either way, done
+    finally:
+        sock.close()
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser = argparse.ArgumentParser(
+        prog="swapctl",
+        description=(__doc__ or "").splitlines()[0],
+        epilog="Socket: --socket, else $SWAPD_SOCKET, else $XDG_RUNTIME_DIR/swapd/control.sock, "
+        "else /run/swapd/control.sock (root) or /tmp/swapd-$UID/control.sock.",
+    )
+    parser.add_argument("--socket", metavar="PATH", help="the control socket of swapd")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds to wait for a reply (default: 30 for queries, no limit for "
+        "load, unload and reload)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace, Output], int], help: str):
+        sp = sub.add_parser(name, parents=[common], help=help, description=help)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("status", cmd_status, "the daemon at a glance")
+    sp.add_argument("--legend", action="store_true", help="also print the process state legend")
+    add("models", cmd_models, "every model: state, pid, port, in-flight, queued, TTL, last load")
+    sp = add("load", cmd_load, "load a model (the router decides what to evict) and wait for it")
+    sp.add_argument("model")
+    sp = add("unload", cmd_unload, "stop models")
+    sp.add_argument("models", nargs="*", metavar="MODEL")
+    sp.add_argument("--all", action="store_true", help="stop every model")
+    add("reload", cmd_reload, "reload the config file (the old one stays if the new is invalid)")
+    sp = add("logs", cmd_logs, "the log of a model, or the proxy log")
+    sp.add_argument("model", nargs="?", help="a model ID (default: the proxy log)")
+    sp.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    sp.add_argument(
+        "--bytes", type=int, default=64 * 1024, metavar="N", help="at most N bytes of history"
+    )
+    sp = add("events", cmd_events, "recent events; with -f, follow them live")
+    sp.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    sp.add_argument(
+        "--topic", action="append", choices=p.TOPICS, help="only this topic (repeatable)"
+    )
+    sp.add_argument("--model", action="append", help="only events about this model (repeatable)")
+    sp = add("explain", cmd_explain, "what a request for MODEL would do now, and why")
+    sp.add_argument("model")
+    sp = add("matrix", cmd_matrix, "swap sets or groups, what runs, and what MODEL would evict")
+    sp.add_argument("model", nargs="?")
+    sp.add_argument("--limit", type=int, default=50, metavar="N", help="combinations shown per set")
+    sp = add("decisions", cmd_decisions, "the router's recent decisions")
+    sp.add_argument("--limit", type=int, default=50, metavar="N")
+    add("bridge", cmd_bridge, "relay stdin/stdout to the socket (for `ssh HOST swapctl bridge`)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Output(getattr(args, "json", False), sys.stdout)
+    try:
+        return int(args.func(args, out))
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"swapctl: {exc}", file=sys.stderr)
+        return 2
+    except DaemonError as exc:
+        if out.json:
+            print(_json.encode(exc.error).decode(), file=sys.stderr)
+        else:
+            sys.stderr.write(render.error(exc.error))
+        return 1
+    except ConnectionFailed as exc:
+        print(f"swapctl: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `swapctl events -f | head`: the reader left; exit quietly.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,253 @@
+"""Readable text for protocol payloads: the tables `swapctl` prints without `--json`.
+
+Pure functions from payloads to strings, so the CLI stays thin and the
+output is tested without a daemon.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from swapctl import protocol as p
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; trailing spaces trimmed."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in [list(headers), *rows]:
+        line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row))
+        lines.append(line.rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def duration(seconds: float | None) -> str:
+    """`-`, `850ms`, `12.3s`, `4m05s`, `2h03m`, `3d04h`."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def clock(unix: float) -> str:
+    """Local wall-clock time with milliseconds."""
+    return time.strftime("%H:%M:%S", time.localtime(unix)) + f".{int(unix % 1 * 1000):03d}"
+
+
+def _opt(value: object) -> str:
+    return "-" if value is None or value == "" or value == [] else str(value)
+
+
+def _names(names: Sequence[str]) -> str:
+    return ",".join(names) if names else "-"
+
+
+def status(s: p.Status) -> str:
+    d = s.daemon
+    states = ", ".join(f"{n} {name}" for name, n in sorted(s.states.items())) or "no models"
+    running = _names(s.running)
+    if s.running_set:
+        running += f" (set {s.running_set})"
+    rows = [
+        ("daemon", f"{d.name} {d.version} (pid {d.pid})"),
+        ("uptime", duration(s.uptime)),
+        ("config", _opt(d.config_path)),
+        ("router", d.router),
+        ("listen", _names(d.listen)),
+        ("models", f"{s.models}: {states}"),
+        ("running", running),
+        ("in flight", str(s.in_flight)),
+        ("queued", str(s.queued)),
+        ("subscribers", str(s.subscribers)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "".join(f"{k.ljust(width)}  {v}\n" for k, v in rows)
+
+
+def legend(entries: Sequence[p.StateLegend]) -> str:
+    return table(
+        ["STATE", "MEANING", "NEXT"],
+        [(e.name, e.description, _names(e.next)) for e in entries],
+    )
+
+
+def models(rows: Sequence[p.ModelInfo]) -> str:
+    return table(
+        [
+            "MODEL",
+            "STATE",
+            "PID",
+            "PORT",
+            "INFLIGHT",
+            "QUEUED",
+            "TTL LEFT",
+            "LAST LOAD",
+            "MEMBER OF",
+        ],
+        [
+            (
+                m.id,
+                m.state,
+                _opt(m.pid),
+                _opt(m.port),
+                str(m.in_flight),
+                str(m.queued),
+                duration(m.ttl_left) if m.ttl else "never",
+                duration(m.last_load_seconds),
+                _names([*m.groups, *m.sets]),
+            )
+            for m in rows
+        ],
+    )
+
+
+def load(result: p.LoadResult) -> str:
+    if result.seconds is None:
+        return f"{result.model} is {result.state} (already loaded)\n"
+    return f"{result.model} is {result.state} (loaded in {duration(result.seconds)})\n"
+
+
+def unload(stopped: Sequence[str]) -> str:
+    return f"stopped: {', '.join(stopped)}\n" if stopped else "nothing was running\n"
+
+
+def reload(result: p.ReloadResult) -> str:
+    lines = [f"reloaded {result.path}"]
+    for label, names in (
+        ("added", result.added),
+        ("removed", result.removed),
+        ("changed", result.changed),
+        ("unchanged", result.unchanged),
+    ):
+        if names:
+            lines.append(f"  {label}: {', '.join(names)}")
+    return "\n".join(lines) + "\n"
+
+
+def error(e: p.Error) -> str:
+    lines = [f"swapctl: {e.code}: {e.message}"]
+    lines += [f"  {problem.format()}" for problem in e.problems]
+    if e.log_tail:
+        lines.append("  last log lines:")
+        lines += [f"    {line}" for line in e.log_tail.rstrip("\n").splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def explanation(x: p.Explanation) -> str:
+    rows = [("model", x.model if x.resolved in (None, x.model) else f"{x.model} -> {x.resolved}")]
+    rows.append(("action", x.action))
+    if x.why:
+        rows.append(("why", x.why))
+    if x.state is not None:
+        rows.append(("state", x.state))
+    rows.append(("running", _names(x.running)))
+    rows.append(("evict", _names(x.evict)))
+    if x.set is not None:
+        rows.append(("set", x.set))
+    if x.cost is not None:
+        rows.append(("cost", str(x.cost)))
+    if x.queue_position is not None:
+        rows.append(("queue position", str(x.queue_position)))
+    if x.queued or x.in_flight:
+        rows.append(("queued / in flight", f"{x.queued} / {x.in_flight}"))
+    width = max(len(k) for k, _ in rows)
+    return "".join(f"{k.ljust(width)}  {v}\n" for k, v in rows)
+
+
+def matrix(view: p.MatrixView) -> str:
+    out: list[str] = [f"router: {view.router}"]
+    running = _names(view.running)
+    if view.running_set:
+        running += f" (set {view.running_set})"
+    out.append(f"running: {running}")
+    for s in view.sets:
+        marker = "*" if s.name == view.running_set else " "
+        out.append(f"{marker} set {s.name}: {s.dsl}" if s.dsl else f"{marker} set {s.name}")
+        for combination in s.combinations:
+            current = set(combination) >= set(view.running) and bool(view.running)
+            out.append(f"    {'>' if current else ' '} {' & '.join(combination) or '(empty)'}")
+        if s.truncated:
+            more = f"{s.more} more" if s.more else "more"
+            out.append(f"      ... {more}")
+    for g in view.groups:
+        flags = [f for f, on in (("swap", g.swap), ("exclusive", g.exclusive)) if on]
+        if g.persistent:
+            flags.append("persistent")
+        out.append(f"  group {g.name} [{', '.join(flags) or 'no flags'}]: {_names(g.members)}")
+    if view.evict_costs:
+        costs = ", ".join(f"{m}={c}" for m, c in sorted(view.evict_costs.items()))
+        out.append(f"evict costs: {costs}")
+    text = "\n".join(out) + "\n"
+    if view.explain is not None:
+        text += "\n" + explanation(view.explain)
+    return text
+
+
+def decisions(rows: Sequence[p.Decision]) -> str:
+    return table(
+        ["TIME", "MODEL", "ACTION", "EVICT", "SET", "COST", "DURATION", "WHY"],
+        [
+            (
+                clock(d.time),
+                d.model,
+                d.action,
+                _names(d.evict),
+                _opt(d.set),
+                _opt(d.cost),
+                duration(d.duration),
+                d.why,
+            )
+            for d in rows
+        ],
+    )
+
+
+def event(item: p.Event | p.Lagged) -> str:
+    """One line per event, for `swapctl events`."""
+    if isinstance(item, p.Lagged):
+        return f"-- lagged: {item.missed} events missed --\n"
+    d = item.data
+    head = f"{clock(d.time)} {item.topic:8}"
+    match d:
+        case p.StateChanged():
+            body = f"{d.model}: {d.old} -> {d.new}" + (f" ({d.reason})" if d.reason else "")
+        case p.SwapStarted():
+            body = (
+                f"swap to {d.target} evict={_names(d.evict)} set={_opt(d.set)} cost={_opt(d.cost)}"
+            )
+            body += f" why={d.why}" if d.why else ""
+        case p.SwapFinished():
+            verdict = "ok" if d.ok else f"failed: {d.error}"
+            body = f"swap to {d.target} {verdict} in {duration(d.duration)}"
+        case p.DecisionMade():
+            x = d.decision
+            body = f"{x.model}: {x.action} evict={_names(x.evict)} set={_opt(x.set)}"
+            body += f" cost={_opt(x.cost)}" + (f" why={x.why}" if x.why else "")
+        case p.RequestEvent():
+            body = f"{d.model}: {d.phase}" + (f" {d.status}" if d.status is not None else "")
+            body += f" in {duration(d.duration)}" if d.duration is not None else ""
+            body += f" {d.detail}" if d.detail else ""
+        case p.QueueChanged():
+            body = "queue: " + (" ".join(d.order) if d.order else "empty")
+        case p.LogLines():
+            body = f"[{d.source}] {d.text.rstrip()}"
+        case p.ConfigReloaded():
+            body = f"config {d.path}: " + ("reloaded" if d.ok else f"{len(d.problems)} problem(s)")
+            body += "".join(f"\n    {problem.format()}" for problem in d.problems)
+        case p.OtherEvent():
+            body = f"{d.name} {d.fields}"
+        case _:
+            body = repr(d)
+    return f"{head} {body}\n"

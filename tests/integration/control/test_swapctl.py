@@ -1,0 +1,283 @@
+"""Every swapctl subcommand against a running server with the fake backend.
+
+One-shot commands run in-process (`cli.main(argv)`); the streaming ones
+(`logs -f`, `events -f`) and `bridge` run as real processes, as users run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from swapctl import cli, codec
+from swapctl import protocol as p
+from swapd.control import ControlError
+from tests.integration.control.server_thread import ServerThread
+
+
+@pytest.fixture
+def server() -> Iterator[ServerThread]:
+    with ServerThread() as thread:
+        yield thread
+
+
+def swapctl(server: ServerThread, capsys: pytest.CaptureFixture[str], *argv: str):
+    code = cli.main(["--socket", str(server.path), *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_status(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = swapctl(server, capsys, "status", "--legend")
+    assert code == 0
+    assert "swapd 0.1.0-test (pid 4242)" in out and "3: 3 stopped" in out
+    assert "STATE" in out and "waiting for health" in out
+    code, out, _ = swapctl(server, capsys, "status", "--json")
+    assert code == 0 and json.loads(out)["models"] == 3
+
+
+def test_models(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = swapctl(server, capsys, "models")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["MODEL", "STATE", "PID"]
+    assert lines[1].split()[:2] == ["alpha", "stopped"] and "s1" in lines[1]
+    code, out, _ = swapctl(server, capsys, "models", "--json")
+    assert [m["id"] for m in json.loads(out)] == ["alpha", "beta", "gamma"]
+
+
+def test_load_and_unload(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = swapctl(server, capsys, "load", "alpha")
+    assert (code, out) == (0, "alpha is ready (loaded in 250ms)\n")
+    code, out, _ = swapctl(server, capsys, "load", "alpha", "--json")
+    assert json.loads(out) == {"model": "alpha", "state": "ready", "seconds": None}
+    code, out, _ = swapctl(server, capsys, "unload", "--all")
+    assert (code, out) == (0, "stopped: alpha\n")
+    code, out, _ = swapctl(server, capsys, "unload", "beta", "--json")
+    assert (code, json.loads(out)) == (0, [])
+
+
+def test_load_failure_exits_1_with_the_log_tail(
+    server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.backend.failing.add("beta")
+    code, out, err = swapctl(server, capsys, "load", "beta")
+    assert code == 1 and out == ""
+    assert err.startswith("swapctl: load_failed: beta exited with code 1\n")
+    assert "error: no such file" in err
+    code, _, err = swapctl(server, capsys, "load", "nope", "--json")
+    assert code == 1 and json.loads(err)["code"] == "not_found"
+
+
+def test_unload_usage_errors_exit_2(
+    server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = swapctl(server, capsys, "unload")
+    assert code == 2 and "name the models to unload, or give --all" in err
+    code, _, err = swapctl(server, capsys, "unload", "alpha", "--all")
+    assert code == 2
+
+
+def test_reload(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = swapctl(server, capsys, "reload")
+    assert code == 0 and out.startswith("reloaded /etc/swapd/config.yaml\n  unchanged: alpha")
+    server.backend.reload_outcome = ControlError(
+        "config_invalid",
+        "the new config has 2 problems; the old one keeps running",
+        problems=[
+            p.Problem(
+                message='expected int >= -1, got "soon"',
+                file="c.yaml",
+                line=12,
+                column=5,
+                path="models.llama.ttl",
+            ),
+            p.Problem(message="unknown key", file="c.yaml", line=20, column=3, path="x"),
+        ],
+    )
+    code, out, err = swapctl(server, capsys, "reload")
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        "swapctl: config_invalid: the new config has 2 problems; the old one keeps running",
+        '  c.yaml:12:5: models.llama.ttl: expected int >= -1, got "soon"',
+        "  c.yaml:20:3: x: unknown key",
+    ]
+    code, _, err = swapctl(server, capsys, "reload", "--json")
+    assert code == 1 and len(json.loads(err)["problems"]) == 2
+
+
+def test_logs(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    server.backend.logs_["alpha"] = "line one\nline two\n"
+    code, out, _ = swapctl(server, capsys, "logs", "alpha")
+    assert (code, out) == (0, "line one\nline two\n")
+    code, out, _ = swapctl(server, capsys, "logs")
+    assert out == "proxy started\n"
+    code, out, _ = swapctl(server, capsys, "logs", "alpha", "--bytes", "9", "--json")
+    assert json.loads(out) == {"source": "alpha", "text": "line two\n", "truncated": True}
+    code, _, err = swapctl(server, capsys, "logs", "nope")
+    assert code == 1 and "not_found" in err
+
+
+def test_events_prints_history_and_exits(
+    server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = swapctl(server, capsys, "events")
+    assert (code, out) == (0, "")
+    swapctl(server, capsys, "load", "alpha")
+    code, out, _ = swapctl(server, capsys, "events", "--topic", "state")
+    assert code == 0
+    assert [line.split(None, 2)[2] for line in out.splitlines()] == [
+        "alpha: stopped -> starting (load)",
+        "alpha: starting -> ready (healthy)",
+    ]
+    code, out, _ = swapctl(server, capsys, "events", "--json", "--model", "alpha")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["data"]["new"] for e in events] == ["starting", "ready"]
+
+
+def test_explain(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    swapctl(server, capsys, "load", "alpha")
+    code, out, _ = swapctl(server, capsys, "explain", "beta")
+    assert code == 0
+    fields = dict(line.split(None, 1) for line in out.splitlines())
+    assert fields["action"] == "swap" and fields["evict"] == "alpha" and fields["cost"] == "1"
+    code, out, _ = swapctl(server, capsys, "explain", "beta", "--json")
+    assert json.loads(out)["evict"] == ["alpha"]
+    code, _, err = swapctl(server, capsys, "explain", "nope")
+    assert code == 1 and err.startswith("swapctl: not_found:")
+
+
+def test_matrix(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    swapctl(server, capsys, "load", "alpha")
+    code, out, _ = swapctl(server, capsys, "matrix", "--limit", "2")
+    assert code == 0
+    assert out.splitlines()[:6] == [
+        "router: matrix",
+        "running: alpha (set s1)",
+        "* set s1: alpha | beta | gamma",
+        "    > alpha",
+        "      beta",
+        "      ... 1 more",
+    ]
+    code, out, _ = swapctl(server, capsys, "matrix", "gamma")
+    explained = dict(line.split(None, 1) for line in out.split("\n\n")[1].splitlines())
+    assert explained["action"] == "swap" and explained["evict"] == "alpha"
+    code, out, _ = swapctl(server, capsys, "matrix", "--json")
+    assert json.loads(out)["sets"][0]["name"] == "s1"
+
+
+def test_decisions(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    swapctl(server, capsys, "load", "alpha")
+    code, out, _ = swapctl(server, capsys, "decisions")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["TIME", "MODEL", "ACTION"]
+    assert lines[1].split()[1:3] == ["alpha", "start"]
+    code, out, _ = swapctl(server, capsys, "decisions", "--json", "--limit", "0")
+    assert json.loads(out) == []
+
+
+def test_connection_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--socket", str(tmp_path / "none.sock"), "status"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no such socket" in err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["events", "--topic", "weather"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        cli.main([])
+    assert info.value.code == 2
+
+
+# --- as processes ---------------------------------------------------------------------
+
+
+def _spawn(server: ServerThread, *argv: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "swapctl.cli", "--socket", str(server.path), *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _publish_when_subscribed(server: ServerThread, count: int, *events: p.EventData) -> None:
+    """Publish once the process under test has subscribed (no sleeping, no races)."""
+
+    async def go() -> None:
+        with trio.fail_after(30):
+            await server.server.counters.wait_for(subscribers=count)
+        for event in events:
+            server.backend.bus.publish(event)
+
+    server.run(go)
+
+
+def test_logs_follow_prints_history_then_live(server: ServerThread) -> None:
+    server.backend.logs_["alpha"] = "ignored: logs -f starts from the subscription history\n"
+    proc = _spawn(server, "logs", "-f", "alpha")
+    try:
+        _publish_when_subscribed(
+            server,
+            1,
+            p.LogLines(time=1.0, source="beta", text="not this model\n"),
+            p.LogLines(time=2.0, source="alpha", text="hello\n"),
+            p.LogLines(time=3.0, source="alpha", text="world\n"),
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"hello\n"
+        assert proc.stdout.readline() == b"world\n"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_events_follow_streams_json_lines(server: ServerThread) -> None:
+    proc = _spawn(server, "events", "-f", "--topic", "state", "--json")
+    try:
+        _publish_when_subscribed(
+            server, 1, p.StateChanged(time=1.0, model="alpha", old="stopped", new="starting")
+        )
+        assert proc.stdout is not None
+        event = json.loads(proc.stdout.readline())
+        assert event["type"] == "event" and event["data"]["new"] == "starting"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_events_follow_ends_when_the_daemon_stops(server: ServerThread) -> None:
+    proc = _spawn(server, "events", "-f")
+    _publish_when_subscribed(server, 1)
+    server.stop()
+    assert proc.wait(10) == 0
+
+
+def test_bridge_relays_the_protocol(server: ServerThread) -> None:
+    proc = _spawn(server, "bridge")
+    script = codec.encode(p.Hello(client="bridge-test")) + codec.encode(p.StatusRequest(id=1))
+    out, err = proc.communicate(script, timeout=20)
+    assert proc.returncode == 0, err
+    decoder = codec.server_decoder()
+    decoder.feed(out)
+    decoder.feed(b"")
+    welcome, status = list(decoder)
+    assert isinstance(welcome, p.Welcome) and isinstance(status, p.StatusReply)
+
+
+def test_bridge_without_a_daemon_exits_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "swapctl.cli", "--socket", str(tmp_path / "x.sock"), "bridge"],
+        capture_output=True,
+        timeout=20,
+        env={**os.environ},
+    )
+    assert result.returncode == 2 and b"no such socket" in result.stderr
