@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -193,3 +194,28 @@ async def test_reconnects_and_resubscribes_after_the_daemon_restarts(
             )
         finally:
             await asyncio.to_thread(restarted.stop)
+
+
+FAKE_SSH = (sys.executable, str(Path(__file__).with_name("fake_ssh.py")))
+
+
+async def test_over_ssh_the_bridge_carries_the_protocol(server: ServerThread) -> None:
+    target = Target(ssh_host="gpu-box", remote_socket=str(server.path), ssh_command=FAKE_SSH)
+    source = DaemonSource(target, backoff=Backoff(initial=0.05, maximum=0.2))
+    app = SwapTUI(source, DashboardState(), refresh_interval=0.01)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "gamma" in app.state.models, "the models over ssh")
+        await pilot.press("l")
+        await until(pilot, lambda: app.state.models["alpha"].state == "ready", "alpha ready")
+        assert server.backend.models_["alpha"].state == "ready"
+
+
+async def test_ssh_failures_are_shown_with_sshs_own_words() -> None:
+    target = Target(ssh_host="unreachable", ssh_command=FAKE_SSH)
+    source = DaemonSource(target, backoff=Backoff(initial=0.05, maximum=0.2))
+    app = SwapTUI(source, DashboardState(), refresh_interval=0.01)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await until(pilot, lambda: app.state.connection.attempts >= 1, "the failure")
+        header = screen_text(app).splitlines()[0]
+        assert "✖ disconnected" in header
+        assert "ssh: connect to host unreachable port 22: Connection refused" in header

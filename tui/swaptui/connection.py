@@ -165,15 +165,25 @@ class Link:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.close()
-        if self.process is not None and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 2)
-            except TimeoutError:
+        process = self.process
+        if process is None:
+            return
+        try:
+            if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
-                await self.process.wait()
+                    process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 2)
+                except TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+        finally:
+            # asyncio.subprocess.Process has no public close: without this its transport
+            # is only closed by the garbage collector, after the loop may be gone.
+            transport = getattr(process, "_transport", None)
+            if transport is not None:
+                transport.close()
 
 
 class DaemonError(Exception):
