@@ -7,7 +7,12 @@ at the moment the message is handled, never from a snapshot read elsewhere
 not read, so a request that arrives during a stop (a TTL unload, say) waits
 for it, then finds the model stopped and starts it again. While a start is in
 progress the inbox *is* read: further `ensure_ready` calls join that start
-(and get its outcome), and a `stop` aborts it.
+and get its outcome (in llama-swap a joiner of a failed start would start it
+again; here every waiter of one attempt gets the same error, so a broken
+model is not retried once per waiting request), and a `stop` aborts it.
+
+A child that crashes while ready is published as `stopped` at once; whatever
+it forked is then cleaned up before the next request is handled.
 
 Every change of state goes through the table in `states.py` and is published
 as a `StateChanged` event. Crashes are not restarted: the next request starts
@@ -16,6 +21,7 @@ the model again.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -60,11 +66,15 @@ class StartError(Exception):
         exit_code: int | None = None,
         log_tail: Sequence[str] = (),
     ) -> None:
-        super().__init__(f"[{model}] {reason}")
+        # args are the constructor's, so that copy.copy() works (each waiter gets its own)
+        super().__init__(model, reason, exit_code, list(log_tail))
         self.model = model
         self.reason = reason
         self.exit_code = exit_code
         self.log_tail = list(log_tail)
+
+    def __str__(self) -> str:
+        return f"[{self.model}] {self.reason}"
 
 
 class StartAborted(StartError):
@@ -102,7 +112,9 @@ class _Reply:
     async def wait(self) -> None:
         await self.done.wait()
         if self.error is not None:
-            raise self.error
+            # a fresh copy per waiter: one exception object raised in several tasks
+            # would collect all their tracebacks
+            raise copy.copy(self.error)
 
 
 @dataclass(eq=False)

@@ -119,7 +119,8 @@ async def stop_during_start_aborts_it(tmp_path: Path) -> None:
             assert run.sup.state is S.STOPPED
         assert len(failures) == 2
         assert all(isinstance(err, StartAborted) for err in failures)
-        assert "evicted" in failures[0].args[0]
+        assert "evicted" in str(failures[0])
+        assert failures[0] is not failures[1]
         assert run.transitions() == [(S.STARTING, S.STOPPING), (S.STOPPING, S.STOPPED)]
         assert gone(read_pids(starts)[0])
 
