@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,7 +138,6 @@ class LoadCounter:
         self.loads: Counter[str] = Counter()
         self.swaps: Counter[str] = Counter()
         self.frames = 0
-        self.changed = trio.Event()
 
     def feed(self, kind: str, data: Any) -> None:
         self.frames += 1
@@ -151,8 +150,13 @@ class LoadCounter:
                 self.states[model] = state
         elif kind == "swap" and isinstance(data, dict) and "evict" in data and "ok" not in data:
             self.swaps[data.get("target", "")] += 1
-        self.changed.set()
-        self.changed = trio.Event()
+
+    def running(self) -> set[str]:
+        return {model for model, state in self.states.items() if state in RUNNING}
+
+    def settled(self) -> bool:
+        """No model is half-way (starting or stopping)."""
+        return not any(state in ("starting", "stopping") for state in self.states.values())
 
 
 def parse_sse_frame(lines: Sequence[str]) -> tuple[str, Any] | None:
@@ -256,15 +260,11 @@ async def interleaved(
 # ----- the baselines: bare llama-server and llama.cpp's router -----------------------------
 
 
-async def cold_starts(binary: Path, gguf: Path, workdir: Path, count: int) -> list[float]:
-    """Spawn -> first byte of a one-token completion of a bare llama-server, `count` times."""
-    out = []
-    async with http_client() as client:
-        for _ in range(count):
-            started = time.perf_counter()
-            with bare_server(binary, gguf, workdir) as (_proc, base):
-                out.append(await first_byte(client, base, "bare", started, retry=True))
-    return out
+async def cold_start(client: httpx2.AsyncClient, binary: Path, gguf: Path, workdir: Path) -> float:
+    """Spawn -> first byte of a one-token completion of a bare llama-server."""
+    started = time.perf_counter()
+    with bare_server(binary, gguf, workdir) as (_proc, base):
+        return await first_byte(client, base, "bare", started, retry=True)
 
 
 async def router_workload(
@@ -282,13 +282,20 @@ async def router_workload(
 # ----- the swapd side ----------------------------------------------------------------------
 
 
-def swapd_config_yaml(ports: Mapping[str, int], *, swap: bool = True, extra: str = "") -> str:
-    """A config for the demo's llama-server and model under `ports`' IDs, in one group.
+def swapd_config_yaml(
+    ports: Mapping[str, int],
+    *,
+    swap: bool = True,
+    matrix_sets: Mapping[str, str] | None = None,
+) -> str:
+    """A config for the demo's llama-server and model under `ports`' IDs.
 
     Paths come from `${env.SWAPD_LLAMA_SERVER}` / `${env.SWAPD_SMOLLM2_GGUF}`
     (`swapd.demo_env.demo_environment()`), as in `config/demo.yaml`. Each
     model gets its own fixed port, so its processes can be found by command
-    line. With `swap: true` only one member runs at a time.
+    line. Routing: one group holding every model, with `swap` (true: only one
+    runs at a time), or, given `matrix_sets` (set name -> DSL over the model
+    IDs, which must be valid variable names), the matrix router.
     """
     options = " ".join(option_argv(COMMON_OPTIONS))
     lines = [
@@ -305,10 +312,18 @@ def swapd_config_yaml(ports: Mapping[str, int], *, swap: bool = True, extra: str
             f"    cmd: ${{llama}} --port {port} --alias {model_id}",
             f"    proxy: http://127.0.0.1:{port}",
         ]
-    members = ", ".join(ports)
-    swap_text = "true" if swap else "false"
-    lines += ["groups:", "  only-one:", f"    swap: {swap_text}", f"    members: [{members}]"]
-    return "\n".join(lines) + "\n" + extra
+    if matrix_sets is None:
+        members = ", ".join(ports)
+        swap_text = "true" if swap else "false"
+        lines += ["groups:", "  only:", f"    swap: {swap_text}", f"    members: [{members}]"]
+    else:
+        lines += ["routing:", "  router:", "    use: matrix", "    settings:", "      matrix:"]
+        lines += ["        vars:", *(f"          {m}: {m}" for m in ports)]
+        lines += [
+            "        sets:",
+            *(f"          {name}: {dsl}" for name, dsl in matrix_sets.items()),
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def swapd_environment(control_socket: Path) -> dict[str, str]:
@@ -395,14 +410,31 @@ def swapd_daemon(
         stop_group(proc, grace=30.0)
 
 
+class LiveLoads:
+    """A LoadCounter fed by a background task, with a way to wait on what it has seen."""
+
+    def __init__(self) -> None:
+        self.counter = LoadCounter()
+        self._changed = trio.Event()
+
+    def feed(self, kind: str, data: Any) -> None:
+        self.counter.feed(kind, data)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_for(self, predicate: Callable[[LoadCounter], bool]) -> None:
+        while not predicate(self.counter):
+            await self._changed.wait()
+
+
 @contextlib.asynccontextmanager
-async def watched_loads(client: httpx2.AsyncClient, base: str) -> AsyncIterator[LoadCounter]:
+async def watched_loads(client: httpx2.AsyncClient, base: str) -> AsyncIterator[LiveLoads]:
     """Follow swapd's `/api/events` in the background, counting loads, while the block runs.
 
     Yields once the stream is open and its initial `modelStatus` is in, so no
     load of the block can be missed.
     """
-    counter = LoadCounter()
+    counter = LiveLoads()
     ready = trio.Event()
 
     async def follow(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -430,37 +462,29 @@ async def watched_loads(client: httpx2.AsyncClient, base: str) -> AsyncIterator[
         nursery.cancel_scope.cancel()
 
 
-async def swapd_side(
-    workdir: Path, order: Sequence[str], *, sequential: bool, swaps: int
-) -> dict[str, Any]:
-    """The workload, swap TTFBs and RSS through a fresh swapd."""
-    figures: dict[str, Any] = {}
-    async with http_client() as client:
-        with swapd_daemon(workdir) as daemon:
-            await daemon.wait_listening(client)
-            figures["rss_idle"] = daemon.rss()
-            async with watched_loads(client, daemon.base_url) as counter:
-                wall, answers = await interleaved(client, daemon.base_url, order)
-                run = WorkloadRun(wall, answers, Counter(counter.loads))
-                figures["concurrent"] = run
-                figures["concurrent_swaps"] = sum(counter.swaps.values())
-                if sequential:
-                    await unload_all(client, daemon.base_url)
-                    before = Counter(counter.loads)
-                    wall, answers = await interleaved(
-                        client, daemon.base_url, order, concurrent=False
-                    )
-                    figures["sequential"] = WorkloadRun(wall, answers, counter.loads - before)
-            ttfb = []
-            for index in range(swaps + 1):
-                model = MODELS[index % 2]
-                started = time.perf_counter()
-                seconds = await first_byte(client, daemon.base_url, model, started, retry=False)
-                if index:  # the first may find nothing to evict
-                    ttfb.append(seconds)
-            figures["swap_ttfb"] = ttfb
-            figures["rss_after"] = daemon.rss()
-    return figures
+async def swapd_workload(
+    client: httpx2.AsyncClient, daemon: SwapdDaemon, order: Sequence[str], *, concurrent: bool
+) -> WorkloadRun:
+    """The A B C workload through swapd, from nothing loaded; loads from `/api/events`."""
+    await unload_all(client, daemon.base_url)
+    async with watched_loads(client, daemon.base_url) as live:
+        wall, answers = await interleaved(client, daemon.base_url, order, concurrent=concurrent)
+        await settle(client, daemon.base_url, live)
+        return WorkloadRun(wall, answers, Counter(live.counter.loads))
+
+
+async def settle(client: httpx2.AsyncClient, base: str, live: LiveLoads) -> None:
+    """Wait until the event stream agrees with `/running`: every load so far is counted."""
+    response = await client.get(base + "/running")
+    running = {item["model"] for item in response.json()["running"]}
+    with trio.fail_after(30):
+        await live.wait_for(lambda c: c.running() == running and c.settled())
+
+
+async def swap_first_byte(client: httpx2.AsyncClient, base: str, model: str) -> float:
+    """Time to first byte of a one-token request for `model`, which must need a swap."""
+    started = time.perf_counter()
+    return await first_byte(client, base, model, started, retry=False)
 
 
 async def unload_all(client: httpx2.AsyncClient, base: str) -> None:
@@ -473,21 +497,45 @@ async def unload_all(client: httpx2.AsyncClient, base: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement, each swapd figure taken right after its baseline.
+
+    The machine is shared and its load drifts; pairing each baseline with its
+    swapd counterpart (bare cold start then swapd swap, router workload then
+    swapd workload) keeps a ratio from comparing a quiet minute with a busy one.
+    """
     from swapd.demo_env import llama_server_binary, smollm2_gguf
 
     binary, gguf = llama_server_binary(), smollm2_gguf()
     order = workload_order()
-    with tempfile.TemporaryDirectory(prefix="bench-swap-") as tmp:
-        workdir = Path(tmp)
-        cold = await cold_starts(binary, gguf, workdir, args.cold_starts)
-        router = await router_workload(binary, gguf, workdir, order, concurrent=True)
-        router_seq = None
-        if args.sequential:
-            router_seq = await router_workload(binary, gguf, workdir, order, concurrent=False)
-        swapd = None
+    modes = [True, False] if args.sequential else [True]
+    raw: dict[str, Any] = {"cold": [], "swap": [], "router": {}, "swapd": {}}
+    async with contextlib.AsyncExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-swap-")))
+        client = await stack.enter_async_context(http_client())
+        daemon = None
         if not args.baselines_only:
-            swapd = await swapd_side(workdir, order, sequential=args.sequential, swaps=args.swaps)
-    return figures_of(cold, router, router_seq, swapd)
+            daemon = stack.enter_context(swapd_daemon(workdir))
+            await daemon.wait_listening(client)
+            raw["rss_idle"] = daemon.rss()
+        for concurrent in modes:
+            mode = "concurrent" if concurrent else "sequential"
+            raw["router"][mode] = await router_workload(
+                binary, gguf, workdir, order, concurrent=concurrent
+            )
+            if daemon is not None:
+                raw["swapd"][mode] = await swapd_workload(
+                    client, daemon, order, concurrent=concurrent
+                )
+        if daemon is not None:  # make A ready, so each request below needs a swap
+            await swap_first_byte(client, daemon.base_url, MODELS[0])
+        for index in range(args.cold_starts):
+            raw["cold"].append(await cold_start(client, binary, gguf, workdir))
+            if daemon is not None:
+                model = MODELS[(index + 1) % 2]
+                raw["swap"].append(await swap_first_byte(client, daemon.base_url, model))
+        if daemon is not None:
+            raw["rss_after"] = daemon.rss()
+    return figures_of(raw)
 
 
 def _workload_figures(run: WorkloadRun) -> dict[str, Any]:
@@ -500,33 +548,27 @@ def _workload_figures(run: WorkloadRun) -> dict[str, Any]:
     }
 
 
-def figures_of(
-    cold: Sequence[float],
-    router: WorkloadRun,
-    router_seq: WorkloadRun | None,
-    swapd: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    """The JSON-able figures: raw measures, then the ratios against the baselines."""
-    figures: dict[str, Any] = {
-        "cores": os.cpu_count(),
-        "cold_start_s": summary(cold),
-        "router_concurrent": _workload_figures(router),
-    }
-    if router_seq is not None:
-        figures["router_sequential"] = _workload_figures(router_seq)
-    if swapd is None:
+def figures_of(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-able figures from the raw measures, with the ratios against the baselines.
+
+    `raw`: `cold` and `swap` (paired lists of seconds, `swap` empty without
+    swapd), `router` and `swapd` (mode -> WorkloadRun), `rss_idle` and
+    `rss_after` (bytes). The swap overhead is the median of the paired
+    differences (each swap minus the cold start measured just before it).
+    """
+    figures: dict[str, Any] = {"cores": os.cpu_count(), "cold_start_s": summary(raw["cold"])}
+    for mode, run in raw["router"].items():
+        figures[f"router_{mode}"] = _workload_figures(run)
+    if not raw["swap"]:
         return figures
-    swap = summary(swapd["swap_ttfb"])
-    figures["swap_ttfb_s"] = swap
-    figures["swap_overhead_ms"] = (swap["median"] - figures["cold_start_s"]["median"]) * 1000
-    figures["swapd_concurrent"] = _workload_figures(swapd["concurrent"])
-    figures["swapd_concurrent"]["swaps"] = swapd["concurrent_swaps"]
-    figures["wall_ratio_concurrent"] = swapd["concurrent"].wall / router.wall
-    if router_seq is not None and "sequential" in swapd:
-        figures["swapd_sequential"] = _workload_figures(swapd["sequential"])
-        figures["wall_ratio_sequential"] = swapd["sequential"].wall / router_seq.wall
-    figures["rss_idle_mib"] = swapd["rss_idle"] / MIB
-    figures["rss_after_mib"] = swapd["rss_after"] / MIB
+    figures["swap_ttfb_s"] = summary(raw["swap"])
+    pairs = [s - c for s, c in zip(raw["swap"], raw["cold"], strict=True)]
+    figures["swap_overhead_ms"] = statistics.median(pairs) * 1000
+    for mode, run in raw["swapd"].items():
+        figures[f"swapd_{mode}"] = _workload_figures(run)
+        figures[f"wall_ratio_{mode}"] = run.wall / raw["router"][mode].wall
+    figures["rss_idle_mib"] = raw["rss_idle"] / MIB
+    figures["rss_after_mib"] = raw["rss_after"] / MIB
     return figures
 
 
