@@ -263,12 +263,10 @@ class Supervisor:
 
     async def _serve(self) -> None:
         while True:
-            child = self._child
-            if self._state is ProcessState.READY and child is not None and not child.running:
-                await self._crashed(child)
-                continue
+            await self._notice_crash()
             message = await self._next_message()
-            if message is None:  # the TTL ran out
+            await self._notice_crash()  # it may have died just now: never answer "ready" for it
+            if message is None and self._state is ProcessState.READY:  # the TTL ran out
                 ttl = self.spec.ttl
                 self._note(f"Unloading model, TTL of {ttl:g}s reached")
                 await self._stop_running(self.spec.unload_timeout, f"TTL of {ttl:g}s reached")
@@ -433,6 +431,11 @@ class Supervisor:
         self._note(f"stopping pid {child.pid} ({reason}), grace {grace:g}s")
         await self._teardown(child, grace)
         self._transition(Trigger.STOPPED, reason)
+
+    async def _notice_crash(self) -> None:
+        child = self._child
+        if self._state is ProcessState.READY and child is not None and not child.running:
+            await self._crashed(child)
 
     async def _crashed(self, child: Child) -> None:
         code = self.last_exit_code = child.returncode

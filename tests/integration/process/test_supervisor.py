@@ -369,10 +369,11 @@ async def test_ttl_waits_for_requests_in_flight() -> None:
 async def test_request_during_ttl_unload_starts_the_model_again(tmp_path: Path) -> None:
     """llama-swap issue #946: a request that arrives while a TTL unload runs must not hang."""
     starts = tmp_path / "starts"
-    spec = fake_spec("--term-delay", "0.4", "--count-starts", str(starts), ttl=0.2)
+    spec = fake_spec("--term-delay", "1.0", "--count-starts", str(starts), ttl=0.2)
     async with supervised(spec) as run:
         await ready_run(run)
-        await run.wait_state(S.STOPPING)  # the TTL unload is under way
+        await run.wait_state(S.STOPPING)  # the TTL unload is under way (for 1 s)
+        assert run.sup.state is S.STOPPING
         with trio.fail_after(WAIT):
             await run.sup.ensure_ready()
         assert run.sup.state is S.READY
