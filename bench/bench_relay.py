@@ -158,6 +158,21 @@ async def streams(client: H11Client, base: str, model: str, count: int, tokens: 
     return StreamRun(events, time.perf_counter() - start, ttft)
 
 
+async def warm(client: H11Client, base: str, model: str, count: int) -> None:
+    """Open `count` keep-alive connections (concurrent small requests) before a measure,
+    so connection set-up (the fake's listen backlog is 5) is not what gets measured."""
+    data = body(model, tokens=1)
+
+    async def one() -> None:
+        response = await client.request("POST", base + CHAT, JSON_HEADERS, data)
+        await response.read()
+        await response.aclose()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(count):
+            nursery.start_soon(one)
+
+
 def pct(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -176,7 +191,8 @@ async def measure(direct: dict[str, str], relayed: str, names: dict[str, str]) -
     figures["added_p50_ms"] = figures["swapd_p50_ms"] - figures["direct_p50_ms"]
     figures["added_p99_ms"] = figures["swapd_p99_ms"] - figures["direct_p99_ms"]
 
-    await streams(client, relayed, names["paced"], 2, 10)
+    for base, name in ((direct["paced"], names["paced"]), (relayed, names["paced"])):
+        await warm(client, base, name, STREAMS)
     dp = await streams(client, direct["paced"], names["paced"], STREAMS, PACED_TOKENS)
     rp = await streams(client, relayed, names["paced"], STREAMS, PACED_TOKENS)
     figures["paced_direct_tokens_s"] = dp.rate
@@ -188,7 +204,8 @@ async def measure(direct: dict[str, str], relayed: str, names: dict[str, str]) -
         figures["paced_swapd_ttft_ms"] - figures["paced_direct_ttft_ms"]
     )
 
-    await streams(client, relayed, names["fast"], 2, 100)
+    for base, name in ((direct["fast"], names["fast"]), (relayed, names["fast"])):
+        await warm(client, base, name, STREAMS)
     df = await streams(client, direct["fast"], names["fast"], STREAMS, FAST_TOKENS)
     rf = await streams(client, relayed, names["fast"], STREAMS, FAST_TOKENS)
     figures["fast_direct_events_s"] = df.rate

@@ -80,6 +80,13 @@ def request_headers(
     return out
 
 
+def content_length(headers: Headers) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
 def is_event_stream(headers: Headers) -> bool:
     return any(
         n.lower() == b"content-type" and b"text/event-stream" in v.lower() for n, v in headers
@@ -128,13 +135,18 @@ async def relay_response(
                         "headers": response_headers(upstream.headers),
                     }
                 )
+            length = content_length(upstream.headers)
+            ended = False
             async for chunk in chunks:
                 result.bytes += len(chunk)
                 tail += chunk
                 if len(tail) > TAIL_BYTES:
                     del tail[: len(tail) - TAIL_BYTES]
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                # A body of known length ends with its last bytes: one write fewer.
+                ended = result.bytes == length
+                await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+            if not ended:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             result.truncated = upstream.truncated
             result.tail = bytes(tail)

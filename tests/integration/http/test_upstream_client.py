@@ -1,0 +1,122 @@
+"""The h11 upstream client against small in-process trio servers (real sockets)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import pytest
+import trio
+
+from swapd.http.upstream import H11Client, UpstreamError, split_url
+
+Handler = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+async def read_head(stream: trio.SocketStream) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+async def serving(nursery: trio.Nursery, handler: Handler) -> str:
+    listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_split_url() -> None:
+    origin, base = split_url("http://localhost:5800/base/")
+    assert (origin.host, origin.port, base) == ("localhost", 5800, "/base")
+    with pytest.raises(UpstreamError):
+        split_url("https://x")
+
+
+@pytest.mark.trio
+async def test_keep_alive_reuse_and_chunked_body() -> None:
+    connections = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        for _ in range(2):
+            head = await read_head(stream)
+            if not head:
+                return
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+            )
+
+    async with trio.open_nursery() as nursery:
+        url = await serving(nursery, handler)
+        client = H11Client()
+        for _ in range(2):
+            response = await client.request("GET", url + "/x", [])
+            assert response.status == 200
+            assert await response.read() == b"abcde"
+            await response.aclose()
+        assert connections == 1
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_stale_pooled_connection_is_replaced() -> None:
+    async def handler(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await stream.aclose()  # keep-alive announced, but the server closes
+
+    async with trio.open_nursery() as nursery:
+        url = await serving(nursery, handler)
+        client = H11Client()
+        for _ in range(3):
+            response = await client.request("POST", url, [], b"{}")
+            assert await response.read() == b"ok"
+            await response.aclose()
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_death_mid_body_is_a_clean_truncated_end() -> None:
+    async def handler(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ndata\r\n")
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        url = await serving(nursery, handler)
+        client = H11Client()
+        response = await client.request("GET", url, [])
+        assert await response.read() == b"data"
+        assert response.truncated and not response.complete
+        await response.aclose()
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_unreachable_and_head_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    client = H11Client()
+    with trio.socket.socket() as s:
+        await s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(UpstreamError, match="cannot connect"):
+        await client.request("GET", f"http://127.0.0.1:{port}/", [])
+
+    async def silent(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        url = await serving(nursery, silent)
+        with pytest.raises(UpstreamError, match="no response"):
+            await client.request("GET", url, [], head_timeout=60)
+        nursery.cancel_scope.cancel()
+    await client.aclose()
