@@ -50,9 +50,9 @@ class Run:
                 return seen
             seen.append((event.old, event.new))
 
-    async def wait_state(self, state: ProcessState) -> StateChanged:
+    async def wait_state(self, state: ProcessState, within: float = WAIT) -> StateChanged:
         """The next StateChanged into `state` (earlier events are consumed)."""
-        with trio.fail_after(WAIT):
+        with trio.fail_after(within):
             while True:
                 event: StateChanged = await self.states.receive()
                 if event.new is state:
