@@ -90,6 +90,34 @@ async def daemon(tmp_path: Path, config_text: str) -> AsyncIterator[tuple[str, A
 
 
 @asynccontextmanager
+async def pool_swapd(tmp_path: Path, config_text: str) -> AsyncIterator[tuple[str, Any]]:
+    """As `daemon`, with the real process pool but `PoolRouter` in place of the router."""
+    from swapd.daemon import process_specs
+    from swapd.http.config_view import settings_from_config
+    from swapd.process.pool import ProcessPool
+    from tests.integration.http.router_double import PoolRouter
+
+    path = tmp_path / "config.yaml"
+    path.write_text(config_text)
+    loaded = load_config(path)
+    bus = EventBus()
+    limits = {m: c.concurrency_limit for m, c in loaded.models.items()}
+    async with ProcessPool(process_specs(loaded), bus) as pool:
+        hub = LogHub(bus, lambda m: pool[m].logs if m in pool else None)
+        router = PoolRouter(pool, limits)
+        services = Services(settings_from_config(loaded), router, pool, bus, hub)
+        async with serve_app(services) as base:
+            yield base, _Handle(bus, services, router)
+
+
+class _Handle:
+    def __init__(self, bus: EventBus, services: Services, router: Any) -> None:
+        self.bus = bus
+        self.services = services
+        self.router = router
+
+
+@asynccontextmanager
 async def client(base: str, **kwargs: Any) -> AsyncIterator[httpx2.AsyncClient]:
     async with httpx2.AsyncClient(base_url=base, timeout=HTTP_TIMEOUT, **kwargs) as c:
         yield c

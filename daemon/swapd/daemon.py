@@ -1,0 +1,194 @@
+"""The composition root: config -> process pool -> router -> HTTP app, in one nursery.
+
+`Daemon(loaded, listen).run()` builds every part from a loaded config and
+runs them as tasks of its own nursery; `run` reports the bound URLs through
+`task_status` (so tests can start a daemon on port 0 inside their nursery)
+and returns once `request_stop()` was called and everything has stopped.
+
+Shutdown order (spec router.md §7.4): long-lived streams (events, logs) are
+closed first so the HTTP drain does not wait on them; the HTTP server stops
+accepting and drains in-flight requests; the router shuts down (waiters get
+their error); then the process pool stops every child gracefully, each with
+its unloadTimeout. A hard-exit timer guards the whole sequence.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from swapd.config import LoadedConfig
+from swapd.events import EventBus
+from swapd.http.app import create_app
+from swapd.http.config_view import settings_from_config
+from swapd.http.logs_hub import LogHub
+from swapd.http.services import Services
+from swapd.process.logs import LogRing
+from swapd.process.pool import ProcessPool
+from swapd.process.spec import ProcessSpec
+from swapd.router.events import SwapFinished
+from swapd.systemd import Notifier
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+HTTP_DRAIN_SECONDS = 30.0
+HARD_EXIT_SECONDS = 35.0
+
+log = logging.getLogger("swapd")
+
+
+def process_specs(loaded: LoadedConfig) -> list[ProcessSpec]:
+    """One ProcessSpec per configured model."""
+    return [
+        ProcessSpec(
+            model_id=model_id,
+            argv=tuple(m.argv),
+            proxy_url=m.proxy,
+            stop_argv=tuple(m.stop_argv) if m.stop_argv else None,
+            env=dict(m.env),
+            check_endpoint=m.check_endpoint,
+            health_check_timeout=float(m.health_check_timeout),
+            ttl=float(m.ttl),
+            unload_timeout=float(m.unload_timeout),
+            log_ring_bytes=m.log_ring_bytes,
+        )
+        for model_id, m in loaded.models.items()
+    ]
+
+
+def hypercorn_config(listen: str) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [listen]
+    config.accesslog = None
+    config.graceful_timeout = HTTP_DRAIN_SECONDS
+    # Long idle keep-alive connections are fine; streams are never cut by a timeout.
+    config.keep_alive_timeout = 75
+    return config
+
+
+def build_router(loaded: LoadedConfig, pool: ProcessPool, bus: EventBus) -> Any:
+    """The run loop with the swapper the config asks for (group or matrix)."""
+    from swapd.router import Router
+
+    return Router(pool, loaded, bus)
+
+
+class Daemon:
+    """Every part of swapd for one config, run by `run()` until `request_stop()`."""
+
+    def __init__(self, loaded: LoadedConfig, listen: str = DEFAULT_LISTEN) -> None:
+        self.loaded = loaded
+        self.listen = listen
+        self.bus = EventBus()
+        self.notifier = Notifier()
+        self._stop = trio.Event()
+        self.services: Services | None = None
+        self.router: Any = None
+        self.urls: list[str] = []
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        pool_box: dict[str, ProcessPool] = {}
+
+        def model_ring(model_id: str) -> LogRing | None:
+            pool = pool_box.get("pool")
+            return pool[model_id].logs if pool is not None and model_id in pool else None
+
+        hub = LogHub(self.bus, model_ring)
+        async with ProcessPool(process_specs(self.loaded), self.bus, proxy_log=hub.proxy) as pool:
+            pool_box["pool"] = pool
+            async with trio.open_nursery() as nursery:
+                await nursery.start(hub.run)
+                nursery.start_soon(self._mirror_proxy_log, hub.proxy)
+                router = build_router(self.loaded, pool, self.bus)
+                self.router = router
+                await nursery.start(router.run)
+                services = Services(settings_from_config(self.loaded), router, pool, self.bus, hub)
+                self.services = services
+                nursery.start_soon(self._watch_swaps, services)
+                http_done = trio.Event()
+                self.urls = await nursery.start(self._serve_http, services, http_done)
+                hub.info(f"swapd listening on {', '.join(self.urls)}")
+                self.notifier.ready()
+                nursery.start_soon(self.notifier.run_watchdog)
+                task_status.started(self.urls)
+
+                await self._stop.wait()
+                self.notifier.stopping()
+                hub.info("swapd shutting down")
+                services.close_streams()
+                with trio.move_on_after(HTTP_DRAIN_SECONDS + 1):
+                    await http_done.wait()
+                await router.shutdown()
+                await services.client.aclose()
+                nursery.cancel_scope.cancel()
+        self.notifier.close()
+
+    async def _serve_http(
+        self,
+        services: Services,
+        done: trio.Event,
+        *,
+        task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        try:
+            await serve(
+                create_app(services),
+                hypercorn_config(self.listen),
+                shutdown_trigger=self._stop.wait,
+                task_status=task_status,
+            )
+        finally:
+            done.set()
+
+    async def _watch_swaps(self, services: Services) -> None:
+        """Feed swap results into the metrics (load durations, failures)."""
+        with self.bus.subscribe(topics=("swap",), maxlen=256) as sub:
+            async for event in sub:
+                if isinstance(event, SwapFinished):
+                    services.metrics.observe_swap(event.target, event.ok, event.seconds)
+
+    @staticmethod
+    async def _mirror_proxy_log(ring: LogRing) -> None:
+        """swapd's own log lines also go to stderr (journald under systemd)."""
+        with ring.subscribe(maxlen=1024) as sub:
+            async for line in sub:
+                level = (
+                    logging.WARNING if line.stream in ("warn", "warning", "error") else logging.INFO
+                )
+                log.log(level, "%s", line.text)
+
+
+def _arm_hard_exit(seconds: float) -> None:
+    """If a graceful stop hangs, exit anyway: systemd must never wait on a wedged swapd."""
+    timer = threading.Timer(seconds, os._exit, args=(1,))
+    timer.daemon = True
+    timer.start()
+
+
+async def serve_until_signalled(loaded: LoadedConfig, listen: str) -> None:
+    """Run a Daemon until SIGTERM or SIGINT; SIGHUP is reserved for reload."""
+    daemon = Daemon(loaded, listen)
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    with trio.open_signal_receiver(*signals) as received:
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(daemon.run)
+            log.info("swapd serving %s on %s", loaded.path, ", ".join(urls))
+            async for signum in received:
+                if signum == signal.SIGHUP:
+                    log.warning("SIGHUP: config reload is not available yet; ignoring")
+                    continue
+                log.info("received %s, stopping", signal.Signals(signum).name)
+                _arm_hard_exit(HARD_EXIT_SECONDS)
+                daemon.request_stop()
+                break

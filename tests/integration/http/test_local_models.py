@@ -1,0 +1,199 @@
+"""Local models behind the HTTP layer: relay, filters, errors, loading stream.
+
+The models run as fake upstreams in a real process pool; `PoolRouter` (a
+stand-in for the router's `lease`) admits and starts them. Scheduling itself
+(queueing, eviction) is exercised in `test_daemon.py` with the real router.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from tests.integration.conftest import free_port
+from tests.integration.http.conftest import client
+from tests.integration.http.conftest import pool_swapd as daemon
+
+FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quiet"
+
+
+def config(extra_models: str = "", top: str = "") -> str:
+    return f"""
+healthCheckTimeout: 15
+{top}
+models:
+  a:
+    cmd: {FAKE} --echo
+    aliases: [alpha]
+    useModelName: real-a
+    filters:
+      stripParams: "temperature, model"
+      setParams: {{top_k: 7, "opts.deep": true}}
+      setParamsByID:
+        "a:hot": {{temperature: 1.5}}
+  b:
+    cmd: {FAKE} --echo --load-delay 0.6
+    sendLoadingState: true
+{extra_models}
+"""
+
+
+def sse_events(text: str) -> list[Any]:
+    out = []
+    for block in text.split("\n\n"):
+        if block.startswith("data: ") and block != "data: [DONE]":
+            out.append(json.loads(block[6:]))
+    return out
+
+
+async def wait_state(d: Any, model: str, wanted: str) -> None:
+    """Wait for a model's process state, on the daemon's own state events."""
+    with trio.fail_after(10), d.bus.subscribe(topics=("state",)) as sub:
+        while d.services.state_of(model) != wanted:
+            await sub.receive()
+
+
+@pytest.mark.trio
+async def test_chat_filters_aliases_and_credentials(tmp_path: Path) -> None:
+    async with daemon(tmp_path, config()) as (base, _), client(base) as c:
+        r = await c.post(
+            "/v1/chat/completions",
+            json={"model": "alpha", "temperature": 0.2, "messages": [], "max_tokens": 2},
+            headers={"authorization": "Bearer client", "x-api-key": "client"},
+        )
+        assert r.status_code == 200, r.text
+        echo = r.json()["echo"]
+        assert echo["body"] == {"model": "real-a", "messages": [], "max_tokens": 2, "top_k": 7,
+                                "opts": {"deep": True}}  # fmt: skip
+        assert "authorization" not in echo["headers"] and "x-api-key" not in echo["headers"]
+        assert echo["headers"]["x-forwarded-for"] == "127.0.0.1"
+        r = await c.post("/v1/chat/completions", json={"model": "a:hot", "temperature": 0.2})
+        assert r.json()["echo"]["body"]["temperature"] == 1.5, "setParamsByID wins, by alias"
+        r = await c.post("/v/chat/completions", json={"model": "a"})
+        assert r.json()["error"]["message"] == "no route POST /chat/completions", "/v/ is dropped"
+        r = await c.post("/v1/embeddings", json={"model": "a", "input": ["x y", "z"]})
+        assert len(r.json()["data"]) == 2
+        listing = (await c.get("/v1/models")).json()["data"]
+        assert {m["id"]: m["status"]["value"] for m in listing} == {"a": "loaded", "b": "unloaded"}
+        running = (await c.get("/running")).json()["running"]
+        assert [(m["model"], m["state"]) for m in running] == [("a", "ready")]
+
+
+@pytest.mark.trio
+async def test_streaming_and_upstream_passthrough(tmp_path: Path) -> None:
+    async with daemon(tmp_path, config()) as (base, _), client(base) as c:
+        async with c.stream(
+            "POST", "/v1/chat/completions", json={"model": "a", "stream": True, "max_tokens": 5}
+        ) as r:
+            assert r.status_code == 200
+            assert r.headers["x-accel-buffering"] == "no"
+            assert r.headers["content-type"].startswith("text/event-stream")
+            text = "".join([t async for t in r.aiter_text()])
+        assert text.endswith("data: [DONE]\n\n")
+        tokens = [e["choices"][0]["delta"].get("content", "") for e in sse_events(text)]
+        assert "".join(tokens) == "tok0 tok1 tok2 tok3 tok4 "
+        r = await c.get("/upstream/alpha/v1/models?x=1")
+        assert r.status_code == 200 and r.json()["data"][0]["object"] == "model"
+        r = await c.get("/upstream/a", follow_redirects=False)
+        assert r.status_code == 301 and r.headers["location"] == "/upstream/a/"
+        r = await c.post("/upstream/a/v1/chat/completions", json={"model": "zzz", "temperature": 1})
+        assert r.json()["echo"]["body"] == {"model": "zzz", "temperature": 1}, "never filtered"
+        r = await c.get("/upstream/nobody/v1/models")
+        assert r.status_code == 404
+
+
+@pytest.mark.trio
+async def test_load_failure_reports_reason_and_log(tmp_path: Path) -> None:
+    models = f"""
+  crashy:
+    cmd: {FAKE} --print-lines 3 --never-healthy --exit-during-start 0.4 --exit-code 9
+"""
+    async with daemon(tmp_path, config(models)) as (base, _), client(base) as c:
+        r = await c.post("/v1/chat/completions", json={"model": "crashy"})
+        assert r.status_code == 500
+        message = r.json()["error"]["message"]
+        assert "startup line 2" in message, message
+        r = await c.post("/v1/chat/completions", json={"model": "a"})
+        assert r.status_code == 200, "a failed load wedges nothing"
+
+
+@pytest.mark.trio
+async def test_upstream_unreachable_is_502(tmp_path: Path) -> None:
+    port = free_port()
+    models = f"""
+  hollow:
+    cmd: {sys.executable} -c "import time; time.sleep(60)"
+    proxy: http://127.0.0.1:{port}
+    checkEndpoint: none
+"""
+    async with daemon(tmp_path, config(models)) as (base, _), client(base) as c:
+        r = await c.post("/v1/chat/completions", json={"model": "hollow"})
+        assert r.status_code == 502
+        assert r.json()["error"]["message"].startswith("upstream unreachable")
+
+
+@pytest.mark.trio
+async def test_concurrency_limit_429(tmp_path: Path) -> None:
+    models = f"""
+  slow:
+    cmd: {FAKE} --token-interval 0.02 --tokens 500
+    concurrencyLimit: 1
+"""
+    async with daemon(tmp_path, config(models)) as (base, _), client(base) as c:
+        async with c.stream(
+            "POST", "/v1/chat/completions", json={"model": "slow", "stream": True}
+        ) as first:
+            chunks = first.aiter_bytes()  # keep it referenced: a dropped one closes the stream
+            await anext(chunks)
+            r = await c.post("/v1/chat/completions", json={"model": "slow"})
+            assert r.status_code == 429
+            assert r.headers["retry-after"] == "1"
+            assert r.json()["error"] == {"message": r.json()["error"]["message"],
+                                         "type": "rate_limit_error", "param": None,
+                                         "code": "concurrency_limit"}  # fmt: skip
+
+
+@pytest.mark.trio
+async def test_upstream_death_mid_stream_ends_cleanly(tmp_path: Path) -> None:
+    models = f"""
+  fragile:
+    cmd: {FAKE} --crash-mid-stream 3 --tokens 50
+"""
+    async with daemon(tmp_path, config(models)) as (base, d), client(base) as c:
+        async with c.stream(
+            "POST", "/v1/chat/completions", json={"model": "fragile", "stream": True}
+        ) as r:
+            assert r.status_code == 200
+            text = "".join([t async for t in r.aiter_text()])  # no exception: a clean end
+        assert len(sse_events(text)) == 3 and "[DONE]" not in text
+        await wait_state(d, "fragile", "stopped")
+        r = await c.post("/v1/chat/completions", json={"model": "fragile"})
+        assert r.status_code == 200, "the next request starts it again"
+
+
+@pytest.mark.trio
+async def test_loading_state_stream(tmp_path: Path) -> None:
+    async with daemon(tmp_path, config()) as (base, _), client(base) as c:
+        async with c.stream(
+            "POST", "/v1/chat/completions", json={"model": "b", "stream": True, "max_tokens": 3}
+        ) as r:
+            assert r.status_code == 200
+            text = "".join([t async for t in r.aiter_text()])
+        events = sse_events(text)
+        reasoning = "".join(e["choices"][0]["delta"].get("reasoning_content", "") for e in events)
+        assert reasoning.startswith("━━━━━\nswapd loading model: b\n")
+        assert "Done! (" in reasoning and reasoning.endswith("━━━━━\n \n")
+        content = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
+        assert content == "tok0 tok1 tok2 "
+        assert text.endswith("data: [DONE]\n\n")
+        # already loaded: no loading text at all
+        async with c.stream(
+            "POST", "/v1/chat/completions", json={"model": "b", "stream": True, "max_tokens": 1}
+        ) as r:
+            text = "".join([t async for t in r.aiter_text()])
+        assert "reasoning_content" not in text
