@@ -26,6 +26,7 @@ from swapd.process.spawn import Child, SpawnError, spawn
 
 PIPE_DRAIN_LIMIT = 10.0
 GROUP_POLL_INTERVAL = 0.01
+MAX_GROUP_POLL_INTERVAL = 0.1
 # After SIGKILL the kernel needs a moment; never wait longer than this for the group.
 KILL_SETTLE_LIMIT = 5.0
 # A cmdStop gets the grace period plus this before it is killed itself.
@@ -58,9 +59,14 @@ def live_group_members(pgid: int) -> list[int]:
 
 
 async def wait_group_gone(pgid: int) -> None:
-    """Poll until the group has no live member (the kernel offers no event for it)."""
-    while live_group_members(pgid):  # noqa: ASYNC110
-        await trio.sleep(GROUP_POLL_INTERVAL)
+    """Poll until the group has no live member (the kernel offers no event for it).
+
+    Each poll may scan /proc, so the interval grows from 10 ms to 100 ms.
+    """
+    interval = GROUP_POLL_INTERVAL
+    while live_group_members(pgid):
+        await trio.sleep(interval)
+        interval = min(MAX_GROUP_POLL_INTERVAL, interval * 1.5)
 
 
 @dataclass(frozen=True)
