@@ -19,7 +19,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 import msgspec
 import trio
@@ -92,6 +92,12 @@ def forward_path(path: str) -> str:
 def join_url(base: str, path: str, query: bytes) -> str:
     url = base.rstrip("/") + path
     return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+def with_query_model(query: dict[str, list[str]], model: str) -> bytes:
+    """The query string with its `model` parameter(s) set to `model` (peer FQN -> bare name)."""
+    pairs = [(k, model if k == "model" else v) for k, values in query.items() for v in values]
+    return urlencode(pairs).encode("latin-1")
 
 
 def router_error(exc: RouterError) -> ApiError:
@@ -228,7 +234,10 @@ class ModelRoutes:
         path_out = forward_path(path)
         if target.kind == "peer":
             out_body = self._peer_body(req, body, target)
-            await self._to_peer(scope, target, path_out, out_body, send, outcome)
+            query = scope["query_string"]
+            if target.requested != target.model and "model" in req.query:
+                query = with_query_model(req.query, target.model)
+            await self._to_peer(scope, target, path_out, out_body, send, outcome, query)
             return
         model = self.services.settings.models[target.model]
         out_body = self._local_body(req, body, target, model.use_model_name, model.filters)
@@ -395,7 +404,7 @@ class ModelRoutes:
 
     async def _to_peer(
         self, scope: Scope, target: Target, path: str, body: bytes, send: _Response,
-        outcome: dict[str, Any],
+        outcome: dict[str, Any], query: bytes | None = None,
     ) -> None:  # fmt: skip
         peer = self.services.settings.peers[target.peer or ""]
         extra: list[tuple[bytes, bytes]] = []
@@ -406,7 +415,7 @@ class ModelRoutes:
             list(scope["headers"]), drop_credentials=bool(peer.api_key), extra=extra
         )
         headers = [(n, v) for n, v in headers if not n.startswith(b"x-forwarded-")]
-        url = join_url(peer.proxy, path, scope["query_string"])
+        url = join_url(peer.proxy, path, scope["query_string"] if query is None else query)
         try:
             upstream = await self.services.client.request(
                 scope["method"], url, headers, body, head_timeout=PEER_HEAD_TIMEOUT

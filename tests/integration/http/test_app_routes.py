@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -228,3 +229,52 @@ async def test_streams_end_on_shutdown() -> None:
             with trio.fail_after(5):
                 rest = [chunk async for chunk in r.aiter_bytes()]
         assert rest == []
+
+
+async def echo_server(nursery: trio.Nursery) -> str:
+    """A tiny HTTP server answering every request with its body and headers as JSON."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(65536)
+        head, body = data.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+        while len(body) < int(headers.get("content-length", "0")):
+            body += await stream.receive_some(65536)
+        payload = json.dumps(
+            {"request": lines[0], "headers": headers, "body": body.decode("latin-1")}
+        ).encode()
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+        )
+        await stream.aclose()
+
+    listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
+    return f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+
+
+@pytest.mark.trio
+async def test_multipart_peer_rewrite_keeps_the_form() -> None:
+    async with trio.open_nursery() as nursery:
+        url = await echo_server(nursery)
+        settings = ApiSettings(peers={"p": PeerView("p", url, ("whisper",))})
+        async with app_only(settings) as (base, _), client(base) as c:
+            r = await c.post(
+                "/v1/audio/transcriptions",
+                data={"model": "p/whisper", "language": "en"},
+                files={"file": ("a.wav", b"RIFF\x00\x01", "audio/wav")},
+            )
+            assert r.status_code == 200, r.text
+            echoed = r.json()
+            assert echoed["request"] == "POST /v1/audio/transcriptions HTTP/1.1"
+            form = echoed["body"]
+            assert 'name="model"\r\n\r\nwhisper\r\n' in form
+            assert 'name="language"\r\n\r\nen\r\n' in form
+            assert "Content-Type: audio/wav" in form and "RIFF\x00\x01" in form
+            assert form.index('name="model"') < form.index('name="file"')
+            r = await c.get("/props", params={"model": "p/whisper"})
+            assert r.json()["request"] == "GET /props?model=whisper HTTP/1.1"
+        nursery.cancel_scope.cancel()

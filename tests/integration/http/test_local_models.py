@@ -197,3 +197,26 @@ async def test_loading_state_stream(tmp_path: Path) -> None:
         ) as r:
             text = "".join([t async for t in r.aiter_text()])
         assert "reasoning_content" not in text
+
+
+@pytest.mark.trio
+async def test_loading_state_then_load_failure(tmp_path: Path) -> None:
+    models = f"""
+  doomed:
+    cmd: {FAKE} --print-lines 2 --never-healthy --exit-during-start 0.3
+    sendLoadingState: true
+"""
+    async with daemon(tmp_path, config(models)) as (base, _), client(base) as c:
+        async with c.stream(
+            "POST", "/v1/chat/completions", json={"model": "doomed", "stream": True}
+        ) as r:
+            assert r.status_code == 200, "the loading stream had already begun"
+            text = "".join([t async for t in r.aiter_text()])
+        head, _, tail = text.rpartition("\n\n")
+        reasoning = "".join(
+            e["choices"][0]["delta"]["reasoning_content"] for e in sse_events(head + "\n\n")
+        )
+        assert reasoning.startswith("━━━━━\nswapd loading model: doomed\n")
+        assert "Done!" in reasoning
+        error = json.loads(tail)["error"]
+        assert error["code"] == "load_failed" and "startup line 1" in error["message"]
