@@ -1,0 +1,300 @@
+"""Choose which running models to evict so a target can start (pure, symbolic).
+
+Contract of `solve(program, target, running)`:
+
+1. `target` already running: evict nothing. The reported set is the first set
+   (in evaluation order) with a combination holding every running model, and
+   the combination is the first such one in expansion order; with no such
+   set, `set` is None and the combination is the running models.
+2. `target` in no set: it runs alone. `set` is None, every running model is
+   evicted, and `cost` is their summed evict cost (llama-swap reports 0 here;
+   the real cost is more useful to the router and to `explain`).
+3. Otherwise, among all combinations containing the target, minimise the
+   cost: the summed evict cost (default 1) of the running models outside the
+   combination. Ties go to the set first in evaluation order, then to the
+   combination first in left-to-right expansion order: exactly what a brute
+   force walk over the full expansion returns when it keeps the first
+   candidate with a strictly smaller cost. `evict` keeps `running` order;
+   a running model that no set contains is always evicted.
+
+Evaluation order is the compiler's: a depth-first post-order over the set
+definitions in file order, references before their users.
+
+The tie rule within a set is llama-swap v790's (first expanded combination).
+Latest llama-swap's frontier moves a superset state to the end of its list and
+can pick a different, equally cheap combination (spec config.md §12.7,
+router.md §6.3 `matrix-28`): for `t & (a | c | (a & b)) & b`, running a, b, c,
+target t, we keep [a, b, t] and evict c where latest keeps [b, c, t] and
+evicts a. We keep v790's rule because a user can read it off the expanded
+matrix (`swapd matrix expand`).
+
+How it stays symbolic, and why it equals brute force. Only the *relevant*
+models (target and running) matter; a combination is seen through its *mask*,
+the bitmask of the relevant models it contains. `weight(mask)` sums the evict
+costs of the running models in it, so cost = total running cost - weight,
+and weight only grows with the mask.
+
+- `maximal(E)`: the masks of E's combinations that no other mask of E
+  strictly contains. Every mask of E lies under one of them, and they are
+  computed bottom-up without expanding: a leaf has its own mask, OR keeps the
+  maximal masks of its children's, AND the maximal pairwise unions (an AND
+  mask is a union of one mask per child, and a union is largest when its
+  parts are). A node that mentions no relevant model has the single mask 0.
+- The cheapest cost of a set S is total - max weight(M) over M in
+  maximal(S) that contain the target: any combination with the target lies
+  under such an M, which weighs at least as much. Scanning the sets in order
+  and keeping the first strictly cheaper one gives brute force's set.
+- Within that set brute force returns the first combination, in expansion
+  order, whose mask satisfies `accept(m) = target in m and weight(m) >= best`.
+  `accept` is upward closed (a larger mask still satisfies it), and the first
+  combination satisfying an upward-closed test is found by descent: a leaf
+  is tested directly; an OR takes its first child that has any satisfying
+  combination (some maximal mask of the child passes) and descends into it;
+  an AND is ordered lexicographically, first child most significant, so it
+  takes the first combination of its first child that can still be completed
+  (some maximal mask of the remaining children, united with it, passes: again
+  an upward-closed test), then the second child given the first, and so on;
+  a reference descends into its set. A node mentioning no relevant model
+  contributes its first combination, fixed at compile time.
+
+Cost: the maximal-mask lists are bounded by the antichains of relevant masks,
+not by the number of combinations; ten groups of ten alternatives (10^10
+combinations) with six models running take well under a millisecond. The
+maximal masks of each set are memoised per query, so a set referenced twice
+is evaluated once; the descent walks only the chosen branch (with references
+inlined along it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from swapd.matrix.nodes import AllOf, AnyOf, CompiledSet, Leaf, Node, Program, SetRef
+
+Accept = Callable[[int], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Solution:
+    """The eviction decision for one `(target, running)` query.
+
+    `combination` is the chosen combination's full model list (models that
+    are not running included), sorted; `evict` keeps the order of `running`.
+    """
+
+    target: str
+    set: str | None
+    combination: tuple[str, ...]
+    evict: tuple[str, ...]
+    cost: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `swapd matrix solve --json` shape."""
+        return {
+            "target": self.target,
+            "set": self.set,
+            "combination": list(self.combination),
+            "evict": list(self.evict),
+            "cost": self.cost,
+        }
+
+
+def solve(program: Program, target: str, running: Sequence[str]) -> Solution:
+    """Decide what to evict so `target` can run (see the module docstring)."""
+    running = list(dict.fromkeys(running))
+    if target in running:
+        found = containing(program, running)
+        if found is None:
+            return Solution(target, None, tuple(sorted(running)), (), 0)
+        chosen, combination = found
+        return Solution(target, chosen.name, combination, (), 0)
+
+    target_bit = program.bits.get(target, 0)
+    total = sum(program.cost_of(model) for model in running)
+    candidates = [s for s in program.sets if s.root.support & target_bit]
+    if not candidates:
+        return Solution(target, None, (target,), tuple(running), total)
+
+    relevant = target_bit
+    weights: list[tuple[int, int]] = []
+    for model in running:
+        bit = program.bits.get(model, 0)
+        if bit:
+            relevant |= bit
+            weights.append((bit, program.cost_of(model)))
+
+    weights_of: dict[int, int] = {}
+
+    def weight(mask: int) -> int:
+        value = weights_of.get(mask)
+        if value is None:
+            value = weights_of[mask] = sum(cost for bit, cost in weights if mask & bit)
+        return value
+
+    query = _Query(relevant)
+    needed = 0
+    for candidate in candidates:
+        needed |= candidate.needs
+    best: tuple[int, CompiledSet] | None = None
+    for compiled in program.sets:
+        if not needed >> compiled.index & 1:
+            continue
+        maxima = query.maximal(compiled.root)  # referenced sets first: shallow recursion
+        if not compiled.root.support & target_bit:
+            continue
+        kept = max(weight(mask) for mask in maxima if mask & target_bit)
+        if best is None or total - kept < best[0]:
+            best = (total - kept, compiled)
+            if kept == total:
+                break
+    if best is None:  # unreachable: `candidates` is not empty
+        raise AssertionError(f"no set contains {target!r}")
+
+    cost, chosen = best
+    least = total - cost
+
+    def accept(mask: int) -> bool:
+        return bool(mask & target_bit) and weight(mask) >= least
+
+    found_first = query.first(chosen.root, accept)
+    if found_first is None:  # unreachable: the set's maximal masks pass `accept`
+        raise AssertionError(f"set {chosen.name!r} lost its best combination")
+    combination = found_first[1]
+    evict = tuple(model for model in running if model not in combination)
+    return Solution(target, chosen.name, tuple(sorted(combination)), evict, cost)
+
+
+def containing(
+    program: Program, models: Sequence[str]
+) -> tuple[CompiledSet, tuple[str, ...]] | None:
+    """The first set (evaluation order) with a combination holding all `models`,
+    and its first such combination (sorted); None if no set has one."""
+    wanted = 0
+    for model in models:
+        bit = program.bits.get(model, 0)
+        if not bit:
+            return None
+        wanted |= bit
+
+    def accept(mask: int) -> bool:
+        return mask & wanted == wanted
+
+    query = _Query(wanted)
+    for compiled in program.sets:
+        if any(accept(mask) for mask in query.maximal(compiled.root)):
+            found = query.first(compiled.root, accept)
+            if found is not None:
+                return compiled, tuple(sorted(found[1]))
+    return None
+
+
+class _Query:
+    """Per-query evaluation over the relevant models' bits."""
+
+    def __init__(self, relevant: int) -> None:
+        self.relevant = relevant
+        self._maxima: dict[Node, list[int]] = {}
+
+    def maximal(self, node: Node) -> list[int]:
+        """The maximal masks of `node`'s combinations."""
+        if not node.support & self.relevant:
+            return [0]
+        if isinstance(node, Leaf):
+            return [node.bit]
+        cached = self._maxima.get(node)
+        if cached is not None:
+            return cached
+        if isinstance(node, SetRef):
+            result = self.maximal(node.target)
+        elif isinstance(node, AnyOf):
+            masks: set[int] = set()
+            for child in node.children:
+                if isinstance(child, Leaf):  # inlined: most children of a big OR are leaves
+                    masks.add(child.bit & self.relevant)
+                else:
+                    masks.update(self.maximal(child))
+            result = _maximal_of(masks)
+        elif isinstance(node, AllOf):
+            result = [0]
+            for child in node.children:
+                if child.support & self.relevant:
+                    result = self._join(result, self.maximal(child))
+        else:
+            raise TypeError(f"unknown node {node!r}")
+        self._maxima[node] = result
+        return result
+
+    @staticmethod
+    def _join(left: list[int], right: list[int]) -> list[int]:
+        if len(right) == 1:
+            r = right[0]
+            return _maximal_of(m | r for m in left)
+        return _maximal_of(m | r for m in left for r in right)
+
+    def first(self, node: Node, accept: Accept) -> tuple[int, set[str]] | None:
+        """The first combination of `node` (expansion order) whose mask passes the
+        upward-closed test `accept`, as (mask, models); None if there is none."""
+        if not node.support & self.relevant:
+            return (0, set(node.first)) if accept(0) else None
+        if isinstance(node, Leaf):
+            return (node.bit, {node.model}) if accept(node.bit) else None
+        if isinstance(node, SetRef):
+            return self.first(node.target, accept)
+        if isinstance(node, AnyOf):
+            for child in node.children:
+                if isinstance(child, Leaf):  # inlined: most children of a big OR are leaves
+                    mask = child.bit & self.relevant
+                    if accept(mask):
+                        return mask, {child.model}
+                elif any(accept(mask) for mask in self.maximal(child)):
+                    return self.first(child, accept)
+            return None
+        if isinstance(node, AllOf):
+            return self._first_of_all(node, accept)
+        raise TypeError(f"unknown node {node!r}")
+
+    def _first_of_all(self, node: AllOf, accept: Accept) -> tuple[int, set[str]] | None:
+        models: set[str] = set()
+        parts: list[Node] = []
+        for child in node.children:
+            if child.support & self.relevant:
+                parts.append(child)
+            else:
+                models |= child.first  # one combination, all with an empty mask
+        # rest[k]: the maximal masks of parts[k:], joined; rest[len] = [0].
+        rest: list[list[int]] = [[0]]
+        for part in reversed(parts):
+            rest.append(self._join(self.maximal(part), rest[-1]))
+        rest.reverse()
+
+        chosen = 0
+        for k, part in enumerate(parts):
+            completions = rest[k + 1]
+            prefix = chosen
+
+            def extendable(
+                mask: int, prefix: int = prefix, completions: list[int] = completions
+            ) -> bool:
+                base = prefix | mask
+                return any(accept(base | r) for r in completions)
+
+            found = self.first(part, extendable)
+            if found is None:
+                return None
+            chosen |= found[0]
+            models |= found[1]
+        return (chosen, models) if accept(chosen) else None
+
+
+def _maximal_of(masks: Iterable[int]) -> list[int]:
+    """The masks that no other given mask strictly contains (largest first)."""
+    kept: list[int] = []
+    for mask in sorted(set(masks), key=int.bit_count, reverse=True):
+        for other in kept:
+            if mask | other == other:
+                break
+        else:
+            kept.append(mask)
+    return kept
