@@ -2,7 +2,8 @@
 
 It checks the command line swaptui builds, then relays stdin/stdout to the
 Unix socket named by `--socket`, as `swapctl bridge` does on the far side.
-The host `unreachable` fails the way ssh does: a line on stderr, exit 255.
+The host `unreachable` fails the way ssh does: a line on stderr, exit 255,
+once the client's hello has arrived (as with real ssh, which takes a moment).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ def main(argv: list[str]) -> int:
             options.append(rest.pop(0))
     host, *remote = rest
     if host == "unreachable":
+        # Real ssh takes a moment to fail (DNS, TCP): the client's hello is already in
+        # the pipe by then. Reading it first makes that ordering deterministic here.
+        sys.stdin.buffer.readline()
         print(f"ssh: connect to host {host} port 22: Connection refused", file=sys.stderr)
         return 255
     if "-T" not in options or remote[0] != "swapctl" or remote[-1] != "bridge":

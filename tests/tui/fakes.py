@@ -251,14 +251,16 @@ class FakeSource:
 
 
 def make_app(source: FakeSource | None = None, **kwargs: object) -> SwapTUI:
-    """The dashboard on a fake daemon, fixed clock, repainting only when told to."""
-    return SwapTUI(
+    """The dashboard on a fake daemon: fixed clock, no countdown ticks, no animations."""
+    app = SwapTUI(
         source or FakeSource(),
         DashboardState(clock=FixedClock()),
         refresh_interval=0.01,
         tick_interval=3600,
         **kwargs,  # type: ignore[arg-type]
     )
+    app.animation_level = "none"
+    return app
 
 
 def screen_text(app: App[object]) -> str:

@@ -236,6 +236,23 @@ def test_timeline_is_bounded_and_decisions_reply_replaces_it_in_time_order() -> 
     assert len(state.timeline) == 3
 
 
+def test_a_decision_seen_twice_is_kept_once() -> None:
+    state, _ = make_state(max_timeline=2)
+    decision = p.Decision(time=T0, model="a", action="swap")
+    state.apply_decisions([decision])
+    state.apply_event(p.DecisionMade(time=T0, decision=decision))
+    assert len(state.timeline) == 1
+    # Once it has scrolled out of the bounded timeline it is forgotten.
+    for i in range(2):
+        state.apply_event(
+            p.DecisionMade(
+                time=T0 + 1 + i, decision=p.Decision(time=T0 + 1 + i, model="b", action="x")
+            )
+        )
+    state.apply_event(p.DecisionMade(time=T0, decision=decision))
+    assert [e.target for e in state.timeline] == ["b", "a"]
+
+
 def test_reload_events_become_verdicts_with_located_problems() -> None:
     state, _ = make_state()
     state.apply_event(

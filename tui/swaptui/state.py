@@ -223,6 +223,7 @@ class DashboardState:
     def __post_init__(self) -> None:
         self.logs = LogBuffer(self.max_log_lines)
         self.timeline: deque[TimelineEntry] = deque(maxlen=self.max_timeline)
+        self._decision_keys: set[tuple[float, str, str]] = set()
         self.events_missed = 0
 
     # -- bookkeeping ---------------------------------------------------------
@@ -390,10 +391,17 @@ class DashboardState:
     # -- swaps and decisions -------------------------------------------------
 
     def _add_timeline(self, entry: TimelineEntry) -> None:
+        if len(self.timeline) == self.timeline.maxlen:
+            self._decision_keys.discard(_decision_key(self.timeline[0]))
         self.timeline.append(entry)
+        if entry.kind == "decision":
+            self._decision_keys.add(_decision_key(entry))
         self.touch(TIMELINE)
 
     def _add_decision(self, d: p.Decision) -> None:
+        # The decisions reply and a subscription's history overlap: keep one of each.
+        if (d.time, d.model, d.action) in self._decision_keys:
+            return
         self._add_timeline(
             TimelineEntry(
                 time=d.time,
@@ -412,6 +420,7 @@ class DashboardState:
     def apply_decisions(self, decisions: Iterable[p.Decision]) -> None:
         """The `decisions` reply: the recent log, replacing what we had."""
         self.timeline.clear()
+        self._decision_keys.clear()
         for d in sorted(decisions, key=lambda d: d.time):
             self._add_decision(d)
         self.touch(TIMELINE)
@@ -454,6 +463,10 @@ class DashboardState:
     def set_verdict(self, verdict: Verdict) -> None:
         self.verdict = verdict
         self.touch(VERDICT)
+
+
+def _decision_key(entry: TimelineEntry) -> tuple[float, str, str]:
+    return (entry.time, entry.target, entry.action)
 
 
 def reload_verdict(event: p.ConfigReloaded) -> Verdict:
