@@ -137,6 +137,7 @@ class ModelInfo(Payload, kw_only=True):
     sets: list[str] = []
     aliases: list[str] = []
     unlisted: bool = False
+    last_exit_code: int | None = None
 
 
 class LoadResult(Payload, kw_only=True):
@@ -177,8 +178,13 @@ class Explanation(Payload, kw_only=True):
     cost: int | None = None
     running: list[str] = []
     queue_position: int | None = None
+    """1-based place it would take in the queue (action "queue")."""
     queued: int = 0
     in_flight: int = 0
+    blocked_by: list[str] = []
+    """Models whose swaps or requests in flight hold it back (action "queue")."""
+    busy: dict[str, int] = {}
+    """Requests in flight on the models it would evict."""
 
 
 class Decision(Payload, kw_only=True):
@@ -194,6 +200,11 @@ class Decision(Payload, kw_only=True):
     running: list[str] = []
     duration: float | None = None
     request: str | None = None
+    seq: int | None = None
+    input: str = ""
+    """The router input that led to it: request, cancel, swap_done, serve_done, unload, ..."""
+    swap: int | None = None
+    queue_length: int = 0
 
 
 class MatrixSet(Payload, kw_only=True):
@@ -251,6 +262,8 @@ class SwapStarted(EventData, tag="swap_started", kw_only=True):
     set: str | None = None
     cost: int | None = None
     why: str = ""
+    swap: int | None = None
+    """The swap's id; decisions about it carry the same `swap`."""
 
 
 class SwapFinished(EventData, tag="swap_finished", kw_only=True):
@@ -262,6 +275,9 @@ class SwapFinished(EventData, tag="swap_finished", kw_only=True):
     set: str | None = None
     cost: int | None = None
     error: str = ""
+    log_tail: str = ""
+    aborted: bool = False
+    swap: int | None = None
 
 
 class DecisionMade(EventData, tag="decision", kw_only=True):
@@ -294,8 +310,11 @@ class LogLines(EventData, tag="log", kw_only=True):
     source: str
     """"proxy" or a model ID."""
     text: str
+    """Complete lines, each ending with a newline."""
     history: bool = False
     """True for the backlog sent when a subscription asked for history."""
+    stream: str = ""
+    """"stdout", "stderr", or swapd's own ("info", "swapd", "dropped", ...)."""
 
 
 class ConfigReloaded(EventData, tag="config", kw_only=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ class WireClient:
         self.stream = stream
         self.decoder = codec.server_decoder()
         self.closed = False
+        self.stashed: deque[Any] = deque()
+        """Events that arrived while `request` waited for its reply; `receive` yields them first."""
 
     @classmethod
     async def connect(cls, path: Path, *, hello: bool = True) -> WireClient:
@@ -37,6 +40,11 @@ class WireClient:
 
     async def receive(self) -> Any:
         """The next message; raises EOFError when the daemon closed the connection."""
+        if self.stashed:
+            return self.stashed.popleft()
+        return await self._receive()
+
+    async def _receive(self) -> Any:
         with trio.fail_after(TIMEOUT):
             while True:
                 item = self.decoder.next()
@@ -51,8 +59,13 @@ class WireClient:
                     self.closed = True
 
     async def request(self, message: msgspec.Struct) -> Any:
+        """Send, then return the reply: the first message that is not an event."""
         await self.send(message)
-        return await self.receive()
+        while True:
+            reply = await self._receive()
+            if not isinstance(reply, (p.Event, p.Lagged)):
+                return reply
+            self.stashed.append(reply)
 
     async def aclose(self) -> None:
         await self.stream.aclose()

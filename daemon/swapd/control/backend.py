@@ -1,0 +1,382 @@
+"""`DaemonBackend`: the control server's view of the running daemon.
+
+It reads reports (process snapshots, the router's snapshot, explain and
+decision log, log rings) and turns them into protocol payloads; it decides
+nothing. Actions go through their owners: `load` is a router lease (the
+router decides what to evict), `unload` is the router's unload, `reload` is
+whatever reload function the daemon hands in.
+
+The daemon swaps `backend.parts` for a new `DaemonParts` when a reload
+rebuilds the router or the pool; every query reads the current parts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import trio
+
+from swapctl import protocol as p
+from swapd import __version__
+from swapd.config import LoadedConfig
+from swapd.control import convert
+from swapd.control.interface import ControlError, EventSource
+from swapd.events import EventBus, Subscription
+from swapd.process.events import LogLine
+from swapd.process.logs import LogRing
+from swapd.router.errors import (
+    LoadFailed,
+    ModelNotFound,
+    RequestAborted,
+    RouterError,
+    TooManyRequests,
+)
+from swapd.router.events import RUNNING_STATES
+
+LOG_SOURCES_HELP = '"proxy", "upstream", "all" or a model ID'
+
+
+class RouterLike(Protocol):
+    def lease(self, model_id: str, progress: Any = None) -> Any: ...
+
+    async def unload(self, models: Sequence[str] | None = None) -> None: ...
+
+    def explain(self, model: str) -> Any: ...
+
+    def decisions(self, limit: int) -> list[Any]: ...
+
+    def snapshot(self) -> Any: ...
+
+
+class PoolLike(Protocol):
+    def snapshots(self) -> dict[str, Any]: ...
+
+    def __getitem__(self, model_id: str) -> Any: ...
+
+    def __contains__(self, model_id: object) -> bool: ...
+
+
+class LogsLike(Protocol):
+    """The daemon's shared log rings (`swapd.http.logs_hub.LogHub`)."""
+
+    proxy: LogRing
+    upstream: LogRing
+    mux: LogRing
+
+
+@dataclass
+class DaemonParts:
+    """What the backend reads; replaced as a whole on reload."""
+
+    loaded: LoadedConfig
+    router: RouterLike
+    pool: PoolLike
+    bus: EventBus
+    logs: LogsLike
+    listen: Sequence[str] = ()
+
+
+Reloader = Callable[[], Awaitable[p.ReloadResult]]
+"""Reload the config: returns what changed, or raises ControlError("config_invalid", ...)."""
+
+
+class DaemonBackend:
+    def __init__(
+        self,
+        parts: DaemonParts,
+        *,
+        reloader: Reloader | None = None,
+        started: float | None = None,
+    ) -> None:
+        self.parts = parts
+        self.reloader = reloader
+        self.started = time.time() if started is None else started
+        self._started_monotonic = time.monotonic()
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _resolve(self, name: str) -> str:
+        model_id = self.parts.loaded.resolve(name)
+        if model_id is None or model_id not in self.parts.pool:
+            raise ControlError("not_found", f"no local model named {name!r}")
+        return model_id
+
+    def _running(self) -> list[str]:
+        snaps = self.parts.pool.snapshots()
+        return [m for m, s in snaps.items() if str(s.state) in RUNNING_STATES]
+
+    def _running_set(self, running: Sequence[str]) -> str | None:
+        matrix = self.parts.loaded.matrix
+        if matrix is None or not running:
+            return None
+        return matrix.solve(running[0], running).set
+
+    # --- queries ----------------------------------------------------------------
+
+    def info(self) -> p.DaemonInfo:
+        loaded = self.parts.loaded
+        return p.DaemonInfo(
+            version=__version__,
+            pid=os.getpid(),
+            started=self.started,
+            config_path=str(loaded.path),
+            router=loaded.router_use,
+            listen=list(self.parts.listen),
+        )
+
+    def status(self) -> p.Status:
+        snaps = self.parts.pool.snapshots()
+        states: dict[str, int] = {}
+        for snap in snaps.values():
+            states[str(snap.state)] = states.get(str(snap.state), 0) + 1
+        running = self._running()
+        in_flight, queued = convert.counts(self.parts.router.snapshot())
+        return p.Status(
+            daemon=self.info(),
+            uptime=time.monotonic() - self._started_monotonic,
+            models=len(snaps),
+            states=states,
+            running=running,
+            running_set=self._running_set(running),
+            in_flight=sum(in_flight.values()),
+            queued=sum(queued.values()),
+            legend=convert.legend(),
+        )
+
+    def models(self) -> list[p.ModelInfo]:
+        loaded = self.parts.loaded
+        in_flight, queued = convert.counts(self.parts.router.snapshot())
+        groups: dict[str, list[str]] = {}
+        for name, group in loaded.groups.items():
+            for member in group.members:
+                groups.setdefault(member, []).append(name)
+        rows = []
+        for model_id, snap in self.parts.pool.snapshots().items():
+            cfg = loaded.models.get(model_id)
+            rows.append(
+                p.ModelInfo(
+                    id=model_id,
+                    state=str(snap.state),
+                    name=cfg.name if cfg else "",
+                    description=cfg.description if cfg else "",
+                    pid=snap.pid,
+                    port=cfg.port if cfg else None,
+                    proxy=snap.proxy_url,
+                    in_flight=in_flight.get(model_id, snap.in_flight),
+                    queued=queued.get(model_id, 0),
+                    ttl=float(cfg.ttl) if cfg else 0.0,
+                    ttl_left=snap.ttl_left,
+                    last_load_seconds=snap.last_load_seconds,
+                    argv=list(snap.argv),
+                    groups=groups.get(model_id, []),
+                    sets=list(loaded.matrix.sets_of(model_id)) if loaded.matrix else [],
+                    aliases=list(cfg.aliases) if cfg else [],
+                    unlisted=cfg.unlisted if cfg else False,
+                    last_exit_code=snap.last_exit_code,
+                )
+            )
+        return rows
+
+    def _ring(self, source: str) -> LogRing:
+        logs = self.parts.logs
+        named = {"proxy": logs.proxy, "upstream": logs.upstream, "all": logs.mux}
+        if source in named:
+            return named[source]
+        model_id = self.parts.loaded.resolve(source)
+        if model_id is None or model_id not in self.parts.pool:
+            raise ControlError("not_found", f"no log source {source!r}; use {LOG_SOURCES_HELP}")
+        return self.parts.pool[model_id].logs
+
+    def logs(self, source: str, max_bytes: int) -> p.LogText:
+        ring = self._ring(source)
+        picked: deque[str] = deque()
+        size = 0
+        truncated = False
+        for line in reversed(ring.lines()):
+            cost = len(line.text.encode()) + 1
+            if size + cost > max_bytes:
+                truncated = True
+                break
+            picked.appendleft(line.text)
+            size += cost
+        text = "".join(t + "\n" for t in picked)
+        return p.LogText(source=source, text=text, truncated=truncated)
+
+    def explain(self, model: str) -> p.Explanation:
+        model_id = self._resolve(model)
+        x = self.parts.router.explain(model_id)
+        return convert.explanation(x, asked=model, running=self._running())
+
+    def matrix(self, model: str | None, limit: int) -> p.MatrixView:
+        loaded = self.parts.loaded
+        running = self._running()
+        explained = self.explain(model) if model is not None else None
+        if loaded.matrix is None:
+            return p.MatrixView(
+                router="group",
+                running=running,
+                groups=[
+                    p.GroupInfo(
+                        name=name,
+                        members=list(g.members),
+                        swap=g.swap,
+                        exclusive=g.exclusive,
+                        persistent=g.persistent,
+                    )
+                    for name, g in loaded.groups.items()
+                ],
+                explain=explained,
+            )
+        matrix = loaded.matrix
+        expansion = matrix.expand(limit)
+        sets = []
+        for name in matrix.set_names:
+            combos = expansion.sets.get(name, [])
+            sets.append(
+                p.MatrixSet(
+                    name=name,
+                    dsl=matrix.dsl(name),
+                    combinations=combos,
+                    # The expansion says only whether some set was cut; a set that
+                    # reached the limit is the one (or one of those) that was.
+                    truncated=expansion.truncated and len(combos) >= limit,
+                )
+            )
+        return p.MatrixView(
+            router="matrix",
+            sets=sets,
+            truncated=expansion.truncated,
+            running=running,
+            running_set=self._running_set(running),
+            evict_costs={m: matrix.cost_of(m) for m in sorted(loaded.models)},
+            explain=explained,
+        )
+
+    def decisions(self, limit: int) -> list[p.Decision]:
+        return [convert.decision(d) for d in self.parts.router.decisions(limit)]
+
+    # --- actions ----------------------------------------------------------------
+
+    async def load(self, model: str) -> p.LoadResult:
+        model_id = self._resolve(model)
+        before = self.parts.pool.snapshots().get(model_id)
+        was_ready = before is not None and str(before.state) == "ready"
+        start = trio.current_time()
+        try:
+            async with self.parts.router.lease(model_id):
+                pass
+        except RouterError as exc:
+            raise _control_error(exc) from None
+        elapsed = trio.current_time() - start
+        after = self.parts.pool.snapshots().get(model_id)
+        state = str(after.state) if after is not None else "ready"
+        return p.LoadResult(model=model_id, state=state, seconds=None if was_ready else elapsed)
+
+    async def unload(self, models: Sequence[str] | None) -> list[str]:
+        ids = None if models is None else [self._resolve(m) for m in models]
+        running = self._running()
+        asked = running if ids is None else [m for m in ids if m in running]
+        try:
+            await self.parts.router.unload(ids)
+        except RouterError as exc:
+            raise _control_error(exc) from None
+        return asked
+
+    async def reload(self) -> p.ReloadResult:
+        if self.reloader is None:
+            raise ControlError("unavailable", "this daemon cannot reload its config")
+        return await self.reloader()
+
+    # --- events -----------------------------------------------------------------
+
+    def subscribe(
+        self,
+        topics: frozenset[str],
+        models: frozenset[str] | None,
+        history: bool,
+        maxlen: int,
+    ) -> EventSource:
+        wanted = None if models is None else frozenset(self._aliases_to_ids(models))
+        predicate = None if wanted is None else (lambda e: convert.concerns(e, wanted))
+        backlog: list[p.EventData] = []
+        if history:
+            backlog = self._history(topics, wanted, predicate, maxlen)
+        # No await between reading the history and subscribing: nothing is missed or doubled.
+        live = self.parts.bus.subscribe(topics=topics, predicate=predicate, maxlen=maxlen)
+        return ConvertingSource(live, backlog)
+
+    def _aliases_to_ids(self, names: frozenset[str]) -> set[str]:
+        out = set(names)
+        for name in names:
+            model_id = self.parts.loaded.resolve(name)
+            if model_id is not None:
+                out.add(model_id)
+        return out
+
+    def _history(
+        self,
+        topics: frozenset[str],
+        wanted: frozenset[str] | None,
+        predicate: Callable[[Any], bool] | None,
+        maxlen: int,
+    ) -> list[p.EventData]:
+        recent = self.parts.bus.recent(topics=topics - {"log"})
+        items: list[tuple[float, p.EventData]] = [
+            (float(getattr(e, "time", 0.0)), convert.event(e))
+            for e in recent
+            if predicate is None or predicate(e)
+        ]
+        if "log" in topics:
+            lines: list[LogLine] = []
+            sources = ["proxy", *self.parts.pool.snapshots()]
+            for source in sources:
+                if wanted is not None and source not in wanted:
+                    continue
+                ring = self.parts.logs.proxy if source == "proxy" else self.parts.pool[source].logs
+                lines.extend(ring.lines(maxlen))
+            items.extend((line.time, convert.log_line(line, history=True)) for line in lines)
+        items.sort(key=lambda item: item[0])
+        return [data for _, data in items[-maxlen:]] if maxlen else []
+
+
+class ConvertingSource:
+    """A bus subscription yielding protocol payloads, after an optional backlog."""
+
+    def __init__(self, live: Subscription, backlog: Sequence[p.EventData] = ()) -> None:
+        self._live = live
+        self._backlog = deque(backlog)
+
+    @property
+    def pending(self) -> int:
+        return len(self._backlog) + self._live.pending
+
+    def take_lagged(self) -> int:
+        # Drops during the backlog are of live events, which come after it:
+        # report them when the live part starts.
+        return 0 if self._backlog else self._live.take_lagged()
+
+    async def receive(self) -> p.EventData:
+        if self._backlog:
+            await trio.lowlevel.checkpoint()
+            return self._backlog.popleft()
+        return convert.event(await self._live.receive())
+
+    def close(self) -> None:
+        self._live.close()
+
+
+def _control_error(exc: RouterError) -> ControlError:
+    if isinstance(exc, ModelNotFound):
+        return ControlError("not_found", exc.message)
+    if isinstance(exc, TooManyRequests):
+        return ControlError("busy", exc.message)
+    if isinstance(exc, LoadFailed):
+        return ControlError("load_failed", exc.message, log_tail=exc.log_tail)
+    if isinstance(exc, RequestAborted):
+        return ControlError("aborted", exc.message)
+    return ControlError("unavailable", exc.message)

@@ -1,0 +1,188 @@
+"""The daemon's own records, translated into control-protocol payloads.
+
+Pure functions, one per record kind. The router, the supervisors and the
+log rings keep their own types (they owe nothing to the wire format); this
+module is the one place that knows both sides. An event the protocol has no
+dedicated kind for becomes `other`, so adding a record to the daemon never
+breaks a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from swapctl import protocol as p
+from swapd.process.events import LogLine
+from swapd.process.events import StateChanged as ProcessStateChanged
+from swapd.process.states import LEGEND, TRANSITIONS, ProcessState
+from swapd.router import events as rev
+from swapd.router.explain import Explanation as RouterExplanation
+
+
+def legend() -> list[p.StateLegend]:
+    """The process state legend, generated from the supervisor's transition table."""
+    out = []
+    for state in ProcessState:
+        following: list[str] = []
+        for (source, _trigger), target in TRANSITIONS.items():
+            if source is state and target is not state and str(target) not in following:
+                following.append(str(target))
+        out.append(
+            p.StateLegend(name=str(state), description=LEGEND.get(state, ""), next=following)
+        )
+    return out
+
+
+def decision(d: rev.Decision) -> p.Decision:
+    return p.Decision(
+        time=d.time,
+        model=d.model,
+        action=d.action,
+        why=d.reason,
+        evict=list(d.evict),
+        set=d.set,
+        cost=d.cost,
+        request=None if d.request_id is None else str(d.request_id),
+        seq=d.seq,
+        input=d.input,
+        swap=d.swap_id,
+        queue_length=d.queue_length,
+    )
+
+
+def explanation(x: RouterExplanation, *, asked: str, running: Iterable[str]) -> p.Explanation:
+    """`asked` is the name the client used (it may be an alias of `x.model`)."""
+    return p.Explanation(
+        model=asked,
+        resolved=x.model if x.model != asked else None,
+        action=x.verdict,
+        why=x.reason,
+        state=x.state,
+        evict=list(x.evict),
+        set=x.set,
+        cost=x.cost if x.evict or x.set is not None else None,
+        running=list(running),
+        queue_position=x.queue_ahead + 1 if x.verdict == "queue" else None,
+        in_flight=sum(x.in_flight.values()),
+        blocked_by=list(x.blocked_by),
+        busy=dict(x.in_flight),
+    )
+
+
+def log_line(line: LogLine, *, history: bool = False) -> p.LogLines:
+    return p.LogLines(
+        time=line.time,
+        source=line.source,
+        text=line.text + "\n",
+        history=history,
+        stream=line.stream,
+    )
+
+
+def _other(event: Any) -> p.OtherEvent:
+    try:
+        fields = msgspec.to_builtins(event)
+    except TypeError:
+        fields = {"repr": repr(event)}
+    if not isinstance(fields, dict):
+        fields = {"value": fields}
+    return p.OtherEvent(
+        time=float(getattr(event, "time", 0.0) or 0.0),
+        event_topic=str(getattr(event, "topic", "misc")),
+        name=type(event).__name__,
+        fields=fields,
+    )
+
+
+def event(e: Any) -> p.EventData:
+    """Any bus event as a protocol payload (`other` when it has no kind of its own)."""
+    match e:
+        case p.EventData():
+            return e  # already a protocol payload (e.g. the control server's own config events)
+        case ProcessStateChanged():
+            return p.StateChanged(
+                time=e.time, model=e.model, old=str(e.old), new=str(e.new), reason=e.reason
+            )
+        case LogLine():
+            return log_line(e)
+        case rev.Decision():
+            return p.DecisionMade(time=e.time, decision=decision(e))
+        case rev.SwapStarted():
+            return p.SwapStarted(
+                time=e.time,
+                target=e.target,
+                evict=list(e.evict),
+                set=e.set,
+                cost=e.cost,
+                swap=e.swap_id,
+            )
+        case rev.SwapFinished():
+            error = e.error
+            return p.SwapFinished(
+                time=e.time,
+                target=e.target,
+                ok=e.ok,
+                duration=e.seconds,
+                error=error.reason if error is not None else "",
+                log_tail=error.log_tail if error is not None else "",
+                aborted=bool(error is not None and error.aborted),
+                swap=e.swap_id,
+            )
+        case rev.RequestEvent():
+            return p.RequestEvent(
+                time=e.time,
+                model=e.model,
+                phase=e.phase,
+                request=str(e.request_id),
+                detail=e.detail,
+            )
+        case rev.QueueChanged():
+            queued: dict[str, int] = {}
+            for _request_id, model in e.entries:
+                queued[model] = queued.get(model, 0) + 1
+            return p.QueueChanged(time=e.time, queued=queued, order=[m for _, m in e.entries])
+        case _:
+            return _other(e)
+
+
+def concerns(e: Any, models: frozenset[str]) -> bool:
+    """Whether a bus event is about one of `models` (events about no model always pass)."""
+    names: list[str] = []
+    for attr in ("model", "target", "source"):
+        value = getattr(e, attr, None)
+        if isinstance(value, str) and value:
+            names.append(value)
+    evict = getattr(e, "evict", None)
+    if evict:
+        names.extend(evict)
+    entries = getattr(e, "entries", None)
+    if entries:
+        names.extend(m for _, m in entries)
+    if isinstance(e, p.DecisionMade):
+        names.append(e.decision.model)
+    return not names or any(n in models for n in names)
+
+
+def counts(snapshot: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """Per-model (in flight, queued) from the router's snapshot, whatever its exact shape.
+
+    Accepts mappings `in_flight` and `queued`, or a `queue` of entries that are
+    `(request_id, model)` pairs or objects with a `model` attribute.
+    """
+    in_flight = _int_map(getattr(snapshot, "in_flight", None))
+    queued = _int_map(getattr(snapshot, "queued", None))
+    if not queued:
+        for entry in getattr(snapshot, "queue", None) or ():
+            model = entry[1] if isinstance(entry, tuple) else getattr(entry, "model", None)
+            if isinstance(model, str):
+                queued[model] = queued.get(model, 0) + 1
+    return in_flight, queued
+
+
+def _int_map(value: Any) -> dict[str, int]:
+    if isinstance(value, Mapping):
+        return {str(k): int(v) for k, v in value.items() if isinstance(v, int)}
+    return {}
