@@ -1,0 +1,42 @@
+"""A bounded log of the scheduler's decisions, newest last.
+
+The control socket (`swapctl decisions`) and the TUI read it; once full the
+oldest entries are dropped, and `dropped` says how many were lost.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from swapd.router.events import Decision
+
+DEFAULT_DECISION_LOG_SIZE = 2000
+
+
+class DecisionLog:
+    def __init__(self, maxlen: int = DEFAULT_DECISION_LOG_SIZE) -> None:
+        if maxlen < 1:
+            raise ValueError("the decision log must hold at least one entry")
+        self._entries: deque[Decision] = deque(maxlen=maxlen)
+        self.dropped = 0
+
+    def append(self, decision: Decision) -> None:
+        if len(self._entries) == self._entries.maxlen:
+            self.dropped += 1
+        self._entries.append(decision)
+
+    def recent(self, limit: int | None = None) -> list[Decision]:
+        """The newest `limit` decisions (all when None), oldest first."""
+        items = list(self._entries)
+        if limit is not None and limit >= 0:
+            items = items[len(items) - limit :] if limit else []
+        return items
+
+    def for_model(self, model: str, limit: int | None = None) -> list[Decision]:
+        items = [d for d in self._entries if d.model == model]
+        if limit is not None and limit >= 0:
+            items = items[len(items) - limit :] if limit else []
+        return items
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,218 @@
+"""Typed inputs of the scheduler and typed records the router publishes.
+
+Inputs are everything the pure `FifoScheduler` ever learns about the world.
+Each one carries the facts the decision may depend on, captured by the run
+loop at the moment the input is processed: the clock (`time`), the process
+states that count as running (`running`), and the requests whose HTTP
+handler has already gone but whose cancel has not been processed yet
+(`gone`). Because nothing else is consulted, a recorded list of inputs fed
+to a fresh scheduler reproduces the recorded decisions exactly (replay).
+
+Records (`Decision`, `SwapStarted`, `SwapFinished`, `RequestEvent`,
+`QueueChanged`, `Preloaded`) are published on the `EventBus`; their `topic`
+class attribute routes them. All are msgspec Structs so the control socket
+can encode them as they are.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import msgspec
+
+#: Process states that count as "running" for eviction (spec §3.4, derived-06).
+RUNNING_STATES: frozenset[str] = frozenset({"starting", "ready", "stopping"})
+
+
+class SwapError(msgspec.Struct, frozen=True):
+    """Why a swap did not leave its target ready."""
+
+    reason: str
+    log_tail: str = ""
+    exit_code: int | None = None
+    aborted: bool = False
+
+
+class Input(msgspec.Struct, frozen=True, kw_only=True, tag_field="input"):
+    """Common facts of every scheduler input (see the module docstring)."""
+
+    time: float
+    running: dict[str, str] = {}
+    gone: frozenset[int] = frozenset()
+
+
+class RequestIn(Input, frozen=True, kw_only=True, tag="request"):
+    """An HTTP handler asks for `model`; `request_id` identifies it from now on."""
+
+    request_id: int
+    model: str
+
+
+class Cancel(Input, frozen=True, kw_only=True, tag="cancel"):
+    """The handler of `request_id` left before it was granted (client gone)."""
+
+    request_id: int
+
+
+class SwapDone(Input, frozen=True, kw_only=True, tag="swap_done"):
+    """A swap task finished: `error` is None when the target is ready."""
+
+    swap_id: int
+    model: str
+    error: SwapError | None = None
+
+
+class ServeDone(Input, frozen=True, kw_only=True, tag="serve_done"):
+    """A granted handler returned (normally, with an error, or cancelled)."""
+
+    request_id: int
+    model: str
+
+
+class Unload(Input, frozen=True, kw_only=True, tag="unload"):
+    """Admin unload of `models` (None = every model). Followed by `UnloadFinished`."""
+
+    models: tuple[str, ...] | None = None
+
+
+class UnloadFinished(Input, frozen=True, kw_only=True, tag="unload_finished"):
+    """The processes of an unload are stopped: the queue may drain."""
+
+    models: tuple[str, ...] = ()
+
+
+class Shutdown(Input, frozen=True, kw_only=True, tag="shutdown"):
+    """The router is shutting down: every waiter fails, nothing new is admitted."""
+
+
+AnyInput = RequestIn | Cancel | SwapDone | ServeDone | Unload | UnloadFinished | Shutdown
+
+
+FailureKind = Literal["not_found", "too_many", "load_failed", "unloaded", "shutdown"]
+
+
+class Failure(msgspec.Struct, frozen=True):
+    """An error handed to one request; `errors.error_for` maps it to a RouterError."""
+
+    kind: FailureKind
+    model: str
+    message: str
+    reason: str = ""
+    log_tail: str = ""
+
+
+class SwapPlan(msgspec.Struct, frozen=True):
+    """What a swap task must do: stop `evict` (in parallel), then make `target` ready."""
+
+    swap_id: int
+    target: str
+    evict: tuple[str, ...]
+    set: str | None = None
+    cost: int = 0
+
+
+Action = Literal[
+    "reject",  # admission refused (unknown model, concurrency limit, shutting down)
+    "serve",  # fast path: granted at once
+    "join",  # waits on the active swap of its model
+    "queue",  # parked in the queue (reason says behind whom and why)
+    "swap",  # started a swap and waits on it
+    "grant",  # granted at the end of a swap or by a drain
+    "requeue",  # swap finished but an overdue older request goes first
+    "fail",  # an error was handed to the request
+    "drop",  # the handler was gone when it would have been granted or admitted
+    "cancel",  # removed from the queue or from a swap's waiters
+    "abort_load",  # the last waiter of a load left: the load is aborted
+    "unload",  # admin unload of models
+    "swap_done",  # a swap task reported its result
+    "shutdown",
+]
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of the decision log: what the scheduler did and why."""
+
+    topic: ClassVar[str] = "decision"
+
+    seq: int
+    time: float
+    input: str
+    action: Action
+    model: str = ""
+    request_id: int | None = None
+    swap_id: int | None = None
+    evict: tuple[str, ...] = ()
+    set: str | None = None
+    cost: int = 0
+    queue_length: int = 0
+    reason: str = ""
+
+
+class SwapStarted(msgspec.Struct, frozen=True, kw_only=True):
+    topic: ClassVar[str] = "swap"
+
+    swap_id: int
+    target: str
+    evict: tuple[str, ...]
+    set: str | None
+    cost: int
+    time: float
+
+
+class SwapFinished(msgspec.Struct, frozen=True, kw_only=True):
+    topic: ClassVar[str] = "swap"
+
+    swap_id: int
+    target: str
+    ok: bool
+    seconds: float
+    error: SwapError | None
+    time: float
+
+
+RequestPhase = Literal["admitted", "queued", "waiting", "granted", "failed", "done", "cancelled"]
+
+
+class RequestEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """Life of one request as the router sees it."""
+
+    topic: ClassVar[str] = "request"
+
+    request_id: int
+    model: str
+    phase: RequestPhase
+    time: float
+    detail: str = ""
+
+
+class QueueChanged(msgspec.Struct, frozen=True, kw_only=True):
+    """The queue after a change: request ids and their models, in queue order."""
+
+    topic: ClassVar[str] = "queue"
+
+    time: float
+    entries: tuple[tuple[int, str], ...]
+
+
+class Preloaded(msgspec.Struct, frozen=True, kw_only=True):
+    topic: ClassVar[str] = "preload"
+
+    model: str
+    ok: bool
+    error: str = ""
+
+
+ProgressKind = Literal["admitted", "queued", "loading", "granted"]
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    """Sent to a lease's `progress` channel, for the loading stream (`sendLoadingState`).
+
+    "admitted" comes first (the 429 can no longer happen, a 200 may be sent),
+    "queued" carries the 1-based queue position, "loading" means the request
+    now waits on a swap of `model`, "granted" that the wait is over.
+    """
+
+    kind: ProgressKind
+    model: str
+    position: int | None = None

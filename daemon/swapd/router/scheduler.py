@@ -1,0 +1,656 @@
+"""The FIFO scheduler with collation and bounded wait: a pure state machine.
+
+It never awaits and does no I/O. Each input (`events.AnyInput`) carries the
+clock, the running process states and the requests whose handler is gone;
+the scheduler changes its own state and calls `Effects` methods, which are
+pure outputs (grant, fail, start or abort a swap, stop models, record a
+decision). The run loop (`run_loop.Router`) turns those into I/O.
+
+Behaviour (spec router.md §4), with swapd's changes:
+
+* admission: unknown model -> not found; `reserved >= limit` -> 429; a
+  reservation counts queued, waiting and serving requests;
+* decision tree per request: join the active swap of its model; fast path
+  when ready and the swapper wants nothing evicted; queue when colliding with
+  an active swap or when the eviction would hit a model serving requests;
+  otherwise start a swap (swaps with disjoint evict sets run in parallel);
+* the queue is ordered by static priority, then arrival; every drain walks
+  it in order, which collates A B C A B C into A A B B C C with three loads;
+* beyond llama-swap, **bounded wait**: once the oldest pending request has
+  waited `max_wait` seconds, no younger request may progress (fast path,
+  join, start a swap, or be granted at the end of a swap) until it is served
+  or failed. Ready models stop jumping the queue, they drain and the swap
+  happens. Below the bound collation is unchanged;
+* beyond llama-swap, **abandoned loads**: when the last waiter of a load
+  leaves, the load is aborted (llama-swap #727) unless `keep_abandoned_loads`.
+  The aborting swap stays active until its task reports back, so a new
+  request for the model queues instead of racing the abort's stop;
+* swapd also drains after a cancel (llama-swap does not): with bounded wait a
+  cancelled overdue request may be the only thing holding others back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from swapd.router.events import (
+    RUNNING_STATES,
+    Action,
+    AnyInput,
+    Cancel,
+    Decision,
+    Failure,
+    RequestIn,
+    ServeDone,
+    Shutdown,
+    SwapDone,
+    SwapError,
+    SwapPlan,
+    Unload,
+    UnloadFinished,
+)
+from swapd.router.swapper import Swapper
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY_LIMIT = 10
+DEFAULT_MAX_WAIT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPolicy:
+    """Per-model scheduling knobs: `concurrencyLimit` (<= 0 -> 10) and queue priority."""
+
+    limit: int = DEFAULT_CONCURRENCY_LIMIT
+    priority: int = 0
+
+    @property
+    def effective_limit(self) -> int:
+        return self.limit if self.limit > 0 else DEFAULT_CONCURRENCY_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    """`max_wait` in seconds (0 = unbounded, like llama-swap); `name` prefixes messages."""
+
+    max_wait: float = DEFAULT_MAX_WAIT
+    keep_abandoned_loads: bool = False
+    name: str = "router"
+
+
+class Effects(Protocol):
+    """The scheduler's only window on the world. Every method is an output."""
+
+    def admit(self, request_id: int, model: str) -> None:
+        """The request passed admission (a loading stream may start now)."""
+
+    def grant(self, request_id: int, model: str) -> None:
+        """Hand the live handler its grant; it will report `ServeDone` exactly once."""
+
+    def fail(self, request_id: int, failure: Failure) -> None:
+        """Hand the request an error; it is finished for the scheduler."""
+
+    def waiting(self, request_id: int, swap_id: int, model: str) -> None:
+        """The request now waits on swap `swap_id` (loading `model`)."""
+
+    def queued(self, positions: Mapping[int, int]) -> None:
+        """The queue changed: 1-based position of every queued request."""
+
+    def start_swap(self, plan: SwapPlan) -> None:
+        """Launch a swap task; its result comes back as a `SwapDone` input."""
+
+    def abort_swap(self, swap_id: int, model: str) -> None:
+        """Cancel a swap task and stop its target; it still reports `SwapDone`."""
+
+    def stop(self, models: tuple[str, ...], reason: str) -> None:
+        """Stop these models (unload); `UnloadFinished` follows once they are stopped."""
+
+    def decided(self, decision: Decision) -> None:
+        """Record one decision (decision log, event bus)."""
+
+
+PlanAction = Literal["not_found", "serve", "join", "queue", "swap"]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What would happen to a request for `model` now (pure; used by explain too)."""
+
+    action: PlanAction
+    model: str
+    evict: tuple[str, ...] = ()
+    set: str | None = None
+    cost: int = 0
+    blocked_by: tuple[str, ...] = ()
+    overdue: int | None = None
+    swap_id: int | None = None
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class Pending:
+    """An admitted request that is neither granted nor failed yet."""
+
+    id: int
+    model: str
+    arrival: float
+    priority: int
+    #: It left the queue after waiting `max_wait`: it keeps holding younger requests back.
+    overdue: bool = False
+
+    @property
+    def key(self) -> tuple[float, int]:
+        return (self.arrival, self.id)
+
+
+@dataclass(slots=True)
+class ActiveSwap:
+    plan: SwapPlan
+    started: float
+    waiters: list[Pending] = field(default_factory=list)
+    aborting: bool = False
+
+
+class FifoScheduler:
+    def __init__(
+        self,
+        models: Mapping[str, ModelPolicy],
+        swapper: Swapper,
+        effects: Effects,
+        settings: SchedulerSettings | None = None,
+    ) -> None:
+        self.models: dict[str, ModelPolicy] = dict(models)
+        self.swapper = swapper
+        self.effects = effects
+        self.settings = settings or SchedulerSettings()
+        self.reserved: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}
+        self.active: dict[str, ActiveSwap] = {}
+        self.queue: list[Pending] = []
+        self.pending: dict[int, Pending] = {}
+        self.serving: dict[int, str] = {}
+        self.closed = False
+        self._next_swap = 1
+        self._seq = 0
+        # Facts of the input being handled.
+        self._now = 0.0
+        self._running: Mapping[str, str] = {}
+        self._gone: frozenset[int] = frozenset()
+        self._input = ""
+
+    # ------------------------------------------------------------------ inputs
+
+    def handle(self, inp: AnyInput) -> None:
+        """Apply one input. Never awaits; all consequences go through `effects`."""
+        self._now = inp.time
+        self._running = {m: s for m, s in inp.running.items() if s in RUNNING_STATES}
+        self._gone = inp.gone
+        match inp:
+            case RequestIn():
+                self._input = "request"
+                self._on_request(inp)
+            case Cancel():
+                self._input = "cancel"
+                self._on_cancel(inp)
+            case SwapDone():
+                self._input = "swap_done"
+                self._on_swap_done(inp)
+            case ServeDone():
+                self._input = "serve_done"
+                self._on_serve_done(inp)
+            case Unload():
+                self._input = "unload"
+                self._on_unload(inp)
+            case UnloadFinished():
+                self._input = "unload_finished"
+                self._drain()
+            case Shutdown():
+                self._input = "shutdown"
+                self._on_shutdown()
+            case _:
+                raise TypeError(f"not a scheduler input: {inp!r}")
+
+    def _on_request(self, inp: RequestIn) -> None:
+        model, rid = inp.model, inp.request_id
+        if self.closed:
+            self._reject(rid, model, "shutdown", f"{self.settings.name} is shutting down")
+            return
+        policy = self.models.get(model)
+        if policy is None:
+            self._reject(rid, model, "not_found", "no local server found for requested model")
+            return
+        if self.reserved.get(model, 0) >= policy.effective_limit:
+            self._reject(rid, model, "too_many", "Too many requests")
+            return
+        if rid in self._gone:
+            self._record("drop", model=model, request_id=rid, reason="client gone at admission")
+            return
+        self.reserved[model] = self.reserved.get(model, 0) + 1
+        req = Pending(id=rid, model=model, arrival=inp.time, priority=policy.priority)
+        self.pending[rid] = req
+        self.effects.admit(rid, model)
+        self._act(req, self._plan_for(req), fresh=True)
+
+    def _on_cancel(self, inp: Cancel) -> None:
+        req = self.pending.get(inp.request_id)
+        if req is None:
+            return  # already granted, failed or never admitted: a no-op
+        del self.pending[req.id]
+        self._release(req.model)
+        if req in self.queue:
+            self.queue.remove(req)
+            self._record("cancel", model=req.model, request_id=req.id, reason="left the queue")
+            self._broadcast_positions()
+        else:
+            swap = self.active[req.model]
+            swap.waiters.remove(req)
+            self._record(
+                "cancel",
+                model=req.model,
+                request_id=req.id,
+                swap_id=swap.plan.swap_id,
+                reason="left the swap's waiters",
+            )
+            if not swap.waiters and not swap.aborting and not self.settings.keep_abandoned_loads:
+                self._abort(swap, "every waiter of the load has gone")
+        self._drain()
+
+    def _on_swap_done(self, inp: SwapDone) -> None:
+        swap = self.active.get(inp.model)
+        if swap is None or swap.plan.swap_id != inp.swap_id:
+            self._record(
+                "swap_done",
+                model=inp.model,
+                swap_id=inp.swap_id,
+                reason="ignored: the swap is no longer active",
+            )
+            return
+        del self.active[inp.model]
+        err = inp.error
+        outcome = "aborted" if swap.aborting else ("failed: " + err.reason if err else "ready")
+        self._record("swap_done", model=inp.model, swap_id=inp.swap_id, reason=outcome)
+        if not swap.aborting:
+            if err is not None:
+                for w in swap.waiters:
+                    self._fail_pending(w, self._load_failure(inp.model, err))
+            else:
+                for w in sorted(swap.waiters, key=lambda p: p.key):
+                    overdue = self._barrier()
+                    if overdue is not None and overdue is not w and overdue.key < w.key:
+                        self._insert(w)
+                        self._record(
+                            "requeue",
+                            model=w.model,
+                            request_id=w.id,
+                            reason=f"request #{overdue.id} has waited longer than maxWait",
+                        )
+                    else:
+                        self._grant(w, "grant", swap_id=swap.plan.swap_id)
+                self._broadcast_positions()
+        self._drain()
+
+    def _on_serve_done(self, inp: ServeDone) -> None:
+        model = self.serving.pop(inp.request_id, None)
+        if model is None:
+            log.warning("serve_done for unknown request %s ignored", inp.request_id)
+            return
+        self.in_flight[model] -= 1
+        self._release(model)
+        if self.in_flight[model] <= 0:
+            del self.in_flight[model]
+            self._drain()
+
+    def _on_unload(self, inp: Unload) -> None:
+        targets = tuple(sorted(self.models)) if inp.models is None else tuple(inp.models)
+        wanted = set(targets)
+        message = f"{self.settings.name}: model unloaded"
+        for model in targets:
+            swap = self.active.get(model)
+            if swap is None:
+                continue
+            for w in list(swap.waiters):
+                self._fail_pending(w, Failure(kind="unloaded", model=model, message=message))
+            if not swap.aborting:
+                self._abort(swap, "model unloaded")
+        dropped = [r for r in self.queue if r.model in wanted]
+        for r in dropped:
+            self.queue.remove(r)
+            self._fail_pending(r, Failure(kind="unloaded", model=r.model, message=message))
+        if dropped:
+            self._broadcast_positions()
+        self._record("unload", reason="unload " + ", ".join(targets))
+        self.effects.stop(targets, "unload")
+
+    def _on_shutdown(self) -> None:
+        self.closed = True
+        message = f"{self.settings.name} is shutting down"
+        for swap in list(self.active.values()):
+            for w in list(swap.waiters):
+                self._fail_pending(w, Failure(kind="shutdown", model=w.model, message=message))
+            if not swap.aborting:
+                self._abort(swap, "shutting down")
+        for r in list(self.queue):
+            self.queue.remove(r)
+            self._fail_pending(r, Failure(kind="shutdown", model=r.model, message=message))
+        self._record("shutdown")
+        self._broadcast_positions()
+
+    # ------------------------------------------------------------- decisions
+
+    def running_set(self, target: str) -> tuple[str, ...]:
+        """Running processes plus targets of other active swaps, sorted (spec §4.3)."""
+        names = set(self._running)
+        names.update(t for t in self.active if t != target)
+        return tuple(sorted(names))
+
+    def collisions(self, target: str, evict: Sequence[str]) -> tuple[str, ...]:
+        """Targets of active swaps that a swap (target, evict) would collide with (§4.4)."""
+        evict_set = set(evict)
+        hits = []
+        for other, swap in self.active.items():
+            if other == target:
+                continue
+            if other in evict_set or target in swap.plan.evict or evict_set & set(swap.plan.evict):
+                hits.append(other)
+        return tuple(hits)
+
+    def _barrier(self) -> Pending | None:
+        """The oldest request that has waited `max_wait` in the queue and is not granted yet.
+
+        A request that waited that long keeps the privilege after it leaves the
+        queue to wait on its swap, so nothing younger is granted before it. A
+        request that never queued that long (a slow load it joined at once)
+        holds nobody back.
+        """
+        if self.settings.max_wait <= 0:
+            return None
+        wait = self.settings.max_wait
+        best: Pending | None = None
+        for r in self.queue:
+            if self._now - r.arrival >= wait and (best is None or r.key < best.key):
+                best = r
+        for p in self.pending.values():
+            if p.overdue and (best is None or p.key < best.key):
+                best = p
+        return best
+
+    def plan(
+        self,
+        model: str,
+        *,
+        key: tuple[float, int] | None = None,
+    ) -> Plan:
+        """The decision tree of §4.5 for a request for `model` with age `key`, without acting.
+
+        `key` (arrival, id) positions the request against an overdue one; None
+        means "arriving now".
+        """
+        if model not in self.models:
+            return Plan("not_found", model, reason="no local server found for requested model")
+        overdue = self._barrier()
+        if overdue is not None and (key is None or overdue.key < key):
+            return Plan(
+                "queue",
+                model,
+                blocked_by=(overdue.model,),
+                overdue=overdue.id,
+                reason=(
+                    f"request #{overdue.id} for {overdue.model} has waited longer than "
+                    f"maxWait ({self.settings.max_wait:g}s) and goes first"
+                ),
+            )
+        swap = self.active.get(model)
+        if swap is not None:
+            if swap.aborting:
+                return Plan(
+                    "queue",
+                    model,
+                    blocked_by=(model,),
+                    reason=f"the abandoned load of {model} is being aborted",
+                )
+            return Plan(
+                "join",
+                model,
+                evict=swap.plan.evict,
+                set=swap.plan.set,
+                cost=swap.plan.cost,
+                swap_id=swap.plan.swap_id,
+                reason=f"joins the load of {model} already in progress",
+            )
+        running = self.running_set(model)
+        ev = self.swapper.eviction_for(model, running)
+        blockers = self.collisions(model, ev.evict)
+        base = {"evict": ev.evict, "set": ev.set, "cost": ev.cost}
+        if self._running.get(model) == "ready" and not ev.evict and not blockers:
+            return Plan("serve", model, **base, reason=f"{model} is ready")
+        if blockers:
+            return Plan(
+                "queue",
+                model,
+                **base,
+                blocked_by=blockers,
+                reason="collides with the swap of " + ", ".join(blockers),
+            )
+        busy = tuple(m for m in ev.evict if self.in_flight.get(m, 0) > 0)
+        if busy:
+            return Plan(
+                "queue",
+                model,
+                **base,
+                blocked_by=busy,
+                reason="would evict " + ", ".join(busy) + " while serving requests",
+            )
+        reason = f"load {model}" + (" evicting " + ", ".join(ev.evict) if ev.evict else "")
+        return Plan("swap", model, **base, reason=reason)
+
+    def query(self, model: str, *, now: float, running: Mapping[str, str]) -> Plan:
+        """`plan` for a request arriving at `now` with these process states; changes nothing."""
+        saved = (self._now, self._running)
+        self._now = now
+        self._running = {m: s for m, s in running.items() if s in RUNNING_STATES}
+        try:
+            return self.plan(model)
+        finally:
+            self._now, self._running = saved
+
+    def queue_position_for(self, priority: int) -> int:
+        """How many queued requests a new request of `priority` would be behind."""
+        for i, r in enumerate(self.queue):
+            if r.priority < priority:
+                return i
+        return len(self.queue)
+
+    # ------------------------------------------------------------- acting
+
+    def _plan_for(self, req: Pending) -> Plan:
+        return self.plan(req.model, key=req.key)
+
+    def _act(self, req: Pending, plan: Plan, *, fresh: bool) -> bool:
+        """Carry out `plan` for `req`; False when it stays (or goes) in the queue."""
+        match plan.action:
+            case "not_found":
+                if not fresh:
+                    self.queue.remove(req)
+                self._fail_pending(
+                    req, Failure(kind="not_found", model=req.model, message=plan.reason)
+                )
+                return True
+            case "queue":
+                if fresh:
+                    self._insert(req)
+                    self._record(
+                        "queue",
+                        model=req.model,
+                        request_id=req.id,
+                        evict=plan.evict,
+                        set=plan.set,
+                        cost=plan.cost,
+                        reason=plan.reason,
+                    )
+                    self._broadcast_positions()
+                return False
+        if not fresh:
+            self.queue.remove(req)
+            if 0 < self.settings.max_wait <= self._now - req.arrival:
+                req.overdue = True
+        match plan.action:
+            case "serve":
+                self._grant(req, "serve")
+            case "join":
+                swap = self.active[req.model]
+                swap.waiters.append(req)
+                self.effects.waiting(req.id, swap.plan.swap_id, req.model)
+                self._record(
+                    "join",
+                    model=req.model,
+                    request_id=req.id,
+                    swap_id=swap.plan.swap_id,
+                    reason=plan.reason,
+                )
+            case "swap":
+                self._start_swap(req, plan)
+        return True
+
+    def _start_swap(self, req: Pending, plan: Plan) -> None:
+        running = self.running_set(req.model)
+        swap_plan = SwapPlan(
+            swap_id=self._next_swap,
+            target=req.model,
+            evict=plan.evict,
+            set=plan.set,
+            cost=plan.cost,
+        )
+        self._next_swap += 1
+        self.active[req.model] = ActiveSwap(plan=swap_plan, started=self._now, waiters=[req])
+        self.swapper.on_swap_start(req.model, running)
+        self.effects.start_swap(swap_plan)
+        self.effects.waiting(req.id, swap_plan.swap_id, req.model)
+        self._record(
+            "swap",
+            model=req.model,
+            request_id=req.id,
+            swap_id=swap_plan.swap_id,
+            evict=plan.evict,
+            set=plan.set,
+            cost=plan.cost,
+            reason=plan.reason,
+        )
+
+    def _abort(self, swap: ActiveSwap, reason: str) -> None:
+        swap.aborting = True
+        self.effects.abort_swap(swap.plan.swap_id, swap.plan.target)
+        self._record("abort_load", model=swap.plan.target, swap_id=swap.plan.swap_id, reason=reason)
+
+    def _grant(self, req: Pending, action: Action, swap_id: int | None = None) -> None:
+        self.pending.pop(req.id, None)
+        if req.id in self._gone:
+            self._release(req.model)
+            self._record(
+                "drop", model=req.model, request_id=req.id, reason="client gone before grant"
+            )
+            return
+        self.in_flight[req.model] = self.in_flight.get(req.model, 0) + 1
+        self.serving[req.id] = req.model
+        self.effects.grant(req.id, req.model)
+        self._record(action, model=req.model, request_id=req.id, swap_id=swap_id)
+
+    def _fail_pending(self, req: Pending, failure: Failure) -> None:
+        """Fail an admitted request that is no longer queued nor waiting."""
+        self.pending.pop(req.id, None)
+        swap = self.active.get(req.model)
+        if swap is not None and req in swap.waiters:
+            swap.waiters.remove(req)
+        self._release(req.model)
+        self.effects.fail(req.id, failure)
+        self._record("fail", model=req.model, request_id=req.id, reason=failure.message)
+
+    def _reject(self, rid: int, model: str, kind: str, message: str) -> None:
+        failure = Failure(kind=kind, model=model, message=message)  # type: ignore[arg-type]
+        self.effects.fail(rid, failure)
+        self._record("reject", model=model, request_id=rid, reason=message)
+
+    def _load_failure(self, model: str, err: SwapError) -> Failure:
+        return Failure(
+            kind="load_failed",
+            model=model,
+            message=f"{self.settings.name}: loading {model} failed: {err.reason}",
+            reason=err.reason,
+            log_tail=err.log_tail,
+        )
+
+    def _release(self, model: str) -> None:
+        left = self.reserved.get(model, 0) - 1
+        if left < 0:
+            raise AssertionError(f"reservation of {model} released twice")
+        if left:
+            self.reserved[model] = left
+        else:
+            self.reserved.pop(model, None)
+
+    def _insert(self, req: Pending) -> None:
+        """Before the first request of strictly lower priority, or of equal priority
+        that arrived later (only a requeued request can be older than the tail)."""
+        for i, r in enumerate(self.queue):
+            if r.priority < req.priority or (r.priority == req.priority and r.key > req.key):
+                self.queue.insert(i, req)
+                return
+        self.queue.append(req)
+
+    def _drain(self) -> None:
+        """Walk the queue in order and re-run the decision tree on each item (§4.7).
+
+        A second pass runs only when the bounded-wait barrier held an item back
+        and something progressed after it, so an item skipped early in the pass
+        is not stranded until the next event.
+        """
+        before = [r.id for r in self.queue]
+        while True:
+            progressed = False
+            held_by_barrier = False
+            for req in list(self.queue):
+                plan = self._plan_for(req)
+                if plan.action == "queue":
+                    held_by_barrier = held_by_barrier or plan.overdue is not None
+                    continue
+                self._act(req, plan, fresh=False)
+                progressed = True
+            if not (progressed and held_by_barrier):
+                break
+        if [r.id for r in self.queue] != before:
+            self._broadcast_positions()
+
+    def _broadcast_positions(self) -> None:
+        self.effects.queued({r.id: i + 1 for i, r in enumerate(self.queue)})
+
+    def _record(
+        self,
+        action: Action,
+        *,
+        model: str = "",
+        request_id: int | None = None,
+        swap_id: int | None = None,
+        evict: tuple[str, ...] = (),
+        set: str | None = None,
+        cost: int = 0,
+        reason: str = "",
+    ) -> None:
+        self._seq += 1
+        self.effects.decided(
+            Decision(
+                seq=self._seq,
+                time=self._now,
+                input=self._input,
+                action=action,
+                model=model,
+                request_id=request_id,
+                swap_id=swap_id,
+                evict=evict,
+                set=set,
+                cost=cost,
+                queue_length=len(self.queue),
+                reason=reason,
+            )
+        )
