@@ -108,6 +108,20 @@ def sample_matrix() -> p.MatrixView:
     )
 
 
+def sample_groups() -> p.MatrixView:
+    return p.MatrixView(
+        router="group",
+        groups=[
+            p.GroupInfo(name="chat", members=["llama-8b", "qwen-coder", "qwen-72b"]),
+            p.GroupInfo(
+                name="always", members=["embed"], swap=False, exclusive=False, persistent=True
+            ),
+            p.GroupInfo(name="(default)", members=["whisper"], swap=True, exclusive=True),
+        ],
+        running=["embed", "llama-8b"],
+    )
+
+
 def sample_explanation(model: str) -> p.Explanation:
     if model == "qwen-coder":
         return p.Explanation(
@@ -186,9 +200,11 @@ class FakeSource:
         self,
         *,
         with_data: bool = True,
+        router: str = "matrix",
         verdicts: dict[str, Verdict] | None = None,
     ) -> None:
         self.with_data = with_data
+        self.router = router
         self.verdicts = verdicts or {}
         self.actions: list[tuple[str, object]] = []
         self.state: DashboardState | None = None
@@ -215,7 +231,7 @@ class FakeSource:
                 )
             )
             state.apply_models(sample_models())
-            state.apply_matrix(sample_matrix())
+            state.apply_matrix(sample_matrix() if self.router == "matrix" else sample_groups())
             state.apply_decisions(sample_decisions())
             for event in sample_log_events():
                 state.apply_event(event)

@@ -48,6 +48,12 @@ def test_view(snap_compare, size: tuple[int, int], keys: tuple[str, ...]) -> Non
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_groups(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    source = FakeSource(router="group")
+    assert snap_compare(make_app(source), terminal_size=size, run_before=prepared(source, "4"))
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_reload_verdict_with_config_errors(snap_compare, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     verdict = Verdict(
         "reload",

@@ -36,7 +36,8 @@ from textual.widget import Widget
 
 from swaptui.state import PROXY_SOURCE, LogBuffer, LogFilter, LogLine
 
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 SOURCE_WIDTH = 12
 TIME_STYLE = Style(dim=True)
 PROXY_STYLE = Style(color="cyan")
@@ -46,7 +47,8 @@ MATCH_STYLE = Style(reverse=True, color="yellow")
 
 def clean(text: str) -> str:
     """Drop ANSI escapes and control characters, expand tabs: one terminal row per line."""
-    return _CONTROL.sub("", text.expandtabs(4))
+    # Escapes first: they take no columns, so they must not shift the tab stops.
+    return _CONTROL.sub("", _ANSI.sub("", text).expandtabs(4))
 
 
 def format_clock(when: float) -> str:

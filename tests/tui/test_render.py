@@ -1,0 +1,285 @@
+"""The pure rendering functions behind each widget, and the CLI and backoff policy."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console, RenderableType
+
+from swapctl import protocol as p
+from swaptui.cli import parse_args
+from swaptui.connection import Backoff, Target, error_verdict, make_target
+from swaptui.screens.help import help_renderable
+from swaptui.screens.verdict import verdict_text
+from swaptui.state import DashboardState, LegendEntry, LogLine, TimelineEntry, Verdict
+from swaptui.widgets.header import header_text
+from swaptui.widgets.log_view import clean, line_segments
+from swaptui.widgets.matrix_view import explain_renderable, matrix_renderable
+from swaptui.widgets.models_table import legend_text, model_rows
+from swaptui.widgets.timeline import timeline_rows
+from tests.tui.fakes import DAEMON, T0, FixedClock, sample_matrix, sample_models
+
+
+def text_of(renderable: RenderableType, width: int = 100) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None, legacy_windows=False)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def cells_text(cells: tuple[object, ...]) -> list[str]:
+    return [str(cell) for cell in cells]
+
+
+# -- header -------------------------------------------------------------------
+
+
+def test_header_when_connected_and_when_down() -> None:
+    state = DashboardState(clock=FixedClock())
+    assert header_text(state).plain == "◌ connecting"
+    state.apply_welcome(p.Welcome(protocol=1, daemon=DAEMON))
+    state.apply_status(p.Status(daemon=DAEMON, uptime=61, models=0, states={}, running=[]))
+    state.set_connection("connected")
+    assert header_text(state).plain == (
+        "● connected │ swapd 0.1.0 │ up 1m01s │ 127.0.0.1:8080 │ /etc/swapd/config.yaml"
+    )
+    state.apply_lagged(3)
+    assert header_text(state).plain.endswith("│ missed 3")
+    state.set_connection("disconnected", "connection refused", retry_in=1.5)
+    assert header_text(state).plain.startswith(
+        "✖ disconnected (retry 1.5s, #1): connection refused │ swapd 0.1.0 │ 127.0.0.1:8080"
+    )
+
+
+# -- models -----------------------------------------------------------------
+
+
+def test_model_rows_are_sorted_filtered_and_formatted() -> None:
+    state = DashboardState(clock=FixedClock())
+    state.apply_models(sample_models())
+    rows = model_rows(state)
+    assert [key for key, _ in rows] == ["embed", "llama-8b", "qwen-72b", "qwen-coder", "whisper"]
+    assert cells_text(rows[1][1]) == [
+        "llama-8b",
+        "ready",
+        "41234",
+        "5801",
+        "2",
+        "-",
+        "4m05s",
+        "3.4s",
+        "chat",
+    ]
+    assert [key for key, _ in model_rows(state, "QWEN")] == ["qwen-72b", "qwen-coder"]
+    assert model_rows(state, "nothing") == []
+
+
+def test_legend_names_every_state_in_the_daemons_order() -> None:
+    legend = (LegendEntry("stopped"), LegendEntry("ready"), LegendEntry("hibernating"))
+    assert legend_text(legend).plain == "states: ● stopped  ● ready  ● hibernating"
+
+
+# -- logs -----------------------------------------------------------------------
+
+
+def test_clean_strips_ansi_and_control_characters() -> None:
+    assert clean("\x1b[31merror\x1b[0m:\tboom\x07\r") == "error:  boom"
+
+
+def test_line_segments_mark_every_match_case_insensitively() -> None:
+    line = LogLine(0, T0, "llama-8b", "Slot 0 slot 1")
+    segments = line_segments(line, "slot", show_source=True)
+    assert "".join(s.text for s in segments) == "22:13:20 llama-8b     Slot 0 slot 1"
+    marked = [s.text for s in segments if s.style is not None and s.style.reverse]
+    assert marked == ["Slot", "slot"]
+    assert "".join(s.text for s in line_segments(line, "", show_source=False)) == (
+        "22:13:20 Slot 0 slot 1"
+    )
+
+
+@given(st.text(max_size=30), st.text(min_size=1, max_size=3))
+def test_line_segments_keep_the_text_whole(text: str, needle: str) -> None:
+    line = LogLine(0, T0, "m", text)
+    joined = "".join(s.text for s in line_segments(line, needle, show_source=False))
+    assert joined == "22:13:20 " + clean(text)
+
+
+# -- timeline -----------------------------------------------------------------------
+
+
+def test_timeline_rows_newest_first_with_filter_on_target_and_evicted() -> None:
+    entries = [
+        TimelineEntry(T0, "swap", "a", "swap", ("b",), "collision", 2.5, "s", 3, "ok"),
+        TimelineEntry(T0 + 1, "decision", "c", "queue", why="busy"),
+        TimelineEntry(T0 + 2, "swap", "d", "swap"),
+    ]
+    rows = timeline_rows(entries)
+    assert [row[1] for row in rows] == ["d", "c", "a"]
+    assert cells_text(rows[2]) == [
+        "22:13:20",
+        "a",
+        "swap",
+        "b",
+        "2.5s",
+        "s",
+        "3",
+        "ok",
+        "collision",
+    ]
+    assert cells_text(rows[0])[7] == "loading…"
+    assert [row[1] for row in timeline_rows(entries, "B")] == ["a"]
+
+
+# -- matrix and explain ----------------------------------------------------------------
+
+
+def test_matrix_sets_are_bounded_with_a_more_row_and_running_marked() -> None:
+    text = text_of(matrix_renderable(sample_matrix(), ["embed", "llama-8b"], rows_per_set=3))
+    assert "running: embed + llama-8b  (set chat)" in text
+    assert "llama-8b & embed  ◀ running" in text
+    assert "tiny-02 & embed" in text
+    assert "tiny-03" not in text
+    assert "... 27 more" in text
+
+
+def test_matrix_counts_what_the_daemon_left_out() -> None:
+    view = p.MatrixView(
+        router="matrix",
+        sets=[p.MatrixSet(name="huge", combinations=[["a"], ["b"]], truncated=True, more=5000)],
+    )
+    assert "... 5001 more" in text_of(matrix_renderable(view, [], rows_per_set=1))
+    unknown = p.MatrixView(
+        router="matrix", sets=[p.MatrixSet(name="huge", combinations=[["a"]], truncated=True)]
+    )
+    assert "... more" in text_of(matrix_renderable(unknown, []))
+
+
+def test_matrix_filter_keeps_combinations_naming_the_model() -> None:
+    text = text_of(matrix_renderable(sample_matrix(), [], filter_text="whisper"))
+    assert "qwen-coder & whisper" in text
+    assert "qwen-coder & embed" not in text
+    assert "tiny" not in text
+    assert "no set matches 'zzz'" in text_of(
+        matrix_renderable(sample_matrix(), [], filter_text="zzz")
+    )
+
+
+def test_groups_show_their_flags_and_running_members() -> None:
+    view = p.MatrixView(
+        router="group",
+        groups=[
+            p.GroupInfo(name="big", members=["a", "b"], swap=True, exclusive=True),
+            p.GroupInfo(name="always", members=["e"], swap=False, exclusive=False, persistent=True),
+        ],
+    )
+    lines = text_of(matrix_renderable(view, ["e"])).splitlines()
+    assert lines[0].split() == ["Group", "swap", "excl", "pers", "Members"]
+    assert lines[1].split() == ["big", "yes", "yes", "no", "a,", "b"]
+    assert lines[2].split() == ["always", "no", "no", "yes", "e"]
+    # The filter matches group names and members.
+    assert [
+        line.split()[0]
+        for line in text_of(matrix_renderable(view, [], filter_text="e")).splitlines()[1:]
+    ] == ["always"]
+    assert [
+        line.split()[0]
+        for line in text_of(matrix_renderable(view, [], filter_text="bi")).splitlines()[1:]
+    ] == ["big"]
+
+
+def test_explain_says_what_a_load_would_do() -> None:
+    explanation = p.Explanation(
+        model="q",
+        action="swap",
+        why="cheapest set",
+        resolved="qwen",
+        state="stopped",
+        evict=["a", "b"],
+        set="code",
+        cost=3,
+        queue_position=2,
+    )
+    assert text_of(explain_renderable("q", explanation)).splitlines() == [
+        "q → qwen (stopped): swap",
+        "  evicts a, b",
+        "  set code  cost 3",
+        "  queue position 2",
+        "  why: cheapest set",
+    ]
+    assert "asking the daemon" in text_of(explain_renderable("q", None))
+    assert "select a model" in text_of(explain_renderable(None, None))
+
+
+# -- screens -----------------------------------------------------------------------
+
+
+def test_help_lists_every_key_and_the_legend() -> None:
+    text = text_of(help_renderable((LegendEntry("ready", "serving", ("stopping",)),)))
+    for key in ("1 2 3 4", "l ", "u ", "U ", "r ", "/ ", "? ", "q "):
+        assert key in text
+    assert any(line.split() == ["ready", "serving", "→", "stopping"] for line in text.splitlines())
+
+
+def test_verdict_text_lists_problems() -> None:
+    verdict = Verdict("reload", False, "config_invalid: bad", ("c.yaml:1:2: x: y",))
+    assert verdict_text(verdict).plain == "✖ config_invalid: bad\n  c.yaml:1:2: x: y"
+    assert verdict_text(Verdict("load", True)).plain == "✔ ok"
+
+
+def test_error_verdict_formats_problems_and_the_log_tail() -> None:
+    error = p.Error(
+        code="config_invalid",
+        message="2 problems",
+        problems=[
+            p.Problem(message="bad", file="c.yaml", line=3, column=7, path="models.a"),
+            p.Problem(message="no file"),
+        ],
+        log_tail="line 1\nline 2\n",
+    )
+    verdict = error_verdict("reload", error)
+    assert verdict.message == "config_invalid: 2 problems"
+    assert verdict.problems == (
+        "c.yaml:3:7: models.a: bad",
+        "no file",
+        "log tail:",
+        "line 1",
+        "line 2",
+    )
+
+
+# -- connection policy and CLI -----------------------------------------------------------
+
+
+def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
+    backoff = Backoff(initial=0.5, factor=2, maximum=3)
+    assert [backoff.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3, 3]
+    backoff.reset()
+    assert backoff.next() == 0.5
+
+
+def test_cli_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWAPD_SOCKET", "/run/other/control.sock")
+    args = parse_args([])
+    assert make_target(args.socket, args.ssh, args.remote_socket) == Target(
+        socket=Path("/run/other/control.sock")
+    )
+    args = parse_args(["--socket", "/tmp/x.sock"])
+    assert make_target(args.socket, args.ssh, args.remote_socket).socket == Path("/tmp/x.sock")
+    args = parse_args(["--ssh", "gpu", "--remote-socket", "/run/swapd/control.sock"])
+    target = make_target(args.socket, args.ssh, args.remote_socket)
+    assert (target.ssh_host, target.remote_socket, target.describe()) == (
+        "gpu",
+        "/run/swapd/control.sock",
+        "ssh gpu",
+    )
+
+
+@pytest.mark.parametrize("argv", [["--ssh", "gpu", "--socket", "/x"], ["--remote-socket", "/x"]])
+def test_cli_rejects_contradictions(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    assert "swaptui: error:" in capsys.readouterr().err
