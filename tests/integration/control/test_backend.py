@@ -1,20 +1,16 @@
 """DaemonBackend over a real config, process pool (fake upstreams), bus and log rings.
 
-The router here is a stand-in that keeps the router's contract (lease, unload,
-explain, decisions, snapshot) with the simplest policy: a lease makes its
-model ready, nothing is evicted. It lets the adapter be tested on real
-processes and real records; the whole daemon is covered by the swapctl tests
-against `swapd.daemon.Daemon`.
+The router is `stand_in.StandInRouter`, which keeps the router's contract
+with the simplest policy, so the adapter is tested on real processes and
+real records.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 import trio
@@ -26,12 +22,7 @@ from swapd.control.backend import DaemonBackend, DaemonParts
 from swapd.events import EventBus
 from swapd.http.logs_hub import LogHub
 from swapd.process.pool import ProcessPool
-from swapd.process.spec import ProcessSpec
-from swapd.process.supervisor import StartError
-from swapd.router.decision_log import DecisionLog
-from swapd.router.errors import LoadFailed, ModelNotFound
-from swapd.router.events import Decision
-from swapd.router.explain import Explanation
+from tests.integration.control.stand_in import StandInRouter, specs
 from tests.integration.control.wire import WireClient
 
 FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quiet"
@@ -72,74 +63,6 @@ routing:
           ab: "a & b"
           c_alone: "c"
 """
-
-
-def specs(loaded: Any) -> list[ProcessSpec]:
-    return [
-        ProcessSpec(
-            model_id=model_id,
-            argv=tuple(m.argv),
-            proxy_url=m.proxy,
-            check_endpoint=m.check_endpoint,
-            health_check_timeout=float(m.health_check_timeout),
-            ttl=float(m.ttl),
-            unload_timeout=float(m.unload_timeout),
-        )
-        for model_id, m in loaded.models.items()
-    ]
-
-
-class StandInRouter:
-    def __init__(self, pool: ProcessPool, bus: EventBus) -> None:
-        self.pool = pool
-        self.bus = bus
-        self.log = DecisionLog()
-        self.seq = 0
-
-    def _decide(self, model: str, action: Any, reason: str) -> None:
-        self.seq += 1
-        decision = Decision(
-            seq=self.seq,
-            time=trio.current_time(),
-            input="request",
-            action=action,
-            model=model,
-            reason=reason,
-        )
-        self.log.append(decision)
-        self.bus.publish(decision)
-
-    @asynccontextmanager
-    async def lease(self, model_id: str, progress: Any = None) -> AsyncIterator[Any]:
-        if model_id not in self.pool:
-            raise ModelNotFound(f"no model {model_id}", model=model_id)
-        self._decide(model_id, "serve", "stand-in: start and serve")
-        try:
-            await self.pool[model_id].ensure_ready()
-        except StartError as exc:
-            raise LoadFailed(
-                f"{model_id} failed to start",
-                model=model_id,
-                reason=exc.reason,
-                log_tail="\n".join(exc.log_tail),
-            ) from None
-        with self.pool[model_id].in_use():
-            yield SimpleNamespace(upstream=self.pool[model_id].snapshot().proxy_url)
-
-    async def unload(self, models: Sequence[str] | None = None) -> None:
-        for model in models if models is not None else list(self.pool):
-            await self.pool[model].stop(reason="unload")
-
-    def explain(self, model: str) -> Explanation:
-        state = str(self.pool[model].state)
-        verdict = "serve" if state == "ready" else "swap"
-        return Explanation(model=model, verdict=verdict, reason="stand-in", state=state)
-
-    def decisions(self, limit: int) -> list[Decision]:
-        return self.log.recent(limit)
-
-    def snapshot(self) -> Any:
-        return SimpleNamespace(in_flight={}, queue=[(1, "b"), (2, "b")])
 
 
 @asynccontextmanager

@@ -1,0 +1,183 @@
+"""Config reload: validate the file first, apply it only if valid, say what changed.
+
+Three triggers share one `ConfigReloader`: `swapctl reload` (the control
+backend awaits `reload()` and relays its verdict), SIGHUP and
+`swapd serve --watch-config` (both call `reload_logged()`, which never
+raises). Reloads are serialised: a second trigger waits for the first.
+
+An invalid file changes nothing: every problem is reported at once, with its
+file:line:column, in the reply, as a `config` event on the bus (the TUI shows
+it) and in the log. A valid file is handed to the daemon's `apply`, which
+owns the running parts: it updates the process pool (models whose process
+settings are unchanged keep running untouched; changed and removed ones are
+stopped once idle) and the router, and reports which models it added,
+removed and replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import trio
+
+from swapctl import protocol as p
+from swapd.config import ConfigError, ConfigProblem, LoadedConfig, load_config
+from swapd.control.interface import ControlError
+from swapd.events import EventBus
+
+log = logging.getLogger("swapd.reload")
+
+WATCH_INTERVAL = 1.0
+
+
+class Applied(Protocol):
+    """What applying a config changed (`swapd.process.pool.PoolUpdate` has this shape)."""
+
+    added: Sequence[str]
+    removed: Sequence[str]
+    replaced: Sequence[str]
+
+
+Apply = Callable[[LoadedConfig], Awaitable[Applied]]
+
+
+def problem(c: ConfigProblem) -> p.Problem:
+    """A config problem on the wire; 0 line/column and empty path mean unknown."""
+    return p.Problem(
+        message=c.message,
+        file=c.file or None,
+        line=c.line or None,
+        column=c.column or None,
+        path=c.path or None,
+    )
+
+
+def summarize(path: str, models: Collection[str], applied: Applied) -> p.ReloadResult:
+    """The reply to a successful reload: every model of the new config in exactly one list
+    (added / changed / unchanged), plus the removed ones."""
+    added = list(applied.added)
+    changed = [m for m in applied.replaced if m in models]
+    touched = set(added) | set(changed)
+    return p.ReloadResult(
+        path=path,
+        added=added,
+        removed=list(applied.removed),
+        changed=changed,
+        unchanged=[m for m in models if m not in touched],
+    )
+
+
+class ConfigReloader:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        apply: Apply,
+        bus: EventBus,
+        load: Callable[[Path], LoadedConfig] = load_config,
+    ) -> None:
+        self.path = Path(path)
+        self._apply = apply
+        self._bus = bus
+        self._load = load
+        self._lock = trio.Lock()
+        self.reloads = 0
+        """Successful reloads so far."""
+
+    async def reload(self) -> p.ReloadResult:
+        """Reload now; ControlError("config_invalid") when the file has problems."""
+        async with self._lock:
+            try:
+                loaded = await trio.to_thread.run_sync(self._load, self.path)
+            except ConfigError as exc:
+                problems = [problem(c) for c in exc.problems]
+                self._publish(
+                    p.ConfigReloaded(
+                        time=time.time(), ok=False, path=str(self.path), problems=problems
+                    )
+                )
+                for c in exc.problems:
+                    log.error("reload rejected: %s", c)
+                count = len(problems)
+                raise ControlError(
+                    "config_invalid",
+                    f"{self.path}: {count} problem{'s' if count != 1 else ''}; "
+                    "the running config is unchanged",
+                    problems=problems,
+                ) from None
+            applied = await self._apply(loaded)
+            result = summarize(str(self.path), list(loaded.models), applied)
+            self.reloads += 1
+            self._publish(
+                p.ConfigReloaded(
+                    time=time.time(),
+                    ok=True,
+                    path=result.path,
+                    added=result.added,
+                    removed=result.removed,
+                    changed=result.changed,
+                )
+            )
+            log.info(
+                "config reloaded from %s: added %s, removed %s, changed %s",
+                self.path,
+                result.added or "none",
+                result.removed or "none",
+                result.changed or "none",
+            )
+            return result
+
+    async def reload_logged(self) -> None:
+        """Reload for SIGHUP or the file watcher: problems are logged, never raised."""
+        try:
+            await self.reload()
+        except ControlError:
+            pass  # already logged and published by reload()
+        except Exception:
+            log.exception("config reload failed")
+
+    def _publish(self, event: p.ConfigReloaded) -> None:
+        self._bus.publish(event)
+
+
+def file_signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is edited or replaced: inode, size, mtime (None if missing)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+async def watch_config(
+    path: str | os.PathLike[str],
+    on_change: Callable[[], Awaitable[None]],
+    *,
+    interval: float = WATCH_INTERVAL,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Call `on_change` after the file changed and then held still for one interval.
+
+    Polling (no inotify dependency) once a second costs one stat(). Waiting for
+    two equal readings skips half-written files; editors that replace the file
+    (new inode) and a missing file while it is being replaced are both handled.
+    """
+    target = Path(path)
+    seen = file_signature(target)
+    task_status.started()
+    pending: tuple[int, int, int] | None = None
+    while True:
+        await trio.sleep(interval)
+        now = file_signature(target)
+        if now is None or now == seen:
+            pending = None
+            continue
+        if now != pending:
+            pending = now  # changed: wait one more interval for it to settle
+            continue
+        seen, pending = now, None
+        await on_change()

@@ -1,0 +1,238 @@
+"""Config reload: invalid files change nothing, valid ones apply, the watcher notices edits."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from swapctl import protocol as p
+from swapd.config import LoadedConfig, load_config
+from swapd.control import ControlError, serve_control
+from swapd.control.backend import DaemonBackend, DaemonParts
+from swapd.control.reload import ConfigReloader, summarize, watch_config
+from swapd.events import EventBus
+from swapd.http.logs_hub import LogHub
+from swapd.process.pool import ProcessPool
+from tests.integration.control.stand_in import StandInRouter, specs
+from tests.integration.control.wire import WireClient
+
+FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quiet"
+
+
+def config(b_extra: str = "", with_c: bool = False) -> str:
+    text = f"""
+models:
+  a:
+    cmd: {FAKE}
+  b:
+    cmd: {FAKE} {b_extra}
+"""
+    if with_c:
+        text += f"""  c:
+    cmd: {FAKE}
+"""
+    return text
+
+
+@dataclass
+class Recorder:
+    """An `apply` that records what it got and answers like a pool update."""
+
+    added: Sequence[str] = ()
+    removed: Sequence[str] = ()
+    replaced: Sequence[str] = ()
+    applied: list[LoadedConfig] = field(default_factory=list)
+    gate: trio.Event | None = None
+    entered: trio.Event = field(default_factory=trio.Event)
+
+    async def __call__(self, loaded: LoadedConfig) -> Recorder:
+        self.applied.append(loaded)
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return self
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+@pytest.mark.trio
+async def test_valid_reload_is_applied_and_announced(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, config(with_c=True))
+    bus = EventBus()
+    apply = Recorder(added=["c"], replaced=["b"])
+    reloader = ConfigReloader(path, apply, bus)
+    with bus.subscribe(topics=["config"]) as events:
+        result = await reloader.reload()
+        assert result == p.ReloadResult(
+            path=str(path), added=["c"], removed=[], changed=["b"], unchanged=["a"]
+        )
+        assert [list(loaded.models) for loaded in apply.applied] == [["a", "b", "c"]]
+        event = events.receive_nowait()
+        assert isinstance(event, p.ConfigReloaded) and event.ok and event.changed == ["b"]
+    assert reloader.reloads == 1
+
+
+@pytest.mark.trio
+async def test_invalid_reload_changes_nothing_and_reports_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, "models:\n  a:\n    cmd: x\n    ttl: soon\n  b:\n    cmdd: y\n")
+    bus = EventBus()
+    apply = Recorder()
+    reloader = ConfigReloader(path, apply, bus)
+    with bus.subscribe(topics=["config"]) as events:
+        with pytest.raises(ControlError) as info:
+            await reloader.reload()
+        error = info.value
+        assert error.code == "config_invalid" and "the running config is unchanged" in error.message
+        assert len(error.problems) >= 2
+        ttl = next(x for x in error.problems if x.path == "models.a.ttl")
+        assert (ttl.file, ttl.line, ttl.column) == (str(path), 4, 5)
+        assert ttl.format().startswith(f"{path}:4:5: models.a.ttl: ")
+        event = events.receive_nowait()
+        assert isinstance(event, p.ConfigReloaded) and not event.ok
+        assert event.problems == error.problems
+    assert apply.applied == [] and reloader.reloads == 0
+    await reloader.reload_logged()  # the SIGHUP path: logged, never raised
+
+
+@pytest.mark.trio
+async def test_missing_file_is_a_config_problem(tmp_path: Path) -> None:
+    reloader = ConfigReloader(tmp_path / "gone.yaml", Recorder(), EventBus())
+    with pytest.raises(ControlError) as info:
+        await reloader.reload()
+    assert info.value.code == "config_invalid" and "cannot read" in info.value.problems[0].message
+
+
+@pytest.mark.trio
+async def test_reloads_are_serialised(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, config())
+    apply = Recorder(gate=trio.Event())
+    reloader = ConfigReloader(path, apply, EventBus())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reloader.reload)
+        nursery.start_soon(reloader.reload)
+        with trio.fail_after(10):
+            await apply.entered.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(apply.applied) == 1  # the second waits for the first
+        apply.gate.set()
+    assert len(apply.applied) == 2 and reloader.reloads == 2
+
+
+def test_summarize_puts_each_model_in_one_list() -> None:
+    applied = Recorder(added=["n"], removed=["gone"], replaced=["x"])
+    result = summarize("c.yaml", ["a", "x", "n"], applied)
+    assert (result.added, result.removed, result.changed, result.unchanged) == (
+        ["n"],
+        ["gone"],
+        ["x"],
+        ["a"],
+    )
+
+
+# --- the file watcher ---------------------------------------------------------------
+
+
+@pytest.mark.trio
+async def test_watcher_reports_an_edit_once_it_settles(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, config())
+    changes = trio.Semaphore(0)
+    calls: list[float] = []
+
+    async def on_change() -> None:
+        calls.append(trio.current_time())
+        changes.release()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch_config, path, on_change)
+        write(path, config("--echo"))
+        with trio.fail_after(10):
+            await changes.acquire()
+        # Replacing the file (a new inode, as editors do) is a change too.
+        replacement = tmp_path / "new.yaml"
+        write(replacement, config("--tokens 3"))
+        os.replace(replacement, path)
+        with trio.fail_after(10):
+            await changes.acquire()
+        nursery.cancel_scope.cancel()
+    assert len(calls) == 2
+
+
+@pytest.mark.trio
+async def test_watcher_ignores_a_missing_file_and_an_unchanged_one(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, config())
+    calls: list[int] = []
+
+    async def on_change() -> None:
+        calls.append(1)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch_config, path, on_change)
+        os.unlink(path)
+        await trio.sleep(5)  # mock clock: five polls of a missing file
+        nursery.cancel_scope.cancel()
+    assert calls == []
+
+
+# --- through the socket, over a real process pool --------------------------------------
+
+
+@pytest.mark.trio
+async def test_reload_over_the_socket_keeps_unchanged_models_running(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, config())
+    loaded = load_config(path)
+    bus = EventBus()
+    hub = LogHub(bus)
+    async with ProcessPool(specs(loaded), bus, proxy_log=hub.proxy) as pool:
+        parts = DaemonParts(loaded, StandInRouter(pool, bus), pool, bus, hub)
+
+        async def apply(new: LoadedConfig) -> object:
+            update = await pool.update(specs(new))
+            parts.loaded = new
+            return update
+
+        reloader = ConfigReloader(path, apply, bus)
+        backend = DaemonBackend(parts, reloader=reloader.reload)
+        sock = tmp_path / "c.sock"
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_control, sock, backend)
+            client = await WireClient.connect(sock)
+            for i, model in enumerate(("a", "b")):
+                assert isinstance(
+                    await client.request(p.LoadRequest(id=i, model=model)), p.LoadReply
+                )
+            pid_a = pool["a"].pid
+
+            write(path, "models: [oops\n")
+            bad = await client.request(p.ReloadRequest(id=10))
+            assert isinstance(bad, p.Error) and bad.code == "config_invalid" and bad.problems
+            assert pool["a"].pid == pid_a and str(pool["b"].state) == "ready"
+
+            write(path, config("--echo", with_c=True))
+            good = await client.request(p.ReloadRequest(id=11))
+            assert isinstance(good, p.ReloadReply), good
+            assert good.result.added == ["c"] and good.result.changed == ["b"]
+            assert good.result.unchanged == ["a"]
+            assert pool["a"].pid == pid_a and str(pool["a"].state) == "ready"
+            assert str(pool["b"].state) == "stopped" and "c" in pool
+            models = {m.id: m for m in (await client.request(p.ModelsRequest(id=12))).models}
+            assert models["b"].argv[-1] == "--echo" and models["c"].state == "stopped"
+            nursery.cancel_scope.cancel()
