@@ -10,6 +10,7 @@ daemon or any other subscriber.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -114,15 +115,27 @@ class Subscription:
 
 
 class EventBus:
-    """Fan-out of events to subscribers, with a small history for late joiners."""
+    """Fan-out of events to subscribers, with a small history per topic for late joiners.
+
+    History is kept per topic so that a chatty topic (log lines) cannot push
+    the rare, important ones (state changes, swaps) out of it.
+    """
 
     def __init__(self, history: int = 256) -> None:
         self._subscribers: set[Subscription] = set()
-        self._history: deque[Any] = deque(maxlen=history) if history > 0 else deque(maxlen=0)
+        self._history_len = max(history, 0)
+        self._history: dict[str, deque[tuple[int, Any]]] = {}
+        self._seq = 0
 
     def publish(self, event: object) -> None:
         """Deliver to every interested subscriber. Never blocks, never raises."""
-        self._history.append(event)
+        if self._history_len:
+            self._seq += 1
+            topic = topic_of(event)
+            ring = self._history.get(topic)
+            if ring is None:
+                ring = self._history[topic] = deque(maxlen=self._history_len)
+            ring.append((self._seq, event))
         for sub in tuple(self._subscribers):
             sub._offer(event)
 
@@ -137,15 +150,16 @@ class EventBus:
         """A new subscription; with `history=True` it starts with the recent events."""
         sub = Subscription(self, maxlen, topics, predicate)
         if history:
-            for event in self._history:
+            for event in self.recent(topics):
                 sub._offer(event)
         self._subscribers.add(sub)
         return sub
 
     def recent(self, topics: Iterable[str] | None = None, limit: float = math.inf) -> list[Any]:
-        """The recent history, oldest first, optionally filtered by topic."""
-        wanted = frozenset(topics) if topics is not None else None
-        items = [e for e in self._history if wanted is None or topic_of(e) in wanted]
+        """The recent history in publication order, optionally filtered by topic."""
+        wanted = self._history.keys() if topics is None else frozenset(topics)
+        merged = heapq.merge(*(self._history[t] for t in wanted if t in self._history))
+        items = [event for _, event in merged]
         if limit < len(items):
             items = items[len(items) - int(limit) :]
         return items

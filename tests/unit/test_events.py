@@ -56,7 +56,7 @@ def test_history_replay_and_recent() -> None:
     for n in range(3):
         bus.publish(Ev(n, "log" if n else "state"))
     late = bus.subscribe(history=True)
-    assert [late.receive_nowait().n for _ in range(2)] == [1, 2]
+    assert [late.receive_nowait().n for _ in range(3)] == [0, 1, 2]
     assert [e.n for e in bus.recent(topics=["log"], limit=1)] == [2]
 
 
@@ -79,3 +79,15 @@ async def test_close_ends_iteration_and_unsubscribes() -> None:
     assert got == [7]
     assert bus.subscriber_count == 0
     bus.publish(Ev(8))  # publishing to nobody is fine
+
+
+def test_history_is_kept_per_topic_so_logs_cannot_push_out_state() -> None:
+    bus = EventBus(history=3)
+    bus.publish(Ev(0, "state"))
+    for n in range(1, 100):
+        bus.publish(Ev(n, "log"))
+    bus.publish(Ev(100, "swap"))
+    assert [e.n for e in bus.recent()] == [0, 97, 98, 99, 100]
+    assert [e.n for e in bus.recent(topics=["state", "swap"])] == [0, 100]
+    late = bus.subscribe(topics=["state"], history=True)
+    assert late.receive_nowait().n == 0
