@@ -82,7 +82,11 @@ class Matrix:
 
     def expand(self, limit: int | None = _expand.DEFAULT_LIMIT) -> _expand.Expansion:
         """Up to `limit` combinations per set, sets in file order; display only."""
-        return _expand.expand((self._by_name[name] for name in self.set_names), limit)
+        return _expand.expand(
+            [self._by_name[name] for name in self.set_names],
+            limit,
+            evaluation_order=self._program.sets,
+        )
 
 
 def compile_matrix(

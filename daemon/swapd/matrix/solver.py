@@ -58,11 +58,15 @@ and weight only grows with the mask.
   contributes its first combination, fixed at compile time.
 
 Cost: the maximal-mask lists are bounded by the antichains of relevant masks,
-not by the number of combinations; ten groups of ten alternatives (10^10
-combinations) with six models running take well under a millisecond. The
-maximal masks of each set are memoised per query, so a set referenced twice
-is evaluated once; the descent walks only the chosen branch (with references
-inlined along it).
+not by the number of combinations: ten groups of ten alternatives (10^10
+combinations) with six models running take about 0.1 ms (bench/bench_solver.py).
+The maximal masks of each node are memoised per query, so a set referenced
+many times is evaluated once, and the descent memoises per (node, test), so
+it walks only the chosen branch. The worst case is inherent to the problem
+(choosing one alternative per group to keep the most valuable running models
+is a maximum-coverage problem): antichains grow with the number of *running*
+models that are alternatives of one another, e.g. `(x0|y0) & ... & (x9|y9)`
+with all twenty running gives 2^10 masks and takes tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -220,42 +224,72 @@ class _Query:
             result = [0]
             for child in node.children:
                 if child.support & self.relevant:
-                    result = self._join(result, self.maximal(child))
+                    result = _join(result, self.maximal(child))
         else:
             raise TypeError(f"unknown node {node!r}")
         self._maxima[node] = result
         return result
 
-    @staticmethod
-    def _join(left: list[int], right: list[int]) -> list[int]:
-        if len(right) == 1:
-            r = right[0]
-            return _maximal_of(m | r for m in left)
-        return _maximal_of(m | r for m in left for r in right)
-
-    def first(self, node: Node, accept: Accept) -> tuple[int, set[str]] | None:
+    def first(self, node: Node, accept: Accept) -> tuple[int, frozenset[str]] | None:
         """The first combination of `node` (expansion order) whose mask passes the
         upward-closed test `accept`, as (mask, models); None if there is none."""
-        if not node.support & self.relevant:
-            return (0, set(node.first)) if accept(0) else None
-        if isinstance(node, Leaf):
-            return (node.bit, {node.model}) if accept(node.bit) else None
-        if isinstance(node, SetRef):
-            return self.first(node.target, accept)
-        if isinstance(node, AnyOf):
-            for child in node.children:
-                if isinstance(child, Leaf):  # inlined: most children of a big OR are leaves
-                    mask = child.bit & self.relevant
-                    if accept(mask):
-                        return mask, {child.model}
-                elif any(accept(mask) for mask in self.maximal(child)):
-                    return self.first(child, accept)
-            return None
-        if isinstance(node, AllOf):
-            return self._first_of_all(node, accept)
-        raise TypeError(f"unknown node {node!r}")
+        return _Descent(self, accept).first(node, (0,))
 
-    def _first_of_all(self, node: AllOf, accept: Accept) -> tuple[int, set[str]] | None:
+
+class _Descent:
+    """One search for a first accepted combination.
+
+    Every test met while descending has the form "some offset o in O makes
+    `accept(mask | o)` true" (an AND turns the test on one child into a test
+    on the next with offsets prefix | completion | o), so a test is the tuple
+    of its maximal offsets, and `(node, offsets)` results are memoised: a set
+    referenced many times along the chosen branch is searched once per test.
+    """
+
+    def __init__(self, query: _Query, accept: Accept) -> None:
+        self.query = query
+        self.accept = accept
+        self.relevant = query.relevant
+        self._memo: dict[tuple[Node, tuple[int, ...]], tuple[int, frozenset[str]] | None] = {}
+
+    def passes(self, mask: int, offsets: tuple[int, ...]) -> bool:
+        accept = self.accept
+        return any(accept(mask | offset) for offset in offsets)
+
+    def first(self, node: Node, offsets: tuple[int, ...]) -> tuple[int, frozenset[str]] | None:
+        if not node.support & self.relevant:
+            return (0, node.first) if self.passes(0, offsets) else None
+        if isinstance(node, Leaf):
+            return (node.bit, node.first) if self.passes(node.bit, offsets) else None
+        if isinstance(node, SetRef):
+            return self.first(node.target, offsets)
+        key = (node, offsets)
+        if key in self._memo:
+            return self._memo[key]
+        if isinstance(node, AnyOf):
+            found = self._first_of_any(node, offsets)
+        elif isinstance(node, AllOf):
+            found = self._first_of_all(node, offsets)
+        else:
+            raise TypeError(f"unknown node {node!r}")
+        self._memo[key] = found
+        return found
+
+    def _first_of_any(
+        self, node: AnyOf, offsets: tuple[int, ...]
+    ) -> tuple[int, frozenset[str]] | None:
+        for child in node.children:
+            if isinstance(child, Leaf):  # inlined: most children of a big OR are leaves
+                mask = child.bit & self.relevant
+                if self.passes(mask, offsets):
+                    return mask, child.first
+            elif any(self.passes(mask, offsets) for mask in self.query.maximal(child)):
+                return self.first(child, offsets)
+        return None
+
+    def _first_of_all(
+        self, node: AllOf, offsets: tuple[int, ...]
+    ) -> tuple[int, frozenset[str]] | None:
         models: set[str] = set()
         parts: list[Node] = []
         for child in node.children:
@@ -266,26 +300,27 @@ class _Query:
         # rest[k]: the maximal masks of parts[k:], joined; rest[len] = [0].
         rest: list[list[int]] = [[0]]
         for part in reversed(parts):
-            rest.append(self._join(self.maximal(part), rest[-1]))
+            rest.append(_join(self.query.maximal(part), rest[-1]))
         rest.reverse()
 
         chosen = 0
         for k, part in enumerate(parts):
-            completions = rest[k + 1]
-            prefix = chosen
-
-            def extendable(
-                mask: int, prefix: int = prefix, completions: list[int] = completions
-            ) -> bool:
-                base = prefix | mask
-                return any(accept(base | r) for r in completions)
-
-            found = self.first(part, extendable)
+            # The k-th choice must leave some completion of parts[k+1:] accepted.
+            shifted = _maximal_of(chosen | r | o for r in rest[k + 1] for o in offsets)
+            found = self.first(part, tuple(sorted(shifted)))
             if found is None:
                 return None
             chosen |= found[0]
             models |= found[1]
-        return (chosen, models) if accept(chosen) else None
+        return (chosen, frozenset(models)) if self.passes(chosen, offsets) else None
+
+
+def _join(left: list[int], right: list[int]) -> list[int]:
+    """The maximal masks of one-from-each unions of two maximal-mask lists."""
+    if len(right) == 1:
+        only = right[0]
+        return _maximal_of(mask | only for mask in left)
+    return _maximal_of(mask | other for mask in left for other in right)
 
 
 def _maximal_of(masks: Iterable[int]) -> list[int]:

@@ -194,3 +194,27 @@ def test_ten_groups_of_ten_solved_symbolically():
         "m8_0",
         "m9_0",
     )
+
+
+def doubling_chain(length: int) -> list[tuple[str, str]]:
+    """s0 = a|b|c, s_i = +s_{i-1} & +s_{i-1}: s_i denotes 3^(2^i) tuples."""
+    sets = [("s0", "a | b | c")]
+    sets += [(f"s{i}", f"+s{i - 1} & +s{i - 1}") for i in range(1, length)]
+    return sets
+
+
+def test_deep_shared_references_stay_cheap():
+    matrix = compile_matrix(
+        [*doubling_chain(40), ("last", "+s39 & t")], {}, {}, ["a", "b", "c", "d", "t"]
+    )
+    assert matrix.solve("t", ["a", "b"]) == Solution("t", "last", ("a", "b", "t"), (), 0)
+    assert matrix.solve("t", ["d", "c"]) == Solution("t", "last", ("a", "c", "t"), ("d",), 1)
+    assert matrix.solve("a", ["b"]) == Solution("a", "s1", ("a", "b"), (), 0)
+
+
+def test_deep_shared_references_expand_cheaply():
+    matrix = compile_matrix(doubling_chain(40), {}, {}, ["a", "b", "c"])
+    expansion = matrix.expand(3)
+    assert expansion.truncated
+    assert expansion.sets["s39"] == [["a"], ["a", "b"], ["a", "c"]]
+    assert expansion.sets["s0"] == [["a"], ["b"], ["c"]]
