@@ -1,0 +1,131 @@
+"""swapctl's readable output: pure functions of payloads."""
+
+from __future__ import annotations
+
+import pytest
+
+from swapctl import protocol as p
+from swapctl import render
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "-"),
+        (0.25, "250ms"),
+        (1.0, "1.0s"),
+        (59.94, "59.9s"),
+        (61, "1m01s"),
+        (3600 + 180, "1h03m"),
+        (86400 * 3 + 3600 * 4, "3d04h"),
+    ],
+)
+def test_duration(seconds: float | None, text: str) -> None:
+    assert render.duration(seconds) == text
+
+
+def test_table_aligns_and_trims() -> None:
+    assert render.table(["A", "BB"], [("xyz", ""), ("1", "2")]) == "A    BB\nxyz\n1    2\n"
+
+
+def test_models_table() -> None:
+    rows = [
+        p.ModelInfo(
+            id="llama",
+            state="ready",
+            pid=42,
+            port=5800,
+            ttl=60,
+            ttl_left=12.5,
+            last_load_seconds=0.4,
+            sets=["s1"],
+            in_flight=2,
+            queued=1,
+        ),
+        p.ModelInfo(id="qwen", state="stopped", groups=["g"]),
+    ]
+    lines = render.models(rows).splitlines()
+    assert lines[0].split() == [
+        "MODEL",
+        "STATE",
+        "PID",
+        "PORT",
+        "INFLIGHT",
+        "QUEUED",
+        "TTL",
+        "LEFT",
+        "LAST",
+        "LOAD",
+        "MEMBER",
+        "OF",
+    ]
+    assert lines[1].split() == ["llama", "ready", "42", "5800", "2", "1", "12.5s", "400ms", "s1"]
+    assert lines[2].split() == ["qwen", "stopped", "-", "-", "0", "0", "never", "-", "g"]
+
+
+def test_error_with_problems_and_log_tail() -> None:
+    error = p.Error(
+        code="load_failed",
+        message="x exited",
+        log_tail="a\nb\n",
+        problems=[p.Problem(message="bad", file="c.yaml", line=1, column=2, path="k")],
+    )
+    assert render.error(error) == (
+        "swapctl: load_failed: x exited\n  c.yaml:1:2: k: bad\n  last log lines:\n    a\n    b\n"
+    )
+
+
+def test_matrix_marks_the_running_set_and_combination() -> None:
+    view = p.MatrixView(
+        router="matrix",
+        sets=[
+            p.MatrixSet(name="ab", dsl="a & b", combinations=[["a", "b"]]),
+            p.MatrixSet(name="big", dsl="x | y | z", combinations=[["x"]], truncated=True, more=2),
+        ],
+        running=["a"],
+        running_set="ab",
+        groups=[p.GroupInfo(name="g", members=["a"], swap=False, exclusive=True, persistent=True)],
+    )
+    assert render.matrix(view).splitlines() == [
+        "router: matrix",
+        "running: a (set ab)",
+        "* set ab: a & b",
+        "    > a & b",
+        "  set big: x | y | z",
+        "      x",
+        "      ... 2 more",
+        "  group g [exclusive, persistent]: a",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        (
+            p.StateChanged(time=0, model="a", old="stopped", new="starting"),
+            "a: stopped -> starting",
+        ),
+        (
+            p.SwapStarted(time=0, target="b", evict=["a"], set="s", cost=3, why="collision"),
+            "swap to b evict=a set=s cost=3 why=collision",
+        ),
+        (
+            p.SwapFinished(time=0, target="b", ok=False, duration=1.5, error="exited"),
+            "swap to b failed: exited in 1.5s",
+        ),
+        (
+            p.RequestEvent(time=0, model="a", phase="done", status=200, duration=0.1),
+            "a: done 200 in 100ms",
+        ),
+        (p.QueueChanged(time=0, order=["a", "b"]), "queue: a b"),
+        (p.LogLines(time=0, source="a", text="hello\n"), "[a] hello"),
+        (p.ConfigReloaded(time=0, ok=True, path="c.yaml"), "config c.yaml: reloaded"),
+    ],
+)
+def test_event_lines(data: p.EventData, text: str) -> None:
+    line = render.event(p.Event(subscription=1, topic=data.topic, data=data))
+    assert line.endswith(f" {text}\n") and line.count("\n") == 1
+
+
+def test_lagged_line() -> None:
+    assert render.event(p.Lagged(subscription=1, missed=4)) == "-- lagged: 4 events missed --\n"
