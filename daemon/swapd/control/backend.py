@@ -233,7 +233,8 @@ class DaemonBackend:
                 explain=explained,
             )
         matrix = loaded.matrix
-        expansion = matrix.expand(limit)
+        # One more than shown tells, per set, whether there were more than `limit`.
+        expansion = matrix.expand(limit + 1)
         sets = []
         for name in matrix.set_names:
             combos = expansion.sets.get(name, [])
@@ -241,16 +242,14 @@ class DaemonBackend:
                 p.MatrixSet(
                     name=name,
                     dsl=matrix.dsl(name),
-                    combinations=combos,
-                    # The expansion says only whether some set was cut; a set that
-                    # reached the limit is the one (or one of those) that was.
-                    truncated=expansion.truncated and len(combos) >= limit,
+                    combinations=combos[:limit],
+                    truncated=len(combos) > limit,
                 )
             )
         return p.MatrixView(
             router="matrix",
             sets=sets,
-            truncated=expansion.truncated,
+            truncated=any(s.truncated for s in sets),
             running=running,
             running_set=self._running_set(running),
             evict_costs={m: matrix.cost_of(m) for m in sorted(loaded.models)},

@@ -62,6 +62,7 @@ routing:
         sets:
           ab: "a & b"
           c_alone: "c"
+          any_one: "a | b | c"
 """
 
 
@@ -190,15 +191,23 @@ async def test_matrix_view(tmp_path: Path) -> None:
         await client.request(p.LoadRequest(id=1, model="a"))
         view = (await client.request(p.MatrixRequest(id=2, model="c"))).matrix
         assert view.router == "matrix"
-        assert [(s.name, s.dsl, s.combinations) for s in view.sets] == [
-            ("ab", "a & b", [["a", "b"]]),
-            ("c_alone", "c", [["c"]]),
+        assert [(s.name, s.dsl, s.combinations, s.truncated) for s in view.sets] == [
+            ("ab", "a & b", [["a", "b"]], False),
+            ("c_alone", "c", [["c"]], False),
+            ("any_one", "a | b | c", [["a"], ["b"], ["c"]], False),
         ]
+        short = (await client.request(p.MatrixRequest(id=3, limit=1))).matrix
+        assert [(s.combinations, s.truncated) for s in short.sets] == [
+            ([["a", "b"]], False),
+            ([["c"]], False),
+            ([["a"]], True),
+        ]
+        assert short.truncated
         assert view.running == ["a"] and view.running_set == "ab"
         assert view.evict_costs == {"a": 5, "b": 1, "c": 1}
         assert view.explain is not None and view.explain.model == "c"
         models = {m.id: m for m in backend.models()}
-        assert models["a"].sets == ["ab"] and models["c"].sets == ["c_alone"]
+        assert models["a"].sets == ["ab", "any_one"] and models["c"].sets == ["c_alone", "any_one"]
 
 
 @pytest.mark.trio
