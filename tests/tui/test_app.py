@@ -207,6 +207,10 @@ async def test_log_sources_pause_and_follow() -> None:
         assert view.filter.source == "embed"
         await pilot.press("1", "down", "2", "s")  # the selected model's log
         assert view.filter.source == "llama-8b"
+        await pilot.press("1", "up", "enter")  # enter on a model opens its log
+        assert app.current_view == "logs"
+        assert view.filter.source == "embed"
+        await pilot.press("1", "down", "enter")
         assert len(view.visible_lines()) == 4
         await pilot.press("p")
         assert view.paused
@@ -230,7 +234,8 @@ async def test_help_screen_lists_keys_and_the_state_legend() -> None:
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
         assert "reload the daemon's config and show its verdict" in text
-        assert "starting     spawned, probing health  → ready, stopped" in text
+        rows = [line.strip("│ ").split() for line in text.splitlines()]
+        assert ["starting", "spawned,", "probing", "health", "→", "ready,", "stopped"] in rows
         await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, HelpScreen)

@@ -222,3 +222,28 @@ async def test_ssh_failures_are_shown_with_sshs_own_words() -> None:
             "✖ disconnected (retry 30s, #1): "
             "ssh: connect to host unreachable port 22: Connection refused"
         )
+
+
+async def test_a_burst_of_10k_log_lines_through_the_socket(server: ServerThread) -> None:
+    app, _ = live_app(server.path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "gamma" in app.state.models, "the models reply")
+        await pilot.press("2")
+
+        def burst() -> None:
+            # 100 chunks of 100 lines, published at once, as a chatty server's pipe delivers.
+            for chunk in range(100):
+                text = "".join(f"line {chunk * 100 + i}\n" for i in range(100))
+                server.backend.bus.publish(p.LogLines(time=time.time(), source="alpha", text=text))
+
+        began = time.monotonic()
+        server.call(burst)
+        view = app.query_one(LogView)
+        await until(pilot, lambda: view.line_count >= 10_000, "the burst")
+        assert time.monotonic() - began < 10
+        assert view.visible_lines()[-1].text == "line 9999"
+        # Still answering keys promptly.
+        began = time.monotonic()
+        await pilot.press("1")
+        assert app.current_view == "models"
+        assert time.monotonic() - began < 2

@@ -197,6 +197,15 @@ class SwapTUI(App[None]):
             self.state.touch(areas.EXPLAIN)
             self.changed()
 
+    @on(DataTable.RowSelected, "#models-table")
+    def _model_chosen(self, event: DataTable.RowSelected) -> None:
+        """Enter on a model: its log."""
+        model = event.row_key.value
+        if model:
+            self.selected_model = model
+            self.action_view("logs")
+            self.show_log_source(model)
+
     def _ask_explain(self) -> None:
         if self.selected_model is not None:
             self._explain(self.selected_model)

@@ -17,9 +17,9 @@ from swaptui.widgets.palette import state_style
 
 KEYS: tuple[tuple[str, str], ...] = (
     ("1 2 3 4", "views: models, logs, swaps, matrix"),
-    ("↑ ↓ enter", "select a model (models view)"),
-    ("l", "load the selected model"),
-    ("u", "unload the selected model"),
+    ("↑ ↓", "select a model (models view)"),
+    ("enter", "the selected model's log"),
+    ("l / u", "load / unload the selected model"),
     ("U", "unload every model (asks first)"),
     ("r", "reload the daemon's config and show its verdict"),
     ("/", "filter the current view (logs: search); esc clears"),

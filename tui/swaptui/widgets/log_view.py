@@ -169,7 +169,9 @@ class LogView(ScrollView, can_focus=True):
         self.virtual_size = Size(self._width, len(self._lines))
 
     def _scroll_to_end(self) -> None:
-        self._scroll_to_y(max(0, len(self._lines) - self.scrollable_content_region.height))
+        # Deferred until after the next refresh: the new virtual size must be laid out
+        # first, or the scroll is clamped to the old end (or to 0 while hidden).
+        self.scroll_end(animate=False, x_axis=False)
 
     def _scroll_to_y(self, y: int) -> None:
         self._programmatic_scroll = True
