@@ -247,3 +247,23 @@ async def test_a_burst_of_10k_log_lines_through_the_socket(server: ServerThread)
         await pilot.press("1")
         assert app.current_view == "models"
         assert time.monotonic() - began < 2
+
+
+async def test_an_unexpected_error_reconnects_instead_of_freezing(server: ServerThread) -> None:
+    app, source = live_app(server.path)
+    original = app.state.apply_status
+    calls = 0
+
+    def flaky(status: p.Status) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("a status we cannot use")
+        original(status)
+
+    app.state.apply_status = flaky  # type: ignore[method-assign]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: source.connections == 1, "the second attempt to connect")
+        assert calls == 2
+        assert app.state.connection.status == "connected"
+        assert "gamma" in app.state.models

@@ -17,7 +17,6 @@ the app: it becomes a verdict, a log note, or a reconnect.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +142,11 @@ class DaemonSource:
                 detail = await self._session(state)
             except (ConnectionFailed, DaemonError) as exc:
                 detail = str(exc)
-            except (OSError, TimeoutError) as exc:
+            except TimeoutError:
+                detail = f"no answer within {QUERY_TIMEOUT:.0f}s"
+            except Exception as exc:
+                # Whatever went wrong (a reply we could not use, a bug of ours), the
+                # dashboard must keep trying rather than freeze on stale data.
                 detail = f"{type(exc).__name__}: {exc}"
             delay = self.backoff.next()
             state.set_connection("disconnected", detail, retry_in=delay)
@@ -225,8 +228,13 @@ class DaemonSource:
         client = self.client
         if client is None or not what:
             return
-        with contextlib.suppress(ConnectionFailed, DaemonError, TimeoutError):
+        try:
             await self._fetch(client, what)
+        except (ConnectionFailed, DaemonError, TimeoutError):
+            pass  # the session notices a lost link itself; the next event refetches
+        except Exception as exc:
+            self._require_state().add_note(f"refreshing {', '.join(sorted(what))} failed: {exc!r}")
+            self._changed()
 
     def _require_state(self) -> DashboardState:
         assert self._state is not None, "run() has not started"
