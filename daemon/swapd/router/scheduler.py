@@ -277,9 +277,11 @@ class FifoScheduler:
                 for w in swap.waiters:
                     self._fail_pending(w, self._load_failure(inp.model, err))
             else:
+                requeued = False
                 for w in sorted(swap.waiters, key=lambda p: p.key):
                     overdue = self._barrier()
                     if overdue is not None and overdue is not w and overdue.key < w.key:
+                        requeued = True
                         self._insert(w)
                         self._record(
                             "requeue",
@@ -289,7 +291,8 @@ class FifoScheduler:
                         )
                     else:
                         self._grant(w, "grant", swap_id=swap.plan.swap_id)
-                self._broadcast_positions()
+                if requeued:
+                    self._broadcast_positions()
         self._drain()
 
     def _on_serve_done(self, inp: ServeDone) -> None:

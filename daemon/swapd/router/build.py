@@ -1,0 +1,49 @@
+"""Build a `Router` from a loaded config: swapper, per-model policies, fifo settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swapd.events import EventBus
+from swapd.router.group_swapper import GroupSwapper
+from swapd.router.matrix_swapper import MatrixSwapper
+from swapd.router.run_loop import Router, RouterSettings
+from swapd.router.scheduler import ModelPolicy
+from swapd.router.swapper import Swapper
+
+#: What llama-swap uses when healthCheckTimeout is not positive (spec §3.6).
+FALLBACK_EVICT_GRACE = 30.0
+
+
+def swapper_for(loaded: Any) -> Swapper:
+    """The matrix swapper when `routing.router.use: matrix`, else the group swapper."""
+    if loaded.router_use == "matrix":
+        if loaded.matrix is None:
+            raise ValueError("the matrix router is in use but no matrix was compiled")
+        return MatrixSwapper(loaded.matrix)
+    return GroupSwapper.with_default(loaded.groups, loaded.models)
+
+
+def router_settings(loaded: Any, *, record_inputs: bool = False) -> RouterSettings:
+    cfg = loaded.config
+    fifo = cfg.routing.fifo
+    models = {
+        model_id: ModelPolicy(
+            limit=m.concurrency_limit, priority=fifo.priority.get(model_id, m.priority)
+        )
+        for model_id, m in loaded.models.items()
+    }
+    grace = float(cfg.health_check_timeout)
+    return RouterSettings(
+        models=models,
+        max_wait=float(fifo.max_wait),
+        keep_abandoned_loads=bool(fifo.keep_abandoned_loads),
+        evict_grace=grace if grace > 0 else FALLBACK_EVICT_GRACE,
+        name=loaded.router_use,
+        record_inputs=record_inputs,
+    )
+
+
+def router_from_config(loaded: Any, pool: Any, bus: EventBus) -> Router:
+    """`pool` is a `swapd.process.ProcessPool` (or a `ProcessControl`)."""
+    return Router(pool, swapper_for(loaded), bus, router_settings(loaded))

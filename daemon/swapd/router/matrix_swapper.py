@@ -1,0 +1,80 @@
+"""The matrix swap planner: `swapd.matrix.Matrix.solve` behind the `Swapper` protocol.
+
+The solver is pure and symbolic; this adapter only reshapes its `Solution`
+and logs the decision once per real swap (spec router.md §6.4). The last
+solve is cached because the scheduler asks again, with the same arguments,
+right before `on_swap_start`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from swapd.router.swapper import Eviction
+
+log = logging.getLogger(__name__)
+
+
+class SolutionLike(Protocol):
+    target: str
+    set: str | None
+    combination: tuple[str, ...]
+    evict: tuple[str, ...]
+    cost: int
+
+
+class MatrixLike(Protocol):
+    def solve(self, target: str, running: Sequence[str]) -> SolutionLike: ...
+
+    def dsl(self, set_name: str) -> str: ...
+
+
+class MatrixSwapper:
+    def __init__(self, matrix: MatrixLike) -> None:
+        self.matrix = matrix
+        self._last: tuple[tuple[str, tuple[str, ...]], SolutionLike] | None = None
+
+    def _solve(self, target: str, running: Sequence[str]) -> SolutionLike:
+        key = (target, tuple(running))
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        solution = self.matrix.solve(target, list(running))
+        self._last = (key, solution)
+        return solution
+
+    def eviction_for(self, target: str, running: Sequence[str]) -> Eviction:
+        s = self._solve(target, running)
+        return Eviction(evict=tuple(s.evict), set=s.set or None, cost=s.cost)
+
+    def on_swap_start(self, target: str, running: Sequence[str]) -> None:
+        s = self._solve(target, running)
+        dsl = self._dsl(s.set)
+        if s.evict:
+            log.info(
+                'matrix: model=%s set=%s dsl="%s" evict=%s target=%s cost=%d',
+                target,
+                s.set or "",
+                dsl,
+                list(s.evict),
+                list(s.combination),
+                s.cost,
+            )
+        elif not running:
+            log.info("matrix: model=%s starting (no models running)", target)
+        else:
+            log.debug(
+                'matrix: model=%s fits beside running models in set=%s dsl="%s"',
+                target,
+                s.set or "",
+                dsl,
+            )
+
+    def _dsl(self, set_name: str | None) -> str:
+        if not set_name:
+            return ""
+        try:
+            return self.matrix.dsl(set_name)
+        except (KeyError, AttributeError):
+            return ""

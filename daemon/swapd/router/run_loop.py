@@ -1,0 +1,562 @@
+"""The router's run loop: the one task that owns all routing state.
+
+HTTP handlers, the control socket and swap tasks only post messages to its
+inbox and wait on their own one-shot ticket; the loop turns each message
+into a typed scheduler input (stamped with the clock, the process states and
+the handlers already gone), hands it to the pure `FifoScheduler`, and
+carries out the effects: wake a ticket, start or abort a swap task, stop
+models for an unload, publish records.
+
+The inbox is unbounded on purpose: every message stands for a live handler
+(one request, one cancel or one serve-done each) or a swap task (one result
+each), so its length is bounded by those, and posting never blocks, which
+lets a cancelled handler still report from its `finally`.
+
+In-flight accounting (spec router.md §3.5, with the trio caveat): a grant
+is counted only when the scheduler saw the handler alive; the lease's
+`finally` reports serve-done whenever the ticket was granted, even if the
+handler was cancelled before it resumed, and reports a cancel otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import trio
+
+from swapd.events import EventBus
+from swapd.router.decision_log import DEFAULT_DECISION_LOG_SIZE, DecisionLog
+from swapd.router.errors import RequestAborted, RouterError, error_for
+from swapd.router.events import (
+    RUNNING_STATES,
+    AnyInput,
+    Cancel,
+    Decision,
+    Failure,
+    Preloaded,
+    Progress,
+    QueueChanged,
+    RequestEvent,
+    RequestIn,
+    ServeDone,
+    Shutdown,
+    SwapDone,
+    SwapError,
+    SwapFinished,
+    SwapPlan,
+    SwapStarted,
+    Unload,
+    UnloadFinished,
+)
+from swapd.router.explain import Explanation, explain
+from swapd.router.process_control import PoolControl, ProcessControl, state_name, swap_error
+from swapd.router.scheduler import (
+    DEFAULT_MAX_WAIT,
+    FifoScheduler,
+    ModelPolicy,
+    SchedulerSettings,
+)
+from swapd.router.swapper import Swapper
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EVICT_GRACE = 120.0
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """`evict_grace`: kill grace for models a swap evicts (healthCheckTimeout, spec §3.6).
+
+    `record_inputs` keeps every scheduler input in memory for replay (tests, debugging).
+    """
+
+    models: Mapping[str, ModelPolicy]
+    max_wait: float = DEFAULT_MAX_WAIT
+    keep_abandoned_loads: bool = False
+    evict_grace: float = DEFAULT_EVICT_GRACE
+    name: str = "router"
+    decision_log_size: int = DEFAULT_DECISION_LOG_SIZE
+    record_inputs: bool = False
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a lease yields: where to relay the request."""
+
+    model: str
+    upstream: str
+    request_id: int
+
+
+class QueuedEntry(msgspec.Struct, frozen=True):
+    request_id: int
+    model: str
+    position: int
+    waited: float
+
+
+class SwapEntry(msgspec.Struct, frozen=True):
+    swap_id: int
+    target: str
+    evict: tuple[str, ...]
+    set: str | None
+    cost: int
+    waiters: int
+    aborting: bool
+    seconds: float
+
+
+class RouterSnapshot(msgspec.Struct, frozen=True):
+    """A report of the router's state (advisory)."""
+
+    queue: tuple[QueuedEntry, ...]
+    swaps: tuple[SwapEntry, ...]
+    in_flight: dict[str, int]
+    reserved: dict[str, int]
+    queued: dict[str, int]
+    closed: bool
+
+
+# ----------------------------------------------------------------- messages
+
+
+@dataclass(eq=False)
+class _Ticket:
+    """One lease's one-shot slot: filled once by the loop with a grant or a failure."""
+
+    id: int
+    model: str
+    progress: trio.MemorySendChannel[Any] | None
+    done: trio.Event = field(default_factory=trio.Event)
+    granted: bool = False
+    failure: Failure | None = None
+    closed: bool = False
+
+    def tell(self, progress: Progress) -> None:
+        if self.progress is None or self.closed:
+            return
+        try:
+            self.progress.send_nowait(progress)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # a full or closed progress channel only loses a cosmetic update
+
+
+@dataclass(frozen=True)
+class _RequestMsg:
+    ticket: _Ticket
+
+
+@dataclass(frozen=True)
+class _CancelMsg:
+    request_id: int
+
+
+@dataclass(frozen=True)
+class _ServeDoneMsg:
+    request_id: int
+    model: str
+
+
+@dataclass(frozen=True)
+class _SwapResultMsg:
+    swap_id: int
+    model: str
+    error: SwapError | None
+
+
+@dataclass(frozen=True)
+class _UnloadMsg:
+    models: tuple[str, ...] | None
+    done: trio.Event
+
+
+@dataclass(frozen=True)
+class _ShutdownMsg:
+    done: trio.Event
+
+
+@dataclass(frozen=True)
+class _SyncMsg:
+    done: trio.Event
+
+
+# ----------------------------------------------------------------- effects
+
+
+class _LoopEffects:
+    """The scheduler's effects, carried out by the run loop (never awaiting)."""
+
+    def __init__(self, router: Router) -> None:
+        self.r = router
+        self.stops: list[tuple[str, ...]] = []
+
+    def _now(self) -> float:
+        return trio.current_time()
+
+    def _event(self, rid: int, model: str, phase: Any, detail: str = "") -> None:
+        self.r.bus.publish(
+            RequestEvent(request_id=rid, model=model, phase=phase, time=self._now(), detail=detail)
+        )
+
+    def admit(self, request_id: int, model: str) -> None:
+        ticket = self.r._tickets.get(request_id)
+        if ticket is not None:
+            ticket.tell(Progress(kind="admitted", model=model))
+        self._event(request_id, model, "admitted")
+
+    def grant(self, request_id: int, model: str) -> None:
+        ticket = self.r._tickets.pop(request_id)
+        assert not ticket.closed, "the scheduler granted a handler that had gone"
+        ticket.granted = True
+        ticket.tell(Progress(kind="granted", model=model))
+        ticket.done.set()
+        self._event(request_id, model, "granted")
+
+    def fail(self, request_id: int, failure: Failure) -> None:
+        ticket = self.r._tickets.pop(request_id, None)
+        if ticket is not None:
+            ticket.failure = failure
+            ticket.done.set()
+        self._event(request_id, failure.model, "failed", failure.message)
+
+    def waiting(self, request_id: int, swap_id: int, model: str) -> None:
+        ticket = self.r._tickets.get(request_id)
+        if ticket is not None:
+            ticket.tell(Progress(kind="loading", model=model))
+        self._event(request_id, model, "waiting", f"swap {swap_id}")
+
+    def queued(self, positions: Mapping[int, int]) -> None:
+        entries = []
+        for rid, pos in positions.items():
+            ticket = self.r._tickets.get(rid)
+            if ticket is not None:
+                ticket.tell(Progress(kind="queued", model=ticket.model, position=pos))
+                entries.append((rid, ticket.model))
+        self.r.bus.publish(QueueChanged(time=self._now(), entries=tuple(entries)))
+
+    def start_swap(self, plan: SwapPlan) -> None:
+        self.r._start_swap_task(plan)
+
+    def abort_swap(self, swap_id: int, model: str) -> None:
+        scope = self.r._swap_scopes.get(swap_id)
+        if scope is not None:
+            scope.cancel()
+
+    def stop(self, models: tuple[str, ...], reason: str) -> None:
+        self.stops.append(models)
+
+    def decided(self, decision: Decision) -> None:
+        self.r._log.append(decision)
+        self.r.bus.publish(decision)
+
+
+# ----------------------------------------------------------------- router
+
+
+class Router:
+    """Owner of routing state. Start with `await nursery.start(router.run)`."""
+
+    def __init__(
+        self,
+        pool: ProcessControl | Any,
+        swapper: Swapper,
+        bus: EventBus,
+        settings: RouterSettings,
+    ) -> None:
+        # A ProcessPool (or anything shaped like it) is wrapped; a ProcessControl is used as is.
+        self.pool: ProcessControl = pool if hasattr(pool, "upstream") else PoolControl(pool)
+        self.swapper = swapper
+        self.bus = bus
+        self.settings = settings
+        self._effects = _LoopEffects(self)
+        self._sched = FifoScheduler(
+            settings.models,
+            swapper,
+            self._effects,
+            SchedulerSettings(
+                max_wait=settings.max_wait,
+                keep_abandoned_loads=settings.keep_abandoned_loads,
+                name=settings.name,
+            ),
+        )
+        self._log = DecisionLog(settings.decision_log_size)
+        self._send, self._recv = trio.open_memory_channel[object](math.inf)
+        self._tickets: dict[int, _Ticket] = {}
+        self._gone: set[int] = set()
+        self._next_id = 1
+        self._swap_scopes: dict[int, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        self._started = False
+        self._closed = False
+        self.inputs: list[AnyInput] = []
+
+    # ------------------------------------------------------------ public API
+
+    @asynccontextmanager
+    async def lease(
+        self, model: str, progress: trio.MemorySendChannel[Any] | None = None
+    ) -> AsyncIterator[Grant]:
+        """Wait until `model` may serve this request, then yield where to send it.
+
+        Raises a `RouterError` (404, 429, 500 load failed, 503 aborted). Leaving
+        the block reports serve-done exactly once, even on cancellation.
+        """
+        if self._closed or not self._started:
+            raise RequestAborted(f"{self.settings.name} is shutting down", model=model)
+        ticket = _Ticket(id=self._next_id, model=model, progress=progress)
+        self._next_id += 1
+        self._tickets[ticket.id] = ticket
+        self._post(_RequestMsg(ticket))
+        try:
+            await ticket.done.wait()
+            if ticket.failure is not None:
+                raise error_for(ticket.failure)
+            self.pool.hold(model)
+            try:
+                yield Grant(model=model, upstream=self.pool.upstream(model), request_id=ticket.id)
+            finally:
+                self.pool.release(model)
+        finally:
+            ticket.closed = True
+            if ticket.granted:
+                self._post(_ServeDoneMsg(ticket.id, model))
+            elif ticket.failure is None:
+                self._gone.add(ticket.id)
+                self._post(_CancelMsg(ticket.id))
+
+    async def unload(self, models: Sequence[str] | None = None) -> None:
+        """Stop these models (None: all); waiters and queued requests for them fail.
+
+        Returns once the processes are stopped. Unknown names are ignored.
+        """
+        if self._closed or not self._started:
+            return
+        targets = None if models is None else tuple(m for m in models if m in self._sched.models)
+        done = trio.Event()
+        self._post(_UnloadMsg(targets, done))
+        await done.wait()
+
+    async def shutdown(self) -> None:
+        """Fail every waiter, stop every process, end the run loop."""
+        if self._closed or not self._started:
+            return
+        done = trio.Event()
+        self._post(_ShutdownMsg(done))
+        await done.wait()
+
+    async def preload(self, models: Iterable[str]) -> None:
+        """Load each model in turn through the normal request path (hooks.on_startup)."""
+        for model in models:
+            try:
+                async with self.lease(model):
+                    pass
+            except RouterError as exc:
+                log.warning("preloading %s failed: %s", model, exc.message)
+                self.bus.publish(Preloaded(model=model, ok=False, error=exc.message))
+            else:
+                self.bus.publish(Preloaded(model=model, ok=True))
+
+    async def settled(self) -> None:
+        """Return once every message posted before this call has been processed."""
+        if self._closed or not self._started:
+            return
+        done = trio.Event()
+        self._post(_SyncMsg(done))
+        await done.wait()
+
+    def explain(self, model: str) -> Explanation:
+        return explain(self._sched, model, now=trio.current_time(), running=self._states())
+
+    def decisions(self, limit: int | None = None) -> list[Decision]:
+        return self._log.recent(limit)
+
+    def snapshot(self) -> RouterSnapshot:
+        now = trio.current_time()
+        s = self._sched
+        queued: dict[str, int] = {}
+        for r in s.queue:
+            queued[r.model] = queued.get(r.model, 0) + 1
+        return RouterSnapshot(
+            queue=tuple(
+                QueuedEntry(r.id, r.model, i + 1, now - r.arrival) for i, r in enumerate(s.queue)
+            ),
+            swaps=tuple(
+                SwapEntry(
+                    swap_id=a.plan.swap_id,
+                    target=t,
+                    evict=a.plan.evict,
+                    set=a.plan.set,
+                    cost=a.plan.cost,
+                    waiters=len(a.waiters),
+                    aborting=a.aborting,
+                    seconds=now - a.started,
+                )
+                for t, a in s.active.items()
+            ),
+            in_flight=dict(s.in_flight),
+            reserved=dict(s.reserved),
+            queued=queued,
+            closed=self._closed,
+        )
+
+    # ------------------------------------------------------------- the loop
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._started = True
+                task_status.started()
+                await self._loop()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._close()
+
+    async def _loop(self) -> None:
+        async for msg in self._recv:
+            match msg:
+                case _RequestMsg(ticket):
+                    self._handle(
+                        RequestIn(request_id=ticket.id, model=ticket.model, **self._facts())
+                    )
+                case _CancelMsg(rid):
+                    self._handle(Cancel(request_id=rid, **self._facts()))
+                    self._gone.discard(rid)
+                case _ServeDoneMsg(rid, model):
+                    self._handle(ServeDone(request_id=rid, model=model, **self._facts()))
+                case _SwapResultMsg(swap_id, model, error):
+                    self._swap_scopes.pop(swap_id, None)
+                    self._handle(
+                        SwapDone(swap_id=swap_id, model=model, error=error, **self._facts())
+                    )
+                case _UnloadMsg(models, done):
+                    await self._unload(models)
+                    done.set()
+                case _SyncMsg(done):
+                    done.set()
+                case _ShutdownMsg(done):
+                    try:
+                        await self._shutdown()
+                    finally:
+                        done.set()
+                    return
+
+    def _facts(self) -> dict[str, Any]:
+        return {
+            "time": trio.current_time(),
+            "running": self._states(),
+            "gone": frozenset(self._gone),
+        }
+
+    def _states(self) -> dict[str, str]:
+        try:
+            states = self.pool.states()
+        except Exception:  # a report only; never let it wedge the loop
+            log.exception("reading process states failed")
+            return {}
+        out = {}
+        for model, state in states.items():
+            name = state_name(state)
+            if name in RUNNING_STATES:
+                out[model] = name
+        return out
+
+    def _handle(self, inp: AnyInput) -> None:
+        if self.settings.record_inputs:
+            self.inputs.append(inp)
+        self._sched.handle(inp)
+
+    async def _unload(self, models: tuple[str, ...] | None) -> None:
+        self._handle(Unload(models=models, **self._facts()))
+        stops = [m for batch in self._effects.stops for m in batch]
+        self._effects.stops.clear()
+        if stops:
+            await self.pool.stop(stops, grace=None, reason="unload")
+        self._handle(UnloadFinished(models=models or (), **self._facts()))
+
+    async def _shutdown(self) -> None:
+        self._handle(Shutdown(**self._facts()))
+        self._closed = True
+        await self.pool.stop(tuple(self._sched.models), grace=None, reason="shutdown")
+
+    def _close(self) -> None:
+        """The loop is over: any ticket still open gets a shutdown error."""
+        self._closed = True
+        self._send.close()
+        for ticket in list(self._tickets.values()):
+            ticket.failure = Failure(
+                kind="shutdown",
+                model=ticket.model,
+                message=f"{self.settings.name} is shutting down",
+            )
+            ticket.done.set()
+        self._tickets.clear()
+
+    def _post(self, msg: object) -> None:
+        try:
+            self._send.send_nowait(msg)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the loop has ended; nothing is counted any more
+
+    # --------------------------------------------------------- swap tasks
+
+    def _start_swap_task(self, plan: SwapPlan) -> None:
+        assert self._nursery is not None
+        scope = trio.CancelScope()
+        self._swap_scopes[plan.swap_id] = scope
+        self.bus.publish(
+            SwapStarted(
+                swap_id=plan.swap_id,
+                target=plan.target,
+                evict=plan.evict,
+                set=plan.set,
+                cost=plan.cost,
+                time=trio.current_time(),
+            )
+        )
+        self._nursery.start_soon(self._swap_task, plan, scope, name=f"swap-{plan.target}")
+
+    async def _swap_task(self, plan: SwapPlan, scope: trio.CancelScope) -> None:
+        """Stop the evicted models in parallel, then make the target ready (spec §3.6).
+
+        An abort (abandoned load, unload, shutdown) cancels this and stops the
+        target, so a start it triggered does not keep going (llama-swap #727,
+        and the unload race of spec §4.9).
+        """
+        started = trio.current_time()
+        error: SwapError | None = None
+        with scope:
+            try:
+                if plan.evict:
+                    await self.pool.stop(
+                        plan.evict,
+                        grace=self.settings.evict_grace,
+                        reason=f"evicted for {plan.target}",
+                    )
+                await self.pool.ensure_ready(plan.target)
+            except Exception as exc:
+                error = swap_error(exc)
+                if not self._closed:
+                    log.warning(
+                        "%s: starting %s failed: %s", self.settings.name, plan.target, error.reason
+                    )
+        if scope.cancel_called:
+            error = SwapError(reason="load aborted", aborted=True)
+            await self.pool.stop([plan.target], grace=None, reason="load aborted")
+        self.bus.publish(
+            SwapFinished(
+                swap_id=plan.swap_id,
+                target=plan.target,
+                ok=error is None,
+                seconds=trio.current_time() - started,
+                error=error,
+                time=trio.current_time(),
+            )
+        )
+        self._post(_SwapResultMsg(plan.swap_id, plan.target, error))
