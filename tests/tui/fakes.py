@@ -9,6 +9,7 @@ verdicts, so Pilot tests check that a key press reaches the "daemon".
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 
 from textual.app import App
@@ -291,3 +292,18 @@ async def settle(pilot: Pilot[object]) -> None:
     app.flush()
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
+
+
+async def until(
+    pilot: Pilot[object], condition: Callable[[], bool], what: str, within: float = 10.0
+) -> None:
+    """Wait until `condition()` holds (checked as the app processes messages), or fail."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await pilot.pause(0.02)
+    app = pilot.app
+    assert isinstance(app, SwapTUI)
+    app.flush()
+    await pilot.pause()

@@ -12,11 +12,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 
 from swapctl import protocol as p
 from swaptui.app import SwapTUI
@@ -25,7 +24,7 @@ from swaptui.screens.confirm import ConfirmScreen
 from swaptui.screens.verdict import VerdictScreen
 from swaptui.state import DashboardState
 from swaptui.widgets.log_view import LogView
-from tests.tui.fakes import screen_text
+from tests.tui.fakes import screen_text, until
 
 pytest.importorskip("swapd.control.server", reason="the control server is not in this tree")
 
@@ -33,8 +32,6 @@ from swapd.control.interface import ControlError
 from tests.tui.control_server import ServerThread
 
 pytestmark = pytest.mark.anyio
-
-WAIT = 10.0
 
 
 @pytest.fixture
@@ -54,19 +51,6 @@ def server(sock_path: Path) -> Iterator[ServerThread]:
         yield thread
     finally:
         thread.stop()
-
-
-async def until(pilot: Pilot[object], condition: Callable[[], bool], what: str) -> None:
-    """Wait until `condition()` holds (checked as the app processes messages), or fail."""
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-    app = pilot.app
-    assert isinstance(app, SwapTUI)
-    app.flush()
-    await pilot.pause()
 
 
 def live_app(path: Path) -> tuple[SwapTUI, DaemonSource]:
