@@ -20,14 +20,20 @@ from swapd.control.reload import ConfigReloader, summarize, watch_config
 from swapd.events import EventBus
 from swapd.http.logs_hub import LogHub
 from swapd.process.pool import ProcessPool
+from tests.integration.conftest import free_port
 from tests.integration.control.stand_in import StandInRouter, specs
 from tests.integration.control.wire import WireClient
 
 FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quiet"
 
 
+PORT = free_port()
+"""The first ${PORT} of this module's configs; other test runs use 5800 and up."""
+
+
 def config(b_extra: str = "", with_c: bool = False) -> str:
     text = f"""
+startPort: {PORT}
 models:
   a:
     cmd: {FAKE}
