@@ -324,23 +324,28 @@ class DaemonBackend:
         predicate: Callable[[Any], bool] | None,
         maxlen: int,
     ) -> list[p.EventData]:
-        recent = self.parts.bus.recent(topics=topics - {"log"})
-        items: list[tuple[float, p.EventData]] = [
-            (float(getattr(e, "time", 0.0)), convert.event(e))
-            for e in recent
+        """The backlog: recent bus events in publication order, then buffered log lines.
+
+        Log lines come from the log rings (they hold far more than the bus's
+        history), merged across sources by their timestamps; they follow the
+        other events rather than interleave with them, because only the order
+        of publication is reliable across different kinds of record.
+        """
+        events = [
+            convert.event(e)
+            for e in self.parts.bus.recent(topics=topics - {"log"})
             if predicate is None or predicate(e)
         ]
+        lines: list[LogLine] = []
         if "log" in topics:
-            lines: list[LogLine] = []
-            sources = ["proxy", *self.parts.pool.snapshots()]
-            for source in sources:
+            for source in ["proxy", *self.parts.pool.snapshots()]:
                 if wanted is not None and source not in wanted:
                     continue
                 ring = self.parts.logs.proxy if source == "proxy" else self.parts.pool[source].logs
                 lines.extend(ring.lines(maxlen))
-            items.extend((line.time, convert.log_line(line, history=True)) for line in lines)
-        items.sort(key=lambda item: item[0])
-        return [data for _, data in items[-maxlen:]] if maxlen else []
+            lines.sort(key=lambda line: line.time)
+        backlog = [*events, *(convert.log_line(line, history=True) for line in lines)]
+        return backlog[len(backlog) - maxlen :] if maxlen else []
 
 
 class ConvertingSource:
