@@ -5,7 +5,12 @@ model to relay a request, `unload`, `explain`, `decisions`, `snapshot`.
 `router_from_config(loaded, pool, bus)` builds one from a loaded config.
 """
 
-from swapd.router.build import router_from_config, router_settings, swapper_for
+from swapd.router.build import (
+    reload_from_config,
+    router_from_config,
+    router_settings,
+    swapper_for,
+)
 from swapd.router.errors import (
     LoadFailed,
     ModelNotFound,
@@ -48,6 +53,7 @@ __all__ = [
     "SwapStarted",
     "Swapper",
     "TooManyRequests",
+    "reload_from_config",
     "router_from_config",
     "router_settings",
     "swapper_for",

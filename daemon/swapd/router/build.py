@@ -47,3 +47,9 @@ def router_settings(loaded: Any, *, record_inputs: bool = False) -> RouterSettin
 def router_from_config(loaded: Any, pool: Any, bus: EventBus) -> Router:
     """`pool` is a `swapd.process.ProcessPool` (or a `ProcessControl`)."""
     return Router(pool, swapper_for(loaded), bus, router_settings(loaded))
+
+
+async def reload_from_config(router: Router, loaded: Any) -> None:
+    """Hand a reloaded config to a running router (before updating the pool)."""
+    settings = router_settings(loaded, record_inputs=router.settings.record_inputs)
+    await router.reload(swapper_for(loaded), settings)

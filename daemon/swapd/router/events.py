@@ -85,7 +85,26 @@ class Shutdown(Input, frozen=True, kw_only=True, tag="shutdown"):
     """The router is shutting down: every waiter fails, nothing new is admitted."""
 
 
-AnyInput = RequestIn | Cancel | SwapDone | ServeDone | Unload | UnloadFinished | Shutdown
+class Policy(msgspec.Struct, frozen=True):
+    """A model's `concurrencyLimit` and queue priority, as a reload carries them."""
+
+    limit: int
+    priority: int = 0
+
+
+class Reload(Input, frozen=True, kw_only=True, tag="reload"):
+    """A new config: the models it routes, their policies and the fifo settings.
+
+    The swapper in force is set on the scheduler just before (it is code, not
+    data): replaying a log with a reload needs the same swapper at that point.
+    """
+
+    models: dict[str, Policy]
+    max_wait: float
+    keep_abandoned_loads: bool
+
+
+AnyInput = RequestIn | Cancel | SwapDone | ServeDone | Unload | UnloadFinished | Shutdown | Reload
 
 
 FailureKind = Literal["not_found", "too_many", "load_failed", "unloaded", "shutdown"]
@@ -126,6 +145,7 @@ Action = Literal[
     "unload",  # admin unload of models
     "swap_done",  # a swap task reported its result
     "shutdown",
+    "reload",  # a new config took effect
 ]
 
 

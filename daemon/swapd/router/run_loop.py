@@ -39,9 +39,11 @@ from swapd.router.events import (
     Cancel,
     Decision,
     Failure,
+    Policy,
     Preloaded,
     Progress,
     QueueChanged,
+    Reload,
     RequestEvent,
     RequestIn,
     ServeDone,
@@ -178,6 +180,13 @@ class _UnloadMsg:
 
 @dataclass(frozen=True)
 class _ShutdownMsg:
+    done: trio.Event
+
+
+@dataclass(frozen=True)
+class _ReloadMsg:
+    swapper: Swapper
+    settings: RouterSettings
     done: trio.Event
 
 
@@ -350,6 +359,18 @@ class Router:
         self._post(_ShutdownMsg(done))
         await done.wait()
 
+    async def reload(self, swapper: Swapper, settings: RouterSettings) -> None:
+        """Adopt a new config's swapper and policies (call before `ProcessPool.update`).
+
+        Waiters and queued requests for models the new config removed fail
+        (503); requests being served finish; the queue drains under the new rules.
+        """
+        if self._closed or not self._started:
+            return
+        done = trio.Event()
+        self._post(_ReloadMsg(swapper, settings, done))
+        await done.wait()
+
     async def preload(self, models: Iterable[str]) -> None:
         """Load each model in turn through the normal request path (hooks.on_startup)."""
         for model in models:
@@ -438,6 +459,9 @@ class Router:
                 case _UnloadMsg(models, done):
                     await self._unload(models)
                     done.set()
+                case _ReloadMsg(swapper, settings, done):
+                    self._reload(swapper, settings)
+                    done.set()
                 case _SyncMsg(done):
                     done.set()
                 case _ShutdownMsg(done):
@@ -471,6 +495,22 @@ class Router:
         if self.settings.record_inputs:
             self.inputs.append(inp)
         self._sched.handle(inp)
+
+    def _reload(self, swapper: Swapper, settings: RouterSettings) -> None:
+        self.swapper = swapper
+        self.settings = settings
+        self._sched.swapper = swapper
+        policies = {
+            m: Policy(limit=p.limit, priority=p.priority) for m, p in settings.models.items()
+        }
+        self._handle(
+            Reload(
+                models=policies,
+                max_wait=settings.max_wait,
+                keep_abandoned_loads=settings.keep_abandoned_loads,
+                **self._facts(),
+            )
+        )
 
     async def _unload(self, models: tuple[str, ...] | None) -> None:
         self._handle(Unload(models=models, **self._facts()))

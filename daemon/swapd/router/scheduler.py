@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from swapd.router.events import (
@@ -43,6 +43,7 @@ from swapd.router.events import (
     Cancel,
     Decision,
     Failure,
+    Reload,
     RequestIn,
     ServeDone,
     Shutdown,
@@ -210,6 +211,9 @@ class FifoScheduler:
             case Shutdown():
                 self._input = "shutdown"
                 self._on_shutdown()
+            case Reload():
+                self._input = "reload"
+                self._on_reload(inp)
             case _:
                 raise TypeError(f"not a scheduler input: {inp!r}")
 
@@ -326,6 +330,35 @@ class FifoScheduler:
             self._broadcast_positions()
         self._record("unload", reason="unload " + ", ".join(targets))
         self.effects.stop(targets, "unload")
+
+    def _on_reload(self, inp: Reload) -> None:
+        """Adopt a new config. Requests for models it removed fail like an unload;
+        requests being served finish normally and report serve-done as usual."""
+        removed = tuple(sorted(m for m in self.models if m not in inp.models))
+        self.models = {
+            m: ModelPolicy(limit=p.limit, priority=p.priority) for m, p in inp.models.items()
+        }
+        self.settings = replace(
+            self.settings,
+            max_wait=inp.max_wait,
+            keep_abandoned_loads=inp.keep_abandoned_loads,
+        )
+        message = f"{self.settings.name}: model removed from the config"
+        for model in removed:
+            swap = self.active.get(model)
+            if swap is not None:
+                for w in list(swap.waiters):
+                    self._fail_pending(w, Failure(kind="unloaded", model=model, message=message))
+                if not swap.aborting:
+                    self._abort(swap, "model removed from the config")
+        dropped = [r for r in self.queue if r.model in removed]
+        for r in dropped:
+            self.queue.remove(r)
+            self._fail_pending(r, Failure(kind="unloaded", model=r.model, message=message))
+        if dropped:
+            self._broadcast_positions()
+        self._record("reload", reason="removed: " + ", ".join(removed) if removed else "")
+        self._drain()
 
     def _on_shutdown(self) -> None:
         self.closed = True

@@ -14,6 +14,8 @@ from swapd.router.events import (
     Cancel,
     Decision,
     Failure,
+    Policy,
+    Reload,
     RequestIn,
     ServeDone,
     Shutdown,
@@ -157,6 +159,25 @@ class Driver:
 
     def shutdown(self) -> None:
         self.feed(Shutdown(**self._facts()))
+
+    def reload(
+        self,
+        models: Mapping[str, ModelPolicy],
+        swapper: Swapper | None = None,
+        *,
+        max_wait: float | None = None,
+    ) -> None:
+        if swapper is not None:
+            self.sched.swapper = swapper
+        policies = {m: Policy(limit=p.limit, priority=p.priority) for m, p in models.items()}
+        self.feed(
+            Reload(
+                models=policies,
+                max_wait=self.sched.settings.max_wait if max_wait is None else max_wait,
+                keep_abandoned_loads=self.sched.settings.keep_abandoned_loads,
+                **self._facts(),
+            )
+        )
 
     @property
     def queue(self) -> list[int]:

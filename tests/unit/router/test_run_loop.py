@@ -368,3 +368,35 @@ def test_swap_events_and_explain():
         assert [d.action for d in router.decisions(2)] == ["fail", "shutdown"] or router.decisions()
 
     run(main)
+
+
+def test_reload_takes_effect_in_the_running_loop():
+    async def main():
+        procs = FakeProcesses(ABC)
+        router = make_router(procs)
+        errors: list[Exception] = []
+
+        async def waiter(model):
+            try:
+                async with router.lease(model):
+                    pass
+            except RequestAborted as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as n:
+            await n.start(router.run)
+            order: list[str] = []
+            n.start_soon(serve, router, "a", order, 5.0)
+            await trio.sleep(2)
+            n.start_soon(waiter, "c")
+            await router.settled()
+            settings = RouterSettings(
+                models={"a": ModelPolicy(), "b": ModelPolicy()}, record_inputs=True
+            )
+            await router.reload(GroupSwapper.with_default({}, ["a", "b"]), settings)
+            assert [e.status for e in errors] == [503]
+            assert router.explain("c").verdict == "not_found"
+            assert router.decisions(1)[0].action == "reload"
+            await router.shutdown()
+
+    run(main)

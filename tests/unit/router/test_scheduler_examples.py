@@ -417,3 +417,30 @@ def test_swapper_logs_only_for_started_swaps():
     d.request("b")
     d.request("b")
     assert calls == [("a", ())]
+
+
+def test_reload_fails_requests_for_removed_models_and_drains_under_new_rules():
+    d = Driver(one_at_a_time(["a", "b", "c"]), ["a", "b", "c"])
+    a1 = d.request("a")
+    d.swap_done("a")
+    b1 = d.request("b")  # queued: would evict busy a
+    c1 = d.request("c")
+    new_swapper = GroupSwapper(groups(g=("FFF", "ab")))  # a and b may now coexist
+    d.reload({"a": ModelPolicy(), "b": ModelPolicy()}, new_swapper)
+    assert d.fx.failed[c1].kind == "unloaded"
+    assert d.started()[-1] == ("b", ())  # drained under the new rules
+    d.swap_done("b")
+    assert d.fx.granted == [a1, b1]
+    late = d.request("c")
+    assert d.fx.failed[late].kind == "not_found"
+    d.serve_done(a1)
+    d.serve_done(b1)
+    assert d.sched.reserved == {} and d.sched.in_flight == {}
+
+
+def test_reload_aborts_the_load_of_a_removed_model():
+    d = Driver(one_at_a_time(["a", "b"]), ["a", "b"])
+    a1 = d.request("a")
+    d.reload({"b": ModelPolicy()})
+    assert d.fx.failed[a1].kind == "unloaded"
+    assert d.fx.aborted == [d.swap_for("a").swap_id]
