@@ -9,10 +9,12 @@ breaks a client.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
+import trio
 
 from swapctl import protocol as p
 from swapd.process.events import LogLine
@@ -20,6 +22,25 @@ from swapd.process.events import StateChanged as ProcessStateChanged
 from swapd.process.states import LEGEND, TRANSITIONS, ProcessState
 from swapd.router import events as rev
 from swapd.router.explain import Explanation as RouterExplanation
+
+UNIX_TIME_FLOOR = 1e9
+"""2001-09-09: a smaller stamp is a reading of trio's clock, not Unix time."""
+
+
+def wall_time(stamp: float) -> float:
+    """A record's time as Unix time, which the protocol promises.
+
+    The router stamps its records with trio's clock (monotonic, which its
+    maxWait arithmetic needs); the offset to the wall clock is the same for
+    every stamp, so it is applied here. Outside trio a stamp is left as is.
+    """
+    if stamp >= UNIX_TIME_FLOOR:
+        return stamp
+    try:
+        now = trio.current_time()
+    except RuntimeError:
+        return stamp
+    return time.time() - (now - stamp)
 
 
 def legend() -> list[p.StateLegend]:
@@ -38,7 +59,7 @@ def legend() -> list[p.StateLegend]:
 
 def decision(d: rev.Decision) -> p.Decision:
     return p.Decision(
-        time=d.time,
+        time=wall_time(d.time),
         model=d.model,
         action=d.action,
         why=d.reason,
@@ -109,10 +130,11 @@ def event(e: Any) -> p.EventData:
         case LogLine():
             return log_line(e)
         case rev.Decision():
-            return p.DecisionMade(time=e.time, decision=decision(e))
+            converted = decision(e)
+            return p.DecisionMade(time=converted.time, decision=converted)
         case rev.SwapStarted():
             return p.SwapStarted(
-                time=e.time,
+                time=wall_time(e.time),
                 target=e.target,
                 evict=list(e.evict),
                 set=e.set,
@@ -122,7 +144,7 @@ def event(e: Any) -> p.EventData:
         case rev.SwapFinished():
             error = e.error
             return p.SwapFinished(
-                time=e.time,
+                time=wall_time(e.time),
                 target=e.target,
                 ok=e.ok,
                 duration=e.seconds,
@@ -133,7 +155,7 @@ def event(e: Any) -> p.EventData:
             )
         case rev.RequestEvent():
             return p.RequestEvent(
-                time=e.time,
+                time=wall_time(e.time),
                 model=e.model,
                 phase=e.phase,
                 request=str(e.request_id),
@@ -143,7 +165,9 @@ def event(e: Any) -> p.EventData:
             queued: dict[str, int] = {}
             for _request_id, model in e.entries:
                 queued[model] = queued.get(model, 0) + 1
-            return p.QueueChanged(time=e.time, queued=queued, order=[m for _, m in e.entries])
+            return p.QueueChanged(
+                time=wall_time(e.time), queued=queued, order=[m for _, m in e.entries]
+            )
         case _:
             return _other(e)
 

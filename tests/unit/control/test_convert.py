@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import msgspec
+import trio
 
 from swapctl import codec
 from swapctl import protocol as p
@@ -168,3 +170,18 @@ def test_counts_accepts_the_shapes_a_snapshot_may_take() -> None:
     objects = SimpleNamespace(queue=[SimpleNamespace(model="c")])
     assert convert.counts(objects) == ({}, {"c": 1})
     assert msgspec.json.encode(convert.legend())
+
+
+def test_router_clock_stamps_become_unix_time() -> None:
+    assert convert.wall_time(1_795_000_000.5) == 1_795_000_000.5  # already Unix time
+    assert convert.wall_time(12.0) == 12.0  # outside trio: nothing to map it with
+
+    async def inside() -> None:
+        now = trio.current_time()
+        stamp = convert.wall_time(now - 2.0)
+        assert abs(stamp - (time.time() - 2.0)) < 1.0
+        d = rev.Decision(seq=1, time=now, input="request", action="serve", model="a")
+        made = convert.event(d)
+        assert made.time == made.decision.time and made.time > convert.UNIX_TIME_FLOOR
+
+    trio.run(inside)
