@@ -379,7 +379,7 @@ class SwapdDaemon:
         raise RuntimeError(f"swapd exited with {self.proc.returncode}:\n{self.log_text()[-4000:]}")
 
 
-def serve_argv(config: Path, port: int) -> list[str]:
+def serve_argv(config: Path, port: int, control_socket: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -389,6 +389,8 @@ def serve_argv(config: Path, port: int) -> list[str]:
         str(config),
         "--listen",
         f"127.0.0.1:{port}",
+        "--control-socket",
+        str(control_socket),
     ]
 
 
@@ -403,7 +405,7 @@ def swapd_daemon(
     port = free_port()
     control = workdir / "control.sock"
     log = workdir / f"swapd-{port}.log"
-    proc = spawn_group(serve_argv(path, port), log, swapd_environment(control))
+    proc = spawn_group(serve_argv(path, port, control), log, swapd_environment(control))
     try:
         yield SwapdDaemon(proc, port, path, control, log, model_ports)
     finally:
