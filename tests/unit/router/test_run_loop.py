@@ -389,11 +389,13 @@ def test_reload_takes_effect_in_the_running_loop():
             n.start_soon(serve, router, "a", order, 5.0)
             await trio.sleep(2)
             n.start_soon(waiter, "c")
+            await trio.testing.wait_all_tasks_blocked()
             await router.settled()
             settings = RouterSettings(
                 models={"a": ModelPolicy(), "b": ModelPolicy()}, record_inputs=True
             )
             await router.reload(GroupSwapper.with_default({}, ["a", "b"]), settings)
+            await trio.testing.wait_all_tasks_blocked()
             assert [e.status for e in errors] == [503]
             assert router.explain("c").verdict == "not_found"
             assert router.decisions(1)[0].action == "reload"
