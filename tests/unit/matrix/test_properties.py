@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import re
 
 from hypothesis import assume, given, settings
@@ -27,13 +28,13 @@ VAR_NAMES = ["x", "y", "b"]  # "b" shadows the model b
 MAX_COMBINATIONS = 400
 
 
-@st.composite
-def trees(draw, atoms: list[str], depth: int = 3):
-    if depth == 0 or draw(st.integers(0, 2)) == 0:
-        return draw(st.sampled_from(atoms))
-    op = draw(st.sampled_from("&|"))
-    kids = draw(st.lists(trees(atoms, depth - 1), min_size=2, max_size=3))
-    return (op, kids)
+def trees(atoms: list[str]) -> st.SearchStrategy:
+    """An atom, or `(op, [kids])` with op "&" or "|"."""
+    return st.recursive(
+        st.sampled_from(atoms),
+        lambda kids: st.tuples(st.sampled_from("&|"), st.lists(kids, min_size=2, max_size=3)),
+        max_leaves=8,
+    )
 
 
 def expansion_size(tree, sizes: dict[str, int]) -> int:
@@ -44,14 +45,14 @@ def expansion_size(tree, sizes: dict[str, int]) -> int:
     return sum(counts) if op == "|" else math.prod(counts)
 
 
-@st.composite
-def render(draw, tree, parent: str | None = None) -> str:
+def render(tree, rng: random.Random, parent: str | None = None) -> str:
+    """DSL text for `tree`: varied spacing, parentheses where needed and at random."""
     if isinstance(tree, str):
         return tree
     op, kids = tree
-    sep = draw(st.sampled_from([f" {op} ", op, f"  {op}\t"]))
-    text = sep.join(draw(render(kid, op)) for kid in kids)
-    if (parent == "&" and op == "|") or (parent is not None and draw(st.booleans())):
+    sep = rng.choice([f" {op} ", op, f"  {op}\t"])
+    text = sep.join(render(kid, rng, op) for kid in kids)
+    if (parent == "&" and op == "|") or (parent is not None and rng.random() < 0.3):
         text = f"({text})"
     return text
 
@@ -59,6 +60,7 @@ def render(draw, tree, parent: str | None = None) -> str:
 @st.composite
 def matrices(draw):
     count = draw(st.integers(1, 4))
+    rng = draw(st.randoms(use_true_random=False))
     names = [f"s{i}" for i in range(count)]
     rank = draw(st.permutations(range(count)))  # a set refers only to sets of lower rank
     vars = draw(st.dictionaries(st.sampled_from(VAR_NAMES), st.sampled_from(MODELS), max_size=3))
@@ -68,7 +70,7 @@ def matrices(draw):
         refs = [f"+{names[j]}" for j in range(count) if rank[j] < rank[i]]
         tree = draw(trees([*MODELS, *vars, *refs]))
         sizes[names[i]] = expansion_size(tree, sizes)
-        sets.append((names[i], draw(render(tree))))
+        sets.append((names[i], render(tree, rng)))
     assume(sum(sizes.values()) <= MAX_COMBINATIONS)  # keep the brute force cheap
     sets.sort(key=lambda item: names.index(item[0]))  # back to definition order
     costs: dict[str, int] = {}
@@ -202,3 +204,34 @@ def test_big_grid_matches_closed_form(_unused, target_group, running_cells, raw_
     assert result == Solution(
         target, "grid", combination, evict, sum(costs.get(m, 1) for m in evict)
     )
+
+
+def as_ast(tree) -> Expr:
+    """The generated tree as the parser's nodes, same-operator chains flattened."""
+    if isinstance(tree, str):
+        return Ref(tree[1:]) if tree.startswith("+") else Ident(tree)
+    op, kids = tree
+    return flatten((And if op == "&" else Or)(tuple(as_ast(kid) for kid in kids)))
+
+
+def flatten(expr: Expr) -> Expr:
+    if isinstance(expr, Ident | Ref):
+        return expr
+    kind = type(expr)
+    children: list[Expr] = []
+    for child in map(flatten, expr.children):
+        children.extend(child.children if isinstance(child, kind) else [child])
+    return kind(tuple(children))
+
+
+@st.composite
+def rendered_trees(draw):
+    tree = draw(trees([*MODELS, "x", "+s1", "+other.set"]))
+    return tree, render(tree, draw(st.randoms(use_true_random=False)))
+
+
+@settings(max_examples=100)
+@given(rendered_trees())
+def test_parse_inverts_render(case):
+    tree, text = case
+    assert flatten(parse(text)) == as_ast(tree)
