@@ -209,7 +209,10 @@ class UsageError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    # SUPPRESS: a subcommand's absent --json must not undo `swapctl --json COMMAND`.
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON, not tables"
+    )
     parser = argparse.ArgumentParser(
         prog="swapctl",
         description=(__doc__ or "").splitlines()[0],
@@ -217,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         "else /run/swapd/control.sock (root) or /tmp/swapd-$UID/control.sock.",
     )
     parser.add_argument("--socket", metavar="PATH", help="the control socket of swapd")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument(
         "--timeout",
         type=float,
@@ -267,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = Output(getattr(args, "json", False), sys.stdout)
+    out = Output(args.json, sys.stdout)
     try:
         return int(args.func(args, out))
     except UsageError as exc:

@@ -41,6 +41,8 @@ def test_status(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> Non
     assert "STATE" in out and "waiting for health" in out
     code, out, _ = swapctl(server, capsys, "status", "--json")
     assert code == 0 and json.loads(out)["models"] == 3
+    code, out, _ = swapctl(server, capsys, "--json", "status")
+    assert code == 0 and json.loads(out)["models"] == 3
 
 
 def test_models(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
