@@ -252,9 +252,11 @@ class _LoopEffects:
     def start_swap(self, plan: SwapPlan) -> None:
         self.r._start_swap_task(plan)
 
-    def abort_swap(self, swap_id: int, model: str) -> None:
+    def abort_swap(self, swap_id: int, model: str, stop_target: bool) -> None:
         scope = self.r._swap_scopes.get(swap_id)
         if scope is not None:
+            if stop_target:
+                self.r._stop_on_abort.add(swap_id)
             scope.cancel()
 
     def stop(self, models: tuple[str, ...], reason: str) -> None:
@@ -300,6 +302,7 @@ class Router:
         self._gone: set[int] = set()
         self._next_id = 1
         self._swap_scopes: dict[int, trio.CancelScope] = {}
+        self._stop_on_abort: set[int] = set()
         self._nursery: trio.Nursery | None = None
         self._started = False
         self._closed = False
@@ -588,7 +591,9 @@ class Router:
                     )
         if scope.cancel_called:
             error = SwapError(reason="load aborted", aborted=True)
-            await self.pool.stop([plan.target], grace=None, reason="load aborted")
+            if plan.swap_id in self._stop_on_abort:
+                self._stop_on_abort.discard(plan.swap_id)
+                await self.pool.stop([plan.target], grace=None, reason="load aborted")
         self.bus.publish(
             SwapFinished(
                 swap_id=plan.swap_id,

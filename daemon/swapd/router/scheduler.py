@@ -103,8 +103,9 @@ class Effects(Protocol):
     def start_swap(self, plan: SwapPlan) -> None:
         """Launch a swap task; its result comes back as a `SwapDone` input."""
 
-    def abort_swap(self, swap_id: int, model: str) -> None:
-        """Cancel a swap task and stop its target; it still reports `SwapDone`."""
+    def abort_swap(self, swap_id: int, model: str, stop_target: bool) -> None:
+        """Cancel a swap task (it still reports `SwapDone`); with `stop_target`, also
+        stop the target so a load it triggered does not keep going."""
 
     def stop(self, models: tuple[str, ...], reason: str) -> None:
         """Stop these models (unload); `UnloadFinished` follows once they are stopped."""
@@ -576,9 +577,19 @@ class FifoScheduler:
         )
 
     def _abort(self, swap: ActiveSwap, reason: str) -> None:
+        """Abort a swap. Its target is stopped too unless it was already ready or is
+        serving requests: a swap for a ready target only evicts others (§4.5), and
+        aborting that must not take down the model it was for."""
+        target = swap.plan.target
         swap.aborting = True
-        self.effects.abort_swap(swap.plan.swap_id, swap.plan.target)
-        self._record("abort_load", model=swap.plan.target, swap_id=swap.plan.swap_id, reason=reason)
+        keep = self._running.get(target) == "ready" or self.in_flight.get(target, 0) > 0
+        self.effects.abort_swap(swap.plan.swap_id, target, not keep)
+        self._record(
+            "abort_load",
+            model=target,
+            swap_id=swap.plan.swap_id,
+            reason=reason + ("; the model stays loaded" if keep else ""),
+        )
 
     def _grant(self, req: Pending, action: Action, swap_id: int | None = None) -> None:
         self.pending.pop(req.id, None)

@@ -67,8 +67,8 @@ class Recorder:
         self.calls.append(("start_swap", plan.swap_id, plan.target, plan.evict))
         self.swaps.append(plan)
 
-    def abort_swap(self, swap_id: int, model: str) -> None:
-        self.calls.append(("abort_swap", swap_id, model))
+    def abort_swap(self, swap_id: int, model: str, stop_target: bool) -> None:
+        self.calls.append(("abort_swap", swap_id, model, stop_target))
         self.aborted.append(swap_id)
 
     def stop(self, models: tuple[str, ...], reason: str) -> None:

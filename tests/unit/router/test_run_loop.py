@@ -402,3 +402,23 @@ def test_reload_takes_effect_in_the_running_loop():
             await router.shutdown()
 
     run(main)
+
+
+def test_preload_goes_through_the_request_path_in_order():
+    """Two preloads of one swap group leave only the last one loaded (spec §7.1)."""
+
+    async def main():
+        procs = FakeProcesses(ABC, failing=["c"])
+        router = make_router(procs)
+        events = router.bus.subscribe(topics=["preload"])
+        async with trio.open_nursery() as n:
+            await n.start(router.run)
+            await router.preload(["a", "b", "c", "nope"])
+            await router.settled()
+            assert procs.loads == {"a": 1, "b": 1, "c": 1}
+            assert procs.state == {"a": "stopped", "b": "stopped", "c": "stopped"}
+            await router.shutdown()
+        seen = [(e.model, e.ok) for e in [events.receive_nowait() for _ in range(events.pending)]]
+        assert seen == [("a", True), ("b", True), ("c", False), ("nope", False)]
+
+    run(main)

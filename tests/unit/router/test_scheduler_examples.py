@@ -444,3 +444,19 @@ def test_reload_aborts_the_load_of_a_removed_model():
     d.reload({"b": ModelPolicy()})
     assert d.fx.failed[a1].kind == "unloaded"
     assert d.fx.aborted == [d.swap_for("a").swap_id]
+
+
+def test_aborting_a_swap_for_a_ready_target_keeps_the_target():
+    """A ready target's swap only evicts others; abandoning it must not stop the target."""
+    sw = GroupSwapper(groups(g1=("TTF", "a"), g2=("TFF", "b")))
+    d = Driver(sw, ["a", "b"])
+    d.states = {"a": "ready", "b": "ready"}
+    a1 = d.request("a")  # ready, but b must go: a swap
+    assert d.started() == [("a", ("b",))]
+    d.cancel(a1)
+    aborts = [c for c in d.fx.calls if c[0] == "abort_swap"]
+    assert aborts == [("abort_swap", 1, "a", False)]
+    d2 = Driver(one_at_a_time(["a"]), ["a"])
+    r = d2.request("a")
+    d2.cancel(r)
+    assert [c for c in d2.fx.calls if c[0] == "abort_swap"] == [("abort_swap", 1, "a", True)]

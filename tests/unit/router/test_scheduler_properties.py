@@ -79,6 +79,11 @@ class CheckingEffects(Recorder):
                 self.m.states[e] = "stopping"
         self.m.states.setdefault(plan.target, "starting")
 
+    def abort_swap(self, swap_id: int, model: str, stop_target: bool) -> None:
+        super().abort_swap(swap_id, model, stop_target)
+        if not stop_target:
+            self.m.keep_on_abort.add(swap_id)
+
     def grant(self, request_id: int, model: str) -> None:
         m = self.m
         for target, swap in m.sched.active.items():
@@ -129,6 +134,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.gone: set[int] = set()
         self.cancels: list[int] = []
         self.tasks: dict[int, SwapPlan] = {}
+        self.keep_on_abort: set[int] = set()
         self.serving: set[int] = set()
         self.outcome: dict[int, str] = {}
         self.arrival: dict[int, float] = {}
@@ -246,6 +252,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         if ok and not aborted:
             self.states[plan.target] = "ready"
             err = None
+        elif aborted and swap_id in self.keep_on_abort:
+            err = SwapError(reason="aborted", aborted=True)  # the target keeps its state
         else:
             self.states.pop(plan.target, None)
             err = SwapError(reason="aborted" if aborted else "boom", aborted=aborted)
