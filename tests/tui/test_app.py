@@ -75,6 +75,11 @@ async def test_switching_views_with_number_keys() -> None:
         text = screen_text(app)
         assert app.current_view == "swaps"
         assert "llama-8b    swap    qwen-coder  3.4s  chat   3" in text
+        # The routine "serve" decision shows only on request.
+        assert "llama-8b    serve" not in text and "1 routine (grant, serve) hidden" in text
+        await pilot.press("a")
+        await settle(pilot)
+        assert "llama-8b    serve" in screen_text(app)
         await pilot.press("4")
         await settle(pilot)
         text = screen_text(app)

@@ -20,6 +20,7 @@ from swaptui.widgets.header import header_text
 from swaptui.widgets.log_view import clean, line_segments
 from swaptui.widgets.matrix_view import explain_renderable, matrix_renderable
 from swaptui.widgets.models_table import legend_text, model_rows
+from swaptui.widgets.timeline import status_text as timeline_status
 from swaptui.widgets.timeline import timeline_rows
 from tests.tui.fakes import DAEMON, T0, FixedClock, sample_matrix, sample_models
 
@@ -116,7 +117,8 @@ def test_timeline_rows_newest_first_with_filter_on_target_and_evicted() -> None:
         TimelineEntry(T0 + 1, "decision", "c", "queue", why="busy"),
         TimelineEntry(T0 + 2, "swap", "d", "swap"),
     ]
-    rows = timeline_rows(entries)
+    rows, hidden = timeline_rows(entries)
+    assert hidden == 0
     assert [row[1] for row in rows] == ["d", "c", "a"]
     assert cells_text(rows[2]) == [
         "22:13:20",
@@ -130,7 +132,23 @@ def test_timeline_rows_newest_first_with_filter_on_target_and_evicted() -> None:
         "collision",
     ]
     assert cells_text(rows[0])[7] == "loading…"
-    assert [row[1] for row in timeline_rows(entries, "B")] == ["a"]
+    assert [row[1] for row in timeline_rows(entries, "B")[0]] == ["a"]
+
+
+def test_routine_decisions_are_hidden_unless_asked() -> None:
+    entries = [
+        TimelineEntry(T0, "decision", "a", "serve"),
+        TimelineEntry(T0 + 1, "decision", "a", "grant"),
+        TimelineEntry(T0 + 2, "decision", "b", "queue"),
+        TimelineEntry(T0 + 3, "swap", "b", "swap"),
+    ]
+    rows, hidden = timeline_rows(entries, show_routine=False)
+    assert ([row[2].plain for row in rows], hidden) == (["swap", "queue"], 2)  # type: ignore[union-attr]
+    rows, hidden = timeline_rows(entries, show_routine=True)
+    assert (len(rows), hidden) == (4, 0)
+    assert timeline_status(2, 2, False).plain == (
+        "2 entries  2 routine (grant, serve) hidden  a: show all"
+    )
 
 
 # -- matrix and explain ----------------------------------------------------------------

@@ -30,6 +30,7 @@ from swaptui.widgets.log_view import LogStatus, LogView
 from swaptui.widgets.matrix_view import explain_renderable, matrix_renderable
 from swaptui.widgets.models_table import ModelsTable, legend_text, model_rows
 from swaptui.widgets.timeline import TimelineTable, timeline_rows
+from swaptui.widgets.timeline import status_text as timeline_status
 
 VIEWS: tuple[str, ...] = ("models", "logs", "swaps", "matrix")
 
@@ -84,6 +85,7 @@ class SwapTUI(App[None]):
         self.log_view = LogView(self.state.logs, id="log-view")
         self.log_status = LogStatus(self.log_view, id="log-status")
         self.timeline = TimelineTable(id="timeline")
+        self.timeline_status = Static(id="timeline-status")
         self.matrix_sets = Static(id="matrix-sets")
         self.explain = Static(id="explain")
         self.tabs = TabbedContent(initial="models", id="views")
@@ -101,6 +103,7 @@ class SwapTUI(App[None]):
                 yield self.log_status
                 yield self.log_view
             with TabPane("3 Swaps", id="swaps"):
+                yield self.timeline_status
                 yield self.timeline
             with TabPane("4 Matrix", id="matrix"):
                 with VerticalScroll(id="matrix-scroll"):
@@ -149,7 +152,7 @@ class SwapTUI(App[None]):
             view.sync()
             self.log_status.refresh()
         if areas.TIMELINE in dirty:
-            self.timeline.show(timeline_rows(self.state.timeline, self.filters["swaps"]))
+            self._show_timeline()
         if areas.MATRIX in dirty:
             self._show_matrix()
         if areas.EXPLAIN in dirty or areas.MATRIX in dirty:
@@ -161,6 +164,18 @@ class SwapTUI(App[None]):
         self.legend.update(legend_text(self.state.legend))
         if self.selected_model is None:
             self.selected_model = table.selected_model
+
+    def _show_timeline(self) -> None:
+        show_routine = self.timeline.show_routine
+        rows, hidden = timeline_rows(
+            self.state.timeline, self.filters["swaps"], show_routine=show_routine
+        )
+        self.timeline.show(rows)
+        self.timeline_status.update(timeline_status(len(rows), hidden, show_routine))
+
+    @on(TimelineTable.RoutineToggled)
+    def _routine_toggled(self) -> None:
+        self._show_timeline()
 
     def _show_matrix(self) -> None:
         self.matrix_sets.update(

@@ -23,10 +23,9 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("U", "unload every model (asks first)"),
     ("r", "reload the daemon's config and show its verdict"),
     ("/", "filter the current view (logs: search); esc clears"),
-    ("m", "logs: next source (all, proxy, each model)"),
-    ("s", "logs: the selected model's log"),
-    ("f / End", "logs: follow the tail"),
-    ("p", "logs: pause / resume"),
+    ("m / s", "logs: next source (all, proxy, models) / selected model"),
+    ("f / p", "logs: follow the tail (also End) / pause and resume"),
+    ("a", "swaps: show or hide routine decisions (serve, grant)"),
     ("?", "this help"),
     ("q", "quit"),
 )

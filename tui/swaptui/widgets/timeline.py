@@ -1,5 +1,8 @@
 """The swaps view: a timeline of swaps and router decisions, newest first.
 
+Per-request decisions (serve, grant) are hidden unless the reader asks (`a`):
+under steady traffic they would push every swap out of the bounded timeline.
+
 The timeline is bounded (the state keeps the last few hundred entries), so
 the table is rebuilt from it on a repaint tick; a swap finishing updates its
 row's load time and result in place in the state, and the rebuild shows it.
@@ -8,8 +11,11 @@ row's load time and result in place in the state, and the rebuild shows it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widgets import DataTable
 
 from swaptui.state import TimelineEntry, format_duration
@@ -53,19 +59,51 @@ def entry_cells(entry: TimelineEntry) -> Cells:
     )
 
 
-def timeline_rows(entries: Iterable[TimelineEntry], filter_text: str = "") -> list[Cells]:
-    """Newest first; the filter keeps entries whose target or evicted models contain it."""
+ROUTINE_ACTIONS = frozenset({"serve", "grant"})
+"""Per-request decisions that would bury the swaps under steady traffic: hidden unless asked."""
+
+
+def timeline_rows(
+    entries: Iterable[TimelineEntry], filter_text: str = "", *, show_routine: bool = True
+) -> tuple[list[Cells], int]:
+    """Newest first, and how many routine decisions were hidden.
+
+    The filter keeps entries whose target or evicted models contain it.
+    """
     needle = filter_text.casefold()
     rows = []
+    hidden = 0
     for entry in reversed(list(entries)):
         names = (entry.target, *entry.evicted)
         if needle and not any(needle in name.casefold() for name in names):
             continue
+        if not show_routine and entry.kind == "decision" and entry.action in ROUTINE_ACTIONS:
+            hidden += 1
+            continue
         rows.append(entry_cells(entry))
-    return rows
+    return rows, hidden
+
+
+def status_text(shown: int, hidden: int, show_routine: bool) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{shown} entries", style="dim")
+    if hidden:
+        text.append(
+            f"  {hidden} routine ({', '.join(sorted(ROUTINE_ACTIONS))}) hidden", style="dim"
+        )
+    text.append("  a: ", style="dim")
+    text.append("hide routine" if show_routine else "show all", style="bold")
+    return text
 
 
 class TimelineTable(DataTable[str | Text]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("a", "toggle_routine", "All decisions")]
+
+    class RoutineToggled(Message):
+        """The reader asked to show or hide routine decisions."""
+
+    show_routine = False
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
         self._shown: list[Cells] = []
@@ -73,6 +111,10 @@ class TimelineTable(DataTable[str | Text]):
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+
+    def action_toggle_routine(self) -> None:
+        self.show_routine = not self.show_routine
+        self.post_message(self.RoutineToggled())
 
     def show(self, rows: list[Cells]) -> None:
         if rows == self._shown:
