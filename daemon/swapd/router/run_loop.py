@@ -220,8 +220,13 @@ class _LoopEffects:
         self._event(request_id, model, "admitted")
 
     def grant(self, request_id: int, model: str) -> None:
-        ticket = self.r._tickets.pop(request_id)
-        assert not ticket.closed, "the scheduler granted a handler that had gone"
+        ticket = self.r._tickets.pop(request_id, None)
+        if ticket is None or ticket.closed:
+            # Cannot happen (the scheduler checks `gone`); if it ever does, balance
+            # the count at once rather than strand an in-flight slot forever.
+            log.error("grant for request %s whose handler has gone", request_id)
+            self.r._post(_ServeDoneMsg(request_id, model))
+            return
         ticket.granted = True
         ticket.tell(Progress(kind="granted", model=model))
         ticket.done.set()
@@ -306,6 +311,8 @@ class Router:
         self._nursery: trio.Nursery | None = None
         self._started = False
         self._closed = False
+        self._shutdown_asked = False
+        self._ended = trio.Event()
         self.inputs: list[AnyInput] = []
 
     # ------------------------------------------------------------ public API
@@ -339,6 +346,7 @@ class Router:
             if ticket.granted:
                 self._post(_ServeDoneMsg(ticket.id, model))
             elif ticket.failure is None:
+                self._tickets.pop(ticket.id, None)
                 self._gone.add(ticket.id)
                 self._post(_CancelMsg(ticket.id))
 
@@ -355,12 +363,14 @@ class Router:
         await done.wait()
 
     async def shutdown(self) -> None:
-        """Fail every waiter, stop every process, end the run loop."""
-        if self._closed or not self._started:
+        """Fail every waiter, stop every process, end the run loop. Idempotent: a
+        second call waits for the first one to finish."""
+        if not self._started:
             return
-        done = trio.Event()
-        self._post(_ShutdownMsg(done))
-        await done.wait()
+        if not self._shutdown_asked:
+            self._shutdown_asked = True
+            self._post(_ShutdownMsg(trio.Event()))
+        await self._ended.wait()
 
     async def reload(self, swapper: Swapper, settings: RouterSettings) -> None:
         """Adopt a new config's swapper and policies (call before `ProcessPool.update`).
@@ -520,18 +530,33 @@ class Router:
         stops = [m for batch in self._effects.stops for m in batch]
         self._effects.stops.clear()
         if stops:
-            await self.pool.stop(stops, grace=None, reason="unload")
+            try:
+                await self.pool.stop(stops, grace=None, reason="unload")
+            except Exception:
+                log.exception("unloading %s failed", ", ".join(stops))
         self._handle(UnloadFinished(models=models or (), **self._facts()))
 
     async def _shutdown(self) -> None:
         self._handle(Shutdown(**self._facts()))
         self._closed = True
-        await self.pool.stop(tuple(self._sched.models), grace=None, reason="shutdown")
+        try:
+            await self.pool.stop(tuple(self._sched.models), grace=None, reason="shutdown")
+        except Exception:
+            log.exception("stopping the models at shutdown failed")
 
     def _close(self) -> None:
-        """The loop is over: any ticket still open gets a shutdown error."""
+        """The loop is over: every caller still waiting is released, every open
+        ticket gets a shutdown error."""
         self._closed = True
         self._send.close()
+        while True:
+            try:
+                msg = self._recv.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            done = getattr(msg, "done", None)
+            if isinstance(done, trio.Event):
+                done.set()
         for ticket in list(self._tickets.values()):
             ticket.failure = Failure(
                 kind="shutdown",
@@ -540,6 +565,7 @@ class Router:
             )
             ticket.done.set()
         self._tickets.clear()
+        self._ended.set()
 
     def _post(self, msg: object) -> None:
         try:

@@ -422,3 +422,27 @@ def test_preload_goes_through_the_request_path_in_order():
         assert seen == [("a", True), ("b", True), ("c", False), ("nope", False)]
 
     run(main)
+
+
+def test_shutdown_twice_and_handlers_gone_before_the_loop_saw_them():
+    async def main():
+        procs = FakeProcesses(ABC)
+        router = make_router(procs)
+        async with trio.open_nursery() as n:
+            await n.start(router.run)
+            with trio.CancelScope() as scope:
+                scope.cancel()  # the handler is gone before its request is processed
+                async with router.lease("a"):
+                    raise AssertionError("cancelled before anything")
+            await trio.sleep(5)  # whatever it started is aborted and reported back
+            await router.settled()
+            assert router._tickets == {} and router._gone == set()
+            snap = router.snapshot()
+            assert snap.reserved == {} and snap.swaps == () and snap.queue == ()
+            assert procs.state["a"] == "stopped"
+            async with trio.open_nursery() as both:
+                both.start_soon(router.shutdown)
+                both.start_soon(router.shutdown)
+            await router.shutdown()
+
+    run(main)
