@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -27,8 +27,11 @@ import trio
 
 from swapctl import protocol as p
 from swapd.config import ConfigError, ConfigProblem, LoadedConfig, load_config
+from swapd.control.backend import DaemonParts
 from swapd.control.interface import ControlError
 from swapd.events import EventBus
+from swapd.process.spec import ProcessSpec
+from swapd.router.build import reload_from_config
 
 log = logging.getLogger("swapd.reload")
 
@@ -44,6 +47,32 @@ class Applied(Protocol):
 
 
 Apply = Callable[[LoadedConfig], Awaitable[Applied]]
+
+
+def daemon_apply(
+    parts: DaemonParts,
+    specs_for: Callable[[LoadedConfig], Iterable[ProcessSpec]],
+    *,
+    also: Callable[[LoadedConfig], None] | None = None,
+) -> Apply:
+    """The usual `apply` for a running daemon.
+
+    The router adopts the new config first (waiters and queued requests for
+    removed models fail, the queue drains under the new rules), then the pool
+    stops and replaces the processes whose spec changed or that were removed
+    (unchanged ones keep running), then `parts.loaded` and whatever `also`
+    updates (e.g. the HTTP settings) see the new config.
+    """
+
+    async def apply(loaded: LoadedConfig) -> Applied:
+        await reload_from_config(parts.router, loaded)  # type: ignore[arg-type]
+        update = await parts.pool.update(specs_for(loaded))  # type: ignore[attr-defined]
+        parts.loaded = loaded
+        if also is not None:
+            also(loaded)
+        return update
+
+    return apply
 
 
 def problem(c: ConfigProblem) -> p.Problem:

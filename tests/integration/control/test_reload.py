@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,10 +17,11 @@ from swapctl import protocol as p
 from swapd.config import LoadedConfig, load_config
 from swapd.control import ControlError, serve_control
 from swapd.control.backend import DaemonBackend, DaemonParts
-from swapd.control.reload import ConfigReloader, summarize, watch_config
+from swapd.control.reload import ConfigReloader, daemon_apply, summarize, watch_config
 from swapd.events import EventBus
 from swapd.http.logs_hub import LogHub
 from swapd.process.pool import ProcessPool
+from swapd.router.build import router_from_config
 from tests.integration.conftest import free_port
 from tests.integration.control.stand_in import StandInRouter, specs
 from tests.integration.control.wire import WireClient
@@ -27,13 +29,36 @@ from tests.integration.control.wire import WireClient
 FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quiet"
 
 
-PORT = free_port()
-"""The first ${PORT} of this module's configs; other test runs use 5800 and up."""
+def free_ports(count: int) -> int:
+    """A first port such that it and the next count-1 are free right now.
+
+    Other test runs on this machine use 5800 and up; each test here takes
+    ports of its own.
+    """
+    while True:
+        base = free_port()
+        if all(_is_free(base + i) for i in range(1, count)):
+            return base
 
 
-def config(b_extra: str = "", with_c: bool = False) -> str:
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture
+def port() -> int:
+    """The first ${PORT} of a test's configs (models a, b, c take three)."""
+    return free_ports(3)
+
+
+def config(port: int, b_extra: str = "", with_c: bool = False) -> str:
     text = f"""
-startPort: {PORT}
+startPort: {port}
 models:
   a:
     cmd: {FAKE}
@@ -71,9 +96,9 @@ def write(path: Path, text: str) -> None:
 
 
 @pytest.mark.trio
-async def test_valid_reload_is_applied_and_announced(tmp_path: Path) -> None:
+async def test_valid_reload_is_applied_and_announced(tmp_path: Path, port: int) -> None:
     path = tmp_path / "config.yaml"
-    write(path, config(with_c=True))
+    write(path, config(port, with_c=True))
     bus = EventBus()
     apply = Recorder(added=["c"], replaced=["b"])
     reloader = ConfigReloader(path, apply, bus)
@@ -120,9 +145,9 @@ async def test_missing_file_is_a_config_problem(tmp_path: Path) -> None:
 
 
 @pytest.mark.trio
-async def test_reloads_are_serialised(tmp_path: Path) -> None:
+async def test_reloads_are_serialised(tmp_path: Path, port: int) -> None:
     path = tmp_path / "config.yaml"
-    write(path, config())
+    write(path, config(port))
     apply = Recorder(gate=trio.Event())
     reloader = ConfigReloader(path, apply, EventBus())
     async with trio.open_nursery() as nursery:
@@ -152,10 +177,10 @@ def test_summarize_puts_each_model_in_one_list() -> None:
 
 @pytest.mark.trio
 async def test_watcher_reports_an_edit_once_it_settles(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, port: int
 ) -> None:
     path = tmp_path / "config.yaml"
-    write(path, config())
+    write(path, config(port))
     changes = trio.Semaphore(0)
     calls: list[float] = []
 
@@ -165,12 +190,12 @@ async def test_watcher_reports_an_edit_once_it_settles(
 
     async with trio.open_nursery() as nursery:
         await nursery.start(watch_config, path, on_change)
-        write(path, config("--echo"))
+        write(path, config(port, "--echo"))
         with trio.fail_after(10):
             await changes.acquire()
         # Replacing the file (a new inode, as editors do) is a change too.
         replacement = tmp_path / "new.yaml"
-        write(replacement, config("--tokens 3"))
+        write(replacement, config(port, "--tokens 3"))
         os.replace(replacement, path)
         with trio.fail_after(10):
             await changes.acquire()
@@ -180,10 +205,10 @@ async def test_watcher_reports_an_edit_once_it_settles(
 
 @pytest.mark.trio
 async def test_watcher_ignores_a_missing_file_and_an_unchanged_one(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, port: int
 ) -> None:
     path = tmp_path / "config.yaml"
-    write(path, config())
+    write(path, config(port))
     calls: list[int] = []
 
     async def on_change() -> None:
@@ -201,9 +226,11 @@ async def test_watcher_ignores_a_missing_file_and_an_unchanged_one(
 
 
 @pytest.mark.trio
-async def test_reload_over_the_socket_keeps_unchanged_models_running(tmp_path: Path) -> None:
+async def test_reload_over_the_socket_keeps_unchanged_models_running(
+    tmp_path: Path, port: int
+) -> None:
     path = tmp_path / "config.yaml"
-    write(path, config())
+    write(path, config(port))
     loaded = load_config(path)
     bus = EventBus()
     hub = LogHub(bus)
@@ -232,7 +259,7 @@ async def test_reload_over_the_socket_keeps_unchanged_models_running(tmp_path: P
             assert isinstance(bad, p.Error) and bad.code == "config_invalid" and bad.problems
             assert pool["a"].pid == pid_a and str(pool["b"].state) == "ready"
 
-            write(path, config("--echo", with_c=True))
+            write(path, config(port, "--echo", with_c=True))
             good = await client.request(p.ReloadRequest(id=11))
             assert isinstance(good, p.ReloadReply), good
             assert good.result.added == ["c"] and good.result.changed == ["b"]
@@ -241,4 +268,49 @@ async def test_reload_over_the_socket_keeps_unchanged_models_running(tmp_path: P
             assert str(pool["b"].state) == "stopped" and "c" in pool
             models = {m.id: m for m in (await client.request(p.ModelsRequest(id=12))).models}
             assert models["b"].argv[-1] == "--echo" and models["c"].state == "stopped"
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_reload_through_the_real_router(tmp_path: Path, port: int) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, config(port))
+    loaded = load_config(path)
+    bus = EventBus()
+    hub = LogHub(bus)
+    async with ProcessPool(specs(loaded), bus, proxy_log=hub.proxy) as pool:
+        router = router_from_config(loaded, pool, bus)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(router.run)
+            parts = DaemonParts(loaded, router, pool, bus, hub)
+            seen: list[LoadedConfig] = []
+            reloader = ConfigReloader(path, daemon_apply(parts, specs, also=seen.append), bus)
+            backend = DaemonBackend(parts, reloader=reloader.reload)
+            sock = tmp_path / "c.sock"
+            await nursery.start(serve_control, sock, backend)
+            client = await WireClient.connect(sock)
+            assert isinstance(await client.request(p.LoadRequest(id=1, model="a")), p.LoadReply)
+            pid_a = pool["a"].pid
+
+            write(path, config(port, "--echo", with_c=True))
+            good = await client.request(p.ReloadRequest(id=2))
+            assert isinstance(good, p.ReloadReply), good
+            assert (good.result.added, good.result.changed, good.result.unchanged) == (
+                ["c"],
+                ["b"],
+                ["a"],
+            )
+            assert pool["a"].pid == pid_a and seen and parts.loaded is seen[0]
+            # The router knows the new model: it loads through the normal path.
+            explained = await client.request(p.ExplainRequest(id=3, model="c"))
+            assert isinstance(explained, p.ExplainReply), explained
+            loaded_c = await client.request(p.LoadRequest(id=4, model="c"))
+            assert isinstance(loaded_c, p.LoadReply) and loaded_c.result.state == "ready"
+
+            write(path, config(port))  # c removed again
+            again = await client.request(p.ReloadRequest(id=5))
+            assert again.result.removed == ["c"] and "c" not in pool
+            gone = await client.request(p.LoadRequest(id=6, model="c"))
+            assert isinstance(gone, p.Error) and gone.code == "not_found"
+            await router.shutdown()
             nursery.cancel_scope.cancel()
