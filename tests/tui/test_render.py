@@ -16,7 +16,7 @@ from swaptui.connection import Backoff, Target, error_verdict, make_target
 from swaptui.screens.help import help_renderable
 from swaptui.screens.verdict import verdict_text
 from swaptui.state import DashboardState, LegendEntry, LogLine, TimelineEntry, Verdict
-from swaptui.widgets.header import header_text
+from swaptui.widgets.header import header_text, short_path
 from swaptui.widgets.log_view import clean, line_segments
 from swaptui.widgets.matrix_view import explain_renderable, matrix_renderable
 from swaptui.widgets.models_table import legend_text, model_rows
@@ -53,6 +53,18 @@ def test_header_when_connected_and_when_down() -> None:
     assert header_text(state).plain.startswith(
         "✖ disconnected (retry 1.5s, #1): connection refused │ swapd 0.1.0 │ 127.0.0.1:8080"
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("/etc/swapd/config.yaml", "/etc/swapd/config.yaml"),
+        ("/tmp/swaptui_scratch/demo/some/demo.yaml", "…/some/demo.yaml"),
+        ("relative.yaml", "relative.yaml"),
+    ],
+)
+def test_short_path(path: str, shown: str) -> None:
+    assert short_path(path) == shown
 
 
 # -- models -----------------------------------------------------------------

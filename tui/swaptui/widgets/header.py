@@ -9,6 +9,14 @@ from textual.widget import Widget
 from swaptui.state import DashboardState, format_duration
 
 
+def short_path(path: str, limit: int = 32) -> str:
+    """A path that fits the header: whole if short, else its last two components."""
+    if len(path) <= limit:
+        return path
+    parts = path.rstrip("/").split("/")
+    return "…/" + "/".join(parts[-2:])
+
+
 def header_text(state: DashboardState) -> Text:
     conn = state.connection
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -35,7 +43,7 @@ def header_text(state: DashboardState) -> Text:
     if daemon.listen:
         fields.append(("", " ".join(daemon.listen)))
     if daemon.config_path:
-        fields.append(("", daemon.config_path))
+        fields.append(("", short_path(daemon.config_path)))
     if state.events_missed:
         fields.append(("missed", str(state.events_missed)))
     for label, value in fields:
