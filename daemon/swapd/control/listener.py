@@ -42,6 +42,16 @@ def socket_mode(group: str | int | None) -> SocketMode:
         raise ControlSocketError(f"control.group {group!r}: no such group") from None
 
 
+def check_parent(parent: Path, uid: int) -> None:
+    """Refuse a directory someone else owns (e.g. a /tmp/swapd-UID made by another user):
+    whoever owns it could swap our socket for theirs and listen to our clients."""
+    owner = os.stat(parent).st_uid
+    if owner not in (uid, 0):
+        raise ControlSocketError(
+            f"{parent} belongs to uid {owner}, not to this user or root; refusing to listen there"
+        )
+
+
 async def clear_stale_socket(path: Path) -> None:
     """Remove a socket file nobody listens on; refuse when a daemon still answers.
 
@@ -86,6 +96,7 @@ async def open_control_listener(
         parent.mkdir(parents=True, mode=0o750 if mode.gid is not None else 0o700)
         if mode.gid is not None:
             os.chown(parent, -1, mode.gid)
+    check_parent(parent, os.geteuid())
     await clear_stale_socket(path)
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     try:

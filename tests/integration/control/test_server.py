@@ -471,3 +471,14 @@ async def test_missing_parent_directory_is_created_private(sock_path: Path) -> N
     nested = sock_path.parent / "run" / "swapd" / "control.sock"
     async with running(nested):
         assert stat.S_IMODE(os.stat(nested.parent).st_mode) == 0o700
+
+
+@pytest.mark.trio
+async def test_a_directory_owned_by_someone_else_is_refused(sock_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to hand a directory to another uid")
+    foreign = sock_path.parent / "foreign"
+    foreign.mkdir()
+    os.chown(foreign, 65534, 65534)
+    error = await refused(foreign / "control.sock")
+    assert "belongs to uid 65534" in str(error)
