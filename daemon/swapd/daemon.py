@@ -6,10 +6,13 @@ runs them as tasks of its own nursery; `run` reports the bound URLs through
 and returns once `request_stop()` was called and everything has stopped.
 
 Shutdown order (spec router.md §7.4): long-lived streams (events, logs) are
-closed first so the HTTP drain does not wait on them; the HTTP server stops
-accepting and drains in-flight requests; the router shuts down (waiters get
-their error); then the process pool stops every child gracefully, each with
-its unloadTimeout. A hard-exit timer guards the whole sequence.
+closed first so the HTTP drain does not wait on them; new model requests are
+refused (503) while those in flight finish, for up to 30 s; then the HTTP
+server stops (idle keep-alive connections are closed within 2 s: hypercorn
+would otherwise wait its whole graceful timeout on a connection that last
+served a Quart route); the router shuts down (waiters get their error); then
+the process pool stops every child gracefully, each with its unloadTimeout.
+A hard-exit timer guards the whole sequence.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import logging
 import os
 import signal
 import threading
-from typing import Any
+from functools import partial
+from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from swapd.config import LoadedConfig
+from swapd.control.backend import DaemonBackend, DaemonParts
+from swapd.control.server import serve_control
 from swapd.events import EventBus
 from swapd.http.app import create_app
 from swapd.http.config_view import settings_from_config
@@ -33,11 +39,12 @@ from swapd.http.services import Services
 from swapd.process.logs import LogRing
 from swapd.process.pool import ProcessPool
 from swapd.process.spec import ProcessSpec
-from swapd.router.events import SwapFinished
+from swapd.router import Router, SwapFinished, router_from_config
 from swapd.systemd import Notifier
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 HTTP_DRAIN_SECONDS = 30.0
+HTTP_CLOSE_SECONDS = 2.0
 HARD_EXIT_SECONDS = 35.0
 
 log = logging.getLogger("swapd")
@@ -62,34 +69,45 @@ def process_specs(loaded: LoadedConfig) -> list[ProcessSpec]:
     ]
 
 
+async def drain(services: Services) -> None:
+    """Return once no model request is in flight (new ones are refused with 503 meanwhile)."""
+    with services.bus.subscribe(topics=("inflight",)) as sub:
+        while services.in_flight.snapshot():
+            await sub.receive()
+
+
 def hypercorn_config(listen: str) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [listen]
     config.accesslog = None
-    config.graceful_timeout = HTTP_DRAIN_SECONDS
+    # In-flight model requests are drained before hypercorn is told to stop
+    # (`drain`); what is left then are idle keep-alive connections and admin
+    # requests, which must not hold the stop up for long.
+    config.graceful_timeout = HTTP_CLOSE_SECONDS
     # Long idle keep-alive connections are fine; streams are never cut by a timeout.
     config.keep_alive_timeout = 75
     return config
 
 
-def build_router(loaded: LoadedConfig, pool: ProcessPool, bus: EventBus) -> Any:
-    """The run loop with the swapper the config asks for (group or matrix)."""
-    from swapd.router import Router
-
-    return Router(pool, loaded, bus)
-
-
 class Daemon:
     """Every part of swapd for one config, run by `run()` until `request_stop()`."""
 
-    def __init__(self, loaded: LoadedConfig, listen: str = DEFAULT_LISTEN) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        listen: str = DEFAULT_LISTEN,
+        control_socket: Path | None = None,
+    ) -> None:
+        """`control_socket`: where the control socket listens; None runs without one."""
         self.loaded = loaded
         self.listen = listen
+        self.control_socket = control_socket
         self.bus = EventBus()
         self.notifier = Notifier()
         self._stop = trio.Event()
+        self._http_stop = trio.Event()
         self.services: Services | None = None
-        self.router: Any = None
+        self.router: Router | None = None
         self.urls: list[str] = []
 
     def request_stop(self) -> None:
@@ -110,7 +128,7 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 await nursery.start(hub.run)
                 nursery.start_soon(self._mirror_proxy_log, hub.proxy)
-                router = build_router(self.loaded, pool, self.bus)
+                router = router_from_config(self.loaded, pool, self.bus)
                 self.router = router
                 await nursery.start(router.run)
                 services = Services(settings_from_config(self.loaded), router, pool, self.bus, hub)
@@ -118,16 +136,31 @@ class Daemon:
                 nursery.start_soon(self._watch_swaps, services)
                 http_done = trio.Event()
                 self.urls = await nursery.start(self._serve_http, services, http_done)
+                if self.control_socket is not None:
+                    parts = DaemonParts(self.loaded, router, pool, self.bus, hub, listen=self.urls)
+                    await nursery.start(
+                        partial(
+                            serve_control,
+                            self.control_socket,
+                            DaemonBackend(parts),
+                            group=self.loaded.config.control.group,
+                        )
+                    )
                 hub.info(f"swapd listening on {', '.join(self.urls)}")
                 self.notifier.ready()
                 nursery.start_soon(self.notifier.run_watchdog)
                 task_status.started(self.urls)
+                if self.loaded.config.preload:
+                    nursery.start_soon(router.preload, self.loaded.config.preload)
 
                 await self._stop.wait()
                 self.notifier.stopping()
                 hub.info("swapd shutting down")
                 services.close_streams()
-                with trio.move_on_after(HTTP_DRAIN_SECONDS + 1):
+                with trio.move_on_after(HTTP_DRAIN_SECONDS):
+                    await drain(services)
+                self._http_stop.set()
+                with trio.move_on_after(HTTP_CLOSE_SECONDS + 1):
                     await http_done.wait()
                 await router.shutdown()
                 await services.client.aclose()
@@ -145,7 +178,7 @@ class Daemon:
             await serve(
                 create_app(services),
                 hypercorn_config(self.listen),
-                shutdown_trigger=self._stop.wait,
+                shutdown_trigger=self._http_stop.wait,
                 task_status=task_status,
             )
         finally:
@@ -176,9 +209,11 @@ def _arm_hard_exit(seconds: float) -> None:
     timer.start()
 
 
-async def serve_until_signalled(loaded: LoadedConfig, listen: str) -> None:
+async def serve_until_signalled(
+    loaded: LoadedConfig, listen: str, control_socket: Path | None
+) -> None:
     """Run a Daemon until SIGTERM or SIGINT; SIGHUP is reserved for reload."""
-    daemon = Daemon(loaded, listen)
+    daemon = Daemon(loaded, listen, control_socket)
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     with trio.open_signal_receiver(*signals) as received:
         async with trio.open_nursery() as nursery:

@@ -95,8 +95,9 @@ def too_many_requests(retry_after: float = 1) -> ApiError:
 
 def unknown_model(name: str) -> ApiError:
     """404 for a name that is neither a model, an alias nor a peer model."""
+    shown = name if len(name) <= 200 else name[:200] + "..."
     return ApiError(
         404,
-        f"model {name!r} not found; GET /v1/models lists the available models",
+        f"model {shown!r} not found; GET /v1/models lists the available models",
         "model_not_found",
     )

@@ -4,6 +4,8 @@ Frames follow llama-swap's format (spec api.md §8): `event:message`, then
 `data:` with an envelope `{"type": ..., "data": "<JSON text>"}` whose `data`
 is itself JSON in a string. Types: `modelStatus` (initially and on every
 state change), `logData` (history first, then live proxy/upstream lines),
+`inflight` (a snapshot first, then `upsert`/`remove` as requests come and go;
+unlike llama-swap an empty snapshot still has `"requests": []`),
 and swapd's own `swap`, `request`, `queue` and `decision` records (the bus
 event encoded as JSON). A `lagged` frame says how many events a slow client
 missed: its subscription is bounded and lossy, so it never slows the daemon.
@@ -17,10 +19,11 @@ from typing import Any
 
 import msgspec
 
+from swapd.http.inflight import InFlight
 from swapd.http.services import Services
 from swapd.process.events import LogLine
 
-TOPICS = ("state", "swap", "request", "queue", "decision", "log")
+TOPICS = ("state", "swap", "request", "queue", "decision", "log", "inflight")
 CLIENT_BUFFER = 1024
 HEADERS = {
     "content-type": "text/event-stream",
@@ -82,6 +85,10 @@ def encode_event(services: Services, event: Any) -> bytes | None:
         source = "proxy" if event.source == "proxy" else "upstream"
         prefix = "" if source == "proxy" else f"[{event.source}] "
         return frame("logData", _log_data(source, f"{prefix}{event.text}\n"))
+    if topic == "inflight" and isinstance(event, InFlight):
+        if event.operation == "remove":
+            return frame("inflight", {"operation": "remove", "id": event.request.id})
+        return frame("inflight", {"operation": "upsert", "request": event.request})
     if topic in TOPICS:
         return frame(topic, msgspec.to_builtins(event))
     return None
@@ -100,6 +107,8 @@ def event_stream(services: Services) -> AsyncIterator[bytes]:
         for source, ring in (("proxy", hub.proxy), ("upstream", hub.upstream))
     ]
     initial.append(frame("modelStatus", model_status(services)))
+    snapshot = services.in_flight.snapshot()
+    initial.append(frame("inflight", {"operation": "snapshot", "requests": snapshot}))
 
     async def body() -> AsyncIterator[bytes]:
         with sub:

@@ -63,6 +63,7 @@ LOADING_PATH = "/v1/chat/completions"
 PEER_HEAD_TIMEOUT = 60.0
 LOG_TAIL_LINES = 20
 PROGRESS_BUFFER = 64
+BODY_TIMEOUT = 60.0
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -167,6 +168,9 @@ class ModelRoutes:
                 elif not response.finished:
                     await response({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            tracked = outcome.get("tracked")
+            if tracked is not None:
+                self.services.in_flight.remove(tracked)
             if outcome["model"]:
                 self.services.metrics.observe_request(
                     outcome["model"], forward_path(scope["path"]), outcome["status"] or 499,
@@ -196,9 +200,14 @@ class ModelRoutes:
         return ApiError(500, f"internal error: {type(leaf).__name__}: {leaf}")
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes:
+        """Authenticate, then read the body: bounded in size and in time (no slow-loris)."""
+        if self.services.closing.is_set():
+            raise ApiError(503, "swapd is shutting down", "shutting_down", {"retry-after": "5"})
         settings = self.services.settings
         check_auth(settings.api_keys, header(scope, b"authorization"), header(scope, b"x-api-key"))
-        return await read_body(scope, receive, settings.max_request_body_size)
+        with trio.move_on_after(BODY_TIMEOUT):
+            return await read_body(scope, receive, settings.max_request_body_size)
+        raise ApiError(408, f"the request body did not arrive within {BODY_TIMEOUT:g}s")
 
     @staticmethod
     async def _watch_disconnect(
@@ -232,6 +241,9 @@ class ModelRoutes:
             raise unknown_model(req.model)
         outcome["model"] = target.display
         path_out = forward_path(path)
+        outcome["tracked"] = self.services.in_flight.add(
+            target.display, path_out, method, client_ip(scope)
+        )
         if target.kind == "peer":
             out_body = self._peer_body(req, body, target)
             query = scope["query_string"]
@@ -441,6 +453,9 @@ class ModelRoutes:
         target, used = match
         outcome["model"] = target.display
         remainder = "/" + "/".join(raw_segments[used:])
+        outcome["tracked"] = self.services.in_flight.add(
+            target.display, remainder, scope["method"], client_ip(scope)
+        )
         query: bytes = scope["query_string"]
         if remainder == "/" and not raw.endswith("/"):
             location = "/upstream/" + "/".join(raw_segments[:used]) + "/"

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from swapd.events import EventBus
+from swapd.http.inflight import InFlightRegistry
 from swapd.http.logs_hub import LogHub
 from swapd.http.metrics import Metrics
 from swapd.http.names import Resolver
@@ -60,11 +61,13 @@ class Services:
     client: H11Client = field(default_factory=H11Client)
     metrics: Metrics = field(default_factory=Metrics)
     resolver: Resolver = field(init=False)
+    in_flight: InFlightRegistry = field(init=False)
     closing: trio.Event = field(default_factory=trio.Event)
     _streams: set[Any] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.resolver = Resolver(self.settings)
+        self.in_flight = InFlightRegistry(self.bus)
 
     def track(self, subscription: C) -> C:
         """Register a long-lived stream's subscription so `close_streams` can end it."""

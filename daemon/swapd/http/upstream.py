@@ -156,9 +156,13 @@ class H11Client:
             idle.append(conn)
 
     async def _connect(self, origin: Origin) -> _Connection:
+        # "localhost" (the default proxy host) is taken as IPv4 loopback, where
+        # llama-server and most local servers listen; trying ::1 first would
+        # cost a refused connection on every new socket.
+        host = "127.0.0.1" if origin.host == "localhost" else origin.host
         try:
             with trio.fail_after(self.connect_timeout):
-                stream = await trio.open_tcp_stream(origin.host, origin.port)
+                stream = await trio.open_tcp_stream(host, origin.port)
         except (OSError, trio.TooSlowError) as exc:
             raise UpstreamError(f"cannot connect to {origin.authority}: {exc}") from exc
         return _Connection(stream, origin)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
+import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +16,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from swapd.config import load_config
+from swapd.daemon import Daemon
 from swapd.events import EventBus
 from swapd.http.app import create_app
 from swapd.http.logs_hub import LogHub
@@ -20,6 +24,25 @@ from swapd.http.services import Services
 from swapd.http.settings import ApiSettings
 
 HTTP_TIMEOUT = httpx2.Timeout(20.0)
+
+
+def start_port(count: int = 8) -> int:
+    """A `startPort` for a test config: `count` consecutive ports that are free right now.
+
+    The default 5800 would collide with other tests running at the same time.
+    """
+    rng = random.Random()
+    for _ in range(100):
+        base = rng.randrange(20000, 60000 - count)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    s = stack.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no run of free ports found")
 
 
 class NoLocalModels:
@@ -75,46 +98,16 @@ async def app_only(settings: ApiSettings) -> AsyncIterator[tuple[str, Services]]
 
 @asynccontextmanager
 async def daemon(tmp_path: Path, config_text: str) -> AsyncIterator[tuple[str, Any]]:
-    """A whole swapd (pool, router, app) for `config_text`, on an ephemeral port."""
-    from swapd.daemon import Daemon
-
+    """A whole swapd (pool, router, control socket, app) for `config_text`, on an ephemeral port."""
     path = tmp_path / "config.yaml"
     path.write_text(config_text)
-    d = Daemon(load_config(path), "127.0.0.1:0")
+    d = Daemon(load_config(path), "127.0.0.1:0", control_socket=tmp_path / "control.sock")
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(d.run)
         try:
             yield urls[0], d
         finally:
             d.request_stop()
-
-
-@asynccontextmanager
-async def pool_swapd(tmp_path: Path, config_text: str) -> AsyncIterator[tuple[str, Any]]:
-    """As `daemon`, with the real process pool but `PoolRouter` in place of the router."""
-    from swapd.daemon import process_specs
-    from swapd.http.config_view import settings_from_config
-    from swapd.process.pool import ProcessPool
-    from tests.integration.http.router_double import PoolRouter
-
-    path = tmp_path / "config.yaml"
-    path.write_text(config_text)
-    loaded = load_config(path)
-    bus = EventBus()
-    limits = {m: c.concurrency_limit for m, c in loaded.models.items()}
-    async with ProcessPool(process_specs(loaded), bus) as pool:
-        hub = LogHub(bus, lambda m: pool[m].logs if m in pool else None)
-        router = PoolRouter(pool, limits)
-        services = Services(settings_from_config(loaded), router, pool, bus, hub)
-        async with serve_app(services) as base:
-            yield base, _Handle(bus, services, router)
-
-
-class _Handle:
-    def __init__(self, bus: EventBus, services: Services, router: Any) -> None:
-        self.bus = bus
-        self.services = services
-        self.router = router
 
 
 @asynccontextmanager

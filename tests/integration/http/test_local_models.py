@@ -1,8 +1,7 @@
-"""Local models behind the HTTP layer: relay, filters, errors, loading stream.
+"""Local models through a whole in-process swapd: relay, filters, errors, loading stream.
 
-The models run as fake upstreams in a real process pool; `PoolRouter` (a
-stand-in for the router's `lease`) admits and starts them. Scheduling itself
-(queueing, eviction) is exercised in `test_daemon.py` with the real router.
+The models are fake upstreams; unloads, metrics of swaps and disconnects in
+every phase are in `test_daemon.py`.
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ import pytest
 import trio
 
 from tests.integration.conftest import free_port
-from tests.integration.http.conftest import client
-from tests.integration.http.conftest import pool_swapd as daemon
+from tests.integration.http.conftest import client, daemon, start_port
 
 FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quiet"
 
@@ -25,6 +23,7 @@ FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quie
 def config(extra_models: str = "", top: str = "") -> str:
     return f"""
 healthCheckTimeout: 15
+startPort: {start_port()}
 {top}
 models:
   a:

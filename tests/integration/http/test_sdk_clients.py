@@ -10,12 +10,15 @@ import openai
 import pytest
 import trio
 
-from tests.integration.http.conftest import pool_swapd as daemon
+from tests.integration.http.conftest import daemon, start_port
 
 FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quiet"
 CLAUDE = f"{sys.executable} {Path(__file__).with_name('anthropic_upstream.py')} --port ${{PORT}}"
 
-CONFIG = f"""
+
+def config() -> str:
+    return f"""
+startPort: {start_port()}
 apiKeys: [sk-local]
 models:
   gpt:
@@ -33,7 +36,7 @@ groups:
 
 @pytest.mark.trio
 async def test_openai_sdk(tmp_path: Path) -> None:
-    async with daemon(tmp_path, CONFIG) as (base, _):
+    async with daemon(tmp_path, config()) as (base, _):
         oa = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-local", max_retries=0, timeout=20)
 
         def calls() -> tuple[str, str, str, int]:
@@ -80,7 +83,7 @@ async def test_openai_sdk(tmp_path: Path) -> None:
 
 @pytest.mark.trio
 async def test_anthropic_sdk(tmp_path: Path) -> None:
-    async with daemon(tmp_path, CONFIG) as (base, _):
+    async with daemon(tmp_path, config()) as (base, _):
         client = anthropic.Anthropic(base_url=base, api_key="sk-local", max_retries=0, timeout=20)
 
         def calls() -> tuple[str, str, int]:

@@ -1,0 +1,62 @@
+"""`swapd serve --config FILE [--listen HOST:PORT]`: run the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import trio
+
+from swapctl.paths import resolve_socket_path
+from swapd.config import ConfigError, load_config
+from swapd.control.listener import ControlSocketError
+from swapd.daemon import DEFAULT_LISTEN, serve_until_signalled
+from swapd.logsetup import setup_logging
+
+
+def _run(args: argparse.Namespace) -> int:
+    setup_logging()
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    control = resolve_socket_path(args.control_socket)
+    try:
+        trio.run(serve_until_signalled, loaded, args.listen, control)
+    except Exception as exc:
+        cause = _startup_error(exc)
+        if cause is None:
+            raise
+        print(f"swapd: cannot start: {cause}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _startup_error(exc: BaseException) -> BaseException | None:
+    """The bind or socket error that stopped the daemon from starting, if that is what it was."""
+    if isinstance(exc, OSError | ControlSocketError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _startup_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("serve", help="run the daemon", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="the YAML config file")
+    parser.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"where the HTTP API listens (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--control-socket",
+        metavar="PATH",
+        help="the control socket (default: $SWAPD_SOCKET, then the runtime directory rules)",
+    )
+    parser.set_defaults(func=_run)

@@ -1,0 +1,92 @@
+"""`swapd serve` as a process: start, serve, stop on SIGTERM with no child left behind."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import psutil
+
+from tests.integration.conftest import free_port
+from tests.integration.http.conftest import start_port
+
+FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quiet"
+
+
+def serve(config: Path, port: int, control: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "swapd", "serve", "--config", str(config)]
+    argv += ["--listen", f"127.0.0.1:{port}", "--control-socket", str(control)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def wait_serving(proc: subprocess.Popen[bytes], within: float = 20.0) -> str:
+    """Read swapd's output until it says it is serving; returns what it printed."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + within
+    seen = b""
+    while b"swapd serving" not in seen:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"swapd did not start within {within}s: {seen!r}")
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            raise AssertionError(f"swapd exited early: {seen!r}")
+        seen += chunk
+    return seen.decode()
+
+
+def test_config_error_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("models:\n  m:\n    ttl: soon\n")
+    proc = serve(config, free_port(), tmp_path / "c.sock")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert b"bad.yaml:3:" in out and b"ttl" in out
+
+
+def test_serve_then_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "swapd.yaml"
+    config.write_text(f"startPort: {start_port()}\nmodels:\n  m:\n    cmd: {FAKE}\n")
+    port = free_port()
+    proc = serve(config, port, tmp_path / "c.sock")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_serving(proc)
+        with httpx2.Client(base_url=base, timeout=20) as client:
+            r = client.post("/v1/chat/completions", json={"model": "m", "max_tokens": 2})
+            assert r.status_code == 200
+            assert r.json()["choices"][0]["message"]["content"] == "tok0 tok1 "
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the model's server runs as a child of swapd"
+        assert (tmp_path / "c.sock").exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, f"children outlived swapd: {alive}"
+        assert not (tmp_path / "c.sock").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_busy_port_exits_1(tmp_path: Path) -> None:
+    config = tmp_path / "swapd.yaml"
+    config.write_text(f"startPort: {start_port()}\nmodels:\n  m:\n    cmd: {FAKE}\n")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        proc = serve(config, port, tmp_path / "c.sock")
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out
+    assert b"cannot start" in out
