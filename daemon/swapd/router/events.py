@@ -190,11 +190,12 @@ class SwapFinished(msgspec.Struct, frozen=True, kw_only=True):
     time: float
 
 
-RequestPhase = Literal["admitted", "queued", "waiting", "granted", "failed", "done", "cancelled"]
+RequestPhase = Literal["admitted", "waiting", "granted", "failed", "done", "cancelled"]
 
 
 class RequestEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """Life of one request as the router sees it."""
+    """Life of one request as the router sees it ("waiting": on a swap; queue
+    membership is in `QueueChanged`; "cancelled" carries no model)."""
 
     topic: ClassVar[str] = "request"
 

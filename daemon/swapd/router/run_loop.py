@@ -462,8 +462,10 @@ class Router:
                 case _CancelMsg(rid):
                     self._handle(Cancel(request_id=rid, **self._facts()))
                     self._gone.discard(rid)
+                    self._request_event(rid, "", "cancelled")
                 case _ServeDoneMsg(rid, model):
                     self._handle(ServeDone(request_id=rid, model=model, **self._facts()))
+                    self._request_event(rid, model, "done")
                 case _SwapResultMsg(swap_id, model, error):
                     self._swap_scopes.pop(swap_id, None)
                     self._handle(
@@ -483,6 +485,11 @@ class Router:
                     finally:
                         done.set()
                     return
+
+    def _request_event(self, rid: int, model: str, phase: Any) -> None:
+        self.bus.publish(
+            RequestEvent(request_id=rid, model=model, phase=phase, time=trio.current_time())
+        )
 
     def _facts(self) -> dict[str, Any]:
         return {
