@@ -353,7 +353,11 @@ class Router:
     async def unload(self, models: Sequence[str] | None = None) -> None:
         """Stop these models (None: all); waiters and queued requests for them fail.
 
-        Returns once the processes are stopped. Unknown names are ignored.
+        Returns once the processes are stopped. Unknown names are ignored. The
+        loop is blocked meanwhile (spec §3.2), so nothing restarts them early.
+        All targets stop in parallel, each with its own unloadTimeout: llama-swap
+        batches them by timeout, smallest first, so a slow model does not delay
+        the quick ones; in parallel none waits for another at all.
         """
         if self._closed or not self._started:
             return
