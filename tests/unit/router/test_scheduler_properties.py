@@ -28,6 +28,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from swapd.matrix import compile_matrix
 from swapd.router.events import (
     AnyInput,
     Cancel,
@@ -42,6 +43,7 @@ from swapd.router.events import (
     UnloadFinished,
 )
 from swapd.router.group_swapper import GroupSwapper
+from swapd.router.matrix_swapper import MatrixSwapper
 from swapd.router.scheduler import FifoScheduler, ModelPolicy, SchedulerSettings
 from tests.unit.router.harness import Recorder, groups
 
@@ -52,6 +54,14 @@ SWAPPERS = {
         groups(g1=("TTF", "ab"), g2=("TFF", "c"), keep=("FFT", "d"))
     ),
     "non-exclusive": lambda: GroupSwapper(groups(g1=("TFF", "ab"), g2=("FFF", "cd"))),
+    "matrix": lambda: MatrixSwapper(
+        compile_matrix(
+            [("pair", "(a | b) & c"), ("trio", "a & d & +pair"), ("solo", "b")],
+            {},
+            {"c": 5},
+            MODELS,
+        )
+    ),
 }
 POLICIES = {
     "a": ModelPolicy(limit=5),
