@@ -5,27 +5,33 @@ Everything is measured in one run, with the real llama-server and SmolLM2
 (`bench.llama_router.COMMON_OPTIONS`):
 
 * **cold start**: a bare llama-server, spawn -> first byte of a one-token
-  chat completion, measured `--cold-starts` times (the client retries while
-  the port refuses or the server answers 503 "loading", every 5 ms);
+  chat completion (the client retries every 5 ms while the port refuses or
+  the server answers 503 "loading");
 * **swap overhead**: through swapd, the time to first byte of a one-token
   request that needs a swap (another model is ready and must be evicted),
-  minus the bare cold start's median from the same run;
+  minus the bare cold start measured next to it (`--cold-starts` pairs, the
+  order within a pair alternating; the median of the differences). Also
+  split, from swapd's `/api/events`, into request -> target seen ready and
+  ready -> first byte;
 * **A B C x4**: twelve requests for three model IDs (all the same GGUF, each
   its own process), in the order A B C A B C ..., against llama.cpp's router
   mode (`--models-preset` with three entries, `--models-max 1`) and against
-  swapd (one group with `swap: true`, so only one model runs at a time).
+  swapd (one group with `swap: true`, so only one model runs at a time),
+  each starting with nothing loaded, `--repeats` times, alternating.
   The requests are sent *concurrently*: each is started 10 ms after the
   previous one, so they arrive in that order while the first load is still
   under way, and the wall time runs from the first send to the last answer.
   That is the case where a router's scheduling matters: sent one after the
-  other, each request would need its own load in both routers (pass
+  other, each request needs its own load in both routers (pass
   `--sequential` to measure that too). Loads are counted from the router's
   log (`load: spawning server instance`) and from swapd's `/api/events`
   stream (a model entering `starting`);
 * **daemon RSS** of the swapd process (children excluded), idle after start
   and after the run.
 
-The figures are returned by `main()` and printed as one table of ratios.
+The machine may be shared and busy: each swapd figure is taken right after
+its baseline, so a ratio never compares a quiet minute with a busy one. The
+figures are returned by `main()` (JSON-able) and printed as one table.
 """
 
 from __future__ import annotations
@@ -61,8 +67,8 @@ from bench.llama_router import (
 
 MODELS = ("A", "B", "C")
 ROUNDS = 4
-COLD_STARTS = 5
-SWAPS = 5
+COLD_STARTS = 6
+REPEATS = 2
 STAGGER = 0.01
 PROBE_INTERVAL = 0.005
 WORKLOAD_TOKENS = 8
@@ -365,6 +371,11 @@ class SwapdDaemon:
     def rss(self) -> int:
         return int(psutil.Process(self.pid).memory_info().rss)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the daemon process itself (children excluded)."""
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
@@ -417,10 +428,15 @@ class LiveLoads:
 
     def __init__(self) -> None:
         self.counter = LoadCounter()
+        self.ready_at: dict[str, float] = {}  # perf_counter() when a model was last seen turn ready
         self._changed = trio.Event()
 
     def feed(self, kind: str, data: Any) -> None:
+        before = dict(self.counter.states)
         self.counter.feed(kind, data)
+        for model, state in self.counter.states.items():
+            if state == "ready" and before.get(model) != "ready":
+                self.ready_at[model] = time.perf_counter()
         self._changed.set()
         self._changed = trio.Event()
 
@@ -483,6 +499,17 @@ async def settle(client: httpx2.AsyncClient, base: str, live: LiveLoads) -> None
         await live.wait_for(lambda c: c.running() == running and c.settled())
 
 
+async def measured_swap(
+    client: httpx2.AsyncClient, base: str, live: LiveLoads, model: str
+) -> tuple[float, float]:
+    """A swap to `model`: (time to first byte, time until the event stream showed it ready)."""
+    started = time.perf_counter()
+    ttfb = await first_byte(client, base, model, started, retry=False)
+    with trio.fail_after(30):  # the ready frame may trail the answer a little
+        await live.wait_for(lambda _c: live.ready_at.get(model, 0.0) > started)
+    return ttfb, live.ready_at[model] - started
+
+
 async def swap_first_byte(client: httpx2.AsyncClient, base: str, model: str) -> float:
     """Time to first byte of a one-token request for `model`, which must need a swap."""
     started = time.perf_counter()
@@ -519,34 +546,47 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             daemon = stack.enter_context(swapd_daemon(workdir))
             await daemon.wait_listening(client)
             raw["rss_idle"] = daemon.rss()
+            raw["cpu_idle"] = daemon.cpu_seconds()
         for concurrent in modes:
             mode = "concurrent" if concurrent else "sequential"
-            raw["router"][mode] = await router_workload(
-                binary, gguf, workdir, order, concurrent=concurrent
-            )
-            if daemon is not None:
-                raw["swapd"][mode] = await swapd_workload(
-                    client, daemon, order, concurrent=concurrent
+            for _ in range(args.repeats):
+                raw["router"].setdefault(mode, []).append(
+                    await router_workload(binary, gguf, workdir, order, concurrent=concurrent)
                 )
+                if daemon is not None:
+                    raw["swapd"].setdefault(mode, []).append(
+                        await swapd_workload(client, daemon, order, concurrent=concurrent)
+                    )
+        live = None
         if daemon is not None:  # make A ready, so each request below needs a swap
             await swap_first_byte(client, daemon.base_url, MODELS[0])
+            live = await stack.enter_async_context(watched_loads(client, daemon.base_url))
         for index in range(args.cold_starts):
-            raw["cold"].append(await cold_start(client, binary, gguf, workdir))
-            if daemon is not None:
+            if index % 2:  # alternate which of the pair goes first
+                raw["cold"].append(await cold_start(client, binary, gguf, workdir))
+            if daemon is not None and live is not None:
                 model = MODELS[(index + 1) % 2]
-                raw["swap"].append(await swap_first_byte(client, daemon.base_url, model))
+                ttfb, ready = await measured_swap(client, daemon.base_url, live, model)
+                raw["swap"].append(ttfb)
+                raw.setdefault("swap_ready", []).append(ready)
+            if not index % 2:
+                raw["cold"].append(await cold_start(client, binary, gguf, workdir))
         if daemon is not None:
             raw["rss_after"] = daemon.rss()
+            raw["cpu_after"] = daemon.cpu_seconds()
     return figures_of(raw)
 
 
-def _workload_figures(run: WorkloadRun) -> dict[str, Any]:
+def _workload_figures(runs: Sequence[WorkloadRun]) -> dict[str, Any]:
+    """Median wall time over the repeats; loads, errors and answers of every run."""
     return {
-        "wall_s": run.wall,
-        "loads": run.total_loads,
-        "loads_per_model": dict(sorted(run.loads.items())),
-        "errors": run.errors,
-        "answers": sum(a.ok for a in run.answers),
+        "wall_s": statistics.median(r.wall for r in runs),
+        "wall_s_each": [r.wall for r in runs],
+        "loads": max(r.total_loads for r in runs),
+        "loads_each": [r.total_loads for r in runs],
+        "loads_per_model": [dict(sorted(r.loads.items())) for r in runs],
+        "errors": sum(r.errors for r in runs),
+        "answers": sum(sum(a.ok for a in r.answers) for r in runs),
     }
 
 
@@ -559,19 +599,34 @@ def figures_of(raw: Mapping[str, Any]) -> dict[str, Any]:
     differences (each swap minus the cold start measured just before it).
     """
     figures: dict[str, Any] = {"cores": os.cpu_count(), "cold_start_s": summary(raw["cold"])}
-    for mode, run in raw["router"].items():
-        figures[f"router_{mode}"] = _workload_figures(run)
+    for mode, runs in raw["router"].items():
+        figures[f"router_{mode}"] = _workload_figures(runs)
     if not raw["swap"]:
         return figures
     figures["swap_ttfb_s"] = summary(raw["swap"])
     pairs = [s - c for s, c in zip(raw["swap"], raw["cold"], strict=True)]
     figures["swap_overhead_ms"] = statistics.median(pairs) * 1000
-    for mode, run in raw["swapd"].items():
-        figures[f"swapd_{mode}"] = _workload_figures(run)
-        figures[f"wall_ratio_{mode}"] = run.wall / raw["router"][mode].wall
+    # where a swap's time goes: request -> target seen ready on /api/events (stop the
+    # evicted model, spawn, load, readiness probe), then ready -> first byte (grant, relay,
+    # and llama-server's own one-token answer, which the bare cold start includes too)
+    figures["swap_ready_s"] = summary(raw["swap_ready"])
+    after_ready = [t - r for t, r in zip(raw["swap"], raw["swap_ready"], strict=True)]
+    figures["swap_ready_to_first_byte_ms"] = statistics.median(after_ready) * 1000
+    for mode, runs in raw["swapd"].items():
+        mine = figures[f"swapd_{mode}"] = _workload_figures(runs)
+        figures[f"wall_ratio_{mode}"] = mine["wall_s"] / figures[f"router_{mode}"]["wall_s"]
     figures["rss_idle_mib"] = raw["rss_idle"] / MIB
     figures["rss_after_mib"] = raw["rss_after"] / MIB
+    # the daemon's own CPU per load, over every workload run and measured swap: on a
+    # small machine it competes with the model being loaded
+    loads = sum(r.total_loads for runs in raw["swapd"].values() for r in runs) + len(raw["swap"])
+    figures["swapd_cpu_s"] = raw["cpu_after"] - raw["cpu_idle"]
+    figures["swapd_cpu_ms_per_load"] = figures["swapd_cpu_s"] * 1000 / max(1, loads)
     return figures
+
+
+def _each(values: Sequence[int]) -> str:
+    return ",".join(str(v) for v in values)
 
 
 def table(f: Mapping[str, Any]) -> str:
@@ -580,13 +635,24 @@ def table(f: Mapping[str, Any]) -> str:
     cold_ms = f["cold_start_s"]["median"] * 1000
     swapd_present = "swapd_concurrent" in f
     swap_ms = f["swap_ttfb_s"]["median"] * 1000 if swapd_present else None
-    rows.append(
+    if swapd_present:
+        rows.append(
+            (
+                "swap: target ready / ready -> 1st byte (ms)",
+                "",
+                f"{f['swap_ready_s']['median'] * 1000:.0f} / "
+                f"{f['swap_ready_to_first_byte_ms']:.0f}",
+                "",
+            )
+        )
+    rows.insert(
+        0,
         (
             "cold start / swap, first byte (ms, median)",
             f"{cold_ms:.0f} (bare)",
             f"{swap_ms:.0f} (swap)" if swap_ms is not None else "-",
-            f"+{f['swap_overhead_ms']:.0f} ms" if swapd_present else "-",
-        )
+            f"{f['swap_overhead_ms']:+.0f} ms" if swapd_present else "-",
+        ),
     )
     for mode in ("concurrent", "sequential"):
         base = f.get(f"router_{mode}")
@@ -596,7 +662,7 @@ def table(f: Mapping[str, Any]) -> str:
         ratio = f.get(f"wall_ratio_{mode}")
         rows.append(
             (
-                f"A B C x4 {mode}, wall (s)",
+                f"A B C x4 {mode}, wall (s, median)",
                 f"{base['wall_s']:.2f}",
                 f"{mine['wall_s']:.2f}" if mine else "-",
                 f"{ratio:.2f} x" if ratio is not None else "-",
@@ -604,9 +670,9 @@ def table(f: Mapping[str, Any]) -> str:
         )
         rows.append(
             (
-                f"A B C x4 {mode}, loads / errors",
-                f"{base['loads']} / {base['errors']}",
-                f"{mine['loads']} / {mine['errors']}" if mine else "-",
+                f"A B C x4 {mode}, loads per run / errors",
+                f"{_each(base['loads_each'])} / {base['errors']}",
+                f"{_each(mine['loads_each'])} / {mine['errors']}" if mine else "-",
                 f"{mine['loads'] - base['loads']:+d} loads" if mine else "-",
             )
         )
@@ -617,6 +683,14 @@ def table(f: Mapping[str, Any]) -> str:
                 "",
                 f"{f['rss_idle_mib']:.1f} / {f['rss_after_mib']:.1f}",
                 f"+{f['rss_after_mib'] - f['rss_idle_mib']:.1f} MiB",
+            )
+        )
+        rows.append(
+            (
+                "swapd CPU per load (ms, whole run)",
+                "",
+                f"{f['swapd_cpu_ms_per_load']:.0f}",
+                "",
             )
         )
     head = ("measure", "llama.cpp", "swapd", "swapd vs llama.cpp")
@@ -636,7 +710,7 @@ def table(f: Mapping[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_swap", description=__doc__.splitlines()[0])
     parser.add_argument("--cold-starts", type=int, default=COLD_STARTS)
-    parser.add_argument("--swaps", type=int, default=SWAPS, help="swap TTFBs to measure")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="runs of each workload")
     parser.add_argument("--sequential", action="store_true", help="also send A B C x4 one by one")
     parser.add_argument("--baselines-only", action="store_true", help="skip the swapd side")
     args = parser.parse_args(argv)
