@@ -38,11 +38,15 @@ class ProcessControl(Protocol):
         model's unloadTimeout."""
         ...
 
-    def hold(self, model: str) -> None:
-        """A granted request starts using `model` (keeps the TTL from unloading it)."""
+    def hold(self, model: str) -> object:
+        """A granted request starts using `model` (keeps the TTL from unloading it).
+
+        Returns a token for `release`: after a reload replaced the model's
+        supervisor, the release must still go to the one that was held.
+        """
         ...
 
-    def release(self, model: str) -> None: ...
+    def release(self, model: str, token: object) -> None: ...
 
 
 def state_name(state: Any) -> str:
@@ -90,10 +94,13 @@ class PoolControl:
         except Exception:
             log.exception("stopping %s failed", model)
 
-    def hold(self, model: str) -> None:
-        if model in self.pool:
-            self.pool[model].hold()
+    def hold(self, model: str) -> object:
+        if model not in self.pool:
+            return None
+        supervisor = self.pool[model]
+        supervisor.hold()
+        return supervisor
 
-    def release(self, model: str) -> None:
-        if model in self.pool:
-            self.pool[model].release()
+    def release(self, model: str, token: object) -> None:
+        if token is not None:
+            token.release()  # type: ignore[attr-defined]

@@ -336,11 +336,11 @@ class Router:
             await ticket.done.wait()
             if ticket.failure is not None:
                 raise error_for(ticket.failure)
-            self.pool.hold(model)
+            token = self.pool.hold(model)
             try:
                 yield Grant(model=model, upstream=self.pool.upstream(model), request_id=ticket.id)
             finally:
-                self.pool.release(model)
+                self.pool.release(model, token)
         finally:
             ticket.closed = True
             if ticket.granted:

@@ -83,20 +83,22 @@ async def test_abcabc_concurrently_loads_each_model_once():
     specs = [spec(m) for m in "abc"]
     order: list[str] = []
 
-    async def client(router: Router, model: str) -> None:
+    async def client(router: Router, pool: ProcessPool, model: str) -> None:
         async with router.lease(model) as grant:
+            assert pool[model].in_flight >= 1  # held: the TTL cannot unload it now
             answer = await get(grant.upstream, "/v1/models")
             assert " 200 " in answer.splitlines()[0] and f'"{model}"' in answer
             order.append(model)
 
     with trio.fail_after(WAIT):
-        async with running_router(specs) as (router, _, loads):
+        async with running_router(specs) as (router, pool, loads):
             async with trio.open_nursery() as clients:
                 for m in "abcabc":
-                    clients.start_soon(client, router, m)
+                    clients.start_soon(client, router, pool, m)
                     await router.settled()  # each arrives before the next
             assert loads == {"a": 1, "b": 1, "c": 1}
             assert order == ["a", "a", "b", "b", "c", "c"]
+            assert all(pool[m].in_flight == 0 for m in "abc")
             await router.settled()
             assert router.snapshot().reserved == {}
 

@@ -66,9 +66,11 @@ class FakeProcesses:
         for m in models:
             self.state[m] = "stopped"
 
-    def hold(self, model: str) -> None:
+    def hold(self, model: str) -> object:
         self.held[model] += 1
+        return model
 
-    def release(self, model: str) -> None:
+    def release(self, model: str, token: object) -> None:
+        assert token == model
         self.held[model] -= 1
         assert self.held[model] >= 0
