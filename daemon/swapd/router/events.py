@@ -34,9 +34,14 @@ class SwapError(msgspec.Struct, frozen=True):
 
 
 class Input(msgspec.Struct, frozen=True, kw_only=True, tag_field="input"):
-    """Common facts of every scheduler input (see the module docstring)."""
+    """Common facts of every scheduler input (see the module docstring).
+
+    `time` is the scheduling clock (trio's, so a MockClock drives maxWait in
+    tests); `wall` is the epoch time stamped on the records it produces.
+    """
 
     time: float
+    wall: float = 0.0
     running: dict[str, str] = {}
     gone: frozenset[int] = frozenset()
 
@@ -150,7 +155,10 @@ Action = Literal[
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
-    """One entry of the decision log: what the scheduler did and why."""
+    """One entry of the decision log: what the scheduler did and why.
+
+    `time` is the wall clock (epoch seconds), `clock` the scheduling clock.
+    """
 
     topic: ClassVar[str] = "decision"
 
@@ -166,9 +174,12 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     cost: int = 0
     queue_length: int = 0
     reason: str = ""
+    clock: float = 0.0
 
 
 class SwapStarted(msgspec.Struct, frozen=True, kw_only=True):
+    """A swap task started (`time`: wall clock, like every published record)."""
+
     topic: ClassVar[str] = "swap"
 
     swap_id: int

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -206,7 +207,7 @@ class _LoopEffects:
         self.stops: list[tuple[str, ...]] = []
 
     def _now(self) -> float:
-        return trio.current_time()
+        return time.time()
 
     def _event(self, rid: int, model: str, phase: Any, detail: str = "") -> None:
         self.r.bus.publish(
@@ -491,13 +492,12 @@ class Router:
                     return
 
     def _request_event(self, rid: int, model: str, phase: Any) -> None:
-        self.bus.publish(
-            RequestEvent(request_id=rid, model=model, phase=phase, time=trio.current_time())
-        )
+        self.bus.publish(RequestEvent(request_id=rid, model=model, phase=phase, time=time.time()))
 
     def _facts(self) -> dict[str, Any]:
         return {
             "time": trio.current_time(),
+            "wall": time.time(),
             "running": self._states(),
             "gone": frozenset(self._gone),
         }
@@ -597,7 +597,7 @@ class Router:
                 evict=plan.evict,
                 set=plan.set,
                 cost=plan.cost,
-                time=trio.current_time(),
+                time=time.time(),
             )
         )
         self._nursery.start_soon(self._swap_task, plan, scope, name=f"swap-{plan.target}")
@@ -638,7 +638,7 @@ class Router:
                 ok=error is None,
                 seconds=trio.current_time() - started,
                 error=error,
-                time=trio.current_time(),
+                time=time.time(),
             )
         )
         self._post(_SwapResultMsg(plan.swap_id, plan.target, error))

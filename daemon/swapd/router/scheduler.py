@@ -179,6 +179,7 @@ class FifoScheduler:
         self._seq = 0
         # Facts of the input being handled.
         self._now = 0.0
+        self._wall = 0.0
         self._running: Mapping[str, str] = {}
         self._gone: frozenset[int] = frozenset()
         self._input = ""
@@ -188,6 +189,7 @@ class FifoScheduler:
     def handle(self, inp: AnyInput) -> None:
         """Apply one input. Never awaits; all consequences go through `effects`."""
         self._now = inp.time
+        self._wall = inp.wall
         self._running = {m: s for m, s in inp.running.items() if s in RUNNING_STATES}
         self._gone = inp.gone
         match inp:
@@ -688,7 +690,8 @@ class FifoScheduler:
         self.effects.decided(
             Decision(
                 seq=self._seq,
-                time=self._now,
+                time=self._wall,
+                clock=self._now,
                 input=self._input,
                 action=action,
                 model=model,

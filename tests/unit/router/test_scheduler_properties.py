@@ -119,14 +119,14 @@ class CheckingEffects(Recorder):
         if rid is None:
             return
         if decision.action in ("queue", "requeue"):
-            m.queued_since[rid] = decision.time
+            m.queued_since[rid] = decision.clock
             m.left_queue.pop(rid, None)
         elif decision.action in ("join", "swap") and rid in m.queued_since:
-            m.left_queue.setdefault(rid, decision.time)
+            m.left_queue.setdefault(rid, decision.clock)
         elif decision.action in ("drop", "cancel"):
             assert rid not in m.outcome, f"request {rid} resolved twice"
             m.outcome[rid] = decision.action
-            m.left_queue.setdefault(rid, decision.time)
+            m.left_queue.setdefault(rid, decision.clock)
 
 
 class SchedulerMachine(RuleBasedStateMachine):
