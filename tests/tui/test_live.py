@@ -8,6 +8,7 @@ socket exactly as it would to a running daemon.
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import sys
 import tempfile
@@ -63,7 +64,7 @@ async def test_views_show_what_the_daemon_reports(server: ServerThread) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: "gamma" in app.state.models, "the models reply")
         text = screen_text(app)
-        assert text.splitlines()[0].startswith("● connected │ swapd 0.1.0-test │ up 1")
+        assert text.splitlines()[0].startswith("● connected │ swapd 0.1.0-test │ up ")
         rows = [line.split() for line in text.splitlines()]
         assert ["alpha", "stopped", "-", "5800", "-", "-", "(1m00s)", "-", "s1"] in rows
         assert ["beta", "stopped", "-", "5801", "-", "-", "(1m00s)", "-", "s2"] in rows
@@ -202,10 +203,12 @@ async def test_ssh_failures_are_shown_with_sshs_own_words() -> None:
     async with app.run_test(size=(140, 30)) as pilot:
         await until(pilot, lambda: app.state.connection.attempts >= 1, "the failure")
         header = screen_text(app).splitlines()[0]
-        assert header.startswith(
-            "✖ disconnected (retry 30s, #1): "
-            "ssh: connect to host unreachable port 22: Connection refused"
-        )
+        # The countdown may have ticked below 30s on a loaded machine.
+        assert re.match(
+            r"✖ disconnected \(retry \d+s, #1\): "
+            r"ssh: connect to host unreachable port 22: Connection refused",
+            header,
+        ), header
 
 
 async def test_a_burst_of_10k_log_lines_through_the_socket(server: ServerThread) -> None:
