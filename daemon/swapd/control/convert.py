@@ -30,9 +30,9 @@ UNIX_TIME_FLOOR = 1e9
 def wall_time(stamp: float) -> float:
     """A record's time as Unix time, which the protocol promises.
 
-    The router stamps its records with trio's clock (monotonic, which its
-    maxWait arithmetic needs); the offset to the wall clock is the same for
-    every stamp, so it is applied here. Outside trio a stamp is left as is.
+    The daemon's records carry wall-clock time; a stamp below the floor is a
+    reading of trio's (monotonic) scheduling clock instead, and is mapped with
+    the current offset between the two clocks. Outside trio it is left as is.
     """
     if stamp >= UNIX_TIME_FLOOR:
         return stamp
