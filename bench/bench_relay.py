@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import socket
 import statistics
 import subprocess
@@ -245,7 +246,7 @@ def table(figures: dict[str, Any], title: str) -> str:
 def write_config(path: Path, ports: dict[str, int]) -> None:
     lines = ["healthCheckTimeout: 15", "models:"]
     for kind, port in ports.items():
-        cmd = " ".join(fake_argv(port, *UPSTREAMS[kind]))
+        cmd = shlex.join(fake_argv(port, *UPSTREAMS[kind]))
         lines += [
             f"  {kind}:",
             f"    cmd: {cmd}",

@@ -140,7 +140,7 @@ async def relay_response(
             async for chunk in chunks:
                 result.bytes += len(chunk)
                 tail += chunk
-                if len(tail) > TAIL_BYTES:
+                if len(tail) > 2 * TAIL_BYTES:  # trimmed now and then, not per chunk
                     del tail[: len(tail) - TAIL_BYTES]
                 # A body of known length ends with its last bytes: one write fewer.
                 ended = result.bytes == length
@@ -149,6 +149,6 @@ async def relay_response(
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             result.truncated = upstream.truncated
-            result.tail = bytes(tail)
+            result.tail = bytes(tail[-TAIL_BYTES:])
             await upstream.aclose()
     return result

@@ -1,10 +1,11 @@
 """A thin HTTP/1.1 client for the upstreams: h11 on trio sockets, with keep-alive.
 
-Chosen over httpx2 by `bench/bench_relay.py` (see the README table): it reads
-the upstream socket in large reads and hands the relay every byte that one
-read produced as one piece, so a fast stream of small SSE events costs one
-downstream write per socket read rather than one per event, and per request
-it does little more than format the request and parse the response head.
+Chosen over httpx2 by `bench/bench_relay.py`: it reads the upstream socket
+in large reads and hands the relay the payload of each read as one piece
+(h11 parses the head, a small decoder the chunked body), so a fast stream of
+small SSE events costs one downstream write per socket read rather than one
+per event, and per request it does little more than format the request and
+parse the response head.
 
 Only what a relay needs: plain `http://` origins, a pool of idle keep-alive
 connections per origin, a connect timeout, an optional response-head timeout,
@@ -22,6 +23,8 @@ from urllib.parse import urlsplit
 
 import h11
 import trio
+
+from swapd.http.chunked import ChunkedDecoder, ChunkedError
 
 READ_SIZE = 64 * 1024
 DEFAULT_CONNECT_TIMEOUT = 30.0
@@ -64,57 +67,107 @@ class _Connection:
             await self.stream.aclose()
 
 
+def body_framing(method: str, head: h11.Response) -> tuple[str, int]:
+    """How the body of a response is delimited: ("none" | "chunked" | "length" | "eof", length)."""
+    if method == "HEAD" or head.status_code < 200 or head.status_code in (204, 304):
+        return ("none", 0)
+    length = -1
+    for name, value in head.headers:
+        if name == b"transfer-encoding" and b"chunked" in value.lower():
+            return ("chunked", 0)
+        if name == b"content-length" and value.strip().isdigit():
+            length = int(value)
+    return ("length", length) if length >= 0 else ("eof", 0)
+
+
+def keeps_alive(head: h11.Response) -> bool:
+    if head.http_version != b"1.1":
+        return False
+    return not any(n == b"connection" and b"close" in v.lower() for n, v in head.headers)
+
+
 class UpstreamResponse:
     """A response head plus its body, read on demand by `chunks()`.
 
-    Always `aclose()` it (the relay does so with `aclosing`): a fully read
-    response returns its connection to the pool, anything else closes it,
-    which is how an upstream learns that its client went away.
+    h11 parses the head; the body is read here directly (`ChunkedDecoder`,
+    or a byte count), one piece per socket read. Always `aclose()` it (the
+    relay does so with `aclosing`): a fully read response returns its
+    connection to the pool, anything else closes it, which is how an
+    upstream learns that its client went away.
     """
 
-    def __init__(self, client: H11Client, conn: _Connection, head: h11.Response) -> None:
+    def __init__(
+        self, client: H11Client, conn: _Connection, head: h11.Response, method: str = "GET"
+    ) -> None:
         self._client = client
         self._conn: _Connection | None = conn
         self.status = head.status_code
         self.reason = head.reason.decode("latin-1")
         self.headers: Headers = [(bytes(k), bytes(v)) for k, v in head.headers]
+        self._framing = body_framing(method, head)
+        self._reusable = keeps_alive(head) and self._framing[0] != "eof"
         self.complete = False
         self.truncated = False
 
+    async def _receive(self, conn: _Connection) -> bytes:
+        try:
+            return await conn.stream.receive_some(READ_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return b""
+
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives: every Data event one socket read produced, joined."""
+        """The body as it arrives: the payload of each socket read, in one piece."""
         conn = self._conn
         if conn is None:
             return
-        pending: list[bytes] = []
-        while True:
-            try:
-                event = conn.h11.next_event()
-            except h11.RemoteProtocolError:
-                self.truncated = True
-                event = None
-            if isinstance(event, h11.Data):
-                pending.append(bytes(event.data))
-                continue
-            if event is h11.NEED_DATA:
-                if pending:
-                    yield b"".join(pending)
-                    pending = []
-                try:
-                    data = await conn.stream.receive_some(READ_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    data = b""
-                conn.h11.receive_data(data)
-                continue
-            if isinstance(event, h11.EndOfMessage):
-                self.complete = True
-            elif event is not None and not isinstance(event, h11.ConnectionClosed):
-                self.truncated = True
-            else:
-                self.truncated = self.truncated or not self.complete
-            if pending:
-                yield b"".join(pending)
+        data, _closed = conn.h11.trailing_data
+        mode, length = self._framing
+        if mode == "none":
+            self.complete = True
+            self._reusable = self._reusable and not data
             return
+        if mode == "chunked":
+            decoder = ChunkedDecoder()
+            while True:
+                if data:
+                    try:
+                        piece = decoder.feed(data)
+                    except ChunkedError:
+                        self.truncated = True
+                        return
+                    if piece:
+                        yield piece
+                    if decoder.done:
+                        self.complete = True
+                        self._reusable = self._reusable and not decoder.leftover
+                        return
+                data = await self._receive(conn)
+                if not data:
+                    self.truncated = True
+                    return
+        elif mode == "length":
+            remaining = length
+            while remaining > 0:
+                if data:
+                    piece = data[:remaining]
+                    remaining -= len(piece)
+                    self._reusable = self._reusable and len(data) == len(piece)
+                    yield piece
+                    if remaining == 0:
+                        break
+                data = await self._receive(conn)
+                if not data:
+                    self.truncated = True
+                    return
+            self.complete = True
+        else:  # until the upstream closes the connection
+            while True:
+                if data:
+                    yield data
+                data = await self._receive(conn)
+                if not data:
+                    self.complete = True
+                    return
 
     async def read(self) -> bytes:
         """The whole body (for small answers such as health checks and tests)."""
@@ -124,11 +177,8 @@ class UpstreamResponse:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        reusable = (
-            self.complete and conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
-        )
-        if reusable:
-            conn.h11.start_next_cycle()
+        if self.complete and self._reusable:
+            conn.h11 = h11.Connection(h11.CLIENT)  # the body was read outside h11
             self._client._release(conn)
         else:
             await conn.close()
@@ -201,7 +251,7 @@ class H11Client:
                 if scope.cancelled_caught:
                     await conn.close()
                     raise UpstreamError(f"no response from {origin.authority} in {head_timeout}s")
-                return UpstreamResponse(self, conn, head)
+                return UpstreamResponse(self, conn, head, method)
             except _StaleConnection:
                 await conn.close()
                 if reused and attempt == 0:
