@@ -88,7 +88,15 @@ def chat_body(model: str, max_tokens: int) -> dict[str, Any]:
 
 
 def http_client(connections: int = 64) -> httpx2.AsyncClient:
-    limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
+    """A client that opens a fresh connection per request, for every side alike.
+
+    llama-server (cpp-httplib) closes kept-alive connections on its own; a
+    pooled connection it has closed fails the next POST ("server
+    disconnected"), which would count as an error of llama.cpp's router
+    that is really the client's. A local connect costs well under a
+    millisecond, nothing next to a load.
+    """
+    limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=0)
     return httpx2.AsyncClient(timeout=httpx2.Timeout(10.0, read=None), limits=limits)
 
 
@@ -579,6 +587,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _workload_figures(runs: Sequence[WorkloadRun]) -> dict[str, Any]:
     """Median wall time over the repeats; loads, errors and answers of every run."""
+    failed = [a for r in runs for a in r.answers if not a.ok]
     return {
         "wall_s": statistics.median(r.wall for r in runs),
         "wall_s_each": [r.wall for r in runs],
@@ -586,6 +595,7 @@ def _workload_figures(runs: Sequence[WorkloadRun]) -> dict[str, Any]:
         "loads_each": [r.total_loads for r in runs],
         "loads_per_model": [dict(sorted(r.loads.items())) for r in runs],
         "errors": sum(r.errors for r in runs),
+        "error_samples": [f"{a.model}: {a.status} {a.text[:200]}" for a in failed][:3],
         "answers": sum(sum(a.ok for a in r.answers) for r in runs),
     }
 
