@@ -113,3 +113,23 @@ async def test_disconnects_leave_nothing_behind(tmp_path: Path) -> None:
         in_flight = [line for line in metrics.splitlines() if line.startswith("swapd_in_flight")]
         assert all(line.endswith(" 0.0") for line in in_flight), in_flight
         assert "swapd_queue_length 0.0" in metrics
+
+
+@pytest.mark.trio
+async def test_stop_drains_in_flight_and_refuses_new(tmp_path: Path) -> None:
+    models = f"""
+  steady:
+    cmd: {FAKE} --token-interval 0.02 --tokens 25
+"""
+    async with daemon(tmp_path, config(models)) as (base, d), client(base) as c:
+        async with c.stream(
+            "POST", "/v1/chat/completions", json={"model": "steady", "stream": True}
+        ) as r:
+            chunks = r.aiter_text()
+            text = await anext(chunks)
+            d.request_stop()
+            refused = await c.post("/v1/chat/completions", json={"model": "steady"})
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "shutting_down"
+            text += "".join([t async for t in chunks])
+        assert text.endswith("data: [DONE]\n\n"), "the request in flight was allowed to finish"
