@@ -58,14 +58,16 @@ def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-# The fake upstream writes a response head and body in two writes; with Nagle's
-# algorithm on, the second waits for the client's delayed ACK (~40 ms) and the
-# "direct" figures would measure that stall instead of the upstream. The bench
-# therefore runs the fake with TCP_NODELAY (as real servers such as
-# llama-server do).
+# Two settings of the fake upstream are changed for the bench, as real servers
+# such as llama-server have them: TCP_NODELAY (it writes a response head and
+# body in two writes; with Nagle's algorithm the second waits for the client's
+# delayed ACK, ~40 ms) and a listen backlog above socketserver's 5 (32 streams
+# connecting at once overflow it, and a dropped SYN is retried only after 1 s).
+# Without them the figures measure those stalls instead of the relay.
 FAKE_NODELAY = (
-    "import sys, swapd.testing.fake_upstream as f; "
-    "f.Handler.disable_nagle_algorithm = True; sys.exit(f.main())"
+    "import sys, http.server, swapd.testing.fake_upstream as f; "
+    "f.Handler.disable_nagle_algorithm = True; "
+    "http.server.ThreadingHTTPServer.request_queue_size = 128; sys.exit(f.main())"
 )
 
 
