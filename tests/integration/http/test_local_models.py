@@ -219,3 +219,18 @@ async def test_loading_state_then_load_failure(tmp_path: Path) -> None:
         assert "Done!" in reasoning
         error = json.loads(tail)["error"]
         assert error["code"] == "load_failed" and "startup line 1" in error["message"]
+
+
+@pytest.mark.trio
+async def test_model_and_upstream_log_streams(tmp_path: Path) -> None:
+    async with daemon(tmp_path, config()) as (base, _), client(base) as c:
+        assert (await c.post("/v1/chat/completions", json={"model": "a"})).status_code == 200
+        async with c.stream("GET", "/logs/stream/alpha") as r:
+            chunks = r.aiter_text()
+            first = await anext(chunks)
+        assert "fake upstream pid" in first and "listening on" in first
+        async with c.stream("GET", "/logs/stream/upstream") as r:
+            chunks = r.aiter_text()
+            first = await anext(chunks)
+        assert "[a] fake upstream pid" in first
+        assert "[a] fake upstream pid" in (await c.get("/logs")).text
