@@ -106,8 +106,14 @@ class EventFollower(threading.Thread):
                 )
 
     def loads(self) -> Counter[str]:
+        """Per model, how often its process entered a running state."""
         with self.cond:
             return Counter(self.counter.loads)
+
+    def swaps(self) -> Counter[str]:
+        """Per target, the swaps the router started (its `SwapStarted` records)."""
+        with self.cond:
+            return Counter(self.counter.swaps)
 
 
 class RunningSwapd:

@@ -94,6 +94,7 @@ def test_swap_a_b_a_with_the_openai_sdk(start_swapd) -> None:
 
     assert swapd.settle() == {"A"}
     assert swapd.events.loads() == Counter({"A": 2, "B": 1})
+    assert swapd.events.swaps() == Counter({"A": 2, "B": 1})
     assert len(swapd.llama_children()) == 1
 
 
@@ -122,6 +123,7 @@ def test_a_b_c_a_b_c_sent_concurrently_loads_each_model_once(start_swapd) -> Non
     assert all(answers), answers
     swapd.settle()
     assert swapd.events.loads() == Counter({"A": 1, "B": 1, "C": 1})
+    assert swapd.events.swaps() == Counter({"A": 1, "B": 1, "C": 1})
     assert len(swapd.llama_children()) == 1
 
 
