@@ -468,6 +468,10 @@ class ModelRoutes:
         if target.kind == "peer":
             await self._to_peer(scope, target, remainder, body, send, outcome)
             return
+        ignored = any(p.search(remainder) for p in self.services.settings.upstream_ignore_paths)
+        if ignored and self.services.state_of(target.model) != "ready":
+            message = f"model {target.model} is not loaded; path matches upstream.ignorePaths"
+            raise ApiError(409, message)
         model = self.services.settings.models[target.model]
         stream = b"stream=true" in query.split(b"&")
         loading = stream and model.send_loading_state and remainder.startswith(LOADING_PATH)

@@ -8,11 +8,13 @@ immutable object.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+DEFAULT_IGNORE_PATHS = (re.compile(r".*\.(js|json|css|png|gif|jpg|jpeg|ico|txt)$"),)
 
 
 @dataclass(frozen=True)
@@ -83,3 +85,5 @@ class ApiSettings:
     api_keys: tuple[str, ...] = ()
     include_aliases_in_list: bool = False
     max_request_body_size: int = DEFAULT_MAX_BODY
+    # /upstream/<model>/<path> paths that never start a model (spec api.md §6.3)
+    upstream_ignore_paths: tuple[re.Pattern[str], ...] = DEFAULT_IGNORE_PATHS

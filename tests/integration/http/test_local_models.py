@@ -104,6 +104,11 @@ async def test_streaming_and_upstream_passthrough(tmp_path: Path) -> None:
         assert r.json()["echo"]["body"] == {"model": "zzz", "temperature": 1}, "never filtered"
         r = await c.get("/upstream/nobody/v1/models")
         assert r.status_code == 404
+        r = await c.get("/upstream/b/favicon.ico")
+        assert r.status_code == 409 and "upstream.ignorePaths" in r.json()["error"]["message"]
+        r = await c.get("/upstream/a/favicon.ico")
+        assert r.status_code == 404, "a ready model gets the request (the fake has no such file)"
+        assert r.json()["error"]["message"] == "no route GET /favicon.ico"
 
 
 @pytest.mark.trio
