@@ -133,7 +133,7 @@ class Daemon:
                 await nursery.start(router.run)
                 services = Services(settings_from_config(self.loaded), router, pool, self.bus, hub)
                 self.services = services
-                nursery.start_soon(self._watch_swaps, services)
+                nursery.start_soon(self._follow_events, services)
                 http_done = trio.Event()
                 self.urls = await nursery.start(self._serve_http, services, http_done)
                 if self.control_socket is not None:
@@ -184,12 +184,16 @@ class Daemon:
         finally:
             done.set()
 
-    async def _watch_swaps(self, services: Services) -> None:
-        """Feed swap results into the metrics (load durations, failures)."""
-        with self.bus.subscribe(topics=("swap",), maxlen=256) as sub:
+    async def _follow_events(self, services: Services) -> None:
+        """Swap results into the metrics; the running models into systemd's STATUS=."""
+        with self.bus.subscribe(topics=("swap", "state"), maxlen=256) as sub:
             async for event in sub:
                 if isinstance(event, SwapFinished):
                     services.metrics.observe_swap(event.target, event.ok, event.seconds)
+                elif self.notifier.enabled:
+                    models = services.settings.models
+                    running = [m for m in sorted(models) if services.state_of(m) == "ready"]
+                    self.notifier.status(running)
 
     @staticmethod
     async def _mirror_proxy_log(ring: LogRing) -> None:

@@ -90,3 +90,32 @@ def test_busy_port_exits_1(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 1, out
     assert b"cannot start" in out
+
+
+def test_sd_notify_ready_status_stopping(tmp_path: Path) -> None:
+    config = tmp_path / "swapd.yaml"
+    config.write_text(f"startPort: {start_port()}\nmodels:\n  m:\n    cmd: {FAKE}\n")
+    notify = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(notify))
+        receiver.settimeout(20)
+        port = free_port()
+        argv = [sys.executable, "-m", "swapd", "serve", "--config", str(config)]
+        argv += ["--listen", f"127.0.0.1:{port}", "--control-socket", str(tmp_path / "c.sock")]
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify)}
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert receiver.recv(4096) == b"READY=1"
+            with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
+                assert client.post("/v1/chat/completions", json={"model": "m"}).status_code == 200
+            messages = []
+            while b"STATUS=running: m" not in messages:
+                messages.append(receiver.recv(4096))
+            proc.send_signal(signal.SIGTERM)
+            while b"STOPPING=1" not in messages:
+                messages.append(receiver.recv(4096))
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
