@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "swapd.config.cli",
     "swapd.matrix.cli",
     "swapd.demo_env",
+    "swapd.docs_gen",
     "swapd.serve_cli",
 )
 
