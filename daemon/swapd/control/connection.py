@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,8 @@ class ControlLimits:
     """`decisions.limit` and `matrix.limit` are clamped to this."""
     close_timeout: float = 5.0
     """How long a closing connection may take to flush its last lines."""
+    hello_timeout: float = 60.0
+    """A connection that has not said hello by then gets `hello_required` and is closed."""
     read_size: int = 64 * 1024
 
 
@@ -171,11 +174,19 @@ class ControlConnection:
     async def _reader(self) -> bool:
         """Read until EOF (returns False) or a fatal protocol error (returns True)."""
         decoder = codec.client_decoder(self._limits.max_line)
+        hello_deadline = trio.current_time() + self._limits.hello_timeout
         while True:
-            try:
-                data = await self._stream.receive_some(self._limits.read_size)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return False
+            with trio.move_on_at(math.inf if self._greeted else hello_deadline) as waiting:
+                try:
+                    data = await self._stream.receive_some(self._limits.read_size)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return False
+            if waiting.cancelled_caught:
+                timeout = self._limits.hello_timeout
+                self._last_words(
+                    p.Error(code="hello_required", message=f"no hello within {timeout:g} s")
+                )
+                return True
             decoder.feed(data)
             try:
                 while (item := decoder.next()) is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from swapctl import protocol as p
 from swapd.control import ControlError, ControlLimits, ControlSocketError, serve_control
@@ -49,6 +50,24 @@ async def test_requests_before_hello_are_refused_and_the_connection_stays(sock_p
         assert isinstance(error, p.Error) and error.code == "hello_required" and error.id == 5
         assert isinstance(await client.request(p.Hello()), p.Welcome)
         assert isinstance(await client.request(p.StatusRequest(id=6)), p.StatusReply)
+
+
+@pytest.mark.trio
+async def test_a_silent_connection_is_closed_after_the_hello_timeout(
+    sock_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with running(sock_path, limits=ControlLimits(hello_timeout=30)):
+        silent = await WireClient.connect(sock_path, hello=False)
+        greeted = await WireClient.connect(sock_path)
+        start = trio.current_time()
+        error = await silent.receive(wait=60)
+        assert isinstance(error, p.Error) and error.code == "hello_required"
+        assert "no hello within 30 s" in error.message
+        assert trio.current_time() - start >= 29
+        with pytest.raises(EOFError):
+            await silent.receive()
+        # A greeted connection has no such deadline.
+        assert isinstance(await greeted.request(p.StatusRequest(id=1)), p.StatusReply)
 
 
 @pytest.mark.trio

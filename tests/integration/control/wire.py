@@ -38,14 +38,14 @@ class WireClient:
     async def send_raw(self, data: bytes) -> None:
         await self.stream.send_all(data)
 
-    async def receive(self) -> Any:
-        """The next message; raises EOFError when the daemon closed the connection."""
+    async def receive(self, wait: float = TIMEOUT) -> Any:
+        """The next message within `wait` seconds; EOFError when the daemon closed."""
         if self.stashed:
             return self.stashed.popleft()
-        return await self._receive()
+        return await self._receive(wait)
 
-    async def _receive(self) -> Any:
-        with trio.fail_after(TIMEOUT):
+    async def _receive(self, wait: float = TIMEOUT) -> Any:
+        with trio.fail_after(wait):
             while True:
                 item = self.decoder.next()
                 if item is not None:
