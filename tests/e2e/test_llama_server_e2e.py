@@ -128,6 +128,30 @@ def test_a_b_c_a_b_c_sent_concurrently_loads_each_model_once(start_swapd) -> Non
     assert len(swapd.llama_children()) == 1
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=openai.InternalServerError,
+    reason="H11Client.request retries a stale pooled connection with another pooled one",
+)
+def test_swapping_back_after_concurrent_requests_answers_at_once(start_swapd) -> None:
+    """Connections pooled to a model's old process must not fail its next life's first request.
+
+    Four concurrent requests leave four pooled connections to A; swapping to
+    B stops that process, so all four are dead. After the swap back, the
+    first request for A must be answered (one dead connection may be tried,
+    but the retry has to be on a fresh one).
+    """
+    swapd = start_swapd(swap=True)
+    client = swapd.openai()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: ask(client, "A", 2), range(4)))
+    ask(client, "B", 2)
+
+    ask(client, "A", 2)
+    assert swapd.settle() == {"A"}
+    assert swapd.events.loads() == Counter({"A": 2, "B": 1})
+
+
 def upstream_sockets(swapd: RunningSwapd, model: str) -> Counter[str]:
     """TCP states of swapd's own connections to `model`'s llama-server port."""
     port = swapd.model_ports[model]
