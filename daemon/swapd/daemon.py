@@ -36,9 +36,11 @@ from swapd.http.app import create_app
 from swapd.http.config_view import settings_from_config
 from swapd.http.logs_hub import LogHub
 from swapd.http.services import Services
+from swapd.process.events import StateChanged
 from swapd.process.logs import LogRing
 from swapd.process.pool import ProcessPool
 from swapd.process.spec import ProcessSpec
+from swapd.process.states import ProcessState
 from swapd.router import Router, SwapFinished, router_from_config
 from swapd.systemd import Notifier
 
@@ -185,12 +187,22 @@ class Daemon:
             done.set()
 
     async def _follow_events(self, services: Services) -> None:
-        """Swap results into the metrics; the running models into systemd's STATUS=."""
+        """Swap results into the metrics; the running models into systemd's STATUS=.
+
+        A model that stopped takes its pooled upstream connections with it: a
+        restarted server on the same port must not be spoken to over sockets
+        of the old one.
+        """
         with self.bus.subscribe(topics=("swap", "state"), maxlen=256) as sub:
             async for event in sub:
                 if isinstance(event, SwapFinished):
                     services.metrics.observe_swap(event.target, event.ok, event.seconds)
-                elif self.notifier.enabled:
+                    continue
+                if isinstance(event, StateChanged) and event.new is ProcessState.STOPPED:
+                    proxy = services.settings.models.get(event.model)
+                    if proxy is not None:
+                        services.client.forget(proxy.proxy)
+                if self.notifier.enabled:
                     models = services.settings.models
                     running = [m for m in sorted(models) if services.state_of(m) == "ready"]
                     self.notifier.status(running)

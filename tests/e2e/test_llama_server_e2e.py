@@ -128,11 +128,6 @@ def test_a_b_c_a_b_c_sent_concurrently_loads_each_model_once(start_swapd) -> Non
     assert len(swapd.llama_children()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=openai.InternalServerError,
-    reason="H11Client.request retries a stale pooled connection with another pooled one",
-)
 def test_swapping_back_after_concurrent_requests_answers_at_once(start_swapd) -> None:
     """Connections pooled to a model's old process must not fail its next life's first request.
 
@@ -159,11 +154,6 @@ def upstream_sockets(swapd: RunningSwapd, model: str) -> Counter[str]:
     return Counter(c.status for c in conns if c.raddr and c.raddr.port == port)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=openai.InternalServerError,
-    reason="H11Client.request retries a stale pooled connection with another pooled one",
-)
 def test_a_model_idle_past_llama_servers_keep_alive_still_answers(start_swapd) -> None:
     """llama-server closes a kept-alive connection after ~5 s idle, without telling anyone.
 
@@ -194,12 +184,6 @@ CLIENTS = 8
 REQUEST_TIMEOUT = 60.0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,
-    reason="some requests get 502 'closed the connection' when a model sat idle past "
-    "llama-server's keep-alive timeout: see test_a_model_idle_past_llama_servers_keep_alive...",
-)
 def test_300_requests_from_8_clients_finish_without_errors(start_swapd) -> None:
     """A may run beside B or C, never B beside C: the B/C requests keep swapping.
 

@@ -29,6 +29,10 @@ from swapd.http.chunked import ChunkedDecoder, ChunkedError
 READ_SIZE = 64 * 1024
 DEFAULT_CONNECT_TIMEOUT = 30.0
 MAX_IDLE_PER_ORIGIN = 64
+# llama-server closes a kept-alive connection after 5 s idle without telling
+# the client; reusing one just before that races the close. Older idle
+# connections are dropped instead of tried.
+IDLE_EXPIRY = 4.0
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -61,6 +65,7 @@ class _Connection:
         self.stream = stream
         self.origin = origin
         self.h11 = h11.Connection(h11.CLIENT)
+        self.idle_since = 0.0
 
     async def close(self) -> None:
         with trio.CancelScope(shield=True):
@@ -203,7 +208,24 @@ class H11Client:
         if self._closed or len(idle) >= self.max_idle_per_origin:
             conn.stream.socket.close()
         else:
+            conn.idle_since = trio.current_time()
             idle.append(conn)
+
+    def _take_idle(self, origin: Origin) -> _Connection | None:
+        """The most recently used idle connection that is young enough to trust."""
+        idle = self._idle.get(origin)
+        if not idle:
+            return None
+        horizon = trio.current_time() - IDLE_EXPIRY
+        while idle and idle[0].idle_since < horizon:
+            idle.pop(0).stream.socket.close()
+        return idle.pop() if idle else None
+
+    def forget(self, origin_url: str) -> None:
+        """Close every idle connection to an upstream (its process stopped or was replaced)."""
+        origin, _ = split_url(origin_url)
+        for conn in self._idle.pop(origin, []):
+            conn.stream.socket.close()
 
     async def _connect(self, origin: Origin) -> _Connection:
         # "localhost" (the default proxy host) is taken as IPv4 loopback, where
@@ -242,9 +264,11 @@ class H11Client:
         request = h11.Request(method=method, target=target, headers=out_headers)
         deadline = math.inf if head_timeout is None else trio.current_time() + head_timeout
         for attempt in range(2):
-            idle = self._idle.get(origin)
-            reused = bool(idle)
-            conn = idle.pop() if idle else await self._connect(origin)
+            # The retry always dials anew: when one pooled connection was dead,
+            # the others to the same upstream (an old process) likely are too.
+            pooled = self._take_idle(origin) if attempt == 0 else None
+            reused = pooled is not None
+            conn = pooled if pooled is not None else await self._connect(origin)
             try:
                 with trio.CancelScope(deadline=deadline) as scope:
                     head = await self._exchange(conn, request, body)
@@ -255,11 +279,13 @@ class H11Client:
             except _StaleConnection:
                 await conn.close()
                 if reused and attempt == 0:
+                    self.forget(url)
                     continue
                 raise UpstreamError(f"{origin.authority} closed the connection") from None
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 await conn.close()
                 if reused and attempt == 0:
+                    self.forget(url)
                     continue
                 raise UpstreamError(f"connection to {origin.authority} failed: {exc}") from exc
             except h11.ProtocolError as exc:

@@ -504,6 +504,10 @@ class Supervisor:
         self.bus.publish(StateChanged(self.spec.model_id, old, new, time.time(), reason))
 
     def _note(self, text: str) -> None:
-        """swapd's own words about this model: to the proxy log and the daemon's logger."""
+        """swapd's own words about this model: to the proxy log.
+
+        The daemon mirrors the proxy log to stderr, so the logger only gets a
+        debug copy (useful when a supervisor runs without a daemon, in tests).
+        """
         self.proxy_log.write("swapd", f"[{self.spec.model_id}] {text}")
-        log.info("[%s] %s", self.spec.model_id, text)
+        log.debug("[%s] %s", self.spec.model_id, text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -120,3 +121,78 @@ async def test_unreachable_and_head_timeout(autojump_clock: trio.testing.MockClo
             await client.request("GET", url, [], head_timeout=60)
         nursery.cancel_scope.cancel()
     await client.aclose()
+
+
+async def _concurrent_gets(client: H11Client, url: str, n: int) -> None:
+    """n requests in flight at once, so the pool ends up with n idle connections."""
+    ready = trio.Event()
+    count = 0
+
+    async def one() -> None:
+        nonlocal count
+        response = await client.request("GET", url, [])
+        count += 1
+        if count == n:
+            ready.set()
+        await ready.wait()  # hold every connection until all n are open
+        assert await response.read() == b"ok"
+        await response.aclose()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(one)
+
+
+@pytest.mark.trio
+async def test_every_pooled_connection_dead_still_gets_through() -> None:
+    """An upstream restarted on the same port: all pooled sockets are dead, the request is not."""
+    live: list[trio.SocketStream] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        live.append(stream)
+        with contextlib.suppress(trio.ClosedResourceError):
+            while await read_head(stream):
+                await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    async with trio.open_nursery() as nursery:
+        url = await serving(nursery, handler)
+        client = H11Client()
+        await _concurrent_gets(client, url, 4)
+        assert len(live) == 4
+        for stream in live:  # the "old process" goes away without a word
+            await stream.aclose()
+        response = await client.request("GET", url, [])
+        assert await response.read() == b"ok"
+        await response.aclose()
+        assert len(live) == 5  # the retry dialled anew instead of trying the next dead one
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_old_idle_connections_are_not_trusted(autojump_clock: trio.abc.Clock) -> None:
+    accepted = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        while await read_head(stream):
+            await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    async with trio.open_nursery() as nursery:
+        url = await serving(nursery, handler)
+        client = H11Client()
+        for pause in (0, 1, 10):
+            await trio.sleep(pause)
+            response = await client.request("GET", url, [])
+            assert await response.read() == b"ok"
+            await response.aclose()
+        # reused after 1 s idle, dialled anew after 10 s (beyond IDLE_EXPIRY)
+        assert accepted == 2
+        client.forget(url)
+        response = await client.request("GET", url, [])
+        await response.read()
+        await response.aclose()
+        assert accepted == 3
+        await client.aclose()
+        nursery.cancel_scope.cancel()
