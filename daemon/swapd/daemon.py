@@ -13,6 +13,11 @@ would otherwise wait its whole graceful timeout on a connection that last
 served a Quart route); the router shuts down (waiters get their error); then
 the process pool stops every child gracefully, each with its unloadTimeout.
 A hard-exit timer guards the whole sequence.
+
+Reload (`Daemon.reloader`, a `ConfigReloader`): SIGHUP, `swapctl reload` and,
+with `watch_config`, an edit of the file. The pool stages the new processes,
+the router drains what changed and retires it once idle, and the HTTP
+settings (aliases, filters, listing, apiKeys, peers) switch in one step.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from hypercorn.trio import serve
 
 from swapd.config import LoadedConfig
 from swapd.control.backend import DaemonBackend, DaemonParts
+from swapd.control.reload import WATCH_INTERVAL, ConfigReloader, daemon_apply, watch_config
 from swapd.control.server import serve_control
 from swapd.events import EventBus
 from swapd.http.app import create_app
@@ -99,11 +105,18 @@ class Daemon:
         loaded: LoadedConfig,
         listen: str = DEFAULT_LISTEN,
         control_socket: Path | None = None,
+        *,
+        watch_config: bool = False,
+        watch_interval: float = WATCH_INTERVAL,
     ) -> None:
-        """`control_socket`: where the control socket listens; None runs without one."""
+        """`control_socket`: where the control socket listens; None runs without one.
+        `watch_config`: reload when the config file changes (polled every `watch_interval`)."""
         self.loaded = loaded
         self.listen = listen
         self.control_socket = control_socket
+        self.watch_config = watch_config
+        self.watch_interval = watch_interval
+        self.reloader: ConfigReloader | None = None
         self.bus = EventBus()
         self.notifier = Notifier()
         self._stop = trio.Event()
@@ -138,14 +151,24 @@ class Daemon:
                 nursery.start_soon(self._follow_events, services)
                 http_done = trio.Event()
                 self.urls = await nursery.start(self._serve_http, services, http_done)
+                parts = DaemonParts(self.loaded, router, pool, self.bus, hub, listen=self.urls)
+                reloader = self._reloader(parts, services)
                 if self.control_socket is not None:
-                    parts = DaemonParts(self.loaded, router, pool, self.bus, hub, listen=self.urls)
                     await nursery.start(
                         partial(
                             serve_control,
                             self.control_socket,
-                            DaemonBackend(parts),
+                            DaemonBackend(parts, reloader=reloader.reload),
                             group=self.loaded.config.control.group,
+                        )
+                    )
+                if self.watch_config:
+                    await nursery.start(
+                        partial(
+                            watch_config,
+                            reloader.path,
+                            reloader.reload_logged,
+                            interval=self.watch_interval,
                         )
                     )
                 hub.info(f"swapd listening on {', '.join(self.urls)}")
@@ -168,6 +191,22 @@ class Daemon:
                 await services.client.aclose()
                 nursery.cancel_scope.cancel()
         self.notifier.close()
+
+    def _reloader(self, parts: DaemonParts, services: Services) -> ConfigReloader:
+        """The reloader of this daemon's config file; `self.loaded` follows each reload."""
+
+        def also(loaded: LoadedConfig) -> None:
+            services.replace_settings(settings_from_config(loaded))
+            self.loaded = loaded
+
+        apply = daemon_apply(parts, process_specs, also=also)
+        self.reloader = ConfigReloader(self.loaded.path, apply, self.bus, notifier=self.notifier)
+        return self.reloader
+
+    async def reload(self) -> None:
+        """Reload the config file now (SIGHUP); problems are logged and published."""
+        if self.reloader is not None:
+            await self.reloader.reload_logged()
 
     async def _serve_http(
         self,
@@ -226,10 +265,13 @@ def _arm_hard_exit(seconds: float) -> None:
 
 
 async def serve_until_signalled(
-    loaded: LoadedConfig, listen: str, control_socket: Path | None
+    loaded: LoadedConfig, listen: str, control_socket: Path | None, *, watch: bool = False
 ) -> None:
-    """Run a Daemon until SIGTERM or SIGINT; SIGHUP is reserved for reload."""
-    daemon = Daemon(loaded, listen, control_socket)
+    """Run a Daemon until SIGTERM or SIGINT; SIGHUP reloads the config file.
+
+    Reloads never overlap: a SIGHUP during a reload waits for it to finish.
+    """
+    daemon = Daemon(loaded, listen, control_socket, watch_config=watch)
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     with trio.open_signal_receiver(*signals) as received:
         async with trio.open_nursery() as nursery:
@@ -237,7 +279,8 @@ async def serve_until_signalled(
             log.info("swapd serving %s on %s", loaded.path, ", ".join(urls))
             async for signum in received:
                 if signum == signal.SIGHUP:
-                    log.warning("SIGHUP: config reload is not available yet; ignoring")
+                    log.info("received SIGHUP, reloading %s", loaded.path)
+                    nursery.start_soon(daemon.reload)
                     continue
                 log.info("received %s, stopping", signal.Signals(signum).name)
                 _arm_hard_exit(HARD_EXIT_SECONDS)

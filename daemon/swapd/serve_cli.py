@@ -1,9 +1,14 @@
-"""`swapd serve --config FILE [--listen HOST:PORT]`: run the daemon."""
+"""`swapd serve --config FILE [--listen HOST:PORT] [--watch-config]`: run the daemon.
+
+SIGHUP (`systemctl reload swapd`) reloads the config file; `--watch-config`
+also reloads it when it changes on disk.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 
 import trio
 
@@ -23,7 +28,9 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     control = resolve_socket_path(args.control_socket)
     try:
-        trio.run(serve_until_signalled, loaded, args.listen, control)
+        trio.run(
+            partial(serve_until_signalled, watch=args.watch_config), loaded, args.listen, control
+        )
     except Exception as exc:
         cause = _startup_error(exc)
         if cause is None:
@@ -58,5 +65,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--control-socket",
         metavar="PATH",
         help="the control socket (default: $SWAPD_SOCKET, then the runtime directory rules)",
+    )
+    parser.add_argument(
+        "--watch-config",
+        action="store_true",
+        help="reload the config when the file changes (SIGHUP always reloads it)",
     )
     parser.set_defaults(func=_run)

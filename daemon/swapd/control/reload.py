@@ -11,7 +11,14 @@ it) and in the log. A valid file is handed to the daemon's `apply`, which
 owns the running parts: it updates the process pool (models whose process
 settings are unchanged keep running untouched; changed and removed ones are
 stopped once idle) and the router, and reports which models it added,
-removed and replaced.
+removed and replaced. Under systemd a reload is bracketed by RELOADING=1
+and READY=1, whatever its outcome (Type=notify-reload waits for both).
+
+Unlike llama-swap, which builds a whole new server and stops every running
+model on a reload (spec router.md §7.5), a reload here restarts only what
+changed, and only once its requests in flight have finished: the router
+drains the model, then retires it (`ProcessPool.stage` / `retire`), so a
+new process never races its predecessor for the port either.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -31,7 +39,7 @@ from swapd.control.backend import DaemonParts
 from swapd.control.interface import ControlError
 from swapd.events import EventBus
 from swapd.process.spec import ProcessSpec
-from swapd.router.build import reload_from_config
+from swapd.router.build import reload_from_config, router_settings
 
 log = logging.getLogger("swapd.reload")
 
@@ -39,7 +47,12 @@ WATCH_INTERVAL = 1.0
 
 
 class Applied(Protocol):
-    """What applying a config changed (`swapd.process.pool.PoolUpdate` has this shape)."""
+    """What applying a config changed (`swapd.process.pool.PoolUpdate` has this shape).
+
+    An `Applied` may also carry `changed`: every model whose effective settings
+    changed, including those that keep their process (routing policy only);
+    without it the changed models are the replaced ones.
+    """
 
     added: Sequence[str]
     removed: Sequence[str]
@@ -47,6 +60,33 @@ class Applied(Protocol):
 
 
 Apply = Callable[[LoadedConfig], Awaitable[Applied]]
+
+
+class Notify(Protocol):
+    """The systemd notifier (`swapd.systemd.Notifier`)."""
+
+    def reloading(self) -> bool: ...
+
+    def ready(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class DaemonApplied:
+    """What `daemon_apply` did: processes `replaced` (restarted once drained) and
+    every model whose settings `changed` (replaced, or routing policy only)."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    replaced: tuple[str, ...]
+    changed: tuple[str, ...]
+
+
+def drain_bound(spec: ProcessSpec) -> float:
+    """How long a reloaded model may take to finish its requests in flight before
+    its old process is stopped anyway: its healthCheckTimeout plus its
+    unloadTimeout, the same budget a swap grants a model it evicts and stops.
+    A reload must never wedge on a client that keeps a stream open."""
+    return spec.health_check_timeout + spec.unload_timeout
 
 
 def daemon_apply(
@@ -57,20 +97,30 @@ def daemon_apply(
 ) -> Apply:
     """The usual `apply` for a running daemon.
 
-    The router adopts the new config first (waiters and queued requests for
-    removed models fail, the queue drains under the new rules), then the pool
-    stops and replaces the processes whose spec changed or that were removed
-    (unchanged ones keep running), then `parts.loaded` and whatever `also`
-    updates (e.g. the HTTP settings) see the new config.
+    The pool stages the new specs (new models get a supervisor, nothing running
+    is touched), then the router adopts the new config with the replaced and
+    removed models as draining (waiters and queued requests for removed models
+    fail, requests in flight finish, the queue drains under the new rules; the
+    router retires each drained model through the pool), then `parts.loaded`
+    and whatever `also` updates (e.g. the HTTP settings) see the new config.
+    Everything that can fail on a valid config (the router's settings, the
+    swapper) is computed by `reload_from_config` before the router takes it.
     """
 
     async def apply(loaded: LoadedConfig) -> Applied:
-        await reload_from_config(parts.router, loaded)  # type: ignore[arg-type]
-        update = await parts.pool.update(specs_for(loaded))  # type: ignore[attr-defined]
+        router: Any = parts.router
+        pool: Any = parts.pool
+        before = getattr(getattr(router, "settings", None), "models", {})
+        after = router_settings(loaded).models
+        update = await pool.stage(specs_for(loaded))
+        drain = {m: drain_bound(pool[m].spec) for m in (*update.replaced, *update.removed)}
+        await reload_from_config(router, loaded, drain=drain)
         parts.loaded = loaded
         if also is not None:
             also(loaded)
-        return update
+        retuned = [m for m in after if m in before and before[m] != after[m]]
+        changed = tuple(m for m in after if m in update.replaced or m in retuned)
+        return DaemonApplied(update.added, update.removed, update.replaced, changed)
 
     return apply
 
@@ -90,7 +140,7 @@ def summarize(path: str, models: Collection[str], applied: Applied) -> p.ReloadR
     """The reply to a successful reload: every model of the new config in exactly one list
     (added / changed / unchanged), plus the removed ones."""
     added = list(applied.added)
-    changed = [m for m in applied.replaced if m in models]
+    changed = [m for m in getattr(applied, "changed", applied.replaced) if m in models]
     touched = set(added) | set(changed)
     return p.ReloadResult(
         path=path,
@@ -108,57 +158,75 @@ class ConfigReloader:
         apply: Apply,
         bus: EventBus,
         load: Callable[[Path], LoadedConfig] = load_config,
+        notifier: Notify | None = None,
     ) -> None:
         self.path = Path(path)
         self._apply = apply
         self._bus = bus
         self._load = load
+        self._notifier = notifier
         self._lock = trio.Lock()
         self.reloads = 0
         """Successful reloads so far."""
 
     async def reload(self) -> p.ReloadResult:
-        """Reload now; ControlError("config_invalid") when the file has problems."""
+        """Reload now; ControlError("config_invalid") when the file has problems,
+        ControlError("internal") when applying a valid one failed."""
         async with self._lock:
+            if self._notifier is not None:
+                self._notifier.reloading()
             try:
-                loaded = await trio.to_thread.run_sync(self._load, self.path)
-            except ConfigError as exc:
-                problems = [problem(c) for c in exc.problems]
-                self._publish(
-                    p.ConfigReloaded(
-                        time=time.time(), ok=False, path=str(self.path), problems=problems
-                    )
-                )
-                for c in exc.problems:
-                    log.error("reload rejected: %s", c)
-                count = len(problems)
-                raise ControlError(
-                    "config_invalid",
-                    f"{self.path}: {count} problem{'s' if count != 1 else ''}; "
-                    "the running config is unchanged",
-                    problems=problems,
-                ) from None
-            applied = await self._apply(loaded)
-            result = summarize(str(self.path), list(loaded.models), applied)
-            self.reloads += 1
+                return await self._reload()
+            finally:
+                if self._notifier is not None:
+                    self._notifier.ready()
+
+    async def _reload(self) -> p.ReloadResult:
+        try:
+            loaded = await trio.to_thread.run_sync(self._load, self.path)
+        except ConfigError as exc:
+            problems = [problem(c) for c in exc.problems]
             self._publish(
-                p.ConfigReloaded(
-                    time=time.time(),
-                    ok=True,
-                    path=result.path,
-                    added=result.added,
-                    removed=result.removed,
-                    changed=result.changed,
-                )
+                p.ConfigReloaded(time=time.time(), ok=False, path=str(self.path), problems=problems)
             )
-            log.info(
-                "config reloaded from %s: added %s, removed %s, changed %s",
-                self.path,
-                result.added or "none",
-                result.removed or "none",
-                result.changed or "none",
+            for c in exc.problems:
+                log.error("reload rejected: %s", c)
+            count = len(problems)
+            raise ControlError(
+                "config_invalid",
+                f"{self.path}: {count} problem{'s' if count != 1 else ''}; "
+                "the running config is unchanged",
+                problems=problems,
+            ) from None
+        try:
+            applied = await self._apply(loaded)
+        except Exception as exc:
+            log.exception("applying the config from %s failed", self.path)
+            failure = [p.Problem(message=f"applying the config failed: {exc}")]
+            self._publish(
+                p.ConfigReloaded(time=time.time(), ok=False, path=str(self.path), problems=failure)
             )
-            return result
+            raise ControlError("internal", failure[0].message, problems=failure) from exc
+        result = summarize(str(self.path), list(loaded.models), applied)
+        self.reloads += 1
+        self._publish(
+            p.ConfigReloaded(
+                time=time.time(),
+                ok=True,
+                path=result.path,
+                added=result.added,
+                removed=result.removed,
+                changed=result.changed,
+            )
+        )
+        log.info(
+            "config reloaded from %s: added %s, removed %s, changed %s",
+            self.path,
+            result.added or "none",
+            result.removed or "none",
+            result.changed or "none",
+        )
+        return result
 
     async def reload_logged(self) -> None:
         """Reload for SIGHUP or the file watcher: problems are logged, never raised."""

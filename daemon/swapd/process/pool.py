@@ -5,6 +5,13 @@ gracefully, in parallel, each with its unloadTimeout; only then are the
 supervisors cancelled, which kills whatever is somehow still alive with a
 1 s grace. Even when the surrounding scope is cancelled (swapd got SIGTERM)
 the graceful stop runs, shielded, within `stop_budget()`.
+
+A reload comes in two steps so that requests in flight are never cut:
+`stage(specs)` adds the new models at once and only *records* the new spec
+of changed models and the removal of others; the router, which owns the
+in-flight counts, calls `retire(models)` for each once it has drained, and
+that stops the old process and puts the staged supervisor in its place.
+`update(specs)` does both at once, for callers with nothing in flight.
 """
 
 from __future__ import annotations
@@ -53,9 +60,9 @@ class _Member:
         finally:
             self.finished.set()
 
-    async def retire(self) -> None:
+    async def retire(self, reason: str) -> None:
         """Stop gracefully, then end the supervisor (state becomes shutdown)."""
-        await self.supervisor.stop(reason="removed from the config")
+        await self.supervisor.stop(reason=reason)
         self.scope.cancel()
         await self.finished.wait()
 
@@ -73,6 +80,8 @@ class ProcessPool:
         if len(set(ids)) != len(ids):
             raise ValueError("model IDs must be unique in a process pool")
         self._members: dict[str, _Member] = {}
+        # Reloaded specs waiting for `retire`: the new spec, or None when removed.
+        self._staged: dict[str, ProcessSpec | None] = {}
         self._nursery: trio.Nursery | None = None
         self._cm: AbstractAsyncContextManager[ProcessPool] | None = None
 
@@ -147,24 +156,68 @@ class ProcessPool:
                 nursery.start_soon(_stop, member.supervisor, grace, reason)
 
     async def update(self, specs: Iterable[ProcessSpec]) -> PoolUpdate:
-        """Apply a reloaded config: new models get supervisors, removed ones are stopped
-        and retired, and models whose spec changed are stopped and replaced. Unchanged
-        models keep running untouched.
+        """Apply a reloaded config now: new models get supervisors, removed ones are
+        stopped and retired, and models whose spec changed are stopped and replaced
+        (requests in flight on them are cut). Unchanged models keep running untouched.
+        """
+        update = await self.stage(specs)
+        await self.retire(tuple(self._staged))
+        return update
+
+    async def stage(self, specs: Iterable[ProcessSpec]) -> PoolUpdate:
+        """Take a reloaded config without touching a running process.
+
+        New models get their supervisor (stopped) at once. For a changed or
+        removed model the new spec (or its removal) is recorded for `retire`;
+        until then `pool[model]` is still the old supervisor serving the
+        requests in flight. The comparison is against what the model will run
+        once staged changes are applied, so a second reload before the first
+        drained reports only its own changes; an unchanged model is never
+        touched.
         """
         wanted = {spec.model_id: spec for spec in specs}
-        removed = [mid for mid in self._members if mid not in wanted]
-        replaced = [
-            mid
-            for mid, spec in wanted.items()
-            if mid in self._members and self._members[mid].supervisor.spec != spec
-        ]
         added = [mid for mid in wanted if mid not in self._members]
-        async with trio.open_nursery() as nursery:  # retire in parallel
-            for mid in (*removed, *replaced):
-                nursery.start_soon(self._members.pop(mid).retire)
-        for mid in (*replaced, *added):
+        removed: list[str] = []
+        replaced: list[str] = []
+        for mid, member in self._members.items():
+            target = self._staged[mid] if mid in self._staged else member.supervisor.spec
+            new = wanted.get(mid)
+            if new is None:
+                if target is not None:
+                    removed.append(mid)
+                self._staged[mid] = None
+            elif new != target:
+                replaced.append(mid)
+                self._staged[mid] = new
+        for mid in added:
             await self._add(wanted[mid])
         return PoolUpdate(tuple(added), tuple(removed), tuple(replaced))
+
+    def staged(self) -> dict[str, ProcessSpec | None]:
+        """The changes `stage` recorded and `retire` has not applied yet (a report)."""
+        return dict(self._staged)
+
+    async def retire(self, models: Iterable[str], *, reason: str = "config reloaded") -> None:
+        """Apply the staged change of each model, in parallel: stop the old process,
+        then start the staged spec's supervisor (stopped), or drop the model when
+        it was removed. A staged spec equal to the running one (a reload undone)
+        leaves the process alone; a model with nothing staged is skipped."""
+
+        async def one(mid: str) -> None:
+            spec = self._staged.pop(mid)
+            member = self._members[mid]
+            if spec == member.supervisor.spec:
+                return
+            await member.retire(reason)
+            if spec is None:
+                del self._members[mid]
+            else:
+                await self._add(spec)
+
+        async with trio.open_nursery() as nursery:
+            for mid in dict.fromkeys(models):
+                if mid in self._staged and mid in self._members:
+                    nursery.start_soon(one, mid)
 
 
 async def _stop(supervisor: Supervisor, grace: float | None, reason: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from swapd.events import EventBus
@@ -49,7 +50,14 @@ def router_from_config(loaded: Any, pool: Any, bus: EventBus) -> Router:
     return Router(pool, swapper_for(loaded), bus, router_settings(loaded))
 
 
-async def reload_from_config(router: Router, loaded: Any) -> None:
-    """Hand a reloaded config to a running router (before updating the pool)."""
+async def reload_from_config(
+    router: Router, loaded: Any, *, drain: Mapping[str, float] | None = None
+) -> None:
+    """Hand a reloaded config to a running router.
+
+    With `drain` (model -> seconds; the pool has staged the new processes with
+    `ProcessPool.stage`), those models are retired by the router once idle.
+    Without it, update the pool afterwards (`ProcessPool.update`).
+    """
     settings = router_settings(loaded, record_inputs=router.settings.record_inputs)
-    await router.reload(swapper_for(loaded), settings)
+    await router.reload(swapper_for(loaded), settings, drain)

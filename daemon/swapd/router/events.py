@@ -102,14 +102,42 @@ class Reload(Input, frozen=True, kw_only=True, tag="reload"):
 
     The swapper in force is set on the scheduler just before (it is code, not
     data): replaying a log with a reload needs the same swapper at that point.
+
+    `drain` names the models whose process must be retired (settings changed,
+    or removed from the config) with the longest each may take to drain, in
+    seconds: they get no new grants, and once none of their requests is in
+    flight (or the bound has passed) the scheduler asks for their retirement.
     """
 
     models: dict[str, Policy]
     max_wait: float
     keep_abandoned_loads: bool
+    drain: dict[str, float] = {}
 
 
-AnyInput = RequestIn | Cancel | SwapDone | ServeDone | Unload | UnloadFinished | Shutdown | Reload
+class Retired(Input, frozen=True, kw_only=True, tag="retired"):
+    """The old processes of these draining models are gone and the new config's
+    supervisors (if any) are in place: they may be granted again."""
+
+    models: tuple[str, ...]
+
+
+class Tick(Input, frozen=True, kw_only=True, tag="tick"):
+    """The clock reached a deadline the scheduler asked about (`next_deadline`)."""
+
+
+AnyInput = (
+    RequestIn
+    | Cancel
+    | SwapDone
+    | ServeDone
+    | Unload
+    | UnloadFinished
+    | Shutdown
+    | Reload
+    | Retired
+    | Tick
+)
 
 
 FailureKind = Literal["not_found", "too_many", "load_failed", "unloaded", "shutdown"]
@@ -151,6 +179,9 @@ Action = Literal[
     "swap_done",  # a swap task reported its result
     "shutdown",
     "reload",  # a new config took effect
+    "drain",  # a reloaded model waits for its requests in flight before it is retired
+    "retire",  # a drained model's old process is stopped and replaced (or removed)
+    "retired",  # the retirement is done: the model's queue may drain again
 ]
 
 

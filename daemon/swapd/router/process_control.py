@@ -48,6 +48,10 @@ class ProcessControl(Protocol):
 
     def release(self, model: str, token: object) -> None: ...
 
+    # Optional: `async retire(models, *, reason)` swaps in a reloaded config's staged
+    # process for each model (stopping the old one first); see `PoolControl.retire`.
+    # Without it the run loop only stops retired models.
+
 
 def state_name(state: Any) -> str:
     """ "ready" from ProcessState.READY, "ready", or anything with a text value."""
@@ -93,6 +97,15 @@ class PoolControl:
             await self.pool[model].stop(timeout=grace, reason=reason)
         except Exception:
             log.exception("stopping %s failed", model)
+
+    async def retire(self, models: Sequence[str], *, reason: str) -> None:
+        """Stop each model's old process and put its staged replacement in place
+        (`ProcessPool.stage`), or only stop it when the pool stages nothing."""
+        retire = getattr(self.pool, "retire", None)
+        if retire is not None:
+            await retire(models, reason=reason)
+        else:
+            await self.stop(models, grace=None, reason=reason)
 
     def hold(self, model: str) -> object:
         if model not in self.pool:

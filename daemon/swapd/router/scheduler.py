@@ -26,7 +26,16 @@ Behaviour (spec router.md §4), with swapd's changes:
   The aborting swap stays active until its task reports back, so a new
   request for the model queues instead of racing the abort's stop;
 * swapd also drains after a cancel (llama-swap does not): with bounded wait a
-  cancelled overdue request may be the only thing holding others back.
+  cancelled overdue request may be the only thing holding others back;
+* beyond llama-swap, **draining reloads** (llama-swap stops every model on a
+  reload, spec router.md §7.5): a model whose process settings changed, or
+  that the new config removed, is *draining*: it gets no new grants, its
+  requests in flight finish, and once none is left (or its drain bound has
+  passed, so a reload never wedges) the scheduler asks for it to be retired:
+  the old process stops and the new config's supervisor takes its place.
+  Requests for a changed model queue meanwhile and are served by the new
+  process; they never count against maxWait, since holding other models
+  back would not make the drain any faster.
 """
 
 from __future__ import annotations
@@ -45,11 +54,13 @@ from swapd.router.events import (
     Failure,
     Reload,
     RequestIn,
+    Retired,
     ServeDone,
     Shutdown,
     SwapDone,
     SwapError,
     SwapPlan,
+    Tick,
     Unload,
     UnloadFinished,
 )
@@ -113,6 +124,11 @@ class Effects(Protocol):
     def decided(self, decision: Decision) -> None:
         """Record one decision (decision log, event bus)."""
 
+    def retire(self, models: tuple[str, ...], reason: str) -> None:
+        """Retire these drained models: stop the old process and put the reloaded
+        config's supervisor in its place (none for a removed model); `Retired`
+        follows once that is done. Only called after a `Reload` with `drain`."""
+
 
 PlanAction = Literal["not_found", "serve", "join", "queue", "swap"]
 
@@ -175,6 +191,12 @@ class FifoScheduler:
         self.pending: dict[int, Pending] = {}
         self.serving: dict[int, str] = {}
         self.closed = False
+        #: Draining models (see the module docstring) and the clock time their drain ends.
+        self.draining: dict[str, float] = {}
+        #: Models whose retirement was asked for and has not been reported yet.
+        self.retiring: set[str] = set()
+        # A reload that drains a model already retiring: it drains again afterwards.
+        self._redrain: dict[str, float] = {}
         self._next_swap = 1
         self._seq = 0
         # Facts of the input being handled.
@@ -217,8 +239,14 @@ class FifoScheduler:
             case Reload():
                 self._input = "reload"
                 self._on_reload(inp)
+            case Retired():
+                self._input = "retired"
+                self._on_retired(inp)
+            case Tick():
+                self._input = "tick"
             case _:
                 raise TypeError(f"not a scheduler input: {inp!r}")
+        self._settle_draining()
 
     def _on_request(self, inp: RequestIn) -> None:
         model, rid = inp.model, inp.request_id
@@ -361,7 +389,61 @@ class FifoScheduler:
         if dropped:
             self._broadcast_positions()
         self._record("reload", reason="removed: " + ", ".join(removed) if removed else "")
+        for model, seconds in sorted(inp.drain.items()):
+            if model in self.retiring:
+                self._redrain[model] = seconds
+                continue
+            deadline = self._now + max(0.0, seconds)
+            self.draining[model] = min(self.draining.get(model, deadline), deadline)
+            self._record(
+                "drain",
+                model=model,
+                reason=(
+                    f"{'removed from' if model in removed else 'changed in'} the config: "
+                    f"retired once its requests in flight finish (at most {seconds:g}s)"
+                ),
+            )
         self._drain()
+
+    def _on_retired(self, inp: Retired) -> None:
+        for model in inp.models:
+            self.retiring.discard(model)
+            self._record("retired", model=model)
+            seconds = self._redrain.pop(model, None)
+            if seconds is not None:
+                self.draining[model] = self._now + max(0.0, seconds)
+                self._record("drain", model=model, reason="changed again while it was retired")
+        self._drain()
+
+    def _settle_draining(self) -> None:
+        """Ask for the retirement of draining models with nothing in flight, or whose
+        drain bound has passed. A load in progress for one finishes first (its
+        waiters were admitted under the old config and are served by it)."""
+        if self.closed or not self.draining:
+            return
+        idle: list[str] = []
+        overdue: list[str] = []
+        for model, deadline in sorted(self.draining.items()):
+            if model in self.active:
+                continue
+            if self.in_flight.get(model, 0) <= 0:
+                idle.append(model)
+            elif self._now >= deadline:
+                overdue.append(model)
+        for models, reason in ((idle, "drained"), (overdue, "drain bound reached")):
+            if not models:
+                continue
+            for model in models:
+                del self.draining[model]
+                self.retiring.add(model)
+                busy = self.in_flight.get(model, 0)
+                detail = f"; {busy} request(s) still in flight are cut" if busy else ""
+                self._record("retire", model=model, reason=reason + detail)
+            self.effects.retire(tuple(models), reason)
+
+    def next_deadline(self) -> float | None:
+        """The earliest drain bound; the run loop feeds a `Tick` when the clock gets there."""
+        return min(self.draining.values(), default=None)
 
     def _on_shutdown(self) -> None:
         self.closed = True
@@ -409,12 +491,17 @@ class FifoScheduler:
         wait = self.settings.max_wait
         best: Pending | None = None
         for r in self.queue:
+            if self._drain_blocked(r.model):
+                continue
             if self._now - r.arrival >= wait and (best is None or r.key < best.key):
                 best = r
         for p in self.pending.values():
             if p.overdue and (best is None or p.key < best.key):
                 best = p
         return best
+
+    def _drain_blocked(self, model: str) -> bool:
+        return model in self.draining or model in self.retiring
 
     def plan(
         self,
@@ -429,6 +516,15 @@ class FifoScheduler:
         """
         if model not in self.models:
             return Plan("not_found", model, reason="no local server found for requested model")
+        if self._drain_blocked(model):
+            return Plan(
+                "queue",
+                model,
+                blocked_by=(model,),
+                reason=(
+                    f"{model} restarts with its new settings once its requests in flight finish"
+                ),
+            )
         overdue = self._barrier()
         if overdue is not None and (key is None or overdue.key < key):
             return Plan(

@@ -307,9 +307,15 @@ async def test_reload_through_the_real_router(tmp_path: Path, port: int) -> None
             loaded_c = await client.request(p.LoadRequest(id=4, model="c"))
             assert isinstance(loaded_c, p.LoadReply) and loaded_c.result.state == "ready"
 
-            write(path, config(port))  # c removed again
-            again = await client.request(p.ReloadRequest(id=5))
-            assert again.result.removed == ["c"] and "c" not in pool
+            write(path, config(port))  # c removed again: retired by the router once idle
+            with bus.subscribe(topics=["decision"]) as decisions:
+                again = await client.request(p.ReloadRequest(id=5))
+                assert again.result.removed == ["c"]
+                with trio.fail_after(10):
+                    async for d in decisions:
+                        if d.action == "retired" and d.model == "c":
+                            break
+            assert "c" not in pool
             gone = await client.request(p.LoadRequest(id=6, model="c"))
             assert isinstance(gone, p.Error) and gone.code == "not_found"
             await router.shutdown()
