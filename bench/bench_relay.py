@@ -43,6 +43,7 @@ STREAMS = 32
 PACED_TOKENS = 200
 PACED_INTERVAL = 1 / 200
 FAST_TOKENS = 4000
+WARM_PACED_TOKENS = 20  # 100 ms per stream: the 32 overlap
 CHAT = "/v1/chat/completions"
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -161,13 +162,27 @@ async def streams(client: H11Client, base: str, model: str, count: int, tokens: 
     return StreamRun(events, time.perf_counter() - start, ttft)
 
 
-async def warm(client: H11Client, base: str, model: str, count: int) -> None:
-    """Open `count` keep-alive connections (concurrent small requests) before a measure,
-    so connection set-up (the fake's listen backlog is 5) is not what gets measured."""
-    data = body(model, tokens=1)
+async def warm(client: H11Client, base: str, model: str, count: int, tokens: int) -> None:
+    """Open `count` keep-alive connections on every hop before a measure.
+
+    `count` streams are held open together (none is read before all have their
+    response head), so swapd's pool to the upstream also ends up with `count`
+    connections, as the client's pool to swapd and to the fake does. Concurrent
+    small requests did not ensure that through swapd (one finished before the
+    next arrived and its upstream connection was reused), and the measure then
+    included dialling the fake, whose accept thread is slow while 32 others stream.
+    """
+    data = body(model, stream=True, tokens=tokens)
+    heads = 0
+    all_started = trio.Event()
 
     async def one() -> None:
+        nonlocal heads
         response = await client.request("POST", base + CHAT, JSON_HEADERS, data)
+        heads += 1
+        if heads == count:
+            all_started.set()
+        await all_started.wait()
         await response.read()
         await response.aclose()
 
@@ -195,7 +210,7 @@ async def measure(direct: dict[str, str], relayed: str, names: dict[str, str]) -
     figures["added_p99_ms"] = figures["swapd_p99_ms"] - figures["direct_p99_ms"]
 
     for base, name in ((direct["paced"], names["paced"]), (relayed, names["paced"])):
-        await warm(client, base, name, STREAMS)
+        await warm(client, base, name, STREAMS, WARM_PACED_TOKENS)
     dp = await streams(client, direct["paced"], names["paced"], STREAMS, PACED_TOKENS)
     rp = await streams(client, relayed, names["paced"], STREAMS, PACED_TOKENS)
     figures["paced_direct_tokens_s"] = dp.rate
@@ -208,7 +223,7 @@ async def measure(direct: dict[str, str], relayed: str, names: dict[str, str]) -
     )
 
     for base, name in ((direct["fast"], names["fast"]), (relayed, names["fast"])):
-        await warm(client, base, name, STREAMS)
+        await warm(client, base, name, STREAMS, FAST_TOKENS)
     df = await streams(client, direct["fast"], names["fast"], STREAMS, FAST_TOKENS)
     rf = await streams(client, relayed, names["fast"], STREAMS, FAST_TOKENS)
     figures["fast_direct_events_s"] = df.rate

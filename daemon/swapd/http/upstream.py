@@ -1,11 +1,12 @@
-"""A thin HTTP/1.1 client for the upstreams: h11 on trio sockets, with keep-alive.
+"""A thin HTTP/1.1 client for the upstreams on trio sockets, with keep-alive.
 
 Chosen over httpx2 by `bench/bench_relay.py`: it reads the upstream socket
 in large reads and hands the relay the payload of each read as one piece
-(h11 parses the head, a small decoder the chunked body), so a fast stream of
-small SSE events costs one downstream write per socket read rather than one
-per event, and per request it does little more than format the request and
-parse the response head.
+(`http1` parses the head, `chunked` decodes a chunked body), so a fast
+stream of small SSE events costs one downstream write per socket read rather
+than one per event, and per request it does little more than format the
+request and parse the response head (h11 did those two, at a cost per
+request that showed in the relay's profile).
 
 Only what a relay needs: plain `http://` origins, a pool of idle keep-alive
 connections per origin, a connect timeout, an optional response-head timeout,
@@ -21,12 +22,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import h11
 import trio
 
 from swapd.http.chunked import ChunkedDecoder, ChunkedError
+from swapd.http.http1 import HeadError, ResponseHead, parse_response_head, request_head
 
 READ_SIZE = 64 * 1024
+# A request body up to this size goes out in the same write as its head.
+COALESCE_BODY = 64 * 1024
 DEFAULT_CONNECT_TIMEOUT = 30.0
 MAX_IDLE_PER_ORIGIN = 64
 # llama-server closes a kept-alive connection after 5 s idle without telling
@@ -64,7 +67,7 @@ class _Connection:
     def __init__(self, stream: trio.SocketStream, origin: Origin) -> None:
         self.stream = stream
         self.origin = origin
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.leftover = b""  # bytes read after the response head: the start of the body
         self.idle_since = 0.0
 
     async def close(self) -> None:
@@ -72,9 +75,9 @@ class _Connection:
             await self.stream.aclose()
 
 
-def body_framing(method: str, head: h11.Response) -> tuple[str, int]:
+def body_framing(method: str, head: ResponseHead) -> tuple[str, int]:
     """How the body of a response is delimited: ("none" | "chunked" | "length" | "eof", length)."""
-    if method == "HEAD" or head.status_code < 200 or head.status_code in (204, 304):
+    if method == "HEAD" or head.status < 200 or head.status in (204, 304):
         return ("none", 0)
     length = -1
     for name, value in head.headers:
@@ -85,7 +88,7 @@ def body_framing(method: str, head: h11.Response) -> tuple[str, int]:
     return ("length", length) if length >= 0 else ("eof", 0)
 
 
-def keeps_alive(head: h11.Response) -> bool:
+def keeps_alive(head: ResponseHead) -> bool:
     if head.http_version != b"1.1":
         return False
     return not any(n == b"connection" and b"close" in v.lower() for n, v in head.headers)
@@ -94,21 +97,21 @@ def keeps_alive(head: h11.Response) -> bool:
 class UpstreamResponse:
     """A response head plus its body, read on demand by `chunks()`.
 
-    h11 parses the head; the body is read here directly (`ChunkedDecoder`,
-    or a byte count), one piece per socket read. Always `aclose()` it (the
+    The body is read here directly (`ChunkedDecoder`, or a byte count), one
+    piece per socket read. Always `aclose()` it (the
     relay does so with `aclosing`): a fully read response returns its
     connection to the pool, anything else closes it, which is how an
     upstream learns that its client went away.
     """
 
     def __init__(
-        self, client: H11Client, conn: _Connection, head: h11.Response, method: str = "GET"
+        self, client: H11Client, conn: _Connection, head: ResponseHead, method: str = "GET"
     ) -> None:
         self._client = client
         self._conn: _Connection | None = conn
-        self.status = head.status_code
+        self.status = head.status
         self.reason = head.reason.decode("latin-1")
-        self.headers: Headers = [(bytes(k), bytes(v)) for k, v in head.headers]
+        self.headers: Headers = head.headers
         self._framing = body_framing(method, head)
         self._reusable = keeps_alive(head) and self._framing[0] != "eof"
         self.complete = False
@@ -125,7 +128,7 @@ class UpstreamResponse:
         conn = self._conn
         if conn is None:
             return
-        data, _closed = conn.h11.trailing_data
+        data, conn.leftover = conn.leftover, b""
         mode, length = self._framing
         if mode == "none":
             self.complete = True
@@ -183,7 +186,6 @@ class UpstreamResponse:
         if conn is None:
             return
         if self.complete and self._reusable:
-            conn.h11 = h11.Connection(h11.CLIENT)  # the body was read outside h11
             self._client._release(conn)
         else:
             await conn.close()
@@ -261,7 +263,10 @@ class H11Client:
         out_headers: Headers = [(b"host", origin.authority.encode()), *headers]
         if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             out_headers.append((b"content-length", str(len(body)).encode()))
-        request = h11.Request(method=method, target=target, headers=out_headers)
+        try:
+            head = request_head(method, target, out_headers)
+        except HeadError as exc:
+            raise UpstreamError(f"cannot send this request upstream: {exc}") from None
         deadline = math.inf if head_timeout is None else trio.current_time() + head_timeout
         for attempt in range(2):
             # The retry always dials anew: when one pooled connection was dead,
@@ -270,12 +275,18 @@ class H11Client:
             reused = pooled is not None
             conn = pooled if pooled is not None else await self._connect(origin)
             try:
-                with trio.CancelScope(deadline=deadline) as scope:
-                    head = await self._exchange(conn, request, body)
-                if scope.cancelled_caught:
-                    await conn.close()
-                    raise UpstreamError(f"no response from {origin.authority} in {head_timeout}s")
-                return UpstreamResponse(self, conn, head, method)
+                if deadline == math.inf:
+                    response_head = await self._exchange(conn, head, body)
+                else:
+                    response_head = None
+                    with trio.CancelScope(deadline=deadline):
+                        response_head = await self._exchange(conn, head, body)
+                    if response_head is None:
+                        await conn.close()
+                        raise UpstreamError(
+                            f"no response from {origin.authority} in {head_timeout}s"
+                        )
+                return UpstreamResponse(self, conn, response_head, method)
             except _StaleConnection:
                 await conn.close()
                 if reused and attempt == 0:
@@ -288,7 +299,7 @@ class H11Client:
                     self.forget(url)
                     continue
                 raise UpstreamError(f"connection to {origin.authority} failed: {exc}") from exc
-            except h11.ProtocolError as exc:
+            except HeadError as exc:
                 await conn.close()
                 raise UpstreamError(f"bad response from {origin.authority}: {exc}") from exc
             except BaseException:
@@ -296,29 +307,25 @@ class H11Client:
                 raise
         raise AssertionError("unreachable")
 
-    async def _exchange(self, conn: _Connection, request: h11.Request, body: bytes) -> h11.Response:
-        data = conn.h11.send(request) or b""
-        if body:
-            data += conn.h11.send(h11.Data(data=body)) or b""
-        data += conn.h11.send(h11.EndOfMessage()) or b""
-        await conn.stream.send_all(data)
-        received = False
+    async def _exchange(self, conn: _Connection, head: bytes, body: bytes) -> ResponseHead:
+        if len(body) <= COALESCE_BODY:
+            await conn.stream.send_all(head + body)
+        else:  # no copy of a large body just to save a write
+            await conn.stream.send_all(head)
+            await conn.stream.send_all(body)
+        data = b""
         while True:
-            event = conn.h11.next_event()
-            if event is h11.NEED_DATA:
-                chunk = await conn.stream.receive_some(READ_SIZE)
-                if not chunk and not received:
+            chunk = await conn.stream.receive_some(READ_SIZE)
+            if not chunk:
+                if not data:
                     raise _StaleConnection
-                received = True
-                conn.h11.receive_data(chunk)
-                continue
-            if isinstance(event, h11.InformationalResponse):
-                continue
-            if isinstance(event, h11.Response):
-                return event
-            if isinstance(event, h11.ConnectionClosed):
-                raise _StaleConnection
-            raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+                raise HeadError("the connection closed inside the response head")
+            data = data + chunk if data else chunk
+            parsed = parse_response_head(data)
+            if parsed is not None:
+                response_head, offset = parsed
+                conn.leftover = data[offset:]
+                return response_head
 
     async def aclose(self) -> None:
         self._closed = True

@@ -1,0 +1,97 @@
+"""Sans-IO HTTP/1.1 heads for the upstream client: write a request head, parse a response head.
+
+h11 did both before, at a per-request cost that showed in the relay's
+profile (event objects, header validation in Python, a state machine built
+for every exchange) while the body was already read outside it. These two
+functions do what a relay to local servers needs, strictly: request heads
+are validated (no CR/LF or control bytes can be smuggled into a header or
+the target), response heads must be well-formed HTTP/1.x, `1xx` interim
+heads are skipped, obsolete line folding is refused. Header names come out
+lower-cased, as h11 gave them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+Headers = list[tuple[bytes, bytes]]
+
+MAX_HEAD = 64 * 1024  # a response head larger than this is refused
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_STATUS = re.compile(rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+class HeadError(ValueError):
+    """A head that cannot be written or parsed."""
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    status: int
+    reason: bytes
+    http_version: bytes
+    headers: Headers  # names lower-cased, values without surrounding whitespace
+
+
+def request_head(method: str, target: str, headers: Headers) -> bytes:
+    """The bytes of a request head; raises HeadError on anything unsafe to send."""
+    method_b = method.encode("ascii", "replace")
+    target_b = target.encode("latin-1", "replace")
+    if not _TOKEN.fullmatch(method_b):
+        raise HeadError(f"invalid method {method!r}")
+    if not _TARGET.fullmatch(target_b):
+        raise HeadError(f"invalid request target {target!r}")
+    parts = [method_b, b" ", target_b, b" HTTP/1.1\r\n"]
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+            raise HeadError(f"invalid header {name!r}")
+        parts += (name, b": ", value.strip(b" \t"), b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def parse_response_head(data: bytes) -> tuple[ResponseHead, int] | None:
+    """The first final (non-1xx) response head in `data` and the offset of the body.
+
+    None while the head is incomplete; raises HeadError when it is malformed
+    or longer than MAX_HEAD.
+    """
+    pos = 0
+    while True:
+        end = _HEAD_END.search(data, pos)
+        if end is None:
+            if len(data) - pos > MAX_HEAD:
+                raise HeadError("response head too large")
+            return None
+        if end.start() - pos > MAX_HEAD:
+            raise HeadError("response head too large")
+        head = _parse_one(data[pos : end.start()])
+        pos = end.end()
+        if head.status >= 200:
+            return head, pos
+
+
+def _parse_one(block: bytes) -> ResponseHead:
+    lines = block.split(b"\n")
+    status_line = lines[0].removesuffix(b"\r")
+    match = _STATUS.fullmatch(status_line)
+    if match is None:
+        raise HeadError(f"bad status line {status_line[:80]!r}")
+    headers: Headers = []
+    for raw in lines[1:]:
+        line = raw.removesuffix(b"\r")
+        if not line or line[0] in b" \t":
+            raise HeadError("obsolete line folding in a response head")
+        name, sep, value = line.partition(b":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise HeadError(f"bad header line {line[:80]!r}")
+        value = value.strip(b" \t")
+        if _BAD_VALUE.search(value):
+            raise HeadError(f"bad header value for {name!r}")
+        headers.append((name.lower(), value))
+    return ResponseHead(int(match[2]), match[3] or b"", match[1], headers)

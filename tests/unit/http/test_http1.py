@@ -1,0 +1,116 @@
+"""The upstream client's request-head writer and response-head parser (pure)."""
+
+from __future__ import annotations
+
+import h11
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from swapd.http.http1 import MAX_HEAD, HeadError, parse_response_head, request_head
+
+TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+names = st.text(TOKEN_CHARS, min_size=1, max_size=12).map(str.encode)
+values = st.binary(max_size=30).map(
+    lambda b: bytes(c for c in b if c == 9 or 0x20 <= c != 0x7F).strip(b" \t")
+)
+
+
+def test_request_head_bytes() -> None:
+    head = request_head("POST", "/v1/chat?x=1", [(b"host", b"h:1"), (b"content-length", b"2")])
+    assert head == b"POST /v1/chat?x=1 HTTP/1.1\r\nhost: h:1\r\ncontent-length: 2\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers"),
+    [
+        ("GET", "/a b", []),
+        ("GET", "/a\r\nx: y", []),
+        ("GET", "", []),
+        ("GE T", "/", []),
+        ("GET", "/", [(b"x", b"a\r\nevil: 1")]),
+        ("GET", "/", [(b"x\n", b"a")]),
+        ("GET", "/", [(b"", b"a")]),
+        ("GET", "/", [(b"x", b"a\x00")]),
+    ],
+)
+def test_request_head_refuses_smuggling(
+    method: str, target: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    with pytest.raises(HeadError):
+        request_head(method, target, headers)
+
+
+@given(st.lists(st.tuples(names, values), max_size=8))
+def test_request_head_is_what_h11_server_reads(headers: list[tuple[bytes, bytes]]) -> None:
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(request_head("GET", "/p?q=1", [(b"host", b"x"), *headers]))
+    event = server.next_event()
+    assert isinstance(event, h11.Request)
+    assert event.method == b"GET" and event.target == b"/p?q=1"
+    assert list(event.headers) == [(b"host", b"x"), *((n.lower(), v) for n, v in headers)]
+
+
+def test_response_head_incomplete_then_complete() -> None:
+    data = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A:  b \r\n\r\nbody"
+    for cut in range(len(data) - 4):
+        assert parse_response_head(data[:cut]) is None
+    parsed = parse_response_head(data)
+    assert parsed is not None
+    head, offset = parsed
+    assert (head.status, head.reason, head.http_version) == (200, b"OK", b"1.1")
+    assert head.headers == [(b"content-type", b"text/plain"), (b"x-a", b"b")]
+    assert data[offset:] == b"body"
+
+
+def test_interim_heads_are_skipped_and_bare_lf_accepted() -> None:
+    data = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 404\nA: 1\n\nrest"
+    parsed = parse_response_head(data)
+    assert parsed is not None
+    head, offset = parsed
+    assert (head.status, head.reason, head.http_version, head.headers) == (
+        404, b"", b"1.0", [(b"a", b"1")]
+    )  # fmt: skip
+    assert data[offset:] == b"rest"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"HTTP/2 200 OK\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nA: 1\r\n folded\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nbad name: 1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nA: \x01\r\n\r\n",
+    ],
+)
+def test_malformed_response_heads(data: bytes) -> None:
+    with pytest.raises(HeadError):
+        parse_response_head(data)
+
+
+def test_oversized_response_head() -> None:
+    with pytest.raises(HeadError):
+        parse_response_head(b"HTTP/1.1 200 OK\r\n" + b"x: y\r\n" * (MAX_HEAD // 6 + 1))
+
+
+@given(st.integers(200, 599), st.lists(st.tuples(names, values), max_size=8), st.binary())
+def test_parses_what_h11_writes(
+    status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    framing = {b"content-length", b"transfer-encoding", b"connection"}
+    headers = [(n, v) for n, v in headers if n.lower() not in framing]
+    headers.append((b"content-length", str(len(body)).encode()))
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    server.next_event()
+    data = server.send(h11.Response(status_code=status, headers=headers, reason=b"Why Not"))
+    assert data is not None
+    parsed = parse_response_head(data + body)
+    assert parsed is not None
+    head, offset = parsed
+    assert head.status == status and head.reason == b"Why Not"
+    assert head.headers == [(n.lower(), v) for n, v in headers]
+    assert (data + body)[offset:] == body
