@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from swapd.testing import ports
+
 FAKE_UPSTREAM = (sys.executable, "-m", "swapd.testing.fake_upstream")
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now (see swapd.testing.ports)."""
+    return ports.free_port()
 
 
 def fake_argv(port: int, *options: str) -> list[str]:

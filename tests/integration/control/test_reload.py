@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from swapd.events import EventBus
 from swapd.http.logs_hub import LogHub
 from swapd.process.pool import ProcessPool
 from swapd.router.build import router_from_config
-from tests.integration.conftest import free_port
+from swapd.testing.ports import free_port_run
 from tests.integration.control.stand_in import StandInRouter, specs
 from tests.integration.control.wire import WireClient
 
@@ -30,24 +29,8 @@ FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quie
 
 
 def free_ports(count: int) -> int:
-    """A first port such that it and the next count-1 are free right now.
-
-    Other test runs on this machine use 5800 and up; each test here takes
-    ports of its own.
-    """
-    while True:
-        base = free_port()
-        if all(_is_free(base + i) for i in range(1, count)):
-            return base
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    """A first port such that it and the next count-1 are free right now."""
+    return free_port_run(count)
 
 
 @pytest.fixture

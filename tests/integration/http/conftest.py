@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import random
-import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +19,7 @@ from swapd.http.app import create_app
 from swapd.http.logs_hub import LogHub
 from swapd.http.services import Services
 from swapd.http.settings import ApiSettings
+from swapd.testing.ports import free_port_run
 
 HTTP_TIMEOUT = httpx2.Timeout(20.0)
 
@@ -31,18 +29,7 @@ def start_port(count: int = 8) -> int:
 
     The default 5800 would collide with other tests running at the same time.
     """
-    rng = random.Random()
-    for _ in range(100):
-        base = rng.randrange(20000, 60000 - count)
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(base, base + count):
-                    s = stack.enter_context(socket.socket())
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no run of free ports found")
+    return free_port_run(count)
 
 
 class NoLocalModels:
