@@ -19,9 +19,12 @@ was chosen.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
 import shlex
+import signal
 import socket
 import statistics
 import subprocess
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import trio
 
 from swapd.http.upstream import H11Client
@@ -54,9 +58,72 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
-    """Start a helper process (before the measured part; blocking is fine here)."""
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _prctl() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()
+PR_SET_PDEATHSIG = 1
+
+
+def spawn(argv: list[str], death_signal: int = signal.SIGKILL) -> subprocess.Popen[bytes]:
+    """Start a helper process (before the measured part; blocking is fine here).
+
+    It leads a process group of its own (so `stop` reaches everything it
+    started) and gets `death_signal` if the bench itself dies, even by SIGKILL:
+    no fake upstream or swapd outlives a killed bench. The bench forks from
+    its main thread, which lives as long as it does (STACK gotcha 4).
+    """
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), death_signal)
+
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Stop a helper and everything it started, whatever state the bench is in.
+
+    SIGTERM to its group first (swapd stops its models gracefully), SIGKILL to
+    the group after `grace`; then any descendant that left the group (swapd
+    starts each model in a session of its own) is killed too.
+    """
+    descendants = _descendants(proc.pid)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
+    descendants += _descendants(proc.pid)
+    for child in descendants:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(descendants, timeout=5)
 
 
 # Two settings of the fake upstream are changed for the bench, as real servers
@@ -291,7 +358,9 @@ async def swapd_daemon(ports: dict[str, int]) -> AsyncIterator[str]:
             "--listen",
             f"127.0.0.1:{listen}",
         ]
-        proc = spawn(argv)
+        # SIGTERM if the bench dies: swapd then stops its models itself
+        # (they would also get SIGKILL from their own death signal if it died).
+        proc = spawn(argv, death_signal=signal.SIGTERM)
         try:
             base = f"http://127.0.0.1:{listen}"
             client = H11Client()
@@ -307,15 +376,16 @@ async def swapd_daemon(ports: dict[str, int]) -> AsyncIterator[str]:
             await client.aclose()
             yield base
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop(proc, grace=30)
 
 
 @asynccontextmanager
 async def upstream_fakes() -> AsyncIterator[dict[str, tuple[int, str]]]:
     ports = {kind: free_port() for kind in UPSTREAMS}
-    procs = [spawn(fake_argv(port, *UPSTREAMS[kind])) for kind, port in ports.items()]
+    procs: list[subprocess.Popen[bytes]] = []
     try:
+        for kind, port in ports.items():
+            procs.append(spawn(fake_argv(port, *UPSTREAMS[kind])))
         client = H11Client()
         for port in ports.values():
             await wait_http(client, f"http://127.0.0.1:{port}/health")
@@ -323,8 +393,7 @@ async def upstream_fakes() -> AsyncIterator[dict[str, tuple[int, str]]]:
         yield {kind: (port, f"http://127.0.0.1:{port}") for kind, port in ports.items()}
     finally:
         for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop(proc, grace=10)
 
 
 async def run_daemon() -> dict[str, Any]:
@@ -358,8 +427,7 @@ async def run_relay_only(client_name: str) -> dict[str, Any]:
             direct = {kind: url for kind, (_port, url) in fakes.items()}
             return await measure(direct, base, {k: k for k in fakes})
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop(proc, grace=10)
 
 
 # ----- the bare relay used to choose the upstream client ---------------------------------
