@@ -52,15 +52,18 @@ test *ARGS: setup
 unit *ARGS: setup
     "{{py}}" -m pytest -q tests/unit {{ARGS}}
 
-# run the benchmarks and print their tables
+# run the benchmarks, print their tables and write the figures to bench/results/latest.json
 bench *ARGS: setup
-    "{{py}}" -m bench {{ARGS}}
+    mkdir -p bench/results
+    "{{py}}" -m bench --json bench/results/latest.json {{ARGS}}
 
 # lint with ruff
 lint: setup
     "{{venv}}/bin/ruff" check .
     "{{venv}}/bin/ruff" format --check .
 
-# regenerate the generated files (JSON Schemas)
+# regenerate the generated files (JSON Schemas, docs/lifecycle.md); tests keep them current
 generate: setup
     "{{venv}}/bin/swapd" config schema > config/schema.json
+    "{{py}}" -m swapctl.schema -o docs/protocol.schema.json
+    "{{venv}}/bin/swapd" docs lifecycle > docs/lifecycle.md
