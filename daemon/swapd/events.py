@@ -14,7 +14,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self
 
 import trio
 
@@ -26,7 +26,48 @@ def topic_of(event: object) -> str:
     return str(getattr(event, "topic", "misc"))
 
 
-class Subscription:
+class Receiver:
+    """Waiting and async iteration on top of a non-blocking `receive_nowait()`.
+
+    Subclasses buffer items, set `self._wakeup` whenever one arrives or they
+    close, and raise `trio.WouldBlock` (nothing yet) or `trio.EndOfChannel`
+    (closed and drained) from `receive_nowait()`.
+    """
+
+    _wakeup: trio.Event
+
+    def receive_nowait(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def receive(self) -> Any:
+        """Wait for the next item; raises trio.EndOfChannel once closed and drained."""
+        while True:
+            try:
+                return self.receive_nowait()
+            except trio.WouldBlock:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Subscription(Receiver):
     """A bounded, lossy view of the bus for one consumer.
 
     Iterate with `async for event in sub` or call `receive()`. When the buffer
@@ -83,35 +124,11 @@ class Subscription:
             raise trio.EndOfChannel
         raise trio.WouldBlock
 
-    async def receive(self) -> Any:
-        """Wait for the next event; raises trio.EndOfChannel once closed and drained."""
-        while True:
-            try:
-                return self.receive_nowait()
-            except trio.WouldBlock:
-                self._wakeup = trio.Event()
-                await self._wakeup.wait()
-
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._bus._subscribers.discard(self)
             self._wakeup.set()
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            return await self.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class EventBus:

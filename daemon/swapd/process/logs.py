@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import trio
 
-from swapd.events import EventBus
+from swapd.events import EventBus, Receiver
 from swapd.process.events import LogLine
 from swapd.process.spec import DEFAULT_LOG_RING_BYTES
 
@@ -38,7 +38,7 @@ def dropped_marker(source: str, count: int) -> LogLine:
     return LogLine(source, "dropped", f"— {count} {noun} dropped —", time.time())
 
 
-class LogSubscription:
+class LogSubscription(Receiver):
     """A live feed of one ring; iterate it, or `receive()`. Bounded, drops newest on overflow."""
 
     def __init__(self, ring: LogRing, maxlen: int) -> None:
@@ -83,34 +83,11 @@ class LogSubscription:
             raise trio.EndOfChannel
         raise trio.WouldBlock
 
-    async def receive(self) -> LogLine:
-        while True:
-            try:
-                return self.receive_nowait()
-            except trio.WouldBlock:
-                self._wakeup = trio.Event()
-                await self._wakeup.wait()
-
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._ring._subscribers.discard(self)
             self._wakeup.set()
-
-    def __aiter__(self) -> LogSubscription:
-        return self
-
-    async def __anext__(self) -> LogLine:
-        try:
-            return await self.receive()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
-
-    def __enter__(self) -> LogSubscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class LogRing:
