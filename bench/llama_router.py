@@ -26,13 +26,14 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from swapd.testing import ports
 
 #: llama-server options shared by every side of the benchmark (bare, router, swapd),
 #: the same as `config/demo.yaml`: a small context, two slots, one thread per model.
@@ -43,10 +44,8 @@ STOP_GRACE = 10.0
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port outside the ephemeral range (see swapd.testing.ports)."""
+    return ports.free_port()
 
 
 def option_argv(options: Mapping[str, str]) -> list[str]:
