@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -113,16 +114,29 @@ class Metrics:
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
         )
         r.register(_LiveGauges(self.source))
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._token_children: dict[tuple[str, str], Any] = {}
 
     def observe_request(
         self, model: str, path: str, status: int, seconds: float, usage: tuple[int, int]
     ) -> None:
-        self.requests.labels(model, path, str(status)).inc()
-        self.request_seconds.labels(model).observe(seconds)
-        if usage[0]:
-            self.tokens.labels(model, "input").inc(usage[0])
-        if usage[1]:
-            self.tokens.labels(model, "output").inc(usage[1])
+        # Labelled children are looked up once per label set: `labels()`
+        # validates and locks on every call, a cost paid by every request.
+        key = (model, path, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(model, path, str(status)),
+                self.request_seconds.labels(model),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+        for kind, count in (("input", usage[0]), ("output", usage[1])):
+            if count:  # a token series appears only once it counted something
+                child = self._token_children.get((model, kind))
+                if child is None:
+                    child = self._token_children[(model, kind)] = self.tokens.labels(model, kind)
+                child.inc(count)
 
     def observe_swap(self, model: str, ok: bool, seconds: float) -> None:
         self.swaps.labels(model, "ok" if ok else "failed").inc()

@@ -152,12 +152,12 @@ class ModelRoutes:
         outcome: dict[str, Any] = {"model": "", "status": 0, "usage": (0, 0)}
         error: ApiError | None = None
         try:
-            with trio.CancelScope() as guard:
-                async with trio.open_nursery() as nursery:
-                    body = await self._read(scope, receive)
-                    nursery.start_soon(self._watch_disconnect, receive, guard, response)
-                    await self._dispatch(scope, body, response, outcome)
-                    nursery.cancel_scope.cancel()
+            async with trio.open_nursery() as nursery:
+                body = await self._read(scope, receive)
+                # A client leaving cancels the nursery: the request and the watcher.
+                nursery.start_soon(self._watch_disconnect, receive, nursery.cancel_scope, response)
+                await self._dispatch(scope, body, response, outcome)
+                nursery.cancel_scope.cancel()
         except Exception as exc:
             error = self._classify(exc)
         try:
