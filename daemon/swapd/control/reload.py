@@ -26,10 +26,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import trio
 
@@ -89,6 +90,30 @@ def drain_bound(spec: ProcessSpec) -> float:
     return spec.health_check_timeout + spec.unload_timeout
 
 
+def address(url: str) -> tuple[str, int | None]:
+    """Host and port of a proxy URL, the default port filled in."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return (parts.hostname or "", parts.port or default)
+
+
+def port_handovers(
+    draining: Mapping[str, ProcessSpec], specs: Iterable[ProcessSpec]
+) -> dict[str, tuple[str, ...]]:
+    """For each new spec, the draining models (by their old spec) that listen where it
+    will: it must not start before they are gone, or its health check could reach
+    the old server (llama-swap's reload caveat, spec router.md §7.5)."""
+    holders: dict[tuple[str, int | None], list[str]] = {}
+    for model, spec in draining.items():
+        holders.setdefault(address(spec.proxy_url), []).append(model)
+    out: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        others = [m for m in holders.get(address(spec.proxy_url), ()) if m != spec.model_id]
+        if others:
+            out[spec.model_id] = tuple(sorted(others))
+    return out
+
+
 def daemon_apply(
     parts: DaemonParts,
     specs_for: Callable[[LoadedConfig], Iterable[ProcessSpec]],
@@ -110,16 +135,20 @@ def daemon_apply(
     async def apply(loaded: LoadedConfig) -> Applied:
         router: Any = parts.router
         pool: Any = parts.pool
-        before = getattr(getattr(router, "settings", None), "models", {})
-        after = router_settings(loaded).models
-        update = await pool.stage(specs_for(loaded))
+        old_policies = getattr(getattr(router, "settings", None), "models", {})
+        policies = router_settings(loaded).models
+        specs = list(specs_for(loaded))
+        update = await pool.stage(specs)
         drain = {m: drain_bound(pool[m].spec) for m in (*update.replaced, *update.removed)}
-        await reload_from_config(router, loaded, drain=drain)
+        pending = pool.staged() if hasattr(pool, "staged") else drain
+        old = {m: pool[m].spec for m in pending if m in pool}
+        handovers = port_handovers(old, specs)
+        await reload_from_config(router, loaded, drain=drain, after=handovers)
         parts.loaded = loaded
         if also is not None:
             also(loaded)
-        retuned = [m for m in after if m in before and before[m] != after[m]]
-        changed = tuple(m for m in after if m in update.replaced or m in retuned)
+        retuned = {m for m, pol in policies.items() if m in old_policies and old_policies[m] != pol}
+        changed = tuple(m for m in policies if m in update.replaced or m in retuned)
         return DaemonApplied(update.added, update.removed, update.replaced, changed)
 
     return apply

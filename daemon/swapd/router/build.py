@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from swapd.events import EventBus
@@ -51,13 +51,18 @@ def router_from_config(loaded: Any, pool: Any, bus: EventBus) -> Router:
 
 
 async def reload_from_config(
-    router: Router, loaded: Any, *, drain: Mapping[str, float] | None = None
+    router: Router,
+    loaded: Any,
+    *,
+    drain: Mapping[str, float] | None = None,
+    after: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """Hand a reloaded config to a running router.
 
     With `drain` (model -> seconds; the pool has staged the new processes with
     `ProcessPool.stage`), those models are retired by the router once idle.
-    Without it, update the pool afterwards (`ProcessPool.update`).
+    Without it, update the pool afterwards (`ProcessPool.update`). `after`: see
+    `Router.reload`.
     """
     settings = router_settings(loaded, record_inputs=router.settings.record_inputs)
-    await router.reload(swapper_for(loaded), settings, drain)
+    await router.reload(swapper_for(loaded), settings, drain, after)

@@ -113,6 +113,9 @@ class Reload(Input, frozen=True, kw_only=True, tag="reload"):
     max_wait: float
     keep_abandoned_loads: bool
     drain: dict[str, float] = {}
+    #: model -> draining models it must not start before: its new process takes
+    #: over their old port (llama-swap's reload caveat, spec router.md §7.5).
+    after: dict[str, tuple[str, ...]] = {}
 
 
 class Retired(Input, frozen=True, kw_only=True, tag="retired"):

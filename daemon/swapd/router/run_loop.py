@@ -199,6 +199,7 @@ class _ReloadMsg:
     swapper: Swapper
     settings: RouterSettings
     drain: Mapping[str, float]
+    after: Mapping[str, tuple[str, ...]]
     done: trio.Event
 
 
@@ -450,6 +451,7 @@ class Router:
         swapper: Swapper,
         settings: RouterSettings,
         drain: Mapping[str, float] | None = None,
+        after: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """Adopt a new config's swapper and policies.
 
@@ -459,12 +461,15 @@ class Router:
         removed to their drain bound in seconds: they are retired through
         `ProcessControl.retire` once idle (stage the new processes first, e.g.
         `ProcessPool.stage`). Without `drain` the caller replaces processes itself
-        (`ProcessPool.update`), cutting requests in flight.
+        (`ProcessPool.update`), cutting requests in flight. `after` maps a model
+        to the draining models whose old port its new process takes over: it
+        is not started before they are retired.
         """
         if self._closed or not self._started:
             return
         done = trio.Event()
-        self._post(_ReloadMsg(swapper, settings, dict(drain or {}), done))
+        handover = {m: tuple(deps) for m, deps in (after or {}).items()}
+        self._post(_ReloadMsg(swapper, settings, dict(drain or {}), handover, done))
         await done.wait()
 
     async def preload(self, models: Iterable[str]) -> None:
@@ -558,8 +563,8 @@ class Router:
                 case _UnloadMsg(models, done):
                     await self._unload(models)
                     done.set()
-                case _ReloadMsg(swapper, settings, drain, done):
-                    self._reload(swapper, settings, drain)
+                case _ReloadMsg(swapper, settings, drain, after, done):
+                    self._reload(swapper, settings, drain, after)
                     done.set()
                 case _RetiredMsg(models):
                     self._handle(Retired(models=models, **self._facts()))
@@ -621,7 +626,11 @@ class Router:
             await wake.wait()
 
     def _reload(
-        self, swapper: Swapper, settings: RouterSettings, drain: Mapping[str, float]
+        self,
+        swapper: Swapper,
+        settings: RouterSettings,
+        drain: Mapping[str, float],
+        after: Mapping[str, tuple[str, ...]],
     ) -> None:
         self.swapper = swapper
         self.settings = settings
@@ -635,6 +644,7 @@ class Router:
                 max_wait=settings.max_wait,
                 keep_abandoned_loads=settings.keep_abandoned_loads,
                 drain=dict(drain),
+                after=dict(after),
                 **self._facts(),
             )
         )

@@ -197,6 +197,8 @@ class FifoScheduler:
         self.retiring: set[str] = set()
         # A reload that drains a model already retiring: it drains again afterwards.
         self._redrain: dict[str, float] = {}
+        #: model -> draining models whose old port its new process takes over.
+        self.after: dict[str, tuple[str, ...]] = {}
         self._next_swap = 1
         self._seq = 0
         # Facts of the input being handled.
@@ -389,6 +391,7 @@ class FifoScheduler:
         if dropped:
             self._broadcast_positions()
         self._record("reload", reason="removed: " + ", ".join(removed) if removed else "")
+        self.after.update({m: tuple(deps) for m, deps in inp.after.items() if deps})
         for model, seconds in sorted(inp.drain.items()):
             if model in self.retiring:
                 self._redrain[model] = seconds
@@ -413,6 +416,9 @@ class FifoScheduler:
             if seconds is not None:
                 self.draining[model] = self._now + max(0.0, seconds)
                 self._record("drain", model=model, reason="changed again while it was retired")
+        self.after = {
+            m: deps for m, deps in self.after.items() if any(self._drain_blocked(d) for d in deps)
+        }
         self._drain()
 
     def _settle_draining(self) -> None:
@@ -491,7 +497,7 @@ class FifoScheduler:
         wait = self.settings.max_wait
         best: Pending | None = None
         for r in self.queue:
-            if self._drain_blocked(r.model):
+            if self._drain_blocked(r.model, handover=True):
                 continue
             if self._now - r.arrival >= wait and (best is None or r.key < best.key):
                 best = r
@@ -500,8 +506,11 @@ class FifoScheduler:
                 best = p
         return best
 
-    def _drain_blocked(self, model: str) -> bool:
-        return model in self.draining or model in self.retiring
+    def _drain_blocked(self, model: str, *, handover: bool = False) -> bool:
+        """Draining or retiring; with `handover`, also waiting for one that is."""
+        if model in self.draining or model in self.retiring:
+            return True
+        return handover and any(self._drain_blocked(d) for d in self.after.get(model, ()))
 
     def plan(
         self,
@@ -523,6 +532,18 @@ class FifoScheduler:
                 blocked_by=(model,),
                 reason=(
                     f"{model} restarts with its new settings once its requests in flight finish"
+                ),
+            )
+        handover = tuple(d for d in self.after.get(model, ()) if self._drain_blocked(d))
+        if handover:
+            return Plan(
+                "queue",
+                model,
+                blocked_by=handover,
+                reason=(
+                    f"{model} takes over the port of "
+                    + ", ".join(handover)
+                    + ", which drains first"
                 ),
             )
         overdue = self._barrier()

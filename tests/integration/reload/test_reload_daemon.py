@@ -190,3 +190,41 @@ async def test_removed_model_finishes_in_flight_then_stops_then_404(tmp_path: Pa
                 await events.decision("retired", "b")
         assert "b" not in pool and pid_of(daemon, "a") == pid_a
         assert (await c.post("/v1/chat/completions", json=chat("b"))).status_code == 404
+
+
+@pytest.mark.trio
+async def test_a_model_moved_onto_a_draining_models_port_waits_for_it(tmp_path: Path) -> None:
+    """Removing the first model shifts the next one onto its port: the new process
+    must not start while the old one still serves there (spec router.md §7.5)."""
+    path = tmp_path / "config.yaml"
+    port = start_port()
+    path.write_text(config(port, {"a": "--tokens 3 --token-interval 0.05", "b": "--tokens 5"}))
+    async with running(path) as (daemon, c, _sock):
+        assert (await c.post("/v1/chat/completions", json=chat("b"))).status_code == 200
+        order: list[str] = []
+        streaming = trio.Event()
+
+        async def stream() -> None:
+            body = chat("a", stream=True, max_tokens=40)
+            async with c.stream("POST", "/v1/chat/completions", json=body) as r:
+                async for line in r.aiter_lines():
+                    streaming.set()
+                    if line == "data: [DONE]":
+                        order.append("a done")
+
+        async def ask_b() -> None:
+            r = await c.post("/v1/chat/completions", json=chat("b"))
+            assert r.status_code == 200
+            order.append(content(r))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream)
+            await streaming.wait()
+            path.write_text(config(port, {"b": "--tokens 5"}))  # b now on a's port
+            assert daemon.reloader is not None
+            result = await daemon.reloader.reload()
+            assert (result.removed, result.changed) == (["a"], ["b"])
+            nursery.start_soon(ask_b)
+        assert order == ["a done", "tok0 tok1 tok2 tok3 tok4 "]
+        assert daemon.services is not None
+        assert daemon.services.pool["b"].spec.proxy_url.endswith(f":{port}")

@@ -36,13 +36,19 @@ def driver(swapper: GroupSwapper, models: Sequence[str], *, max_wait: float = 0.
     return d
 
 
-def reload(d: Driver, models: Sequence[str], drain: Mapping[str, float]) -> None:
+def reload(
+    d: Driver,
+    models: Sequence[str],
+    drain: Mapping[str, float],
+    after: Mapping[str, tuple[str, ...]] | None = None,
+) -> None:
     d.feed(
         Reload(
             models={m: Policy(limit=10) for m in models},
             max_wait=d.sched.settings.max_wait,
             keep_abandoned_loads=False,
             drain=dict(drain),
+            after=dict(after or {}),
             **d._facts(),
         )
     )
@@ -192,6 +198,32 @@ def test_reload_during_a_retirement_drains_the_model_again_afterwards():
     assert [models for models, _ in d.fx.retired] == [("a",), ("a",)]
     retired(d, "a")
     assert not d.sched.draining and not d.sched.retiring
+
+
+def test_a_model_taking_over_a_draining_models_port_waits_for_its_retirement():
+    sw = GroupSwapper(groups(g=("FFF", "abc")))
+    d = driver(sw, ["a", "b", "c"], max_wait=1.0)
+    a1 = ready(d, "a")
+    d.serve_done(ready(d, "b"))
+    # a is removed; b moves to a's old port (changed); c is new on b's old port.
+    reload(d, ["b", "c"], {"a": 100.0, "b": 100.0}, after={"b": ("a",), "c": ("b",)})
+    assert d.fx.retired == [(("b",), "drained")]  # b is idle; a is not
+    c1 = d.request("c")
+    assert c1 not in d.fx.granted and d.sched.active == {}
+    assert "takes over the port of b" in d.sched.plan("c").reason
+    retired(d, "b")
+    assert d.fx.swaps[-1].target == "c"  # b's old port is free: c loads
+    b1 = d.request("b")
+    assert d.queue == [b1]  # b's new port is still a's
+    d.now = 50.0  # waiting on a handover never holds others back by maxWait
+    assert d.sched.plan("b").blocked_by == ("a",)
+    d.serve_done(a1)
+    retired(d, "a")
+    for m in ("c", "b"):
+        if m in d.sched.active:
+            d.swap_done(m)
+    assert c1 in d.fx.granted and b1 in d.fx.granted
+    assert d.sched.after == {}
 
 
 def test_policy_only_reload_changes_limits_without_draining():
