@@ -228,3 +228,20 @@ async def test_a_model_moved_onto_a_draining_models_port_waits_for_it(tmp_path: 
         assert order == ["a done", "tok0 tok1 tok2 tok3 tok4 "]
         assert daemon.services is not None
         assert daemon.services.pool["b"].spec.proxy_url.endswith(f":{port}")
+
+
+@pytest.mark.trio
+async def test_a_routing_only_change_is_reported_and_keeps_the_process(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    port = start_port()
+    path.write_text(config(port, {"a": "", "b": ""}))
+    async with running(path) as (daemon, c, _sock):
+        assert (await c.post("/v1/chat/completions", json=chat("a"))).status_code == 200
+        pid = pid_of(daemon, "a")
+        path.write_text(path.read_text().replace("  b:\n", "    concurrencyLimit: 1\n  b:\n", 1))
+        assert daemon.reloader is not None and daemon.router is not None
+        result = await daemon.reloader.reload()
+        assert (result.changed, result.unchanged) == (["a"], ["b"])
+        assert daemon.router.settings.models["a"].limit == 1
+        assert pid_of(daemon, "a") == pid
+        assert (await c.post("/v1/chat/completions", json=chat("a"))).status_code == 200
