@@ -125,4 +125,5 @@ class Config(_Frozen):
     upstream_ignore_paths: list[str]
     control: ControlConfig
     log_ring_bytes: int
+    max_request_body_size: int
     macros: dict[str, str | int | float | bool]

@@ -326,6 +326,9 @@ class ConfigDoc(_Doc):
     log_ring_bytes: Annotated[
         int, Meta(ge=1024, description="swapd: bytes of each model's output kept in memory.")
     ] = 256 * 1024
+    max_request_body_size: Annotated[
+        int, Meta(ge=1024, description="Largest request body accepted, in bytes (413 beyond).")
+    ] = 32 * 1024 * 1024
 
 
 def json_schema() -> dict[str, Any]:

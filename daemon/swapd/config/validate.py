@@ -234,6 +234,7 @@ def build(doc: ConfigDoc, expanded: Expanded) -> Built:
         upstream_ignore_paths=ignore_paths,
         control=ControlConfig(group=doc.control.group.strip() if doc.control.group else None),
         log_ring_bytes=doc.log_ring_bytes,
+        max_request_body_size=doc.max_request_body_size,
         macros=dict(doc.macros),
     )
     return out

@@ -8,7 +8,6 @@ from typing import Any
 from swapd.config import LoadedConfig
 from swapd.http.settings import (
     DEFAULT_IGNORE_PATHS,
-    DEFAULT_MAX_BODY,
     ApiSettings,
     Capabilities,
     Filters,
@@ -70,7 +69,7 @@ def settings_from_config(loaded: LoadedConfig) -> ApiSettings:
         peers=peers,
         api_keys=tuple(config.api_keys),
         include_aliases_in_list=config.include_aliases_in_list,
-        max_request_body_size=getattr(config, "max_request_body_size", DEFAULT_MAX_BODY),
+        max_request_body_size=config.max_request_body_size,
         upstream_ignore_paths=tuple(re.compile(p) for p in config.upstream_ignore_paths)
         or DEFAULT_IGNORE_PATHS,
     )

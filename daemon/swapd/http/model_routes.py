@@ -90,6 +90,17 @@ def forward_path(path: str) -> str:
     return path
 
 
+def metric_route(path: str) -> str:
+    """The route a request is counted under: a fixed set, so metrics stay bounded.
+
+    `/upstream/<model>/<anything>` paths are chosen by the client and would
+    otherwise create a new time series each.
+    """
+    if path in POST_ROUTES or path in GET_ROUTES:
+        return forward_path(path)
+    return "/upstream" if path.startswith("/upstream/") else "other"
+
+
 def join_url(base: str, path: str, query: bytes) -> str:
     url = base.rstrip("/") + path
     return f"{url}?{query.decode('latin-1')}" if query else url
@@ -173,7 +184,7 @@ class ModelRoutes:
                 self.services.in_flight.remove(tracked)
             if outcome["model"]:
                 self.services.metrics.observe_request(
-                    outcome["model"], forward_path(scope["path"]), outcome["status"] or 499,
+                    outcome["model"], metric_route(scope["path"]), outcome["status"] or 499,
                     time.perf_counter() - started, outcome["usage"],
                 )  # fmt: skip
 

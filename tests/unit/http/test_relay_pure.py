@@ -1,6 +1,12 @@
 from swapd.http.app import DEFAULT_ALLOW_HEADERS, allow_headers
 from swapd.http.metrics import parse_usage
-from swapd.http.model_routes import forward_path, is_model_route, join_url, router_error
+from swapd.http.model_routes import (
+    forward_path,
+    is_model_route,
+    join_url,
+    metric_route,
+    router_error,
+)
 from swapd.http.relay import content_length, request_headers, response_headers
 from swapd.router.errors import LoadFailed, ModelNotFound, RequestAborted, TooManyRequests
 
@@ -93,3 +99,11 @@ def test_allow_headers() -> None:
     assert allow_headers("  X-Custom ,  Accept ") == "X-Custom, Accept"
     assert allow_headers("Bad@Header") == ""
     assert allow_headers("") == DEFAULT_ALLOW_HEADERS
+
+
+def test_metric_routes_are_a_bounded_set() -> None:
+    assert metric_route("/v1/chat/completions") == "/v1/chat/completions"
+    assert metric_route("/v/chat/completions") == "/chat/completions"
+    assert metric_route("/upstream/llama/whatever/the/client/asks") == "/upstream"
+    assert metric_route("/upstream/llama/other?x") == "/upstream"
+    assert metric_route("/no/such/route") == "other"
