@@ -298,3 +298,17 @@ async def test_a_burst_of_10k_log_lines_keeps_the_app_responsive() -> None:
         await settle(pilot)
         assert app.current_view == "models"
         assert time.monotonic() - began < 2.0
+
+
+async def test_lines_that_arrive_while_the_log_is_hidden_are_followed_when_shown() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        assert app.current_view == "models"
+        text = "".join(f"hidden {i}\n" for i in range(200))
+        source.emit(p.LogLines(time=T0, source="llama-8b", text=text))
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        assert app.query_one(LogView).visible_lines()[-1].text == "hidden 199"

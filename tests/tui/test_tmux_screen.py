@@ -50,7 +50,9 @@ def test_swaptui_in_a_real_terminal(server: ServerThread) -> None:
     }
     tmux = Tmux([sys.executable, "-m", "swaptui", "--socket", str(server.path)], env)
     try:
-        screen = tmux.wait_for(lambda s: "gamma" in s and "● connected" in s, "the models")
+        screen = tmux.wait_for(
+            lambda s: "gamma" in s and "● connected" in s and "q Quit" in s, "the models"
+        )
         lines = screen.splitlines()
         assert lines[0].startswith("● connected │ swapd 0.1.0-test")
         assert any(line.split()[:3] == ["alpha", "stopped", "-"] for line in lines)

@@ -6,15 +6,19 @@ The private server (`-L`) keeps tests away from a user's own sessions, and
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 TMUX = shutil.which("tmux")
 WIDTH, HEIGHT = 100, 30
 WAIT = 20.0
+_sessions = itertools.count()
 
 
 class Tmux:
@@ -22,9 +26,15 @@ class Tmux:
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         assert TMUX is not None
-        self.server = f"swaptui-test-{os.getpid()}"
+        self.server = f"swaptui-test-{os.getpid()}-{next(_sessions)}"
         self.base = [TMUX, "-L", self.server, "-f", "/dev/null"]
+        self._directory = Path(tempfile.mkdtemp(prefix="swt-tmux-"))
+        self.status_path = self._directory / "status"
         exports = [f"{key}={value}" for key, value in env.items()]
+        # A shell waits for the program and writes its exit status to a file: tmux's own
+        # pane_dead_status depends on the tmux server reaping the child, which was seen
+        # to lag behind (a zombie pane) on a busy machine.
+        script = 'env "$@"; echo $? > "$0"'
         self.run(
             "new-session",
             "-d",
@@ -34,7 +44,10 @@ class Tmux:
             str(WIDTH),
             "-y",
             str(HEIGHT),
-            "env",
+            "sh",
+            "-c",
+            script,
+            str(self.status_path),
             *exports,
             *command,
         )
@@ -55,20 +68,13 @@ class Tmux:
             self.run("send-keys", "-t", "ui", key)
 
     def exit_status(self) -> str:
-        """Wait for the program to exit; its exit code, or "signal N"."""
+        """Wait for the program to exit and return its exit status, as the shell saw it."""
         deadline = time.monotonic() + WAIT
-        while True:
-            status = self.run(
-                "display-message", "-p", "-t", "ui", "#{pane_dead_status}|#{pane_dead_signal}"
-            ).strip()
-            code, _, signal = status.partition("|")
-            if code:
-                return code
-            if signal:
-                return f"signal {signal}"
+        while not (self.status_path.exists() and self.status_path.read_text().endswith("\n")):
             if time.monotonic() > deadline:
                 raise AssertionError(f"the program did not exit:\n{self.screen()}")
             time.sleep(0.05)
+        return self.status_path.read_text().strip()
 
     def wait_for(self, condition: Callable[[str], bool], what: str) -> str:
         deadline = time.monotonic() + WAIT
@@ -82,3 +88,4 @@ class Tmux:
 
     def kill(self) -> None:
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=WAIT)
+        shutil.rmtree(self._directory, ignore_errors=True)

@@ -201,6 +201,15 @@ class LogView(ScrollView, can_focus=True):
 
     # -- follow and pause ----------------------------------------------------
 
+    def on_show(self) -> None:
+        # Lines that arrived while the pane was hidden could not be scrolled to then.
+        if self.follow:
+            self._scroll_to_end()
+
+    def on_resize(self) -> None:
+        if self.follow:
+            self._scroll_to_end()
+
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
         if self._programmatic_scroll:
