@@ -127,10 +127,6 @@ async def test_dashboard_drives_a_real_daemon(workdir: Path) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(
-    reason="swapd serve does not hand the control backend a reloader yet (answers 'unavailable')",
-    strict=False,
-)
 async def test_reload_verdict_from_a_real_daemon(workdir: Path) -> None:
     control = workdir / "c.sock"
     config = fake_config(workdir)
@@ -154,6 +150,17 @@ async def test_reload_verdict_from_a_real_daemon(workdir: Path) -> None:
             assert f"{config}:4:" in screen_text(app)
             await pilot.press("escape")
             assert set(app.state.models) == {"alpha", "beta", "chatty"}
+            # A good config: the verdict says what changed, and the new model appears.
+            fixed = config.read_text().replace("ttl: soon", "ttl: 300")
+            config.write_text(fixed + f"  delta:\n    cmd: {FAKE_UPSTREAM_CMD}\n")
+            await pilot.press("r")
+            await until(
+                pilot,
+                lambda: app.state.verdict is not None and app.state.verdict.ok,
+                "the reload",
+            )
+            assert "added: delta" in app.state.verdict.message
+            await until(pilot, lambda: "delta" in app.state.models, "the new model")
     finally:
         await asyncio.to_thread(daemon.stop)
 
