@@ -62,11 +62,16 @@ def live_app(path: Path) -> tuple[SwapTUI, DaemonSource]:
 async def test_views_show_what_the_daemon_reports(server: ServerThread) -> None:
     app, _ = live_app(server.path)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: "gamma" in app.state.models, "the models reply")
+        alpha = ["alpha", "stopped", "-", "5800", "-", "-", "(1m00s)", "-", "s1"]
+        # Waits on the screen itself: a table re-laid out with new rows takes a refresh.
+        await until(
+            pilot,
+            lambda: alpha in [line.split() for line in screen_text(app).splitlines()],
+            "the models on screen",
+        )
         text = screen_text(app)
         assert text.splitlines()[0].startswith("● connected │ swapd 0.1.0-test │ up ")
         rows = [line.split() for line in text.splitlines()]
-        assert ["alpha", "stopped", "-", "5800", "-", "-", "(1m00s)", "-", "s1"] in rows
         assert ["beta", "stopped", "-", "5801", "-", "-", "(1m00s)", "-", "s2"] in rows
         assert "states: ● stopped  ● starting  ● ready  ● stopping" in text
         # Matrix view: the daemon's sets and its explanation of the selected model.

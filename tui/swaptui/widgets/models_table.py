@@ -14,17 +14,19 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 from swaptui.state import DashboardState, LegendEntry, ModelRow, format_duration
 from swaptui.widgets.palette import state_style
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("model", "Model"),
-    ("state", "State"),
-    ("pid", "PID"),
-    ("port", "Port"),
-    ("in_flight", "Busy"),
-    ("queued", "Queue"),
-    ("ttl", "TTL"),
-    ("load", "Load"),
-    ("sets", "Group/sets"),
+COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("model", "Model", None),
+    ("state", "State", 8),
+    ("pid", "PID", 7),
+    ("port", "Port", 5),
+    ("in_flight", "Busy", 4),
+    ("queued", "Queue", 5),
+    ("ttl", "TTL", 8),
+    ("load", "Load", 6),
+    ("sets", "Group/sets", None),
 )
+"""Key, label and width (None: as wide as the content). Fixed widths keep the columns
+still while states and countdowns change, and cannot lag behind a new, wider value."""
 
 Cells = tuple[str | Text, ...]
 
@@ -79,8 +81,8 @@ class ModelsTable(DataTable[str | Text]):
         self._shown: list[tuple[str, Cells]] = []
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
 
     @property
     def selected_model(self) -> str | None:
@@ -97,7 +99,7 @@ class ModelsTable(DataTable[str | Text]):
             for (key, cells), (_, old) in zip(rows, self._shown, strict=True):
                 if cells == old:
                     continue
-                for (column, _), value, before in zip(COLUMNS, cells, old, strict=True):
+                for (column, _, _), value, before in zip(COLUMNS, cells, old, strict=True):
                     if value != before:
                         try:
                             self.update_cell(key, column, value, update_width=True)
