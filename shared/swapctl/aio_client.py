@@ -150,6 +150,12 @@ class AsyncClient:
             await self._send(p.Hello(client=self.name, protocol=p.PROTOCOL_VERSION))
             async with asyncio.timeout(connect_timeout):
                 self.welcome = await self._hello
+        except ConnectionClosed as exc:
+            # A child that died before reading the hello (ssh: host unreachable,
+            # no swapctl there) explains itself on stderr: report that instead.
+            reason = await self._last_words() or str(exc)
+            await self.aclose()
+            raise ConnectionFailed(reason) from None
         except TimeoutError:
             await self.aclose()
             raise ConnectionFailed(
@@ -171,11 +177,22 @@ class AsyncClient:
         with contextlib.suppress(Exception):
             self._writer.close()
         if self._process is not None:
-            if self._process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    self._process.terminate()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._process.wait(), 5)
+            try:
+                if self._process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        self._process.terminate()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._process.wait(), 5)
+            finally:
+                # asyncio.subprocess.Process has no public close: without this the
+                # pipe transport is closed by the collector, possibly after the loop
+                # is gone ("Exception ignored ... Event loop is closed"). Also when
+                # this close is itself cancelled.
+                transport = getattr(self._process, "_transport", None)
+                if transport is not None:
+                    transport.close()
+        if self._hello is not None and self._hello.done() and not self._hello.cancelled():
+            self._hello.exception()  # retrieved: a failed hello is reported by _start
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -211,13 +228,7 @@ class AsyncClient:
                         return
                     self._dispatch(item)
                 if not data:
-                    if self._stderr_task is not None:
-                        # The child's last words (ssh: host unreachable, no swapctl, ...).
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(asyncio.shield(self._stderr_task), 2)
-                        tail = self._stderr.decode(errors="replace").strip()
-                        if tail:
-                            reason = tail.splitlines()[-1]
+                    reason = await self._last_words() or reason
                     return
         except codec.FrameTooLarge as exc:
             reason = f"the daemon sent an oversized line: {exc}"
@@ -225,6 +236,15 @@ class AsyncClient:
             reason = f"connection lost: {exc}"
         finally:
             self._finish(reason)
+
+    async def _last_words(self) -> str:
+        """The last stderr line of a child transport (ssh), waiting briefly for it to end."""
+        if self._stderr_task is None:
+            return ""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._stderr_task), 2)
+        tail = self._stderr.decode(errors="replace").strip()
+        return tail.splitlines()[-1] if tail else ""
 
     async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
         while chunk := await stream.read(4096):

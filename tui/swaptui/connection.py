@@ -96,18 +96,6 @@ def error_verdict(action: str, error: p.Error) -> Verdict:
     )
 
 
-def _close_process_transport(client: AsyncClient) -> None:
-    """Close the ssh child's transport, which `AsyncClient.aclose` leaves to the collector.
-
-    Left open, asyncio closes it in `__del__`, possibly after the loop is gone, and
-    prints "Exception ignored ... Event loop is closed" over the terminal on exit.
-    """
-    process = getattr(client, "_process", None)
-    transport = getattr(process, "_transport", None)
-    if transport is not None:
-        transport.close()
-
-
 async def _query(call: Awaitable[T]) -> T:
     async with asyncio.timeout(QUERY_TIMEOUT):
         return await call
@@ -176,10 +164,7 @@ class DaemonSource:
             if self._refetch_task is not None:
                 self._refetch_task.cancel()
                 self._refetch_task = None
-            try:
-                await client.aclose()
-            finally:
-                _close_process_transport(client)
+            await client.aclose()
 
     async def _fetch(self, client: AsyncClient, what: set[str]) -> None:
         state = self._require_state()

@@ -177,6 +177,20 @@ def test_async_client_reports_why_the_command_failed(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_a_child_dead_before_the_hello_is_reported_in_its_own_words() -> None:
+    """ssh failing at once (unreachable host) must not read as a bare "connection lost"."""
+    dead = ["sh", "-c", "exec 0<&-; echo 'ssh: connect to host gpu-box: No route' >&2; exit 255"]
+    loop_errors: list[dict[str, object]] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: loop_errors.append(ctx))
+        with pytest.raises(ConnectionFailed, match="ssh: connect to host gpu-box: No route"):
+            await AsyncClient.connect_command(dead)
+
+    asyncio.run(scenario())
+    assert loop_errors == []  # no unretrieved hello failure, no transport left to the collector
+
+
 def test_ssh_command_shape() -> None:
     assert ssh_command("gpu") == ["ssh", "-o", "BatchMode=yes", "-T", "gpu", "swapctl", "bridge"]
     assert ssh_command("gpu", "/run/swapd/control.sock")[-3:] == [
