@@ -88,6 +88,8 @@ def hypercorn_config(listen: str) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [listen]
     config.accesslog = None
+    # hypercorn's messages go through swapd's own log format (plain under journald).
+    config.errorlog = logging.getLogger("hypercorn.error")
     # In-flight model requests are drained before hypercorn is told to stop
     # (`drain`); what is left then are idle keep-alive connections and admin
     # requests, which must not hold the stop up for long.

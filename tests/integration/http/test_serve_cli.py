@@ -58,7 +58,7 @@ def test_serve_then_sigterm(tmp_path: Path) -> None:
     proc = serve(config, port, tmp_path / "c.sock")
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_serving(proc)
+        head = wait_serving(proc)
         with httpx2.Client(base_url=base, timeout=20) as client:
             r = client.post("/v1/chat/completions", json={"model": "m", "max_tokens": 2})
             assert r.status_code == 200
@@ -71,6 +71,11 @@ def test_serve_then_sigterm(tmp_path: Path) -> None:
         _, alive = psutil.wait_procs(children, timeout=5)
         assert not alive, f"children outlived swapd: {alive}"
         assert not (tmp_path / "c.sock").exists()
+        assert proc.stdout is not None
+        output = head + proc.stdout.read().decode()
+        # every line in swapd's one format, hypercorn's included: no second timestamp style
+        assert "INFO hypercorn.error: Running on" in output
+        assert "] [INFO] " not in output
     finally:
         if proc.poll() is None:
             proc.kill()
