@@ -69,6 +69,7 @@ def decision(d: rev.Decision) -> p.Decision:
         request=None if d.request_id is None else str(d.request_id),
         seq=d.seq,
         input=d.input,
+        duration=d.duration,
         swap=d.swap_id,
         queue_length=d.queue_length,
     )

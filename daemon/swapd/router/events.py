@@ -209,6 +209,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     queue_length: int = 0
     reason: str = ""
     clock: float = 0.0
+    duration: float | None = None
+    """For `swap_done`: seconds from the start of the swap, on the scheduling clock."""
 
 
 class SwapStarted(msgspec.Struct, frozen=True, kw_only=True):

@@ -308,7 +308,13 @@ class FifoScheduler:
         del self.active[inp.model]
         err = inp.error
         outcome = "aborted" if swap.aborting else ("failed: " + err.reason if err else "ready")
-        self._record("swap_done", model=inp.model, swap_id=inp.swap_id, reason=outcome)
+        self._record(
+            "swap_done",
+            model=inp.model,
+            swap_id=inp.swap_id,
+            reason=outcome,
+            duration=self._now - swap.started,
+        )
         if not swap.aborting:
             if err is not None:
                 for w in swap.waiters:
@@ -802,6 +808,7 @@ class FifoScheduler:
         set: str | None = None,
         cost: int = 0,
         reason: str = "",
+        duration: float | None = None,
     ) -> None:
         self._seq += 1
         self.effects.decided(
@@ -819,5 +826,6 @@ class FifoScheduler:
                 cost=cost,
                 queue_length=len(self.queue),
                 reason=reason,
+                duration=duration,
             )
         )

@@ -460,3 +460,14 @@ def test_aborting_a_swap_for_a_ready_target_keeps_the_target():
     r = d2.request("a")
     d2.cancel(r)
     assert [c for c in d2.fx.calls if c[0] == "abort_swap"] == [("abort_swap", 1, "a", True)]
+
+
+def test_swap_done_decision_carries_the_load_duration():
+    d = Driver(one_at_a_time(ABC), ABC)
+    d.now = 10.0
+    d.request("a")
+    d.now = 12.5
+    d.swap_done("a")
+    done = [x for x in d.fx.decisions if x.action == "swap_done"]
+    assert [x.duration for x in done] == [2.5]
+    assert all(x.duration is None for x in d.fx.decisions if x.action != "swap_done")
