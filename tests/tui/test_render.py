@@ -147,6 +147,23 @@ def test_timeline_rows_newest_first_with_filter_on_target_and_evicted() -> None:
     assert [row[1] for row in timeline_rows(entries, "B")[0]] == ["a"]
 
 
+def test_timeline_rows_are_ordered_by_time_not_arrival() -> None:
+    """A decisions reply followed by subscription history arrives out of order."""
+    entries = [
+        TimelineEntry(T0 + 1, "decision", "b", "swap"),
+        TimelineEntry(T0 + 3, "decision", "c", "swap"),
+        TimelineEntry(T0 + 2, "swap", "b", "swap", outcome="ok"),  # history, late
+        TimelineEntry(T0, "swap", "a", "swap", outcome="ok"),  # history, late
+    ]
+    rows, _ = timeline_rows(entries)
+    assert [(row[1], cells_text(row)[0]) for row in rows] == [
+        ("c", "22:13:23"),
+        ("b", "22:13:22"),
+        ("b", "22:13:21"),
+        ("a", "22:13:20"),
+    ]
+
+
 def test_routine_decisions_are_hidden_unless_asked() -> None:
     entries = [
         TimelineEntry(T0, "decision", "a", "serve"),

@@ -68,12 +68,15 @@ def timeline_rows(
 ) -> tuple[list[Cells], int]:
     """Newest first, and how many routine decisions were hidden.
 
+    Entries arrive from the decisions reply and from subscription history,
+    which interleave out of order, so they are ordered by their time here
+    (entries of the same instant: the later arrival first, as before).
     The filter keeps entries whose target or evicted models contain it.
     """
     needle = filter_text.casefold()
     rows = []
     hidden = 0
-    for entry in reversed(list(entries)):
+    for entry in reversed(sorted(entries, key=lambda e: e.time)):
         names = (entry.target, *entry.evicted)
         if needle and not any(needle in name.casefold() for name in names):
             continue
