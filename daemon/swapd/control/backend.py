@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
 import trio
 
 from swapctl import protocol as p
@@ -38,6 +39,8 @@ from swapd.router.errors import (
 )
 from swapd.router.events import RUNNING_STATES
 
+MERGE_LOG_BYTES = 64 * 1024
+"""Most text merged into one `log` event; far below the 1 MiB line limit, escapes included."""
 LOG_SOURCES_HELP = '"proxy", "upstream", "all" or a model ID'
 
 
@@ -349,26 +352,59 @@ class DaemonBackend:
 
 
 class ConvertingSource:
-    """A bus subscription yielding protocol payloads, after an optional backlog."""
+    """A bus subscription yielding protocol payloads, after an optional backlog.
+
+    Consecutive log lines of one source and stream that are already waiting
+    go out as one `log` event (up to MERGE_LOG_BYTES): a model printing
+    thousands of lines at start-up then costs a handful of frames, and the
+    client keeps up instead of lagging.
+    """
 
     def __init__(self, live: Subscription, backlog: Sequence[p.EventData] = ()) -> None:
         self._live = live
         self._backlog = deque(backlog)
+        self._held: p.EventData | None = None  # taken while merging, not part of the merge
 
     @property
     def pending(self) -> int:
-        return len(self._backlog) + self._live.pending
+        return len(self._backlog) + (self._held is not None) + self._live.pending
 
     def take_lagged(self) -> int:
-        # Drops during the backlog are of live events, which come after it:
-        # report them when the live part starts.
-        return 0 if self._backlog else self._live.take_lagged()
+        # Drops during the backlog, or while an event is held back, are of live
+        # events that come after it: report them when those come up.
+        return 0 if self._backlog or self._held is not None else self._live.take_lagged()
 
     async def receive(self) -> p.EventData:
         if self._backlog:
             await trio.lowlevel.checkpoint()
             return self._backlog.popleft()
-        return convert.event(await self._live.receive())
+        if self._held is not None:
+            await trio.lowlevel.checkpoint()
+            data, self._held = self._held, None
+        else:
+            data = convert.event(await self._live.receive())
+        return self._merge_waiting_lines(data) if isinstance(data, p.LogLines) else data
+
+    def _merge_waiting_lines(self, first: p.LogLines) -> p.LogLines:
+        texts, size = [first.text], len(first.text)
+        while size < MERGE_LOG_BYTES:
+            try:
+                data = convert.event(self._live.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            if isinstance(data, p.LogLines) and (data.source, data.stream, data.history) == (
+                first.source,
+                first.stream,
+                first.history,
+            ):
+                texts.append(data.text)
+                size += len(data.text)
+            else:
+                self._held = data
+                break
+        if len(texts) == 1:
+            return first
+        return msgspec.structs.replace(first, text="".join(texts))
 
     def close(self) -> None:
         self._live.close()
