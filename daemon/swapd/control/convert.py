@@ -17,7 +17,7 @@ import msgspec
 import trio
 
 from swapctl import protocol as p
-from swapd.process.events import LogLine
+from swapd.process.events import LogBatch, LogLine
 from swapd.process.events import StateChanged as ProcessStateChanged
 from swapd.process.states import LEGEND, TRANSITIONS, ProcessState
 from swapd.router import events as rev
@@ -130,6 +130,9 @@ def event(e: Any) -> p.EventData:
             )
         case LogLine():
             return log_line(e)
+        case LogBatch():
+            text = "".join(f"{t}\n" for t in e.texts)
+            return p.LogLines(time=e.time, source=e.source, text=text, stream=e.stream)
         case rev.Decision():
             converted = decision(e)
             return p.DecisionMade(time=converted.time, decision=converted)

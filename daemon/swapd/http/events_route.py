@@ -21,7 +21,7 @@ import msgspec
 
 from swapd.http.inflight import InFlight
 from swapd.http.services import Services
-from swapd.process.events import LogLine
+from swapd.process.events import LogBatch, LogLine
 
 TOPICS = ("state", "swap", "request", "queue", "decision", "log", "inflight")
 CLIENT_BUFFER = 1024
@@ -81,10 +81,11 @@ def encode_event(services: Services, event: Any) -> bytes | None:
     topic = getattr(event, "topic", "")
     if topic == "state":
         return frame("modelStatus", model_status(services))
-    if topic == "log" and isinstance(event, LogLine):
+    if topic == "log" and isinstance(event, (LogLine, LogBatch)):
         source = "proxy" if event.source == "proxy" else "upstream"
         prefix = "" if source == "proxy" else f"[{event.source}] "
-        return frame("logData", _log_data(source, f"{prefix}{event.text}\n"))
+        texts = event.texts if isinstance(event, LogBatch) else (event.text,)
+        return frame("logData", _log_data(source, "".join(f"{prefix}{t}\n" for t in texts)))
     if topic == "inflight" and isinstance(event, InFlight):
         if event.operation == "remove":
             return frame("inflight", {"operation": "remove", "id": event.request.id})

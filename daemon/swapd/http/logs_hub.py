@@ -15,7 +15,7 @@ from collections.abc import Callable
 import trio
 
 from swapd.events import EventBus
-from swapd.process.events import LogLine
+from swapd.process.events import LogBatch, LogLine
 from swapd.process.logs import LogRing
 
 RING_BYTES = 256 * 1024
@@ -57,8 +57,11 @@ class LogHub:
             async for line in sub:
                 lagged = sub.take_lagged()
                 if lagged:
-                    marker = f"— {lagged} log lines dropped —"
+                    marker = f"— {lagged} log events dropped —"
                     self.upstream.write("dropped", marker)
                     self.mux.write("dropped", marker)
                 if isinstance(line, LogLine):
                     self.copy(line)
+                elif isinstance(line, LogBatch):
+                    for one in line.lines():
+                        self.copy(one)

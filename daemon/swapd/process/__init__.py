@@ -6,7 +6,7 @@ The public surface, re-exported here: `ProcessSpec` (what to run), `Supervisor`
 log rings and the start errors.
 """
 
-from swapd.process.events import LogLine, StateChanged
+from swapd.process.events import LogBatch, LogLine, StateChanged
 from swapd.process.logs import LogRing, LogSubscription
 from swapd.process.pool import PoolUpdate, ProcessPool
 from swapd.process.spec import ProcessSpec
@@ -29,6 +29,7 @@ from swapd.process.supervisor import (
 __all__ = [
     "TRANSITIONS",
     "IllegalTransition",
+    "LogBatch",
     "LogLine",
     "LogRing",
     "LogSubscription",

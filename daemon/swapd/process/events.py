@@ -33,3 +33,22 @@ class LogLine(msgspec.Struct, frozen=True):
     stream: str
     text: str
     time: float
+
+
+class LogBatch(msgspec.Struct, frozen=True):
+    """Consecutive lines of one source and stream, read from a child in one go.
+
+    A child's output goes on the bus per read chunk, not per line: a model
+    printing thousands of lines as it starts then costs bus subscribers a few
+    events instead of overflowing their bounded buffers. Each line is still
+    its own `LogLine` in the model's ring.
+    """
+
+    topic: ClassVar[str] = "log"
+    source: str
+    stream: str
+    texts: tuple[str, ...]
+    time: float
+
+    def lines(self) -> list[LogLine]:
+        return [LogLine(self.source, self.stream, text, self.time) for text in self.texts]

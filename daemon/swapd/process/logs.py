@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import trio
 
 from swapd.events import EventBus, Receiver
-from swapd.process.events import LogLine
+from swapd.process.events import LogBatch, LogLine
 from swapd.process.spec import DEFAULT_LOG_RING_BYTES
 
 # Each line costs its length in characters plus this, so that a flood of empty
@@ -113,7 +113,22 @@ class LogRing:
 
     def write(self, stream: str, text: str, at: float | None = None) -> LogLine:
         """Record one line (without its newline) and hand it to every live subscriber."""
-        line = LogLine(self.source, stream, text, time.time() if at is None else at)
+        line = self._append(LogLine(self.source, stream, text, time.time() if at is None else at))
+        if self._bus is not None:
+            self._bus.publish(line)
+        return line
+
+    def write_batch(self, stream: str, texts: Sequence[str], at: float | None = None) -> None:
+        """Record lines read together; the bus gets them as one `LogBatch` event."""
+        if not texts:
+            return
+        batch = LogBatch(self.source, stream, tuple(texts), time.time() if at is None else at)
+        for line in batch.lines():
+            self._append(line)
+        if self._bus is not None:
+            self._bus.publish(batch)
+
+    def _append(self, line: LogLine) -> LogLine:
         self._lines.append(line)
         self._bytes += line_cost(line)
         while self._bytes > self.max_bytes and len(self._lines) > 1:
@@ -121,8 +136,6 @@ class LogRing:
         self.total_lines += 1
         for sub in tuple(self._subscribers):
             sub._offer(line)
-        if self._bus is not None:
-            self._bus.publish(line)
         return line
 
     def lines(self, limit: int | None = None) -> list[LogLine]:
@@ -197,10 +210,8 @@ async def drain(stream: trio.abc.ReceiveStream, ring: LogRing, name: str) -> Non
     splitter = LineSplitter()
     try:
         while data := await stream.receive_some(READ_CHUNK):
-            for text in splitter.feed(data):
-                ring.write(name, text)
+            ring.write_batch(name, splitter.feed(data))
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     finally:
-        for text in splitter.flush():
-            ring.write(name, text)
+        ring.write_batch(name, splitter.flush())

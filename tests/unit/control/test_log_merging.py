@@ -8,7 +8,7 @@ import trio
 from swapctl import protocol as p
 from swapd.control.backend import MERGE_LOG_BYTES, ConvertingSource
 from swapd.events import EventBus
-from swapd.process.events import LogLine, StateChanged
+from swapd.process.events import LogBatch, LogLine, StateChanged
 from swapd.process.states import ProcessState
 
 
@@ -78,3 +78,14 @@ async def test_lag_is_reported_after_a_held_event_not_before_it() -> None:
         rest = await source.receive()
     assert isinstance(rest, p.LogLines)
     assert rest.text == "b2\nb3\nb4\n"
+
+
+@pytest.mark.trio
+async def test_a_log_batch_becomes_complete_lines_and_merges_with_its_neighbours() -> None:
+    bus = EventBus()
+    source = ConvertingSource(bus.subscribe(maxlen=100))
+    bus.publish(LogBatch("a", "stdout", ("one", "two"), 1.0))
+    bus.publish(line("a", "three"))
+    (event,) = await drain(source)
+    assert isinstance(event, p.LogLines)
+    assert (event.source, event.stream, event.text) == ("a", "stdout", "one\ntwo\nthree\n")

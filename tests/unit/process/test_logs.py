@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from swapd.events import EventBus
+from swapd.process.events import LogBatch
 from swapd.process.logs import LINE_OVERHEAD, LineSplitter, LogRing, drain
 
 
@@ -157,3 +158,20 @@ async def test_drain_copies_a_stream_into_the_ring() -> None:
         ("stderr", "two"),
         ("stderr", "unterminated"),
     ]
+
+
+def test_a_batch_is_one_bus_event_and_one_ring_line_per_text() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(topics=["log"])
+    ring = LogRing("m", bus=bus)
+    feed = ring.subscribe()
+    ring.write_batch("stdout", ["one", "two", "three"])
+    ring.write_batch("stdout", [])  # nothing read: nothing published
+    assert [line.text for line in ring.lines()] == ["one", "two", "three"]
+    assert [feed.receive_nowait().text for _ in range(3)] == ["one", "two", "three"]
+    batch = sub.receive_nowait()
+    assert isinstance(batch, LogBatch)
+    assert (batch.source, batch.stream, batch.texts) == ("m", "stdout", ("one", "two", "three"))
+    assert [line.text for line in batch.lines()] == ["one", "two", "three"]
+    with pytest.raises(trio.WouldBlock):
+        sub.receive_nowait()
