@@ -312,3 +312,27 @@ async def test_lines_that_arrive_while_the_log_is_hidden_are_followed_when_shown
         await pilot.press("2")
         await settle(pilot)
         assert app.query_one(LogView).visible_lines()[-1].text == "hidden 199"
+
+
+async def test_only_the_readers_scrolling_stops_following() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("2")
+        view = app.query_one(LogView)
+        view.focus()
+        source.emit(
+            p.LogLines(time=T0, source="llama-8b", text="".join(f"a {i}\n" for i in range(200)))
+        )
+        await settle(pilot)
+        assert view.follow and view.visible_lines()[-1].text == "a 199"
+        await pilot.press("pageup")
+        await settle(pilot)
+        assert not view.follow
+        source.emit(p.LogLines(time=T0, source="llama-8b", text="b\n"))
+        await settle(pilot)
+        assert view.visible_lines()[-1].text != "b"  # the reader's place is kept
+        await pilot.press("end")
+        await settle(pilot)
+        assert view.follow and view.visible_lines()[-1].text == "b"

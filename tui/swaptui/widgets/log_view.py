@@ -26,11 +26,13 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollTo, ScrollUp
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -203,6 +205,13 @@ class LogView(ScrollView, can_focus=True):
 
     def on_show(self) -> None:
         # Lines that arrived while the pane was hidden could not be scrolled to then.
+        # The pane may be laid out over more than one refresh after it is shown, and
+        # a scroll taken before its final size is clamped: scroll again after that.
+        if self.follow:
+            self._scroll_to_end()
+            self.call_after_refresh(self._follow_after_layout)
+
+    def _follow_after_layout(self) -> None:
         if self.follow:
             self._scroll_to_end()
 
@@ -212,10 +221,43 @@ class LogView(ScrollView, can_focus=True):
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        if self._programmatic_scroll:
-            return
-        # The reader scrolled: follow exactly when they are at the bottom.
-        self.follow = round(new) >= self.max_scroll_y
+        if not self._programmatic_scroll and round(new) >= self.max_scroll_y:
+            self.follow = True  # back at the bottom: follow again
+
+    # Only the reader's own scrolling stops following. Scroll positions also
+    # change through layout (a pane shown, resized, a burst laid out over
+    # several refreshes); deriving "follow" from those left a following view
+    # stuck above the newest lines.
+
+    def _stop_following(self) -> None:
+        # The scroll itself may land after a refresh: decide on the intent.
+        if self.max_scroll_y > 0:
+            self.follow = False
+
+    def action_scroll_up(self) -> None:
+        super().action_scroll_up()
+        self._stop_following()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._stop_following()
+
+    def action_scroll_home(self) -> None:
+        super().action_scroll_home()
+        self._stop_following()
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        super()._on_mouse_scroll_up(event)
+        self._stop_following()
+
+    def _on_scroll_up(self, event: ScrollUp) -> None:
+        super()._on_scroll_up(event)
+        self._stop_following()
+
+    def _on_scroll_to(self, message: ScrollTo) -> None:
+        super()._on_scroll_to(message)
+        if message.y is not None and round(message.y) < self.max_scroll_y:
+            self.follow = False
 
     def action_follow(self) -> None:
         self.follow = True
