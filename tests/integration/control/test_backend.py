@@ -22,7 +22,7 @@ from swapd.control.backend import DaemonBackend, DaemonParts
 from swapd.events import EventBus
 from swapd.http.logs_hub import LogHub
 from swapd.process.pool import ProcessPool
-from tests.integration.conftest import free_port
+from swapd.testing.ports import free_port_run
 from tests.integration.control.stand_in import StandInRouter, specs
 from tests.integration.control.wire import WireClient
 
@@ -70,7 +70,7 @@ routing:
 @asynccontextmanager
 async def backend_for(tmp_path: Path, text: str) -> AsyncIterator[tuple[DaemonBackend, Path]]:
     # Ports of our own: other test runs on this machine use the default 5800 and up.
-    text = f"startPort: {free_port()}\n{text}"
+    text = f"startPort: {free_port_run(8)}\n{text}"
     loaded = load_config_text(text, file=tmp_path / "config.yaml")
     bus = EventBus()
     hub = LogHub(bus)

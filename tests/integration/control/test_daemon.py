@@ -20,7 +20,7 @@ import trio
 
 from swapd.config import load_config
 from swapd.daemon import Daemon
-from tests.integration.conftest import free_port
+from swapd.testing.ports import free_port_run
 
 FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quiet"
 
@@ -63,7 +63,7 @@ routing:
 async def swapd(tmp_path: Path, text: str) -> AsyncIterator[tuple[Daemon, Path]]:
     config = tmp_path / "config.yaml"
     # Ports of our own: other test runs on this machine use the default 5800 and up.
-    config.write_text(f"startPort: {free_port()}\n{text}")
+    config.write_text(f"startPort: {free_port_run(8)}\n{text}")
     sock = tmp_path / "control.sock"
     daemon = Daemon(load_config(config), "127.0.0.1:0", control_socket=sock)
     async with trio.open_nursery() as nursery:
