@@ -1,0 +1,190 @@
+"""Router overhead: CPU time of one `Router.lease` round trip on a ready, idle model.
+
+Every relayed request goes through `async with router.lease(model)`: the
+request reaches the run loop, the scheduler grants it, and leaving the block
+reports serve-done, which the loop processes too. This measures that whole
+round trip, the serve-done processing included (the run is settled before
+the clock stops), with no HTTP and no processes: a fake pool shaped like
+`ProcessPool` (wrapped by `PoolControl`, as in the daemon) whose target model
+is ready. The bus has the daemon's standing subscribers (state/swap, inflight,
+log), none of which wants router records, as when no TUI is connected.
+
+Each worker repeats `async with router.lease(m): await trio.lowlevel.checkpoint()` (the
+checkpoint stands for the relay's I/O, which keeps the workers' leases
+overlapping). Rows: 1 worker, and 32 workers at once (32 leases in flight
+together). "harness" is the same loop with a bare checkpoint in place of the
+lease; "router" is the row minus the harness. Figures are process CPU time
+(`time.process_time`) per lease, in microseconds; the goal is < 50 us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from swapd.events import EventBus
+from swapd.process.states import ProcessState
+from swapd.router import GroupSwapper, ModelPolicy, Router, RouterSettings
+
+GOAL_US = 50.0
+LEASES = 20_000
+MODELS = 6
+TARGET = "m0"
+
+
+@dataclass(frozen=True)
+class _Spec:
+    proxy_url: str
+
+
+class _FakeSupervisor:
+    """Only what `PoolControl` touches on the lease path."""
+
+    def __init__(self, model: str, state: ProcessState) -> None:
+        self.spec = _Spec(f"http://127.0.0.1:9/{model}")
+        self.state = state
+        self.in_flight = 0
+
+    def hold(self) -> None:
+        self.in_flight += 1
+
+    def release(self) -> None:
+        self.in_flight -= 1
+
+    async def ensure_ready(self) -> None:
+        self.state = ProcessState.READY
+
+    async def stop(self, **_: object) -> None:
+        self.state = ProcessState.STOPPED
+
+
+class FakePool:
+    """Shaped like `ProcessPool` for `PoolControl`: `TARGET` ready, the rest stopped."""
+
+    def __init__(self, models: int) -> None:
+        self._members = {
+            f"m{i}": _FakeSupervisor(
+                f"m{i}", ProcessState.READY if i == 0 else ProcessState.STOPPED
+            )
+            for i in range(models)
+        }
+
+    def __getitem__(self, model: str) -> _FakeSupervisor:
+        return self._members[model]
+
+    def __contains__(self, model: object) -> bool:
+        return model in self._members
+
+    def states(self) -> dict[str, ProcessState]:
+        return {mid: s.state for mid, s in self._members.items()}
+
+
+def make_router(models: int, bus: EventBus) -> Router:
+    names = [f"m{i}" for i in range(models)]
+    settings = RouterSettings(models={m: ModelPolicy(limit=64) for m in names})
+    return Router(FakePool(models), GroupSwapper.with_default({}, names), bus, settings)
+
+
+def daemon_bus() -> EventBus:
+    """A bus with the daemon's standing subscriptions (none wants router records)."""
+    bus = EventBus()
+    bus.subscribe(topics=("inflight",))
+    bus.subscribe(topics=("swap", "state"), maxlen=256)
+    bus.subscribe(topics=("log",), maxlen=4096)
+    return bus
+
+
+async def _lease_worker(router: Router, rounds: int) -> None:
+    for _ in range(rounds):
+        async with router.lease(TARGET):
+            await trio.lowlevel.checkpoint()
+
+
+async def _bare_worker(router: Router, rounds: int) -> None:
+    for _ in range(rounds):
+        await trio.lowlevel.checkpoint()
+
+
+async def _measure(workers: int, leases: int, models: int, bare: bool) -> float:
+    """CPU microseconds per lease for `workers` tasks sharing `leases` round trips."""
+    router = make_router(models, daemon_bus())
+    rounds = max(1, leases // workers)
+    worker = _bare_worker if bare else _lease_worker
+    async with trio.open_nursery() as nursery:
+        await nursery.start(router.run)
+        async with trio.open_nursery() as warm:  # first grants, caches, allocator
+            for _ in range(workers):
+                warm.start_soon(worker, router, min(rounds, 200))
+        await router.settled()
+        gc.collect()
+        start = time.process_time()
+        async with trio.open_nursery() as run:
+            for _ in range(workers):
+                run.start_soon(worker, router, rounds)
+        await router.settled()  # the last serve-dones are part of the cost
+        cpu = time.process_time() - start
+        snap = router.snapshot()
+        assert snap.in_flight == {} and snap.reserved == {}, snap
+        await router.shutdown()
+    return cpu / (rounds * workers) * 1e6
+
+
+def measure(workers: int, leases: int, models: int, repeat: int) -> dict[str, Any]:
+    """Best of `repeat` runs (the least disturbed), lease and harness alike."""
+    lease = min(trio.run(_measure, workers, leases, models, False) for _ in range(repeat))
+    bare = min(trio.run(_measure, workers, leases, models, True) for _ in range(repeat))
+    return {
+        "workers": workers,
+        "leases": max(1, leases // workers) * workers,
+        "lease_us": lease,
+        "harness_us": bare,
+        "router_us": lease - bare,
+    }
+
+
+def run(leases: int = LEASES, models: int = MODELS, repeat: int = 3) -> dict[str, Any]:
+    rows = {f"concurrent_{w}": measure(w, leases, models, repeat) for w in (1, 32)}
+    return {
+        "rows": rows,
+        "models": models,
+        "goal_us": GOAL_US,
+        "meets_goal": all(r["lease_us"] < GOAL_US for r in rows.values()),
+    }
+
+
+def table(figures: dict[str, Any]) -> str:
+    lines = [
+        f"router lease round trip: CPU microseconds per lease ({figures['models']} models, "
+        "target ready and idle)",
+        f"{'case':<22}{'leases':>8}{'lease':>9}{'harness':>9}{'router':>9}",
+    ]
+    for row in figures["rows"].values():
+        label = f"{row['workers']} concurrent"
+        lines.append(
+            f"{label:<22}{row['leases']:>8}{row['lease_us']:>9.1f}{row['harness_us']:>9.1f}"
+            f"{row['router_us']:>9.1f}"
+        )
+    verdict = "meets" if figures["meets_goal"] else "MISSES"
+    lines.append(f"{verdict} the goal of < {figures['goal_us']:.0f} us CPU per lease round trip")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="bench_lease", description=__doc__.splitlines()[0])
+    parser.add_argument("--leases", type=int, default=LEASES)
+    parser.add_argument("--models", type=int, default=MODELS)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    figures = run(args.leases, args.models, args.repeat)
+    print(table(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
