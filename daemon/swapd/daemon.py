@@ -8,9 +8,8 @@ and returns once `request_stop()` was called and everything has stopped.
 Shutdown order (spec router.md §7.4): long-lived streams (events, logs) are
 closed first so the HTTP drain does not wait on them; new model requests are
 refused (503) while those in flight finish, for up to 30 s; then the HTTP
-server stops (idle keep-alive connections are closed within 2 s: hypercorn
-would otherwise wait its whole graceful timeout on a connection that last
-served a Quart route); the router shuts down (waiters get their error); then
+server stops (idle keep-alive connections close at once, anything still
+running is cancelled after 2 s); the router shuts down (waiters get their error); then
 the process pool stops every child gracefully, each with its unloadTimeout.
 A hard-exit timer guards the whole sequence.
 
@@ -30,8 +29,6 @@ from functools import partial
 from pathlib import Path
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from swapd.config import LoadedConfig
 from swapd.control.backend import DaemonBackend, DaemonParts
@@ -41,6 +38,7 @@ from swapd.events import EventBus
 from swapd.http.app import create_app
 from swapd.http.config_view import settings_from_config
 from swapd.http.logs_hub import LogHub
+from swapd.http.server import Server, ServerConfig
 from swapd.http.services import Services
 from swapd.process.events import StateChanged
 from swapd.process.logs import LogRing
@@ -84,19 +82,11 @@ async def drain(services: Services) -> None:
             await sub.receive()
 
 
-def hypercorn_config(listen: str) -> HypercornConfig:
-    config = HypercornConfig()
-    config.bind = [listen]
-    config.accesslog = None
-    # hypercorn's messages go through swapd's own log format (plain under journald).
-    config.errorlog = logging.getLogger("hypercorn.error")
-    # In-flight model requests are drained before hypercorn is told to stop
-    # (`drain`); what is left then are idle keep-alive connections and admin
-    # requests, which must not hold the stop up for long.
-    config.graceful_timeout = HTTP_CLOSE_SECONDS
-    # Long idle keep-alive connections are fine; streams are never cut by a timeout.
-    config.keep_alive_timeout = 75
-    return config
+# In-flight model requests are drained before the server is told to stop
+# (`drain`); what is left then are idle keep-alive connections and admin
+# requests, which must not hold the stop up for long. Long idle keep-alive
+# connections are fine; streams are never cut by a timeout.
+SERVER_CONFIG = ServerConfig(keep_alive_timeout=75.0, graceful_timeout=HTTP_CLOSE_SECONDS)
 
 
 class Daemon:
@@ -218,11 +208,8 @@ class Daemon:
         task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         try:
-            await serve(
-                create_app(services),
-                hypercorn_config(self.listen),
-                shutdown_trigger=self._http_stop.wait,
-                task_status=task_status,
+            await Server(create_app(services), SERVER_CONFIG).serve(
+                self.listen, shutdown_trigger=self._http_stop.wait, task_status=task_status
             )
         finally:
             done.set()

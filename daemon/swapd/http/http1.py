@@ -1,4 +1,4 @@
-"""Sans-IO HTTP/1.1 heads for the upstream client: write a request head, parse a response head.
+"""Sans-IO HTTP/1.1 heads: the upstream client's and the server's, both ways.
 
 h11 did both before, at a per-request cost that showed in the relay's
 profile (event objects, header validation in Python, a state machine built
@@ -8,12 +8,18 @@ are validated (no CR/LF or control bytes can be smuggled into a header or
 the target), response heads must be well-formed HTTP/1.x, `1xx` interim
 heads are skipped, obsolete line folding is refused. Header names come out
 lower-cased, as h11 gave them.
+
+The server side (`parse_request_head`, `response_head`) is as strict: a
+request head with a bad method, target, version or header line is refused
+whole (the server answers 400 and closes), so nothing malformed reaches the
+app or is relayed.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from http import HTTPStatus
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -22,8 +28,10 @@ MAX_HEAD = 64 * 1024  # a response head larger than this is refused
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/(1\.[01])")
 _STATUS = re.compile(rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
 class HeadError(ValueError):
@@ -35,6 +43,14 @@ class ResponseHead:
     status: int
     reason: bytes
     http_version: bytes
+    headers: Headers  # names lower-cased, values without surrounding whitespace
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: str
+    target: bytes
+    http_version: bytes  # b"1.0" or b"1.1"
     headers: Headers  # names lower-cased, values without surrounding whitespace
 
 
@@ -76,12 +92,54 @@ def parse_response_head(data: bytes) -> tuple[ResponseHead, int] | None:
             return head, pos
 
 
+def parse_request_head(data: bytes | bytearray) -> tuple[RequestHead, int] | None:
+    """The request head at the start of `data` and the offset of what follows it.
+
+    None while the head is incomplete; raises HeadError when it is malformed
+    or longer than MAX_HEAD. Empty lines before the request line are skipped
+    (RFC 9112 §2.2).
+    """
+    start = 0
+    while data.startswith(b"\r\n", start) or data.startswith(b"\n", start):
+        start += 2 if data[start] == 13 else 1
+    end = _HEAD_END.search(data, start)
+    if end is None:
+        if len(data) - start > MAX_HEAD:
+            raise HeadError("request head too large")
+        return None
+    if end.start() - start > MAX_HEAD:
+        raise HeadError("request head too large")
+    lines = bytes(data[start : end.start()]).split(b"\n")
+    request_line = lines[0].removesuffix(b"\r")
+    match = _REQUEST_LINE.fullmatch(request_line)
+    if match is None:
+        raise HeadError(f"bad request line {request_line[:80]!r}")
+    method = match[1].decode("ascii")
+    return RequestHead(method, match[2], match[3], _header_lines(lines)), end.end()
+
+
+def response_head(status: int, headers: Headers) -> bytes:
+    """The bytes of an HTTP/1.1 response head (the app's header values are checked)."""
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+            raise HeadError(f"invalid response header {name!r}")
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
 def _parse_one(block: bytes) -> ResponseHead:
     lines = block.split(b"\n")
     status_line = lines[0].removesuffix(b"\r")
     match = _STATUS.fullmatch(status_line)
     if match is None:
         raise HeadError(f"bad status line {status_line[:80]!r}")
+    return ResponseHead(int(match[2]), match[3] or b"", match[1], _header_lines(lines))
+
+
+def _header_lines(lines: list[bytes]) -> Headers:
+    """The header fields of a head's lines (the first line, the start line, is skipped)."""
     headers: Headers = []
     for raw in lines[1:]:
         line = raw.removesuffix(b"\r")
@@ -94,4 +152,4 @@ def _parse_one(block: bytes) -> ResponseHead:
         if _BAD_VALUE.search(value):
             raise HeadError(f"bad header value for {name!r}")
         headers.append((name.lower(), value))
-    return ResponseHead(int(match[2]), match[3] or b"", match[1], headers)
+    return headers

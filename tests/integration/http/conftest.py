@@ -9,14 +9,13 @@ from typing import Any
 
 import httpx2
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from swapd.config import load_config
 from swapd.daemon import Daemon
 from swapd.events import EventBus
 from swapd.http.app import create_app
 from swapd.http.logs_hub import LogHub
+from swapd.http.server import Server
 from swapd.http.services import Services
 from swapd.http.settings import ApiSettings
 from swapd.testing.ports import free_port_run
@@ -54,15 +53,13 @@ class NoLocalModels:
 @asynccontextmanager
 async def serve_app(services: Services) -> AsyncIterator[str]:
     """The app for `services` on an ephemeral port; yields its base URL."""
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
     stop = trio.Event()
+    server = Server(create_app(services))
     async with trio.open_nursery() as nursery:
         await nursery.start(services.logs.run)
         urls = await nursery.start(
-            lambda task_status: serve(
-                create_app(services), config, shutdown_trigger=stop.wait, task_status=task_status
+            lambda task_status: server.serve(
+                "127.0.0.1:0", shutdown_trigger=stop.wait, task_status=task_status
             )
         )
         try:

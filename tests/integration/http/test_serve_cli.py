@@ -73,8 +73,8 @@ def test_serve_then_sigterm(tmp_path: Path) -> None:
         assert not (tmp_path / "c.sock").exists()
         assert proc.stdout is not None
         output = head + proc.stdout.read().decode()
-        # every line in swapd's one format, hypercorn's included: no second timestamp style
-        assert "INFO hypercorn.error: Running on" in output
+        # every line in swapd's one format, the HTTP server's included
+        assert f"INFO swapd.http: listening on {base}" in output
         assert "] [INFO] " not in output
     finally:
         if proc.poll() is None:

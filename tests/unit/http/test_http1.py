@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swapd.http.http1 import MAX_HEAD, HeadError, parse_response_head, request_head
+from swapd.http.http1 import (
+    MAX_HEAD,
+    HeadError,
+    parse_request_head,
+    parse_response_head,
+    request_head,
+    response_head,
+)
 
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 names = st.text(TOKEN_CHARS, min_size=1, max_size=12).map(str.encode)
@@ -114,3 +121,84 @@ def test_parses_what_h11_writes(
     assert head.status == status and head.reason == b"Why Not"
     assert head.headers == [(n.lower(), v) for n, v in headers]
     assert (data + body)[offset:] == body
+
+
+# ----- the server side: request heads in, response heads out -------------------------
+
+
+def test_request_head_incomplete_then_complete() -> None:
+    data = b"\r\nPOST /v1/x?a=%20b HTTP/1.1\r\nHost: h\r\nContent-Length:  3 \r\n\r\nabc"
+    for cut in range(len(data) - 4):
+        assert parse_request_head(data[:cut]) is None
+    parsed = parse_request_head(data)
+    assert parsed is not None
+    head, offset = parsed
+    assert (head.method, head.target, head.http_version) == ("POST", b"/v1/x?a=%20b", b"1.1")
+    assert head.headers == [(b"host", b"h"), (b"content-length", b"3")]
+    assert data[offset:] == b"abc"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET /a b HTTP/1.1\r\n\r\n",
+        b"GET /\x7f HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/2.0\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        b"G(T / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nx y: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nx: 1\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nnocolon\r\n\r\n",
+        b"GET / HTTP/1.1\r\nx: a\x00b\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+    ],
+)
+def test_malformed_request_heads(data: bytes) -> None:
+    with pytest.raises(HeadError):
+        parse_request_head(data)
+
+
+def test_oversized_request_head() -> None:
+    with pytest.raises(HeadError, match="too large"):
+        parse_request_head(b"GET / HTTP/1.1\r\nx: " + b"a" * MAX_HEAD)
+    with pytest.raises(HeadError, match="too large"):
+        parse_request_head(b"GET / HTTP/1.1\r\nx: " + b"a" * MAX_HEAD + b"\r\n\r\n")
+
+
+@given(
+    st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "DELETE"]),
+    st.text("abcxyz0189/-._~%=&?", min_size=0, max_size=20).map(lambda s: "/" + s),
+    st.lists(st.tuples(names, values), max_size=8),
+)
+def test_parses_what_h11_client_writes(
+    method: str, target: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    client = h11.Connection(h11.CLIENT)
+    request = h11.Request(method=method, target=target, headers=[(b"host", b"x"), *headers])
+    data = client.send(request)
+    assert data is not None
+    parsed = parse_request_head(data)
+    assert parsed is not None
+    head, offset = parsed
+    assert offset == len(data)
+    assert (head.method, head.target, head.http_version) == (method, target.encode(), b"1.1")
+    assert head.headers == [(b"host", b"x"), *((n.lower(), v) for n, v in headers)]
+
+
+@given(st.sampled_from([200, 204, 404, 429, 500, 599]), st.lists(st.tuples(names, values)))
+def test_response_head_is_what_h11_client_reads(
+    status: int, headers: list[tuple[bytes, bytes]]
+) -> None:
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/", headers=[(b"host", b"x")]))
+    client.receive_data(response_head(status, [*headers, (b"content-length", b"0")]))
+    event = client.next_event()
+    assert isinstance(event, h11.Response)
+    assert event.status_code == status
+    assert list(event.headers)[:-1] == [(n.lower(), v) for n, v in headers]
+
+
+@pytest.mark.parametrize("header", [(b"x", b"a\r\nevil: 1"), (b"x y", b"1"), (b"", b"1")])
+def test_response_head_refuses_what_the_app_must_not_send(header: tuple[bytes, bytes]) -> None:
+    with pytest.raises(HeadError):
+        response_head(200, [header])
