@@ -16,6 +16,7 @@ from swapctl.paths import resolve_socket_path
 from swapd.config import ConfigError, load_config
 from swapd.control.listener import ControlSocketError
 from swapd.daemon import DEFAULT_LISTEN, serve_until_signalled
+from swapd.http.server import ListenError, parse_listen
 from swapd.logsetup import setup_logging
 
 
@@ -52,12 +53,22 @@ def _startup_error(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _listen(value: str) -> str:
+    """argparse type of --listen: refused at once, with the reason, when it is not HOST:PORT."""
+    try:
+        parse_listen(value)
+    except ListenError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("serve", help="run the daemon", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the YAML config file")
     parser.add_argument(
         "--listen",
         default=DEFAULT_LISTEN,
+        type=_listen,
         metavar="HOST:PORT",
         help=f"where the HTTP API listens (default {DEFAULT_LISTEN})",
     )

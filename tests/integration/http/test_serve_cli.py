@@ -51,6 +51,15 @@ def test_config_error_exits_2(tmp_path: Path) -> None:
     assert b"bad.yaml:3:" in out and b"ttl" in out
 
 
+def test_bad_listen_address_exits_2_with_the_reason(tmp_path: Path) -> None:
+    config = tmp_path / "ok.yaml"
+    config.write_text("models:\n  m:\n    cmd: x\n    proxy: http://127.0.0.1:1\n")
+    argv = [sys.executable, "-m", "swapd", "serve", "--config", str(config), "--listen", "::1:80"]
+    proc = subprocess.run(argv, capture_output=True, timeout=30)
+    assert proc.returncode == 2
+    assert b"[::1]:8080" in proc.stderr
+
+
 def test_serve_then_sigterm(tmp_path: Path) -> None:
     config = tmp_path / "swapd.yaml"
     config.write_text(f"startPort: {start_port()}\nmodels:\n  m:\n    cmd: {FAKE}\n")
