@@ -12,8 +12,9 @@ One run of each, printed as a table and returned as figures:
 fake upstreams as its models, so the figures include the router and the
 whole HTTP stack. With `--relay-only CLIENT` the swapd side is instead a
 bare relay (the HTTP app with a router that grants at once) using CLIENT
-(`h11` or `httpx2`) as its upstream client: that is how the upstream client
-was chosen.
+(`h11` or `httpx2`) as its upstream client, served by `--server` (swapd's
+own HTTP server or hypercorn): that is how the upstream client and the
+server were chosen.
 """
 
 from __future__ import annotations
@@ -403,7 +404,7 @@ async def run_daemon() -> dict[str, Any]:
         return await measure(direct, base, {k: k for k in ports})
 
 
-async def run_relay_only(client_name: str) -> dict[str, Any]:
+async def run_relay_only(client_name: str, server_name: str) -> dict[str, Any]:
     async with upstream_fakes() as fakes:
         listen = free_port()
         spec = json.dumps({kind: url for kind, (_port, url) in fakes.items()})
@@ -413,6 +414,8 @@ async def run_relay_only(client_name: str) -> dict[str, Any]:
             "bench.bench_relay",
             "--serve-relay",
             client_name,
+            "--server",
+            server_name,
             "--listen",
             str(listen),
             "--upstreams",
@@ -475,13 +478,14 @@ class _HttpxResponse:
         await self._response.aclose()
 
 
-def serve_relay(client_name: str, listen: int, upstreams: dict[str, str]) -> None:
+def serve_relay(client_name: str, server_name: str, listen: int, upstreams: dict[str, str]) -> None:
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
     from swapd.events import EventBus
     from swapd.http.app import create_app
     from swapd.http.logs_hub import LogHub
+    from swapd.http.server import Server
     from swapd.http.services import Services
     from swapd.http.settings import ApiSettings, ModelView
 
@@ -512,6 +516,11 @@ def serve_relay(client_name: str, listen: int, upstreams: dict[str, str]) -> Non
         client: Any = H11Client(max_idle_per_origin=128) if client_name == "h11" else HttpxClient()
         settings = ApiSettings(models={k: ModelView(k) for k in upstreams})
         services = Services(settings, GrantAtOnce(), NoPool(), bus, LogHub(bus), client=client)
+        if server_name == "swapd":
+            await Server(create_app(services)).serve(
+                f"127.0.0.1:{listen}", shutdown_trigger=trio.sleep_forever
+            )
+            return
         config = Config()
         config.bind = [f"127.0.0.1:{listen}"]
         config.accesslog = None
@@ -523,16 +532,25 @@ def serve_relay(client_name: str, listen: int, upstreams: dict[str, str]) -> Non
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_relay", description=__doc__.splitlines()[0])
     parser.add_argument("--relay-only", choices=("h11", "httpx2"), help="bench a bare relay")
+    parser.add_argument(
+        "--server",
+        choices=("swapd", "hypercorn"),
+        default="swapd",
+        help="the HTTP server of the bare relay (default swapd's own)",
+    )
     parser.add_argument("--serve-relay", choices=("h11", "httpx2"), help=argparse.SUPPRESS)
     parser.add_argument("--listen", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstreams", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_relay:
-        serve_relay(args.serve_relay, args.listen, json.loads(args.upstreams))
+        serve_relay(args.serve_relay, args.server, args.listen, json.loads(args.upstreams))
         return {}
     if args.relay_only:
-        figures = trio.run(run_relay_only, args.relay_only)
-        title = f"relay only, upstream client {args.relay_only} (cores: {os.cpu_count()})"
+        figures = trio.run(run_relay_only, args.relay_only, args.server)
+        title = (
+            f"relay only, upstream client {args.relay_only}, server {args.server} "
+            f"(cores: {os.cpu_count()})"
+        )
     else:
         figures = trio.run(run_daemon)
         title = f"swapd serve vs direct (cores: {os.cpu_count()})"
