@@ -101,6 +101,15 @@ class Subscription(Receiver):
     def _offer(self, event: object) -> None:
         if self._closed or not self.wants(event):
             return
+        self._put(event)
+
+    def _deliver(self, event: object) -> None:
+        """`_offer` for an event the bus already routed to this subscription's topics."""
+        if self._closed or (self._predicate is not None and not self._predicate(event)):
+            return
+        self._put(event)
+
+    def _put(self, event: object) -> None:
         if len(self._buffer) >= self._maxlen:
             self._buffer.popleft()
             self._lagged += 1
@@ -127,7 +136,7 @@ class Subscription(Receiver):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._bus._subscribers.discard(self)
+            self._bus._unsubscribe(self)
             self._wakeup.set()
 
 
@@ -136,6 +145,11 @@ class EventBus:
 
     History is kept per topic so that a chatty topic (log lines) cannot push
     the rare, important ones (state changes, swaps) out of it.
+
+    Publishing is on every request's path (the router publishes several
+    records per request), so the subscriptions that want a topic are worked
+    out once per topic and kept until a subscription comes or goes: a publish
+    visits only those, not every subscriber.
     """
 
     def __init__(self, history: int = 256) -> None:
@@ -143,18 +157,34 @@ class EventBus:
         self._history_len = max(history, 0)
         self._history: dict[str, deque[tuple[int, Any]]] = {}
         self._seq = 0
+        # topic -> the subscriptions whose topics include it (a cache, see above)
+        self._routes: dict[str, tuple[Subscription, ...]] = {}
 
     def publish(self, event: object) -> None:
         """Deliver to every interested subscriber. Never blocks, never raises."""
+        topic = getattr(event, "topic", "misc")  # `topic_of`, inlined: this is a hot path
+        if type(topic) is not str:
+            topic = str(topic)
         if self._history_len:
             self._seq += 1
-            topic = topic_of(event)
             ring = self._history.get(topic)
             if ring is None:
                 ring = self._history[topic] = deque(maxlen=self._history_len)
             ring.append((self._seq, event))
-        for sub in tuple(self._subscribers):
-            sub._offer(event)
+        subs = self._routes.get(topic)
+        if subs is None:
+            subs = self._route(topic)
+        for sub in subs:
+            sub._deliver(event)
+
+    def _route(self, topic: str) -> tuple[Subscription, ...]:
+        subs = tuple(s for s in self._subscribers if s.topics is None or topic in s.topics)
+        self._routes[topic] = subs
+        return subs
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+        self._routes.clear()
 
     def subscribe(
         self,
@@ -170,6 +200,7 @@ class EventBus:
             for event in self.recent(topics):
                 sub._offer(event)
         self._subscribers.add(sub)
+        self._routes.clear()
         return sub
 
     def recent(self, topics: Iterable[str] | None = None, limit: float = math.inf) -> list[Any]:

@@ -91,3 +91,27 @@ def test_history_is_kept_per_topic_so_logs_cannot_push_out_state() -> None:
     assert [e.n for e in bus.recent(topics=["state", "swap"])] == [0, 100]
     late = bus.subscribe(topics=["state"], history=True)
     assert late.receive_nowait().n == 0
+
+
+def test_subscriptions_coming_and_going_after_a_topic_was_published() -> None:
+    """The bus remembers who wants each topic; a new or closed subscription counts at once."""
+    bus = EventBus()
+    early = bus.subscribe(topics=["state"])
+    bus.publish(Ev(0, "state"))
+    bus.publish(Ev(1, "log"))
+    late = bus.subscribe(topics=["state", "log"])
+    everything = bus.subscribe()
+    odd = bus.subscribe(topics=["state"], predicate=lambda e: e.n % 2 == 1)
+    bus.publish(Ev(2, "state"))
+    bus.publish(Ev(3, "state"))
+    early.close()
+    bus.publish(Ev(4, "state"))
+    bus.publish(Ev(5, "log"))
+
+    def got(sub) -> list[int]:  # type: ignore[no-untyped-def]
+        return [sub.receive_nowait().n for _ in range(sub.pending)]
+
+    assert got(early) == [0, 2, 3]
+    assert got(late) == [2, 3, 4, 5]
+    assert got(everything) == [2, 3, 4, 5]
+    assert got(odd) == [3]

@@ -24,6 +24,13 @@ In-flight accounting (spec router.md §3.5, with the trio caveat): a grant
 is counted only when the scheduler saw the handler alive; the lease's
 `finally` reports serve-done whenever the ticket was granted, even if the
 handler was cancelled before it resumed, and reports a cancel otherwise.
+
+The common case costs no message: while the loop is idle (parked on an empty
+inbox), a lease hands its request, and later its serve-done, to the scheduler
+itself, synchronously in the caller's task, and the loop is not woken.
+`Router._admit` says why that keeps the loop the one owner of the scheduler
+and the order of its inputs; everything else (and every request while the loop
+is busy) still goes through the inbox.
 """
 
 from __future__ import annotations
@@ -31,9 +38,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import msgspec
@@ -81,6 +89,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EVICT_GRACE = 120.0
 
+_NOBODY_GONE: frozenset[int] = frozenset()
+#: Distinct process states `Router._states` remembers the name of (a handful exist).
+_STATE_NAMES_BOUND = 64
+
 
 @dataclass(frozen=True)
 class RouterSettings:
@@ -98,9 +110,8 @@ class RouterSettings:
     record_inputs: bool = False
 
 
-@dataclass(frozen=True)
-class Grant:
-    """What a lease yields: where to relay the request."""
+class Grant(msgspec.Struct, frozen=True):
+    """What a lease yields: where to relay the request (a Struct: built once per request)."""
 
     model: str
     upstream: str
@@ -139,17 +150,40 @@ class RouterSnapshot(msgspec.Struct, frozen=True):
 # ----------------------------------------------------------------- messages
 
 
-@dataclass(eq=False)
 class _Ticket:
-    """One lease's one-shot slot: filled once by the loop with a grant or a failure."""
+    """One lease's one-shot slot: filled once by the scheduler with a grant or a failure.
 
-    id: int
-    model: str
-    progress: trio.MemorySendChannel[Any] | None
-    done: trio.Event = field(default_factory=trio.Event)
-    granted: bool = False
-    failure: Failure | None = None
-    closed: bool = False
+    The trio.Event is made only when the lease has to wait: a request the
+    scheduler settles at once (see `Router._admit`) never needs one.
+    """
+
+    __slots__ = ("_event", "closed", "failure", "granted", "id", "model", "progress", "resolved")
+
+    def __init__(self, id: int, model: str, progress: trio.MemorySendChannel[Any] | None) -> None:
+        self.id = id
+        self.model = model
+        self.progress = progress
+        self.granted = False
+        self.failure: Failure | None = None
+        self.closed = False
+        self.resolved = False
+        self._event: trio.Event | None = None
+
+    def resolve(self) -> None:
+        """Granted or failed: wake the lease if it waits."""
+        self.resolved = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Until resolved. Already resolved, it is only a cancel point: a handler
+        cancelled while it was granted still does not enter its block, and the
+        relay that follows yields to the other tasks soon enough."""
+        if self.resolved:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return
+        self._event = trio.Event()
+        await self._event.wait()
 
     def tell(self, progress: Progress) -> None:
         if self.progress is None or self.closed:
@@ -218,6 +252,13 @@ class _SyncMsg:
     done: trio.Event
 
 
+@dataclass(frozen=True)
+class _CrashMsg:
+    """The scheduler raised while a caller ran it (`Router._inline`): end the loop."""
+
+    error: Exception
+
+
 # ----------------------------------------------------------------- effects
 
 
@@ -237,6 +278,9 @@ class _Inbox:
     def __init__(self, channel: trio.MemoryReceiveChannel[object]) -> None:
         self._channel = channel
         self._taken = 0
+        #: The loop is parked on an empty inbox and nothing was posted since:
+        #: it has no message in hand or queued (see `Router._admit`).
+        self.idle = False
 
     def receive_nowait(self) -> object:
         return self._channel.receive_nowait()
@@ -255,31 +299,36 @@ class _Inbox:
             else:
                 self._taken += 1
                 return msg
+            self.idle = True  # `Router._post` clears it
         self._taken = 0
         try:
             return await self._channel.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
+        finally:
+            self.idle = False
 
 
 class _LoopEffects:
-    """The scheduler's effects, carried out by the run loop (never awaiting)."""
+    """The scheduler's effects, carried out by the run loop (never awaiting).
+
+    Records are stamped with `wall`, the wall clock of the input being
+    handled (set by `Router._handle`), like the decisions that input produces.
+    """
 
     def __init__(self, router: Router) -> None:
         self.r = router
         self.stops: list[tuple[str, ...]] = []
-
-    def _now(self) -> float:
-        return time.time()
+        self.wall = 0.0
 
     def _event(self, rid: int, model: str, phase: Any, detail: str = "") -> None:
         self.r.bus.publish(
-            RequestEvent(request_id=rid, model=model, phase=phase, time=self._now(), detail=detail)
+            RequestEvent(request_id=rid, model=model, phase=phase, time=self.wall, detail=detail)
         )
 
     def admit(self, request_id: int, model: str) -> None:
         ticket = self.r._tickets.get(request_id)
-        if ticket is not None:
+        if ticket is not None and ticket.progress is not None:
             ticket.tell(Progress(kind="admitted", model=model))
         self._event(request_id, model, "admitted")
 
@@ -292,15 +341,16 @@ class _LoopEffects:
             self.r._post(_ServeDoneMsg(request_id, model))
             return
         ticket.granted = True
-        ticket.tell(Progress(kind="granted", model=model))
-        ticket.done.set()
+        if ticket.progress is not None:
+            ticket.tell(Progress(kind="granted", model=model))
+        ticket.resolve()
         self._event(request_id, model, "granted")
 
     def fail(self, request_id: int, failure: Failure) -> None:
         ticket = self.r._tickets.pop(request_id, None)
         if ticket is not None:
             ticket.failure = failure
-            ticket.done.set()
+            ticket.resolve()
         self._event(request_id, failure.model, "failed", failure.message)
 
     def waiting(self, request_id: int, swap_id: int, model: str) -> None:
@@ -316,7 +366,7 @@ class _LoopEffects:
             if ticket is not None:
                 ticket.tell(Progress(kind="queued", model=ticket.model, position=pos))
                 entries.append((rid, ticket.model))
-        self.r.bus.publish(QueueChanged(time=self._now(), entries=tuple(entries)))
+        self.r.bus.publish(QueueChanged(time=self.wall, entries=tuple(entries)))
 
     def start_swap(self, plan: SwapPlan) -> None:
         self.r._start_swap_task(plan)
@@ -337,6 +387,62 @@ class _LoopEffects:
 
     def retire(self, models: tuple[str, ...], reason: str) -> None:
         self.r._start_retire_task(models, reason)
+
+
+class _Lease(AbstractAsyncContextManager[Grant]):
+    """`Router.lease`: a plain context manager, cheaper than a generator-based one.
+
+    Entering opens a ticket and waits for the scheduler; a grant holds the
+    model (TTL) until the block is left. Leaving, or failing on the way in
+    (cancelled, an error), releases the hold and reports the end exactly once.
+    """
+
+    __slots__ = ("_held", "_model", "_progress", "_router", "_ticket", "_token")
+
+    def __init__(
+        self, router: Router, model: str, progress: trio.MemorySendChannel[Any] | None
+    ) -> None:
+        self._router = router
+        self._model = model
+        self._progress = progress
+        self._ticket: _Ticket | None = None
+        self._token: object = None
+        self._held = False
+
+    async def __aenter__(self) -> Grant:
+        router, model = self._router, self._model
+        if router._closed or not router._started:
+            raise RequestAborted(f"{router.settings.name} is shutting down", model=model)
+        ticket = self._ticket = router._open(model, self._progress)
+        try:
+            await router._admit(ticket)
+            if ticket.failure is not None:
+                raise error_for(ticket.failure)
+            self._token = router.pool.hold(model)
+            self._held = True
+            return Grant(model=model, upstream=router.pool.upstream(model), request_id=ticket.id)
+        except BaseException:
+            self._finish()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        ticket = self._ticket
+        if ticket is None or ticket.closed:
+            return
+        try:
+            if self._held:
+                self._held = False
+                self._router.pool.release(self._model, self._token)
+        finally:
+            self._router._leave(ticket)
 
 
 # ----------------------------------------------------------------- router
@@ -383,42 +489,23 @@ class Router:
         self._ended = trio.Event()
         self._wake = trio.Event()
         self._armed: float | None = None
+        self._running_names: dict[Any, str | None] = {s: s for s in RUNNING_STATES}
+        self._last_states: Mapping[str, Any] | None = None
+        self._last_running: dict[str, str] = {}
         self.inputs: list[AnyInput] = []
 
     # ------------------------------------------------------------ public API
 
-    @asynccontextmanager
-    async def lease(
+    def lease(
         self, model: str, progress: trio.MemorySendChannel[Any] | None = None
-    ) -> AsyncIterator[Grant]:
-        """Wait until `model` may serve this request, then yield where to send it.
+    ) -> AbstractAsyncContextManager[Grant]:
+        """`async with router.lease(model) as grant`: wait until `model` may serve
+        this request, then yield where to send it.
 
         Raises a `RouterError` (404, 429, 500 load failed, 503 aborted). Leaving
         the block reports serve-done exactly once, even on cancellation.
         """
-        if self._closed or not self._started:
-            raise RequestAborted(f"{self.settings.name} is shutting down", model=model)
-        ticket = _Ticket(id=self._next_id, model=model, progress=progress)
-        self._next_id += 1
-        self._tickets[ticket.id] = ticket
-        self._post(_RequestMsg(ticket))
-        try:
-            await ticket.done.wait()
-            if ticket.failure is not None:
-                raise error_for(ticket.failure)
-            token = self.pool.hold(model)
-            try:
-                yield Grant(model=model, upstream=self.pool.upstream(model), request_id=ticket.id)
-            finally:
-                self.pool.release(model, token)
-        finally:
-            ticket.closed = True
-            if ticket.granted:
-                self._post(_ServeDoneMsg(ticket.id, model))
-            elif ticket.failure is None:
-                self._tickets.pop(ticket.id, None)
-                self._gone.add(ticket.id)
-                self._post(_CancelMsg(ticket.id))
+        return _Lease(self, model, progress)
 
     async def unload(self, models: Sequence[str] | None = None) -> None:
         """Stop these models (None: all); waiters and queued requests for them fail.
@@ -572,6 +659,8 @@ class Router:
                     self._handle(Tick(**self._facts()))
                 case _SyncMsg(done):
                     done.set()
+                case _CrashMsg(error):
+                    raise RuntimeError("the scheduler failed in a caller's task") from error
                 case _ShutdownMsg(done):
                     try:
                         await self._shutdown()
@@ -580,35 +669,149 @@ class Router:
                     return
 
     def _request_event(self, rid: int, model: str, phase: Any) -> None:
-        self.bus.publish(RequestEvent(request_id=rid, model=model, phase=phase, time=time.time()))
+        self.bus.publish(
+            RequestEvent(request_id=rid, model=model, phase=phase, time=self._effects.wall)
+        )
 
     def _facts(self) -> dict[str, Any]:
-        return {
-            "time": trio.current_time(),
-            "wall": time.time(),
-            "running": self._states(),
-            "gone": frozenset(self._gone),
-        }
+        now, wall, running, gone = self._stamp()
+        return {"time": now, "wall": wall, "running": running, "gone": gone}
+
+    def _stamp(self) -> tuple[float, float, dict[str, str], frozenset[int]]:
+        """The facts every input carries: clock, wall clock, running states, gone."""
+        gone = frozenset(self._gone) if self._gone else _NOBODY_GONE
+        return trio.current_time(), time.time(), self._states(), gone
 
     def _states(self) -> dict[str, str]:
+        """The running states, by model. The same dict as last time while the pool
+        reports the same states (no input changes it), so it is worked out only
+        when a process changed state."""
         try:
             states = self.pool.states()
         except Exception:  # a report only; never let it wedge the loop
             log.exception("reading process states failed")
             return {}
+        if states == self._last_states:
+            return self._last_running
+        names = self._running_names
         out = {}
         for model, state in states.items():
-            name = state_name(state)
-            if name in RUNNING_STATES:
+            try:
+                name = names[state]
+            except (KeyError, TypeError):
+                name = self._running_name(state)
+            if name is not None:
                 out[model] = name
+        # A copy: a ProcessControl may hand out a dict it keeps changing.
+        self._last_states, self._last_running = dict(states), out
         return out
+
+    def _running_name(self, state: Any) -> str | None:
+        """The state's name when it counts as running, else None; remembered per
+        state value, since `state_name` costs more than the rest of `_states`."""
+        name = state_name(state)
+        result = name if name in RUNNING_STATES else None
+        try:
+            if len(self._running_names) < _STATE_NAMES_BOUND:
+                self._running_names[state] = result
+        except TypeError:
+            pass  # an unhashable state is only never remembered
+        return result
 
     def _handle(self, inp: AnyInput) -> None:
         if self.settings.record_inputs:
             self.inputs.append(inp)
+        self._effects.wall = inp.wall
         self._sched.handle(inp)
         if self._sched.next_deadline() != self._armed:
             self._wake.set()
+
+    # ------------------------------------------------- requests in callers' tasks
+
+    def _open(self, model: str, progress: trio.MemorySendChannel[Any] | None) -> _Ticket:
+        ticket = _Ticket(self._next_id, model, progress)
+        self._next_id += 1
+        self._tickets[ticket.id] = ticket
+        return ticket
+
+    async def _admit(self, ticket: _Ticket) -> None:
+        """Hand the request to the scheduler and wait until it is granted or failed.
+
+        When the loop is idle (parked on an empty inbox, nothing posted since)
+        the caller runs the scheduler itself, synchronously (`_inline`), instead
+        of posting the request and waking the loop. This keeps the run loop the
+        one owner of the scheduler's state and the order of its inputs:
+
+        * trio runs one task at a time and `_inline` never awaits, so the
+          scheduler is never entered twice at once and nobody sees it halfway;
+        * the loop holds no message (it is parked between messages, not inside
+          an unload or a shutdown, which await) and none is queued, so the loop
+          would have handled this request next, at this very clock reading, with
+          the same facts: same inputs, same decisions, in the same order;
+        * `gone` is empty then (a cancel is always posted), and a caller whose
+          scope is already cancelled posts as before (after the cancel point,
+          which only yields when it raises), so it is dropped at admission
+          rather than admitted and left at once.
+
+        Effects are carried out as the loop does it (swap tasks start in the
+        loop's nursery). If the scheduler raises, the caller sees the error and
+        the loop is told to end, as it would have ended handling the message.
+        """
+        if self._recv.idle:
+            try:
+                await trio.lowlevel.checkpoint_if_cancelled()
+            except trio.Cancelled:
+                self._post(_RequestMsg(ticket))
+                raise
+            now, wall, running, gone = self._stamp()
+            self._inline(
+                RequestIn(
+                    request_id=ticket.id,
+                    model=ticket.model,
+                    time=now,
+                    wall=wall,
+                    running=running,
+                    gone=gone,
+                )
+            )
+        else:
+            self._post(_RequestMsg(ticket))
+        await ticket.wait()
+
+    def _leave(self, ticket: _Ticket) -> None:
+        """The lease is over: serve-done when it was granted, else a cancel.
+
+        Serve-done is handled in place when the loop is idle, for the reasons
+        `_admit` gives; a cancel is always posted (it fills `gone` meanwhile).
+        """
+        ticket.closed = True
+        if ticket.granted:
+            if self._recv.idle and not self._closed:
+                now, wall, running, gone = self._stamp()
+                self._inline(
+                    ServeDone(
+                        request_id=ticket.id,
+                        model=ticket.model,
+                        time=now,
+                        wall=wall,
+                        running=running,
+                        gone=gone,
+                    )
+                )
+                self._request_event(ticket.id, ticket.model, "done")
+            else:
+                self._post(_ServeDoneMsg(ticket.id, ticket.model))
+        elif ticket.failure is None:
+            self._tickets.pop(ticket.id, None)
+            self._gone.add(ticket.id)
+            self._post(_CancelMsg(ticket.id))
+
+    def _inline(self, inp: AnyInput) -> None:
+        try:
+            self._handle(inp)
+        except Exception as exc:
+            self._post(_CrashMsg(exc))
+            raise
 
     async def _drain_timer(self) -> None:
         """Feed a `Tick` when the clock reaches the scheduler's next drain deadline.
@@ -687,11 +890,12 @@ class Router:
                 model=ticket.model,
                 message=f"{self.settings.name} is shutting down",
             )
-            ticket.done.set()
+            ticket.resolve()
         self._tickets.clear()
         self._ended.set()
 
     def _post(self, msg: object) -> None:
+        self._recv.idle = False
         try:
             self._send.send_nowait(msg)
         except (trio.ClosedResourceError, trio.BrokenResourceError):

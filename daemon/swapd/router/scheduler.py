@@ -45,6 +45,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+import msgspec
+
 from swapd.router.events import (
     RUNNING_STATES,
     Action,
@@ -133,9 +135,12 @@ class Effects(Protocol):
 PlanAction = Literal["not_found", "serve", "join", "queue", "swap"]
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What would happen to a request for `model` now (pure; used by explain too)."""
+class Plan(msgspec.Struct, frozen=True):
+    """What would happen to a request for `model` now (pure; used by explain too).
+
+    A Struct, not a frozen dataclass: one is built per request and per drain
+    step, and a frozen dataclass costs several times as much to build.
+    """
 
     action: PlanAction
     model: str
@@ -205,6 +210,8 @@ class FifoScheduler:
         self._now = 0.0
         self._wall = 0.0
         self._running: Mapping[str, str] = {}
+        # The input dict `_running` was filtered from: inputs are facts, never changed.
+        self._running_in: Mapping[str, str] | None = None
         self._gone: frozenset[int] = frozenset()
         self._input = ""
 
@@ -214,21 +221,23 @@ class FifoScheduler:
         """Apply one input. Never awaits; all consequences go through `effects`."""
         self._now = inp.time
         self._wall = inp.wall
-        self._running = {m: s for m, s in inp.running.items() if s in RUNNING_STATES}
+        if inp.running is not self._running_in:  # the run loop reuses an unchanged dict
+            self._running_in = inp.running
+            self._running = {m: s for m, s in inp.running.items() if s in RUNNING_STATES}
         self._gone = inp.gone
-        match inp:
+        match inp:  # the two inputs of every request first
             case RequestIn():
                 self._input = "request"
                 self._on_request(inp)
+            case ServeDone():
+                self._input = "serve_done"
+                self._on_serve_done(inp)
             case Cancel():
                 self._input = "cancel"
                 self._on_cancel(inp)
             case SwapDone():
                 self._input = "swap_done"
                 self._on_swap_done(inp)
-            case ServeDone():
-                self._input = "serve_done"
-                self._on_serve_done(inp)
             case Unload():
                 self._input = "unload"
                 self._on_unload(inp)
@@ -455,7 +464,9 @@ class FifoScheduler:
 
     def next_deadline(self) -> float | None:
         """The earliest drain bound; the run loop feeds a `Tick` when the clock gets there."""
-        return min(self.draining.values(), default=None)
+        if not self.draining:
+            return None
+        return min(self.draining.values())
 
     def _on_shutdown(self) -> None:
         self.closed = True
@@ -475,12 +486,16 @@ class FifoScheduler:
 
     def running_set(self, target: str) -> tuple[str, ...]:
         """Running processes plus targets of other active swaps, sorted (spec §4.3)."""
+        if not self.active:
+            return tuple(sorted(self._running))
         names = set(self._running)
         names.update(t for t in self.active if t != target)
         return tuple(sorted(names))
 
     def collisions(self, target: str, evict: Sequence[str]) -> tuple[str, ...]:
         """Targets of active swaps that a swap (target, evict) would collide with (§4.4)."""
+        if not self.active:
+            return ()
         evict_set = set(evict)
         hits = []
         for other, swap in self.active.items():
@@ -499,6 +514,9 @@ class FifoScheduler:
         holds nobody back.
         """
         if self.settings.max_wait <= 0:
+            return None
+        if not self.queue and not self.active:
+            # An overdue request is queued or waits on a swap: with neither there is none.
             return None
         wait = self.settings.max_wait
         best: Pending | None = None
@@ -540,7 +558,8 @@ class FifoScheduler:
                     f"{model} restarts with its new settings once its requests in flight finish"
                 ),
             )
-        handover = tuple(d for d in self.after.get(model, ()) if self._drain_blocked(d))
+        deps = self.after.get(model)
+        handover = tuple(d for d in deps if self._drain_blocked(d)) if deps else ()
         if handover:
             return Plan(
                 "queue",
@@ -585,9 +604,11 @@ class FifoScheduler:
         running = self.running_set(model)
         ev = self.swapper.eviction_for(model, running)
         blockers = self.collisions(model, ev.evict)
-        base = {"evict": ev.evict, "set": ev.set, "cost": ev.cost}
         if self._running.get(model) == "ready" and not ev.evict and not blockers:
-            return Plan("serve", model, **base, reason=f"{model} is ready")
+            return Plan(
+                "serve", model, evict=ev.evict, set=ev.set, cost=ev.cost, reason=f"{model} is ready"
+            )
+        base = {"evict": ev.evict, "set": ev.set, "cost": ev.cost}
         if blockers:
             return Plan(
                 "queue",
@@ -778,6 +799,8 @@ class FifoScheduler:
         and something progressed after it, so an item skipped early in the pass
         is not stranded until the next event.
         """
+        if not self.queue:
+            return
         before = [r.id for r in self.queue]
         while True:
             progressed = False

@@ -1,0 +1,196 @@
+"""Requests the caller's task hands to the scheduler itself while the run loop is idle.
+
+Same decisions, same records, same order as through the loop's inbox; a
+caller already cancelled is dropped at admission; a busy loop (an unload in
+progress) still gets the request as a message; a scheduler error there ends
+the loop as it would have in the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+import trio
+import trio.testing
+
+from swapd.router.events import Progress, RequestEvent
+from swapd.router.group_swapper import GroupSwapper
+from swapd.router.run_loop import Router
+from swapd.router.scheduler import FifoScheduler, SchedulerSettings
+from swapd.router.swapper import Eviction
+from tests.unit.router.fake_processes import FakeProcesses
+from tests.unit.router.harness import Recorder
+from tests.unit.router.test_run_loop import ABC, make_router, run
+
+
+def ready(*models: str) -> FakeProcesses:
+    procs = FakeProcesses(ABC)
+    for m in models:
+        procs.state[m] = "ready"
+    return procs
+
+
+def drained(sub) -> list:  # type: ignore[no-untyped-def]
+    return [sub.receive_nowait() for _ in range(sub.pending)]
+
+
+def test_ready_model_is_served_without_waking_the_loop_and_every_record_is_kept():
+    async def main():
+        procs = ready("a")
+        router = make_router(procs)
+        requests = router.bus.subscribe(topics=["request"])
+        async with trio.open_nursery() as n:
+            await n.start(router.run)
+            await router.settled()
+            for _ in range(3):
+                async with router.lease("a") as grant:
+                    assert router._recv.idle, "the request went through the inbox"
+                    assert procs.held["a"] == 1 and grant.upstream == "http://fake/a"
+                assert router._recv.idle, "serve-done went through the inbox"
+            snap = router.snapshot()
+            assert snap.in_flight == {} and snap.reserved == {}
+            assert router._tickets == {} and procs.held["a"] == 0
+            await router.shutdown()
+        phases = [(e.request_id, e.phase) for e in drained(requests)]
+        assert phases == [(i, p) for i in (1, 2, 3) for p in ("admitted", "granted", "done")]
+        assert [d.action for d in router.decisions()][:3] == ["serve"] * 3
+        fresh_decisions = replay(router, ABC)
+        assert fresh_decisions == router.decisions()
+
+    run(main)
+
+
+def replay(router: Router, models: Sequence[str]) -> list:
+    recorder = Recorder()
+    fresh = FifoScheduler(
+        router.settings.models,
+        GroupSwapper.with_default({}, models),
+        recorder,
+        SchedulerSettings(max_wait=router.settings.max_wait),
+    )
+    for inp in router.inputs:
+        fresh.handle(inp)
+    return recorder.decisions
+
+
+def test_caller_already_cancelled_is_dropped_at_admission_not_served():
+    async def main():
+        procs = ready("a")
+        router = make_router(procs)
+        async with trio.open_nursery() as n:
+            await n.start(router.run)
+            await router.settled()
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                async with router.lease("a"):
+                    raise AssertionError("cancelled before anything")
+            await router.settled()
+            assert router._tickets == {} and router._gone == set()
+            assert router.snapshot().reserved == {}
+            await router.shutdown()
+        actions = [(d.action, d.reason) for d in router.decisions()]
+        assert actions[0] == ("drop", "client gone at admission")
+        assert "serve" not in [a for a, _ in actions]
+        assert procs.held["a"] == 0
+
+    run(main)
+
+
+def test_cancelled_by_its_own_grant_does_not_enter_and_still_reports_done():
+    async def main():
+        procs = ready("a")
+        router = make_router(procs)
+        requests = router.bus.subscribe(topics=["request"])
+        scope = trio.CancelScope()
+
+        class CancelOnGrant:
+            def send_nowait(self, p: Progress) -> None:
+                if p.kind == "granted":
+                    scope.cancel()
+
+        async with trio.open_nursery() as n:
+            await n.start(router.run)
+            await router.settled()
+            with scope:
+                async with router.lease("a", progress=CancelOnGrant()):  # type: ignore[arg-type]
+                    raise AssertionError("cancelled as it was granted")
+            await router.settled()
+            snap = router.snapshot()
+            assert snap.in_flight == {} and snap.reserved == {}
+            await router.shutdown()
+        phases = [e.phase for e in drained(requests) if isinstance(e, RequestEvent)]
+        assert phases == ["admitted", "granted", "done"]
+        assert procs.held["a"] == 0
+
+    run(main)
+
+
+def test_a_loop_busy_with_an_unload_gets_the_request_after_it():
+    """The loop is blocked during an unload (spec §3.2): a request is not handled
+    behind its back, it waits in the inbox until the unload is over."""
+
+    async def main():
+        procs = ready("a", "b")
+        router = make_router(procs)
+        async with trio.open_nursery() as n:
+            await n.start(router.run)
+            await router.settled()
+            start = trio.current_time()
+            n.start_soon(router.unload, ["b"])
+            await trio.testing.wait_all_tasks_blocked()
+            assert not router._recv.idle
+            async with router.lease("a"):
+                granted_after = trio.current_time() - start
+            assert granted_after >= procs.stop_seconds
+            await router.shutdown()
+        actions = [d.action for d in router.decisions()]
+        assert actions[:2] == ["unload", "serve"]
+
+    run(main)
+
+
+class Boom(Exception):
+    pass
+
+
+def leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+class BrokenSwapper:
+    def eviction_for(self, target: str, running: Sequence[str]) -> Eviction:
+        raise Boom("eviction_for failed")
+
+    def on_swap_start(self, target: str, running: Sequence[str]) -> None:
+        pass
+
+
+def test_a_scheduler_error_in_the_callers_task_ends_the_loop_too():
+    async def main():
+        procs = ready("a")
+        router = make_router(procs)
+        router._sched.swapper = BrokenSwapper()
+        caught: list[BaseException] = []
+
+        async def client() -> None:
+            try:
+                async with router.lease("a"):
+                    raise AssertionError("not granted")
+            except Boom as exc:
+                caught.append(exc)
+
+        with pytest.raises(BaseExceptionGroup) as info:
+            async with trio.open_nursery() as n:
+                await n.start(router.run)
+                await router.settled()
+                n.start_soon(client)
+        assert len(caught) == 1
+        errors = leaves(info.value)
+        assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+        assert errors[0].__cause__ is caught[0]
+
+    run(main)
