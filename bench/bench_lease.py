@@ -1,8 +1,9 @@
 """Router overhead: CPU time of one `Router.lease` round trip on a ready, idle model.
 
 Every relayed request goes through `async with router.lease(model)`: the
-request reaches the run loop, the scheduler grants it, and leaving the block
-reports serve-done, which the loop processes too. This measures that whole
+request reaches the scheduler (through the run loop's inbox, or in the
+caller's task while the loop is idle), which grants it, and leaving the block
+reports serve-done, which the scheduler handles too. This measures that whole
 round trip, the serve-done processing included (the run is settled before
 the clock stops), with no HTTP and no processes: a fake pool shaped like
 `ProcessPool` (wrapped by `PoolControl`, as in the daemon) whose target model
@@ -15,6 +16,8 @@ overlapping). Rows: 1 worker, and 32 workers at once (32 leases in flight
 together). "harness" is the same loop with a bare checkpoint in place of the
 lease; "router" is the row minus the harness. Figures are process CPU time
 (`time.process_time`) per lease, in microseconds; the goal is < 50 us.
+"before" is the lease column measured on the router as it was before
+requests were handled in the callers' tasks (commit ff96bed), for reference.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from swapd.process.states import ProcessState
 from swapd.router import GroupSwapper, ModelPolicy, Router, RouterSettings
 
 GOAL_US = 50.0
+#: The lease column before the router's fast path (ff96bed), best of several runs
+#: on the 2-core development machine; a reference, not a measurement of this run.
+BEFORE_US = {1: 87.5, 32: 52.9}
 LEASES = 20_000
 MODELS = 6
 TARGET = "m0"
@@ -162,13 +168,14 @@ def table(figures: dict[str, Any]) -> str:
     lines = [
         f"router lease round trip: CPU microseconds per lease ({figures['models']} models, "
         "target ready and idle)",
-        f"{'case':<22}{'leases':>8}{'lease':>9}{'harness':>9}{'router':>9}",
+        f"{'case':<22}{'leases':>8}{'lease':>9}{'harness':>9}{'router':>9}{'before':>9}",
     ]
     for row in figures["rows"].values():
         label = f"{row['workers']} concurrent"
+        before = BEFORE_US.get(row["workers"])
         lines.append(
             f"{label:<22}{row['leases']:>8}{row['lease_us']:>9.1f}{row['harness_us']:>9.1f}"
-            f"{row['router_us']:>9.1f}"
+            f"{row['router_us']:>9.1f}{'' if before is None else f'{before:.1f}':>9}"
         )
     verdict = "meets" if figures["meets_goal"] else "MISSES"
     lines.append(f"{verdict} the goal of < {figures['goal_us']:.0f} us CPU per lease round trip")
