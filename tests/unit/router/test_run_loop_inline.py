@@ -194,3 +194,27 @@ def test_a_scheduler_error_in_the_callers_task_ends_the_loop_too():
         assert errors[0].__cause__ is caught[0]
 
     run(main)
+
+
+class LiveStates(FakeProcesses):
+    """Hands out the very dict it keeps changing, as a ProcessControl may."""
+
+    def states(self) -> dict[str, str]:
+        return self.state
+
+
+def test_states_are_read_again_when_a_live_dict_changes():
+    async def main():
+        procs = LiveStates(ABC)
+        router = make_router(procs)
+        async with trio.open_nursery() as n:
+            await n.start(router.run)
+            for _ in range(2):
+                async with router.lease("a"):
+                    pass
+            await router.shutdown()
+        actions = [d.action for d in router.decisions() if d.model == "a"]
+        assert actions[:4] == ["swap", "swap_done", "grant", "serve"]
+        assert procs.loads == {"a": 1}
+
+    run(main)
