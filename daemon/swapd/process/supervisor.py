@@ -216,10 +216,12 @@ class Supervisor:
         self._idle.hold()
 
     def release(self) -> None:
-        """The end of a held request; the idle clock restarts when the last one ends."""
+        """The end of a held request; the idle clock restarts when the last one ends.
+
+        The owner task is not woken: it waits on `IdleClock.next_check`, which is
+        never later than the deadline this release sets.
+        """
         self._idle.release(trio.current_time())
-        if self._idle.in_flight == 0:
-            self._poke()
 
     @contextmanager
     def in_use(self) -> Iterator[None]:
@@ -287,7 +289,8 @@ class Supervisor:
         if self._pending:
             return self._pending.popleft()
         while True:
-            deadline = self._idle.deadline() if self._state is ProcessState.READY else None
+            now = trio.current_time()
+            deadline = self._idle.next_check(now) if self._state is ProcessState.READY else None
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 return await self._recv.receive()
             if self._idle.expired(trio.current_time()):

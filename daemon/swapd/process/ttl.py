@@ -43,6 +43,21 @@ class IdleClock:
             return None
         return self.idle_since + self.ttl
 
+    def next_check(self, now: float) -> float | None:
+        """When the owner should next look at the clock; None when it never needs to.
+
+        Never later than the real deadline, whatever holds and releases happen
+        meanwhile (they only move it later): while requests are in flight it is
+        `now + ttl`, because the deadline can then be no earlier. So the end of
+        a request needs no wake-up of the owner; a look that comes early finds
+        nothing expired and asks again.
+        """
+        if self.ttl <= 0 or self.idle_since is None:
+            return None
+        if self.in_flight > 0:
+            return now + self.ttl
+        return self.idle_since + self.ttl
+
     def expired(self, now: float) -> bool:
         deadline = self.deadline()
         return deadline is not None and now >= deadline

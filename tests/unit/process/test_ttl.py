@@ -84,3 +84,40 @@ def test_deadline_exists_exactly_when_ready_and_idle(ttl: float, script: list[tu
             assert clock.deadline() == pytest.approx(last_idle + ttl)
         else:
             assert clock.deadline() is None
+
+
+@given(st.floats(0.1, 100), st.lists(st.sampled_from(["hold", "release", "wait"]), max_size=40))
+def test_a_check_is_never_later_than_the_deadline_that_follows(
+    ttl: float, script: list[str]
+) -> None:
+    """The owner may sleep until `next_check` without being woken by releases."""
+    clock = IdleClock(ttl)
+    clock.on_ready(0.0)
+    now = 0.0
+    for start in range(len(script) + 1):
+        check = clock.next_check(now)
+        assert (check is not None and check > now) or clock.expired(now)
+        probe = IdleClock(ttl, clock.in_flight, clock.idle_since)
+        later = now
+        for step in script[start:]:
+            later += 0.25
+            if step == "hold":
+                probe.hold()
+            elif step == "release" and probe.in_flight:
+                probe.release(later)
+            deadline = probe.deadline()
+            assert deadline is None or check <= deadline
+        if start < len(script):
+            now += 0.25
+            step = script[start]
+            if step == "hold":
+                clock.hold()
+            elif step == "release" and clock.in_flight:
+                clock.release(now)
+
+
+def test_no_check_without_a_ttl_or_while_not_ready() -> None:
+    assert IdleClock(0).next_check(5.0) is None
+    assert IdleClock(10).next_check(5.0) is None
+    busy = IdleClock(10, in_flight=2, idle_since=1.0)
+    assert busy.next_check(5.0) == 15.0
