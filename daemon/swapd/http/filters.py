@@ -110,6 +110,8 @@ def set_items(params: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 def applies(use_model_name: str, filters: Filters, requested: str) -> bool:
     """Whether `apply` could change a body; lets the relay forward the original bytes."""
+    if not (use_model_name or filters.strip_params or filters.set_params_by_id):
+        return bool(filters.set_params)  # the usual case: no key list to parse
     return bool(
         use_model_name
         or strip_keys(filters.strip_params)

@@ -40,15 +40,13 @@ HOP_BY_HOP = frozenset(
 _REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect"}
 _RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server"}
 CREDENTIALS = frozenset({b"authorization", b"x-api-key"})
+_REQUEST_DROP_CREDENTIALS = _REQUEST_DROP | CREDENTIALS
 TAIL_BYTES = 16 * 1024
 
 
-def _connection_tokens(headers: Headers) -> set[bytes]:
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return tokens
+def _connection_tokens(value: bytes) -> set[bytes]:
+    """The header names a `Connection` value lists (hop-by-hop for this exchange)."""
+    return {t.strip().lower() for t in value.split(b",") if t.strip()}
 
 
 def request_headers(
@@ -64,19 +62,30 @@ def request_headers(
     Content-Length (the client sets them), Accept-Encoding (local upstreams
     answer uncompressed so usage can be read), and, when `drop_credentials`,
     the client's Authorization and x-api-key. `extra` replaces same-named
-    headers; `client_ip` is appended to X-Forwarded-For.
+    headers; `client_ip` is appended to X-Forwarded-For. Names come out
+    lower-cased.
     """
-    extra = extra or []
-    drop = _REQUEST_DROP | _connection_tokens(headers) | {name for name, _ in extra}
-    if drop_credentials:
-        drop = drop | CREDENTIALS
-    out = [(name.lower(), value) for name, value in headers if name.lower() not in drop]
-    out.extend(extra)
+    drop = _REQUEST_DROP_CREDENTIALS if drop_credentials else _REQUEST_DROP
+    if extra:
+        drop = drop | {name for name, _ in extra}
+    out: Headers = []
+    named: set[bytes] = set()
+    for raw_name, value in headers:
+        name = raw_name.lower()
+        if name == b"connection":
+            named |= _connection_tokens(value)
+        elif name not in drop:
+            out.append((name, value))
+    named -= drop
+    if named:  # usually only keep-alive, dropped anyway
+        out = [(n, v) for n, v in out if n not in named]
+    if extra:
+        out.extend(extra)
     if client_ip:
         forwarded = [v for n, v in out if n == b"x-forwarded-for"]
-        out = [(n, v) for n, v in out if n != b"x-forwarded-for"]
-        chain = b", ".join([*forwarded, client_ip.encode()])
-        out.append((b"x-forwarded-for", chain))
+        if forwarded:
+            out = [(n, v) for n, v in out if n != b"x-forwarded-for"]
+        out.append((b"x-forwarded-for", b", ".join([*forwarded, client_ip.encode()])))
     return out
 
 
@@ -94,10 +103,25 @@ def is_event_stream(headers: Headers) -> bool:
 
 
 def response_headers(headers: Headers) -> Headers:
-    """Upstream response headers fit for the client, with X-Accel-Buffering on event streams."""
-    drop = _RESPONSE_DROP | _connection_tokens(headers)
-    out = [(n.lower(), v) for n, v in headers if n.lower() not in drop]
-    if is_event_stream(headers):
+    """Upstream response headers fit for the client, with X-Accel-Buffering on event streams.
+
+    Names come out lower-cased.
+    """
+    out: Headers = []
+    named: set[bytes] = set()
+    event_stream = False
+    for raw_name, value in headers:
+        name = raw_name.lower()
+        if name == b"content-type" and b"text/event-stream" in value.lower():
+            event_stream = True
+        if name == b"connection":
+            named |= _connection_tokens(value)
+        elif name not in _RESPONSE_DROP:
+            out.append((name, value))
+    named -= _RESPONSE_DROP
+    if named:
+        out = [(n, v) for n, v in out if n not in named]
+    if event_stream:
         out = [(n, v) for n, v in out if n != b"x-accel-buffering"]
         out.append((b"x-accel-buffering", b"no"))
     return out
@@ -119,22 +143,41 @@ async def relay_response(
 ) -> RelayResult:
     """Stream `upstream` to the client; `head_sent` when a loading stream already sent 200.
 
-    The upstream response is closed on every exit path (normal end, client
-    disconnect, upstream death, errors).
+    A body that arrived whole with the response head (a small answer) goes
+    out as one message, without the read loop. The upstream response is
+    closed on every exit path (normal end, client disconnect, upstream
+    death, errors).
     """
-    ctype = next((v for n, v in upstream.headers if n.lower() == b"content-type"), b"")
+    headers = upstream.headers
+    ctype = next((v for n, v in headers if n.lower() == b"content-type"), b"")
     result = RelayResult(upstream.status, content_type=ctype.decode("latin-1"))
+    try:
+        if not head_sent:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": upstream.status,
+                    "headers": response_headers(headers),
+                }
+            )
+        whole = upstream.body_if_buffered()
+        if whole is None:
+            await _stream_body(send, upstream, result)
+        else:
+            result.bytes = len(whole)
+            result.tail = whole[-TAIL_BYTES:]
+            await send({"type": "http.response.body", "body": whole, "more_body": False})
+    finally:
+        result.truncated = upstream.truncated
+        await upstream.aclose()
+    return result
+
+
+async def _stream_body(send: ASGISend, upstream: UpstreamResponse, result: RelayResult) -> None:
+    """The body piece by piece as it arrives; keeps the last TAIL_BYTES in `result.tail`."""
     tail = bytearray()
     async with aclosing(upstream.chunks()) as chunks:
         try:
-            if not head_sent:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": upstream.status,
-                        "headers": response_headers(upstream.headers),
-                    }
-                )
             length = content_length(upstream.headers)
             ended = False
             async for chunk in chunks:
@@ -148,7 +191,4 @@ async def relay_response(
             if not ended:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            result.truncated = upstream.truncated
             result.tail = bytes(tail[-TAIL_BYTES:])
-            await upstream.aclose()
-    return result

@@ -20,6 +20,7 @@ import math
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import trio
@@ -36,6 +37,8 @@ MAX_IDLE_PER_ORIGIN = 64
 # the client; reusing one just before that races the close. Older idle
 # connections are dropped instead of tried.
 IDLE_EXPIRY = 4.0
+# Parsed upstream URLs kept (most recently used); a URL differs per path and query.
+TARGET_CACHE = 512
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -61,6 +64,19 @@ def split_url(url: str) -> tuple[Origin, str]:
         raise UpstreamError(f"unsupported upstream scheme {parts.scheme!r} in {url!r}")
     host = parts.hostname or "127.0.0.1"
     return Origin(host, parts.port or 80), parts.path.rstrip("/")
+
+
+@lru_cache(maxsize=TARGET_CACHE)
+def _request_target(url: str) -> tuple[Origin, str, bytes]:
+    """(origin, request target, Host value) of a full upstream URL.
+
+    Cached: a relay sends the same few URLs over and over, and `urlsplit`
+    showed in its profile.
+    """
+    origin, _ = split_url(url)
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return origin, target, origin.authority.encode()
 
 
 class _Connection:
@@ -123,10 +139,36 @@ class UpstreamResponse:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return b""
 
+    def body_if_buffered(self) -> bytes | None:
+        """The whole body if it already arrived with the head, else None (use `chunks`).
+
+        A small answer usually comes in the same socket read as its head;
+        taking it here needs neither an async generator nor another read. The
+        response is then complete, as after `chunks` ran to its end.
+        """
+        conn = self._conn
+        if conn is None:
+            return None
+        mode, length = self._framing
+        data = conn.leftover
+        if mode == "none":
+            self._reusable = self._reusable and not data
+            body = b""
+        elif mode != "length" or len(data) < length:
+            return None
+        elif length == 0:  # as in `chunks`, bytes after an empty body are not looked at
+            body = b""
+        else:
+            self._reusable = self._reusable and len(data) == length
+            body = data[:length]
+        conn.leftover = b""
+        self.complete = True
+        return body
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives: the payload of each socket read, in one piece."""
         conn = self._conn
-        if conn is None:
+        if conn is None or self.complete:
             return
         data, conn.leftover = conn.leftover, b""
         mode, length = self._framing
@@ -257,12 +299,10 @@ class H11Client:
         here. A pooled connection that turns out to be dead before any response
         byte arrived is replaced once by a fresh one.
         """
-        origin, _ = split_url(url)
-        parts = urlsplit(url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        out_headers: Headers = [(b"host", origin.authority.encode()), *headers]
+        origin, target, host = _request_target(url)
+        out_headers: Headers = [(b"host", host), *headers]
         if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
-            out_headers.append((b"content-length", str(len(body)).encode()))
+            out_headers.append((b"content-length", b"%d" % len(body)))
         try:
             head = request_head(method, target, out_headers)
         except HeadError as exc:

@@ -196,3 +196,47 @@ async def test_old_idle_connections_are_not_trusted(autojump_clock: trio.abc.Clo
         assert accepted == 3
         await client.aclose()
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_body_that_came_with_the_head_is_taken_whole() -> None:
+    accepted = 0
+    more = trio.Event()
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        await read_head(stream)  # 1: head and body in one write
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await read_head(stream)  # 2: 204, no body
+        await stream.send_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await read_head(stream)  # 3: the body comes later
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        await more.wait()
+        await stream.send_all(b"later")
+        await read_head(stream)  # 4: a byte beyond Content-Length spoils the connection
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokX")
+
+    async with trio.open_nursery() as nursery:
+        url = await serving(nursery, handler)
+        client = H11Client()
+        response = await client.request("GET", url, [])
+        assert response.body_if_buffered() == b"ok" and response.complete
+        await response.aclose()
+        response = await client.request("GET", url, [])
+        assert response.body_if_buffered() == b"" and response.complete
+        await response.aclose()
+        response = await client.request("GET", url, [])
+        assert response.body_if_buffered() is None and not response.complete
+        more.set()
+        assert await response.read() == b"later"
+        await response.aclose()
+        response = await client.request("GET", url, [])
+        assert response.body_if_buffered() == b"ok"
+        await response.aclose()
+        assert accepted == 1  # one connection, reused while the exchanges were clean
+        response = await client.request("GET", url, [])
+        await response.aclose()
+        assert accepted == 2  # ... and dropped after the stray byte
+        await client.aclose()
+        nursery.cancel_scope.cancel()

@@ -1,5 +1,6 @@
 import json
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -30,6 +31,34 @@ def test_json_model_and_stream() -> None:
     req = extract("POST", JSON, b"model=ignored", b'{"model":"m1","stream":true}')
     assert (req.model, req.stream, req.kind) == ("m1", True, "json")
     assert req.json == {"model": "m1", "stream": True}
+
+
+def test_json_body_is_built_only_when_asked() -> None:
+    req = extract("POST", JSON, b"", b'{"messages":[{"role":"user"}],"model":{"a":1},"stream":0}')
+    assert (req.model, req.stream, req.decoded) == ('{"a":1}', False, None)
+    assert req.json == {"messages": [{"role": "user"}], "model": {"a": 1}, "stream": 0}
+    assert req.body_object() is req.json
+    assert extract("POST", JSON, b"", b'{"model":"a","model":"b"}').model == "b"
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"model":"m","x":[1,,2]}', b'{"model":"m","x":"\\q"}', b'{"model":"m"} 1']
+)
+def test_malformed_json_is_refused_as_the_full_decoder_refuses_it(body: bytes) -> None:
+    with pytest.raises(msgspec.DecodeError) as full:
+        msgspec.json.decode(body)
+    with pytest.raises(ApiError) as info:
+        extract("POST", JSON, b"", body)
+    assert (info.value.status, info.value.message) == (400, f"malformed JSON body: {full.value}")
+
+
+def test_a_number_beyond_float_range_is_left_to_the_upstream() -> None:
+    """Only members that are read are converted; a filter that rewrites the body reads all."""
+    req = extract("POST", JSON, b"", b'{"model":"m","seed":1e999}')
+    assert req.model == "m"
+    with pytest.raises(ApiError) as info:
+        req.body_object()
+    assert info.value.status == 400
 
 
 def test_json_content_type_with_charset() -> None:
