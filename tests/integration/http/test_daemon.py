@@ -133,3 +133,20 @@ async def test_stop_drains_in_flight_and_refuses_new(tmp_path: Path) -> None:
             assert refused.json()["error"]["code"] == "shutting_down"
             text += "".join([t async for t in chunks])
         assert text.endswith("data: [DONE]\n\n"), "the request in flight was allowed to finish"
+
+
+@pytest.mark.trio
+async def test_leaving_while_the_upstream_thinks(tmp_path: Path) -> None:
+    """A non-streaming request whose answer is long in coming: the client leaving ends it."""
+    models = f"""
+  thinker:
+    cmd: {FAKE} --response-delay 60
+"""
+    async with daemon(tmp_path, config(models)) as (base, d), client(base) as c:
+        leave = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(leave_after, c, {"model": "thinker"}, leave)
+            await wait_router(d, lambda queued, serving: serving == {"thinker": 1})
+            leave.set()
+        await wait_handlers_gone(d)
+        assert d.router.snapshot().in_flight == {}
