@@ -11,8 +11,9 @@ the router's queue (the lease context exits), one mid-stream closes its
 upstream connection. The watcher starts listening only once the request has
 run for `WATCH_AFTER`: listening makes the server read the connection and
 register it with the poller, then undo that when the response ends, which
-was a fifth of the CPU a small request cost and is of no use to one that is
-over sooner. A client that leaves earlier is noticed at that point.
+was about an eighth of the CPU of a small request (server included) and is
+of no use to one that is over sooner. A client that leaves earlier is
+noticed at that point.
 
 Nothing a client sends escapes as an exception: every failure is answered
 with the error envelope (or ends the stream, when the response head is
