@@ -138,6 +138,8 @@ def _decode_object(body: bytes) -> dict[str, Any]:
         obj = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise ApiError(400, f"malformed JSON body: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"malformed JSON body: invalid UTF-8 at byte {exc.start}") from None
     if not isinstance(obj, dict):
         raise ApiError(400, "malformed JSON body: expected an object")
     return obj

@@ -70,7 +70,18 @@ def test_json_without_model_is_empty() -> None:
     assert extract("POST", JSON, b"", b'{"messages":[]}').model == ""
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"", b"[1,2]", b'"text"'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"",
+        b"[1,2]",
+        b'"text"',
+        b'{"model": "\xff\xfe"}',
+        b'{"model": "m", "x": "\xc3"}',
+        b'{"\xff": 1}',
+    ],
+)
 def test_malformed_json_is_400(body: bytes) -> None:
     with pytest.raises(ApiError) as info:
         extract("POST", JSON, b"", body)
@@ -158,3 +169,14 @@ def test_model_text_of_non_strings_is_json(value: object) -> None:
 def test_model_text_of_string_and_null() -> None:
     assert model_text("m") == "m"
     assert model_text(None) == ""
+
+
+@given(st.binary(max_size=64) | st.text(max_size=32).map(lambda t: t.encode("utf-8", "replace")))
+def test_no_json_body_escapes_as_anything_but_a_400(body: bytes) -> None:
+    """Whatever a client sends as a JSON body, the answer is a model or a clear 400."""
+    for data in (body, b'{"model": "m", "x": "' + body + b'"}'):
+        try:
+            req = extract("POST", JSON, b"", data)
+            req.body_object()
+        except ApiError as exc:
+            assert exc.status == 400
