@@ -1,6 +1,6 @@
 """The ASGI application: raw-ASGI relay routes in front of a quart-trio admin app.
 
-`create_app(services)` returns the callable hypercorn serves. Model routes
+`create_app(services)` returns the callable `swapd.http.server` serves. Model routes
 and `/upstream/...` go to `ModelRoutes` (the hot path, no framework);
 CORS pre-flights are answered here; everything else (listing, running,
 unload, health, logs, events, metrics) is a Quart route.
@@ -204,7 +204,7 @@ class SwapdApp:
 
 
 def create_app(services: Services) -> SwapdApp:
-    """The ASGI app for `hypercorn.trio.serve`."""
+    """The ASGI app for `swapd.http.server.Server`."""
     services.metrics.source.queue_length = lambda: _queue_length(services)
     services.metrics.source.in_flight = lambda: _in_flight(services)
     services.metrics.source.states = lambda: {

@@ -4,7 +4,7 @@ The response is streamed piece by piece as the upstream produces it, never
 buffered (every ASGI body message is written to the client's socket at
 once), with `X-Accel-Buffering: no` on event streams so a reverse proxy in
 front of swapd does not buffer either. Hop-by-hop, `date` and `server`
-headers are dropped both ways (STACK gotcha 10); hypercorn adds its own.
+headers are dropped both ways (STACK gotcha 10); swapd's server adds its own `date`.
 
 Exits: a client that disconnects cancels the handler, and leaving the
 `aclosing` block closes the upstream connection at once, so the upstream
