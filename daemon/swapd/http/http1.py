@@ -31,6 +31,10 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/(1\.[01])")
 _STATUS = re.compile(rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+# Whole-block checks: one regex over all fields instead of two per field. A
+# block that fails them goes through the field-by-field loop for the message.
+_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00-\x08\x0a-\x1f\x7f]*\r?\n)*")
+_NAMES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+ )*")
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -62,13 +66,9 @@ def request_head(method: str, target: str, headers: Headers) -> bytes:
         raise HeadError(f"invalid method {method!r}")
     if not _TARGET.fullmatch(target_b):
         raise HeadError(f"invalid request target {target!r}")
-    parts = [method_b, b" ", target_b, b" HTTP/1.1\r\n"]
-    for name, value in headers:
-        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
-            raise HeadError(f"invalid header {name!r}")
-        parts += (name, b": ", value.strip(b" \t"), b"\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
+    _check_fields(headers)
+    fields = b"".join([b"%b: %b\r\n" % (name, value.strip(b" \t")) for name, value in headers])
+    return b"%b %b HTTP/1.1\r\n%b\r\n" % (method_b, target_b, fields)
 
 
 def parse_response_head(data: bytes) -> tuple[ResponseHead, int] | None:
@@ -120,13 +120,21 @@ def parse_request_head(data: bytes | bytearray) -> tuple[RequestHead, int] | Non
 
 def response_head(status: int, headers: Headers) -> bytes:
     """The bytes of an HTTP/1.1 response head (the app's header values are checked)."""
-    parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
+    _check_fields(headers)
+    fields = b"".join([b"%b: %b\r\n" % field for field in headers])
+    return b"HTTP/1.1 %d %b\r\n%b\r\n" % (status, _REASONS.get(status, b""), fields)
+
+
+def _check_fields(headers: Headers) -> None:
+    """Refuse a name that is not a token or a value with a control byte (CR, LF...)."""
+    names = b"".join([name + b" " for name, _ in headers])
+    # one space per name: a name with a space of its own would pass as two tokens
+    tokens = _NAMES.fullmatch(names) and names.count(b" ") == len(headers)
+    if tokens and not _BAD_VALUE.search(b"\t".join([v for _, v in headers])):
+        return
     for name, value in headers:
         if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
-            raise HeadError(f"invalid response header {name!r}")
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
+            raise HeadError(f"invalid header {name!r}")
 
 
 def _parse_one(block: bytes) -> ResponseHead:
@@ -140,6 +148,12 @@ def _parse_one(block: bytes) -> ResponseHead:
 
 def _header_lines(lines: list[bytes]) -> Headers:
     """The header fields of a head's lines (the first line, the start line, is skipped)."""
+    fields = lines[1:]
+    if fields and _FIELDS.fullmatch(b"\n".join(fields) + b"\n"):  # the usual, valid head
+        return [
+            (name.lower(), value.strip(b" \t"))
+            for name, _, value in (line.removesuffix(b"\r").partition(b":") for line in fields)
+        ]
     headers: Headers = []
     for raw in lines[1:]:
         line = raw.removesuffix(b"\r")
