@@ -25,9 +25,7 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import trio
@@ -39,41 +37,12 @@ from swapd.http.logs_hub import LogHub
 from swapd.http.services import Services
 from swapd.http.settings import ApiSettings, ModelView
 from swapd.http.upstream import H11Client
+from swapd.testing.stand_ins import GrantAtOnce, NoPool
 
 MODEL = "small"
 WARMUP = 200
 REQUESTS = 2000
 ROUNDS = 7
-
-
-@dataclass
-class Grant:
-    upstream: str
-
-
-class GrantAtOnce:
-    """A router that grants every lease at once: the relay's cost without the scheduler."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-
-    @asynccontextmanager
-    async def lease(self, model_id: str, progress: Any = None) -> AsyncIterator[Grant]:
-        yield Grant(self.upstream)
-
-    async def unload(self, models: Any = None) -> None:
-        return None
-
-    def snapshot(self) -> None:
-        return None
-
-
-class NoPool:
-    def states(self) -> dict[str, str]:
-        return {}
-
-    def __getitem__(self, model_id: str) -> Any:
-        raise KeyError(model_id)
 
 
 def make_scope(data: bytes) -> dict[str, Any]:
@@ -155,7 +124,7 @@ async def run(requests: int, rounds: int, profile: bool, sort: str) -> dict[str,
         bus = EventBus()
         settings = ApiSettings(models={MODEL: ModelView(MODEL, proxy=upstream)})
         services = Services(
-            settings, GrantAtOnce(upstream), NoPool(), bus, LogHub(bus), client=H11Client()
+            settings, GrantAtOnce({MODEL: upstream}), NoPool(), bus, LogHub(bus), client=H11Client()
         )
         app = create_app(services)
         data = body(MODEL)

@@ -502,34 +502,15 @@ def serve_relay(client_name: str, server_name: str, listen: int, upstreams: dict
     from swapd.http.server import Server
     from swapd.http.services import Services
     from swapd.http.settings import ApiSettings, ModelView
-
-    @dataclass
-    class Grant:
-        upstream: str
-
-    class GrantAtOnce:
-        @asynccontextmanager
-        async def lease(self, model_id: str, progress: Any = None) -> AsyncIterator[Grant]:
-            yield Grant(upstreams[model_id])
-
-        async def unload(self, models: Any = None) -> None:
-            return None
-
-        def snapshot(self) -> None:
-            return None
-
-    class NoPool:
-        def states(self) -> dict[str, str]:
-            return {}
-
-        def __getitem__(self, model_id: str) -> Any:
-            raise KeyError(model_id)
+    from swapd.testing.stand_ins import GrantAtOnce, NoPool
 
     async def main() -> None:
         bus = EventBus()
         client: Any = H11Client(max_idle_per_origin=128) if client_name == "h11" else HttpxClient()
         settings = ApiSettings(models={k: ModelView(k) for k in upstreams})
-        services = Services(settings, GrantAtOnce(), NoPool(), bus, LogHub(bus), client=client)
+        services = Services(
+            settings, GrantAtOnce(upstreams), NoPool(), bus, LogHub(bus), client=client
+        )
         if server_name == "swapd":
             await Server(create_app(services)).serve(
                 f"127.0.0.1:{listen}", shutdown_trigger=trio.sleep_forever

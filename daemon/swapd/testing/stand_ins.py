@@ -1,0 +1,46 @@
+"""Stand-ins for the router and the process pool, for the HTTP app without a daemon.
+
+Benchmarks and tests that measure or exercise the relay alone build
+`Services` with these: every lease is granted at once to the model's
+configured upstream, no model has a process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Grant:
+    model: str
+    upstream: str
+
+
+class GrantAtOnce:
+    """A router that grants every lease at once: the relay's cost without the scheduler."""
+
+    def __init__(self, upstreams: Mapping[str, str]) -> None:
+        self.upstreams = dict(upstreams)
+
+    @asynccontextmanager
+    async def lease(self, model_id: str, progress: Any = None) -> AsyncIterator[Grant]:
+        yield Grant(model_id, self.upstreams[model_id])
+
+    async def unload(self, models: Any = None) -> None:
+        return None
+
+    def snapshot(self) -> None:
+        return None
+
+
+class NoPool:
+    """A process pool with no processes: every model reports no state."""
+
+    def states(self) -> dict[str, str]:
+        return {}
+
+    def __getitem__(self, model_id: str) -> Any:
+        raise KeyError(model_id)
