@@ -23,6 +23,8 @@ from swapd.matrix import Matrix, compile_matrix
 GOAL_US = 1000.0
 QUERIES = 2000
 RUNNING = 6
+WORST_GROUPS = 12
+WORST_QUERIES = 5
 SEED = 7
 
 
@@ -91,6 +93,32 @@ def measure(matrix: Matrix, models: Sequence[str], running: int, queries: int) -
     }
 
 
+def worst_case(groups: int = WORST_GROUPS, queries: int = WORST_QUERIES) -> dict[str, Any]:
+    """`t & (x0 | y0) & ... & (xN | yN)` with every x and y running: 2^N maximal masks.
+
+    Keeping the most running models means one choice per group, and every
+    choice is as good: the masks cannot be pruned, so this is the solver's
+    exponential case. It runs inside the run loop, so its size is watched.
+    """
+    models = [f"{c}{i}" for i in range(groups) for c in "xy"]
+    dsl = "t & " + " & ".join(f"(x{i} | y{i})" for i in range(groups))
+    matrix = compile_matrix([("pairs", dsl)], {}, {}, [*models, "t"])
+    wall = []
+    for _ in range(queries):
+        start = time.perf_counter_ns()
+        matrix.solve("t", models)
+        wall.append((time.perf_counter_ns() - start) / 1000)
+    wall.sort()
+    return {
+        "queries": queries,
+        "running": len(models),
+        "mean_us": statistics.fmean(wall),
+        "p50_us": percentile(wall, 0.50),
+        "p99_us": wall[-1],
+        "cpu_p99_us": float("nan"),
+    }
+
+
 def percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
@@ -101,6 +129,7 @@ def run(queries: int = QUERIES) -> dict[str, Any]:
     rows = {
         "grid_10x10": measure(big, big_models, RUNNING, queries),
         "spec_example": measure(small, small_models, 2, queries),
+        "worst_pairs": worst_case(),
     }
     grid_row = rows["grid_10x10"]
     return {
@@ -118,6 +147,7 @@ def table(figures: dict[str, Any]) -> str:
     labels = {
         "grid_10x10": "10 groups x 10, 6 running",
         "spec_example": "spec example, 2 running",
+        "worst_pairs": f"t & (x|y) x{WORST_GROUPS}, all running",
     }
     for key, row in figures["rows"].items():
         lines.append(

@@ -65,8 +65,10 @@ many times is evaluated once, and the descent memoises per (node, test), so
 it walks only the chosen branch. The worst case is inherent to the problem
 (choosing one alternative per group to keep the most valuable running models
 is a maximum-coverage problem): antichains grow with the number of *running*
-models that are alternatives of one another, e.g. `(x0|y0) & ... & (x9|y9)`
-with all twenty running gives 2^10 masks and takes tens of milliseconds.
+models that are alternatives of one another, e.g. `t & (x0|y0) & ... & (xN|yN)`
+with all of them running gives 2^N masks. Comparing a mask only with larger
+ones keeps that linear in the masks: N = 12 (24 models running) takes about
+25 ms, N = 14 about 0.1 s (it was 1.6 s and 31 s with all-pairs comparison).
 """
 
 from __future__ import annotations
@@ -324,11 +326,22 @@ def _join(left: list[int], right: list[int]) -> list[int]:
 
 
 def _maximal_of(masks: Iterable[int]) -> list[int]:
-    """The masks that no other given mask strictly contains (largest first)."""
+    """The masks that no other given mask strictly contains (largest first).
+
+    A mask can only be strictly contained in one with more bits, so each is
+    compared with the kept masks of larger bit counts only: masks of one
+    size, the antichains that products of alternatives produce, cost no
+    comparison among themselves.
+    """
     kept: list[int] = []
+    larger = 0  # kept[:larger] have more bits than the masks now being looked at
+    size = -1
     for mask in sorted(set(masks), key=int.bit_count, reverse=True):
-        for other in kept:
-            if mask | other == other:
+        bits = mask.bit_count()
+        if bits != size:
+            size, larger = bits, len(kept)
+        for index in range(larger):
+            if mask | kept[index] == kept[index]:
                 break
         else:
             kept.append(mask)
