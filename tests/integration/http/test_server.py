@@ -434,3 +434,52 @@ async def test_connections_beyond_the_limit_wait_their_turn() -> None:
                 with trio.fail_after(WAIT):
                     head, _ = await second.response()
                 assert head.status_code == 200
+
+
+async def test_garbage_from_many_clients_leaves_the_server_serving() -> None:
+    """Random bytes, cut heads and bodies, abrupt closes: each ends its own connection only,
+    and the server stops cleanly with whatever they left behind."""
+    import random
+
+    rng = random.Random(5)
+    pieces = [
+        b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+        b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+        b"GET /stream HTTP/1.1\r\n\r\n",
+        b"\r\n\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n\r\n",
+    ]
+    config = ServerConfig(keep_alive_timeout=1.0)
+    probe = Probe()
+    probe.stream_go.set()
+    stop = trio.Event()
+    server = Server(make_app(probe), config)
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(
+            lambda task_status: server.serve(
+                "127.0.0.1:0", shutdown_trigger=stop.wait, task_status=task_status
+            )
+        )
+        port = int(urls[0].rsplit(":", 1)[1])
+        with trio.fail_after(WAIT * 3):
+            for _ in range(150):
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                data = rng.choice(pieces) + rng.randbytes(rng.randrange(0, 64))
+                cut = rng.randrange(0, len(data) + 1)
+                try:
+                    await stream.send_all(data[:cut])
+                    if rng.random() < 0.5:
+                        await stream.send_eof()
+                        while await stream.receive_some(65536):
+                            pass
+                except trio.BrokenResourceError:
+                    pass
+                await trio.aclose_forcefully(stream)
+            async with connect("127.0.0.1", port) as client:
+                await client.send_raw(
+                    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok"
+                )
+                head, body = await client.response()
+                assert head.status_code == 200 and echo(body)["body"] == "ok"
+        stop.set()
