@@ -451,17 +451,8 @@ async def test_garbage_from_many_clients_leaves_the_server_serving() -> None:
         b"HTTP/1.1 200 OK\r\n\r\n",
     ]
     config = ServerConfig(keep_alive_timeout=1.0)
-    probe = Probe()
-    probe.stream_go.set()
-    stop = trio.Event()
-    server = Server(make_app(probe), config)
-    async with trio.open_nursery() as nursery:
-        urls = await nursery.start(
-            lambda task_status: server.serve(
-                "127.0.0.1:0", shutdown_trigger=stop.wait, task_status=task_status
-            )
-        )
-        port = int(urls[0].rsplit(":", 1)[1])
+    async with running(config) as (_, port, probe, _):
+        probe.stream_go.set()
         with trio.fail_after(WAIT * 3):
             for _ in range(150):
                 stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -482,4 +473,3 @@ async def test_garbage_from_many_clients_leaves_the_server_serving() -> None:
                 )
                 head, body = await client.response()
                 assert head.status_code == 200 and echo(body)["body"] == "ok"
-        stop.set()
