@@ -156,6 +156,8 @@ def render_solution(solution: Solution) -> str:
         ("evict", _join(solution.evict) or "nothing"),
         ("cost", str(solution.cost)),
     ]
+    if not solution.exhaustive:
+        rows.append(("note", "over the solver's budget: the target runs alone"))
     return "\n".join(f"{key + ':':<13}{value}" for key, value in rows)
 
 

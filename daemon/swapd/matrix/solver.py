@@ -69,10 +69,18 @@ models that are alternatives of one another, e.g. `t & (x0|y0) & ... & (xN|yN)`
 with all of them running gives 2^N masks. Comparing a mask only with larger
 ones keeps that linear in the masks: N = 12 (24 models running) takes about
 25 ms, N = 14 about 0.1 s (it was 1.6 s and 31 s with all-pairs comparison).
+
+A query runs inside the router's run loop, so it has a budget: the masks
+its joins may produce (`MASK_BUDGET`, about a tenth of a second of work).
+A query over budget, which takes dozens of running models that are
+alternatives of one another, falls back to a safe answer, marked
+`exhaustive=False`: the target runs alone (every running model is evicted),
+or, when it already runs, nothing changes.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +88,12 @@ from typing import Any
 from swapd.matrix.nodes import AllOf, AnyOf, CompiledSet, Leaf, Node, Program, SetRef
 
 Accept = Callable[[int], bool]
+
+MASK_BUDGET = 1 << 16  # masks the joins of one query may produce
+
+
+class _OverBudget(Exception):
+    """The query would cost more than its budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,23 +109,40 @@ class Solution:
     combination: tuple[str, ...]
     evict: tuple[str, ...]
     cost: int
+    exhaustive: bool = True  # False: over MASK_BUDGET, the safe fallback answer
 
     def as_dict(self) -> dict[str, Any]:
-        """The `swapd matrix solve --json` shape."""
-        return {
+        """The `swapd matrix solve --json` shape (`exhaustive` only when it is false)."""
+        out: dict[str, Any] = {
             "target": self.target,
             "set": self.set,
             "combination": list(self.combination),
             "evict": list(self.evict),
             "cost": self.cost,
         }
+        if not self.exhaustive:
+            out["exhaustive"] = False
+        return out
 
 
-def solve(program: Program, target: str, running: Sequence[str]) -> Solution:
+def solve(
+    program: Program, target: str, running: Sequence[str], budget: int = MASK_BUDGET
+) -> Solution:
     """Decide what to evict so `target` can run (see the module docstring)."""
     running = list(dict.fromkeys(running))
+    try:
+        return _solve(program, target, running, budget)
+    except _OverBudget:
+        if target in running:
+            return Solution(target, None, tuple(sorted(running)), (), 0, exhaustive=False)
+        evict = tuple(running)
+        total = sum(program.cost_of(model) for model in running)
+        return Solution(target, None, (target,), evict, total, exhaustive=False)
+
+
+def _solve(program: Program, target: str, running: list[str], budget: int) -> Solution:
     if target in running:
-        found = containing(program, running)
+        found = _containing(program, running, budget)
         if found is None:
             return Solution(target, None, tuple(sorted(running)), (), 0)
         chosen, combination = found
@@ -139,7 +170,7 @@ def solve(program: Program, target: str, running: Sequence[str]) -> Solution:
             value = weights_of[mask] = sum(cost for bit, cost in weights if mask & bit)
         return value
 
-    query = _Query(relevant)
+    query = _Query(relevant, budget)
     needed = 0
     for candidate in candidates:
         needed |= candidate.needs
@@ -177,6 +208,12 @@ def containing(
 ) -> tuple[CompiledSet, tuple[str, ...]] | None:
     """The first set (evaluation order) with a combination holding all `models`,
     and its first such combination (sorted); None if no set has one."""
+    return _containing(program, models, math.inf)
+
+
+def _containing(
+    program: Program, models: Sequence[str], budget: float
+) -> tuple[CompiledSet, tuple[str, ...]] | None:
     wanted = 0
     for model in models:
         bit = program.bits.get(model, 0)
@@ -187,7 +224,7 @@ def containing(
     def accept(mask: int) -> bool:
         return mask & wanted == wanted
 
-    query = _Query(wanted)
+    query = _Query(wanted, budget)
     for compiled in program.sets:
         if any(accept(mask) for mask in query.maximal(compiled.root)):
             found = query.first(compiled.root, accept)
@@ -199,9 +236,21 @@ def containing(
 class _Query:
     """Per-query evaluation over the relevant models' bits."""
 
-    def __init__(self, relevant: int) -> None:
+    def __init__(self, relevant: int, budget: float = math.inf) -> None:
         self.relevant = relevant
+        self.budget = budget
         self._maxima: dict[Node, list[int]] = {}
+
+    def pay(self, masks: int) -> None:
+        """Take `masks` from the budget; over it, the query is abandoned."""
+        self.budget -= masks
+        if self.budget < 0:
+            raise _OverBudget
+
+    def join(self, left: list[int], right: list[int]) -> list[int]:
+        """`_join`, paid for: the pairs it unites come out of the budget."""
+        self.pay(len(left) * len(right))
+        return _join(left, right)
 
     def maximal(self, node: Node) -> list[int]:
         """The maximal masks of `node`'s combinations."""
@@ -221,12 +270,13 @@ class _Query:
                     masks.add(child.bit & self.relevant)
                 else:
                     masks.update(self.maximal(child))
+            self.pay(len(masks))
             result = _maximal_of(masks)
         elif isinstance(node, AllOf):
             result = [0]
             for child in node.children:
                 if child.support & self.relevant:
-                    result = _join(result, self.maximal(child))
+                    result = self.join(result, self.maximal(child))
         else:
             raise TypeError(f"unknown node {node!r}")
         self._maxima[node] = result
@@ -302,12 +352,13 @@ class _Descent:
         # rest[k]: the maximal masks of parts[k:], joined; rest[len] = [0].
         rest: list[list[int]] = [[0]]
         for part in reversed(parts):
-            rest.append(_join(self.query.maximal(part), rest[-1]))
+            rest.append(self.query.join(self.query.maximal(part), rest[-1]))
         rest.reverse()
 
         chosen = 0
         for k, part in enumerate(parts):
             # The k-th choice must leave some completion of parts[k+1:] accepted.
+            self.query.pay(len(rest[k + 1]) * len(offsets))
             shifted = _maximal_of(chosen | r | o for r in rest[k + 1] for o in offsets)
             found = self.first(part, tuple(sorted(shifted)))
             if found is None:

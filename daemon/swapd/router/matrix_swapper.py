@@ -50,6 +50,13 @@ class MatrixSwapper:
 
     def on_swap_start(self, target: str, running: Sequence[str]) -> None:
         s = self._solve(target, running)
+        if not getattr(s, "exhaustive", True):
+            log.warning(
+                "matrix: model=%s: choosing among %d running models went over the solver's "
+                "budget; it starts alone (every running model is stopped)",
+                target,
+                len(running),
+            )
         dsl = self._dsl(s.set)
         if s.evict:
             log.info(

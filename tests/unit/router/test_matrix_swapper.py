@@ -97,6 +97,17 @@ def test_is_a_swapper_and_logs_only_on_swap_start(caplog):
     assert messages[1] == "matrix: model=g starting (no models running)"
 
 
+def test_a_query_over_the_solver_budget_is_logged_and_runs_the_target_alone(caplog):
+    groups = 16
+    names = [f"{c}{i}" for i in range(groups) for c in "xy"]
+    dsl = "t & " + " & ".join(f"(x{i} | y{i})" for i in range(groups))
+    s = MatrixSwapper(compile_matrix([("pairs", dsl)], {}, {}, [*names, "t"]))
+    assert s.eviction_for("t", names) == Eviction(evict=tuple(names), set=None, cost=len(names))
+    with caplog.at_level(logging.WARNING, logger="swapd.router.matrix_swapper"):
+        s.on_swap_start("t", names)
+    assert "over the solver's budget" in caplog.records[0].getMessage()
+
+
 def test_in_flight_targets_make_conflicting_requests_queue_and_coexisting_ones_load():
     """§6.6, router-03 / router-04."""
     s = swapper([("pair", "a & b"), ("solo", "c")])
