@@ -200,6 +200,7 @@ def test_300_requests_from_8_clients_finish_without_errors(start_swapd) -> None:
     errors: list[str] = []
     hung: list[str] = []
     lock = threading.Lock()
+    began = time.monotonic()
 
     def client_loop() -> None:
         client = swapd.openai(timeout=REQUEST_TIMEOUT)
@@ -208,11 +209,12 @@ def test_300_requests_from_8_clients_finish_without_errors(start_swapd) -> None:
                 model = jobs.get_nowait()
             except queue.Empty:
                 return
+            started = time.monotonic()
             try:
                 ask(client, model, max_tokens=2)
             except openai.APITimeoutError:
                 with lock:
-                    hung.append(model)
+                    hung.append(f"{model} at +{started - began:.1f}s")
             except Exception as exc:
                 with lock:
                     errors.append(f"{model}: {type(exc).__name__}: {exc}")
@@ -227,8 +229,9 @@ def test_300_requests_from_8_clients_finish_without_errors(start_swapd) -> None:
     for future in done:
         future.result()
 
-    assert errors == [], f"{len(errors)} errors, the first: {errors[:3]}"
-    assert hung == [], f"{len(hung)} requests hung"
+    tail = "\n".join(swapd.daemon.log.read_text(errors="replace").splitlines()[-60:])
+    assert errors == [], f"{len(errors)} errors, the first: {errors[:3]}\nswapd's log:\n{tail}"
+    assert hung == [], f"{len(hung)} requests hung: {hung[:8]}\nswapd's log:\n{tail}"
     assert sum(answered.values()) == REQUESTS
     swapd.settle()
     loads = swapd.events.loads()
