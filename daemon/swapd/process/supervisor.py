@@ -130,7 +130,7 @@ class _Stop:
 
 
 class _Poke:
-    """Wakes the loop to look again (child exited, last request ended)."""
+    """Wakes the loop to look again (the child exited)."""
 
 
 _Message = _Ensure | _Stop | _Poke
