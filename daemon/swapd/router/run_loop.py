@@ -763,17 +763,7 @@ class Router:
             except trio.Cancelled:
                 self._post(_RequestMsg(ticket))
                 raise
-            now, wall, running, gone = self._stamp()
-            self._inline(
-                RequestIn(
-                    request_id=ticket.id,
-                    model=ticket.model,
-                    time=now,
-                    wall=wall,
-                    running=running,
-                    gone=gone,
-                )
-            )
+            self._inline(RequestIn, ticket)
         else:
             self._post(_RequestMsg(ticket))
         await ticket.wait()
@@ -787,17 +777,7 @@ class Router:
         ticket.closed = True
         if ticket.granted:
             if self._recv.idle and not self._closed:
-                now, wall, running, gone = self._stamp()
-                self._inline(
-                    ServeDone(
-                        request_id=ticket.id,
-                        model=ticket.model,
-                        time=now,
-                        wall=wall,
-                        running=running,
-                        gone=gone,
-                    )
-                )
+                self._inline(ServeDone, ticket)
                 self._request_event(ticket.id, ticket.model, "done")
             else:
                 self._post(_ServeDoneMsg(ticket.id, ticket.model))
@@ -806,7 +786,17 @@ class Router:
             self._gone.add(ticket.id)
             self._post(_CancelMsg(ticket.id))
 
-    def _inline(self, inp: AnyInput) -> None:
+    def _inline(self, kind: type[RequestIn] | type[ServeDone], ticket: _Ticket) -> None:
+        """Handle the ticket's request or serve-done in the caller's task (see `_admit`)."""
+        now, wall, running, gone = self._stamp()
+        inp = kind(
+            request_id=ticket.id,
+            model=ticket.model,
+            time=now,
+            wall=wall,
+            running=running,
+            gone=gone,
+        )
         try:
             self._handle(inp)
         except Exception as exc:
