@@ -132,6 +132,12 @@ class Client:
     async def send_raw(self, data: bytes) -> None:
         await self.stream.send_all(data)
 
+    def sent(self, method: str = "GET", *, whole: bool = True) -> None:
+        """Tell h11 a request went out raw (so it reads the answer in step)."""
+        self.h11.send(h11.Request(method=method, target="/", headers=[("host", "x")]))
+        if whole:
+            self.h11.send(h11.EndOfMessage())
+
     async def next_event(self) -> Any:
         while True:
             event = self.h11.next_event()
@@ -144,8 +150,7 @@ class Client:
         if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
             self.h11.start_next_cycle()
         if self.h11.our_state is h11.IDLE:
-            self.h11.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
-            self.h11.send(h11.EndOfMessage())
+            self.sent()
         head = await self.next_event()
         while isinstance(head, h11.InformationalResponse):
             head = await self.next_event()
@@ -250,7 +255,7 @@ async def test_expect_100_continue_is_answered_before_the_body() -> None:
                 b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
                 b"Expect: 100-continue\r\n\r\n"
             )
-            client.h11.send(h11.Request(method="POST", target="/", headers=[("host", "x")]))
+            client.sent("POST", whole=False)
             interim = await client.next_event()
             assert isinstance(interim, h11.InformationalResponse)
             assert interim.status_code == 100
@@ -289,8 +294,7 @@ async def test_streamed_response_is_chunked_and_arrives_before_it_ends() -> None
     async with running() as (host, port, probe, _), connect(host, port) as client:
         with trio.fail_after(WAIT):
             await client.send_raw(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
-            client.h11.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
-            client.h11.send(h11.EndOfMessage())
+            client.sent()
             head = await client.next_event()
             assert isinstance(head, h11.Response)
             assert header(head, b"transfer-encoding") == b"chunked"
@@ -308,8 +312,7 @@ async def test_head_request_gets_no_body_but_its_length() -> None:
     async with running() as (host, port, _, _), connect(host, port) as client:
         with trio.fail_after(WAIT):
             await client.send_raw(b"HEAD /missing HTTP/1.1\r\nHost: x\r\n\r\n")
-            client.h11.send(h11.Request(method="HEAD", target="/", headers=[("host", "x")]))
-            client.h11.send(h11.EndOfMessage())
+            client.sent("HEAD")
             head = await client.next_event()
             assert head.status_code == 404 and header(head, b"content-length") == b"2"
             assert isinstance(await client.next_event(), h11.EndOfMessage)
@@ -386,8 +389,7 @@ async def test_a_response_the_app_left_unfinished_is_cut_by_a_close(path: bytes)
     async with running() as (host, port, _, _), connect(host, port) as client:
         with trio.fail_after(WAIT):
             await client.send_raw(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
-            client.h11.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
-            client.h11.send(h11.EndOfMessage())
+            client.sent()
             with pytest.raises(h11.RemoteProtocolError):
                 while True:
                     await client.next_event()
