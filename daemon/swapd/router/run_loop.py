@@ -24,13 +24,6 @@ In-flight accounting (spec router.md §3.5, with the trio caveat): a grant
 is counted only when the scheduler saw the handler alive; the lease's
 `finally` reports serve-done whenever the ticket was granted, even if the
 handler was cancelled before it resumed, and reports a cancel otherwise.
-
-The common case costs no message: while the loop is idle (parked on an empty
-inbox), a lease hands its request, and later its serve-done, to the scheduler
-itself, synchronously in the caller's task, and the loop is not woken.
-`Router._admit` says why that keeps the loop the one owner of the scheduler
-and the order of its inputs; everything else (and every request while the loop
-is busy) still goes through the inbox.
 """
 
 from __future__ import annotations
@@ -151,13 +144,9 @@ class RouterSnapshot(msgspec.Struct, frozen=True):
 
 
 class _Ticket:
-    """One lease's one-shot slot: filled once by the scheduler with a grant or a failure.
+    """One lease's one-shot slot: filled once by the loop with a grant or a failure."""
 
-    The trio.Event is made only when the lease has to wait: a request the
-    scheduler settles at once (see `Router._admit`) never needs one.
-    """
-
-    __slots__ = ("_event", "closed", "failure", "granted", "id", "model", "progress", "resolved")
+    __slots__ = ("closed", "done", "failure", "granted", "id", "model", "progress")
 
     def __init__(self, id: int, model: str, progress: trio.MemorySendChannel[Any] | None) -> None:
         self.id = id
@@ -166,24 +155,11 @@ class _Ticket:
         self.granted = False
         self.failure: Failure | None = None
         self.closed = False
-        self.resolved = False
-        self._event: trio.Event | None = None
+        self.done = trio.Event()
 
     def resolve(self) -> None:
-        """Granted or failed: wake the lease if it waits."""
-        self.resolved = True
-        if self._event is not None:
-            self._event.set()
-
-    async def wait(self) -> None:
-        """Until resolved. Already resolved, it is only a cancel point: a handler
-        cancelled while it was granted still does not enter its block, and the
-        relay that follows yields to the other tasks soon enough."""
-        if self.resolved:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            return
-        self._event = trio.Event()
-        await self._event.wait()
+        """Granted or failed: wake the lease."""
+        self.done.set()
 
     def tell(self, progress: Progress) -> None:
         if self.progress is None or self.closed:
@@ -252,13 +228,6 @@ class _SyncMsg:
     done: trio.Event
 
 
-@dataclass(frozen=True)
-class _CrashMsg:
-    """The scheduler raised while a caller ran it (`Router._inline`): end the loop."""
-
-    error: Exception
-
-
 # ----------------------------------------------------------------- effects
 
 
@@ -278,9 +247,6 @@ class _Inbox:
     def __init__(self, channel: trio.MemoryReceiveChannel[object]) -> None:
         self._channel = channel
         self._taken = 0
-        #: The loop is parked on an empty inbox and nothing was posted since:
-        #: it has no message in hand or queued (see `Router._admit`).
-        self.idle = False
 
     def receive_nowait(self) -> object:
         return self._channel.receive_nowait()
@@ -299,14 +265,11 @@ class _Inbox:
             else:
                 self._taken += 1
                 return msg
-            self.idle = True  # `Router._post` clears it
         self._taken = 0
         try:
             return await self._channel.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
-        finally:
-            self.idle = False
 
 
 class _LoopEffects:
@@ -659,8 +622,6 @@ class Router:
                     self._handle(Tick(**self._facts()))
                 case _SyncMsg(done):
                     done.set()
-                case _CrashMsg(error):
-                    raise RuntimeError("the scheduler failed in a caller's task") from error
                 case _ShutdownMsg(done):
                     try:
                         await self._shutdown()
@@ -674,13 +635,14 @@ class Router:
         )
 
     def _facts(self) -> dict[str, Any]:
-        now, wall, running, gone = self._stamp()
-        return {"time": now, "wall": wall, "running": running, "gone": gone}
-
-    def _stamp(self) -> tuple[float, float, dict[str, str], frozenset[int]]:
         """The facts every input carries: clock, wall clock, running states, gone."""
         gone = frozenset(self._gone) if self._gone else _NOBODY_GONE
-        return trio.current_time(), time.time(), self._states(), gone
+        return {
+            "time": trio.current_time(),
+            "wall": time.time(),
+            "running": self._states(),
+            "gone": gone,
+        }
 
     def _states(self) -> dict[str, str]:
         """The running states, by model. The same dict as last time while the pool
@@ -735,73 +697,19 @@ class Router:
         return ticket
 
     async def _admit(self, ticket: _Ticket) -> None:
-        """Hand the request to the scheduler and wait until it is granted or failed.
-
-        When the loop is idle (parked on an empty inbox, nothing posted since)
-        the caller runs the scheduler itself, synchronously (`_inline`), instead
-        of posting the request and waking the loop. This keeps the run loop the
-        one owner of the scheduler's state and the order of its inputs:
-
-        * trio runs one task at a time and `_inline` never awaits, so the
-          scheduler is never entered twice at once and nobody sees it halfway;
-        * the loop holds no message (it is parked between messages, not inside
-          an unload or a shutdown, which await) and none is queued, so the loop
-          would have handled this request next, at this very clock reading, with
-          the same facts: same inputs, same decisions, in the same order;
-        * `gone` is empty then (a cancel is always posted), and a caller whose
-          scope is already cancelled posts as before (after the cancel point,
-          which only yields when it raises), so it is dropped at admission
-          rather than admitted and left at once.
-
-        Effects are carried out as the loop does it (swap tasks start in the
-        loop's nursery). If the scheduler raises, the caller sees the error and
-        the loop is told to end, as it would have ended handling the message.
-        """
-        if self._recv.idle:
-            try:
-                await trio.lowlevel.checkpoint_if_cancelled()
-            except trio.Cancelled:
-                self._post(_RequestMsg(ticket))
-                raise
-            self._inline(RequestIn, ticket)
-        else:
-            self._post(_RequestMsg(ticket))
-        await ticket.wait()
+        """Hand the request to the run loop and wait until it is granted or failed."""
+        self._post(_RequestMsg(ticket))
+        await ticket.done.wait()
 
     def _leave(self, ticket: _Ticket) -> None:
-        """The lease is over: serve-done when it was granted, else a cancel.
-
-        Serve-done is handled in place when the loop is idle, for the reasons
-        `_admit` gives; a cancel is always posted (it fills `gone` meanwhile).
-        """
+        """The lease is over: serve-done when it was granted, else a cancel."""
         ticket.closed = True
         if ticket.granted:
-            if self._recv.idle and not self._closed:
-                self._inline(ServeDone, ticket)
-                self._request_event(ticket.id, ticket.model, "done")
-            else:
-                self._post(_ServeDoneMsg(ticket.id, ticket.model))
+            self._post(_ServeDoneMsg(ticket.id, ticket.model))
         elif ticket.failure is None:
             self._tickets.pop(ticket.id, None)
             self._gone.add(ticket.id)
             self._post(_CancelMsg(ticket.id))
-
-    def _inline(self, kind: type[RequestIn] | type[ServeDone], ticket: _Ticket) -> None:
-        """Handle the ticket's request or serve-done in the caller's task (see `_admit`)."""
-        now, wall, running, gone = self._stamp()
-        inp = kind(
-            request_id=ticket.id,
-            model=ticket.model,
-            time=now,
-            wall=wall,
-            running=running,
-            gone=gone,
-        )
-        try:
-            self._handle(inp)
-        except Exception as exc:
-            self._post(_CrashMsg(exc))
-            raise
 
     async def _drain_timer(self) -> None:
         """Feed a `Tick` when the clock reaches the scheduler's next drain deadline.
@@ -885,7 +793,6 @@ class Router:
         self._ended.set()
 
     def _post(self, msg: object) -> None:
-        self._recv.idle = False
         try:
             self._send.send_nowait(msg)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
