@@ -376,6 +376,9 @@ class _Lease(AbstractAsyncContextManager[Grant]):
         router, model = self._router, self._model
         if router._closed or not router._started:
             raise RequestAborted(f"{router.settings.name} is shutting down", model=model)
+        # A caller already cancelled never reaches the loop; one cancelled while
+        # its request is posted is settled by the in-flight accounting above.
+        await trio.lowlevel.checkpoint_if_cancelled()
         ticket = self._ticket = router._open(model, self._progress)
         try:
             await router._admit(ticket)

@@ -1,7 +1,7 @@
 """A lease's round trip through the run loop.
 
 Every record is kept and the decisions replay; a caller already cancelled
-is dropped at admission; one cancelled by its own grant still reports done;
+never reaches the loop; one cancelled by its own grant still reports done;
 a loop busy with an unload takes the request after it; a pool that hands
 out a live states dict is read afresh.
 """
@@ -71,7 +71,7 @@ def replay(router: Router, models: Sequence[str]) -> list:
     return recorder.decisions
 
 
-def test_caller_already_cancelled_is_dropped_at_admission_not_served():
+def test_caller_already_cancelled_never_reaches_the_loop():
     async def main():
         procs = ready("a")
         router = make_router(procs)
@@ -86,9 +86,8 @@ def test_caller_already_cancelled_is_dropped_at_admission_not_served():
             assert router._tickets == {} and router._gone == set()
             assert router.snapshot().reserved == {}
             await router.shutdown()
-        actions = [(d.action, d.reason) for d in router.decisions()]
-        assert actions[0] == ("drop", "client gone at admission")
-        assert "serve" not in [a for a, _ in actions]
+        assert [d.action for d in router.decisions()] == ["shutdown"]
+        assert [type(i).__name__ for i in router.inputs] == ["Shutdown"]
         assert procs.held["a"] == 0
 
     run(main)
