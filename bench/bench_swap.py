@@ -1,12 +1,12 @@
-"""Swapping real models: swapd against a bare llama-server and llama.cpp's own router mode.
+"""Swapping real models: swapd against a bare llama.cpp server and against llama-swap.
 
-Everything is measured in one run, with the real llama-server and SmolLM2
-(the `demo` extra), every side using the same llama-server options
-(`bench.llama_router.COMMON_OPTIONS`):
+Everything is measured in one run, with the demo's real llama.cpp server
+(`swapd-llama-server`) and SmolLM2 (the `demo` extra), every side using the
+same server options (`bench.real_servers.COMMON_OPTIONS`):
 
-* **cold start**: a bare llama-server, spawn -> first byte of a one-token
-  chat completion (the client retries every 5 ms while the port refuses or
-  the server answers 503 "loading");
+* **cold start**: a bare server, spawn -> first byte of a one-token chat
+  completion (the client retries every 5 ms while the port refuses or the
+  server answers 503 "loading");
 * **swap overhead**: through swapd, the time to first byte of a one-token
   request that needs a swap (another model is ready and must be evicted),
   minus the bare cold start measured next to it (`--cold-starts` pairs, the
@@ -14,18 +14,18 @@ Everything is measured in one run, with the real llama-server and SmolLM2
   split, from swapd's `/api/events`, into request -> target seen ready and
   ready -> first byte;
 * **A B C x4**: twelve requests for three model IDs (all the same GGUF, each
-  its own process), in the order A B C A B C ..., against llama.cpp's router
-  mode (`--models-preset` with three entries, `--models-max 1`) and against
-  swapd (one group with `swap: true`, so only one model runs at a time),
-  each starting with nothing loaded, `--repeats` times, alternating.
-  The requests are sent *concurrently*: each is started 10 ms after the
-  previous one, so they arrive in that order while the first load is still
-  under way, and the wall time runs from the first send to the last answer.
-  That is the case where a router's scheduling matters: sent one after the
-  other, each request needs its own load in both routers (pass
-  `--sequential` to measure that too). Loads are counted from the router's
-  log (`load: spawning server instance`) and from swapd's `/api/events`
-  stream (a model entering `starting`);
+  its own process), in the order A B C A B C ..., against llama-swap
+  (`bench.anchor`) and against swapd, both reading the same config (one
+  group with `swap: true`, so only one model runs at a time), each starting
+  with nothing loaded, `--repeats` times, alternating. The requests are sent
+  *concurrently*: each is started 10 ms after the previous one, so they
+  arrive in that order while the first load is still under way, and the wall
+  time runs from the first send to the last answer. That is the case where a
+  proxy's scheduling matters: sent one after the other, each request needs
+  its own load in both (pass `--sequential` to measure that too). Loads are
+  counted from llama-swap's log (`<A> Health check passed`) and from swapd's
+  `/api/events` stream (a model entering `starting`). Without a llama-swap
+  binary this part measures swapd alone and says so;
 * **daemon RSS** of the swapd process (children excluded), idle after start
   and after the run.
 
@@ -55,11 +55,11 @@ import httpx2
 import psutil
 import trio
 
-from bench.llama_router import (
+from bench.anchor import ABSENT_NOTE, llama_swap, llama_swap_binary
+from bench.real_servers import (
     COMMON_OPTIONS,
     bare_server,
     free_port,
-    llama_router,
     option_argv,
     spawn_group,
     stop_group,
@@ -90,9 +90,9 @@ def chat_body(model: str, max_tokens: int) -> dict[str, Any]:
 def http_client(connections: int = 64) -> httpx2.AsyncClient:
     """A client that opens a fresh connection per request, for every side alike.
 
-    llama-server (cpp-httplib) closes kept-alive connections on its own; a
-    pooled connection it has closed fails the next POST ("server
-    disconnected"), which would count as an error of llama.cpp's router
+    llama.cpp's server (cpp-httplib) closes kept-alive connections on its own;
+    a pooled connection it has closed fails the next POST ("server
+    disconnected"), which would count as an error of the proxy in front
     that is really the client's. A local connect costs well under a
     millisecond, nothing next to a load.
     """
@@ -271,7 +271,7 @@ async def interleaved(
     return wall, [a for a in answers if a is not None]
 
 
-# ----- the baselines: bare llama-server and llama.cpp's router -----------------------------
+# ----- the baselines: a bare server and llama-swap ------------------------------------------
 
 
 async def cold_start(client: httpx2.AsyncClient, binary: Path, gguf: Path, workdir: Path) -> float:
@@ -281,16 +281,21 @@ async def cold_start(client: httpx2.AsyncClient, binary: Path, gguf: Path, workd
         return await first_byte(client, base, "bare", started, retry=True)
 
 
-async def router_workload(
-    binary: Path, gguf: Path, workdir: Path, order: Sequence[str], *, concurrent: bool
+async def llama_swap_workload(
+    binary: Path, workdir: Path, order: Sequence[str], *, concurrent: bool
 ) -> WorkloadRun:
-    """The A B C workload against a fresh llama.cpp router with `--models-max 1`."""
+    """The A B C workload against a fresh llama-swap, on swapd's config with ports of its own."""
+    config = workdir / "llama-swap.yaml"
+    config.write_text(swapd_config_yaml({model: free_port() for model in MODELS}))
     async with http_client() as client:
-        with llama_router(binary, {m: gguf for m in MODELS}, workdir) as router:
-            await wait_http(client, router.base_url + "/models")
-            wall, answers = await interleaved(client, router.base_url, order, concurrent=concurrent)
-        # read after the router stopped: every line it wrote is in the file by then
-        return WorkloadRun(wall, answers, router.loads())
+        with llama_swap(binary, config, workdir, env=proxy_environment()) as proxy:
+            await wait_http(client, proxy.base_url + "/v1/models")
+            wall, answers = await interleaved(client, proxy.base_url, order, concurrent=concurrent)
+        # read after it stopped: every line it wrote is in the file by then
+        loads = proxy.loads()
+    if any(a.ok for a in answers) and not loads:
+        raise RuntimeError(f"llama-swap answered but no load was counted in {proxy.log}")
+    return WorkloadRun(wall, answers, loads)
 
 
 # ----- the swapd side ----------------------------------------------------------------------
@@ -305,7 +310,7 @@ def swapd_config_yaml(
     """A config for the demo's llama-server and model under `ports`' IDs.
 
     Paths come from `${env.SWAPD_LLAMA_SERVER}` / `${env.SWAPD_SMOLLM2_GGUF}`
-    (`swapd.demo_env.demo_environment()`), as in `config/demo.yaml`. Each
+    (`swapd_demo.env.demo_environment()`), as in `config/demo.yaml`. Each
     model gets its own fixed port, so its processes can be found by command
     line. Routing: one group holding every model, with `swap` (true: only one
     runs at a time), or, given `matrix_sets` (set name -> DSL over the model
@@ -340,21 +345,27 @@ def swapd_config_yaml(
     return "\n".join(lines) + "\n"
 
 
-def swapd_environment(control_socket: Path) -> dict[str, str]:
-    """The daemon's environment: ours, the demo's paths, and a private control socket.
+def proxy_environment() -> dict[str, str]:
+    """A proxy's environment: ours and the demo's paths, without systemd's variables.
 
-    `SWAPD_SOCKET` is the path rule every swapd tool follows
-    (`swapctl.paths`); systemd's variables are dropped so a bench or test
-    run inside a unit does not talk to it.
+    systemd's variables are dropped so a bench or test run inside a unit does
+    not talk to it.
     """
-    from swapd.demo_env import demo_environment
+    from swapd_demo.env import demo_environment
 
     env = dict(os.environ)
     env.update(demo_environment())
-    env["SWAPD_SOCKET"] = str(control_socket)
     for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "RUNTIME_DIRECTORY", "JOURNAL_STREAM"):
         env.pop(name, None)
     return env
+
+
+def swapd_environment(control_socket: Path) -> dict[str, str]:
+    """swapd's environment: `proxy_environment()` and a private control socket.
+
+    `SWAPD_SOCKET` is the path rule every swapd tool follows (`swapctl.paths`).
+    """
+    return {**proxy_environment(), "SWAPD_SOCKET": str(control_socket)}
 
 
 @dataclass
@@ -537,15 +548,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement, each swapd figure taken right after its baseline.
 
     The machine is shared and its load drifts; pairing each baseline with its
-    swapd counterpart (bare cold start then swapd swap, router workload then
-    swapd workload) keeps a ratio from comparing a quiet minute with a busy one.
+    swapd counterpart (bare cold start then swapd swap, llama-swap workload
+    then swapd workload) keeps a ratio from comparing a quiet minute with a
+    busy one.
     """
-    from swapd.demo_env import llama_server_binary, smollm2_gguf
+    from swapd_demo.env import llama_server_binary, smollm2_gguf
 
     binary, gguf = llama_server_binary(), smollm2_gguf()
+    anchor = llama_swap_binary()
+    if anchor is None:
+        print(ABSENT_NOTE, flush=True)
     order = workload_order()
     modes = [True, False] if args.sequential else [True]
-    raw: dict[str, Any] = {"cold": [], "swap": [], "router": {}, "swapd": {}}
+    raw: dict[str, Any] = {"cold": [], "swap": [], "anchor": {}, "swapd": {}}
     async with contextlib.AsyncExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-swap-")))
         client = await stack.enter_async_context(http_client())
@@ -558,9 +573,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for concurrent in modes:
             mode = "concurrent" if concurrent else "sequential"
             for _ in range(args.repeats):
-                raw["router"].setdefault(mode, []).append(
-                    await router_workload(binary, gguf, workdir, order, concurrent=concurrent)
-                )
+                if anchor is not None:
+                    raw["anchor"].setdefault(mode, []).append(
+                        await llama_swap_workload(anchor, workdir, order, concurrent=concurrent)
+                    )
                 if daemon is not None:
                     raw["swapd"].setdefault(mode, []).append(
                         await swapd_workload(client, daemon, order, concurrent=concurrent)
@@ -604,13 +620,13 @@ def figures_of(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON-able figures from the raw measures, with the ratios against the baselines.
 
     `raw`: `cold` and `swap` (paired lists of seconds, `swap` empty without
-    swapd), `router` and `swapd` (mode -> WorkloadRun), `rss_idle` and
+    swapd), `anchor` (llama-swap) and `swapd` (mode -> WorkloadRun), `rss_idle` and
     `rss_after` (bytes). The swap overhead is the median of the paired
     differences (each swap minus the cold start measured just before it).
     """
     figures: dict[str, Any] = {"cores": os.cpu_count(), "cold_start_s": summary(raw["cold"])}
-    for mode, runs in raw["router"].items():
-        figures[f"router_{mode}"] = _workload_figures(runs)
+    for mode, runs in raw["anchor"].items():
+        figures[f"llama_swap_{mode}"] = _workload_figures(runs)
     if not raw["swap"]:
         return figures
     figures["swap_ttfb_s"] = summary(raw["swap"])
@@ -624,7 +640,9 @@ def figures_of(raw: Mapping[str, Any]) -> dict[str, Any]:
     figures["swap_ready_to_first_byte_ms"] = statistics.median(after_ready) * 1000
     for mode, runs in raw["swapd"].items():
         mine = figures[f"swapd_{mode}"] = _workload_figures(runs)
-        figures[f"wall_ratio_{mode}"] = mine["wall_s"] / figures[f"router_{mode}"]["wall_s"]
+        base = figures.get(f"llama_swap_{mode}")
+        if base is not None:
+            figures[f"wall_ratio_{mode}"] = mine["wall_s"] / base["wall_s"]
     figures["rss_idle_mib"] = raw["rss_idle"] / MIB
     figures["rss_after_mib"] = raw["rss_after"] / MIB
     # the daemon's own CPU per load, over every workload run and measured swap: on a
@@ -640,7 +658,7 @@ def _each(values: Sequence[int]) -> str:
 
 
 def table(f: Mapping[str, Any]) -> str:
-    """One table: what llama.cpp does, what swapd does, and swapd against it."""
+    """One table: the baseline (a bare server, llama-swap), swapd, and swapd against it."""
     rows: list[tuple[str, str, str, str]] = []
     cold_ms = f["cold_start_s"]["median"] * 1000
     swapd_present = "swapd_concurrent" in f
@@ -665,15 +683,15 @@ def table(f: Mapping[str, Any]) -> str:
         ),
     )
     for mode in ("concurrent", "sequential"):
-        base = f.get(f"router_{mode}")
-        if base is None:
-            continue
+        base = f.get(f"llama_swap_{mode}")
         mine = f.get(f"swapd_{mode}")
+        if base is None and mine is None:
+            continue
         ratio = f.get(f"wall_ratio_{mode}")
         rows.append(
             (
                 f"A B C x4 {mode}, wall (s, median)",
-                f"{base['wall_s']:.2f}",
+                f"{base['wall_s']:.2f} (llama-swap)" if base else "-",
                 f"{mine['wall_s']:.2f}" if mine else "-",
                 f"{ratio:.2f} x" if ratio is not None else "-",
             )
@@ -681,9 +699,9 @@ def table(f: Mapping[str, Any]) -> str:
         rows.append(
             (
                 f"A B C x4 {mode}, loads per run / errors",
-                f"{_each(base['loads_each'])} / {base['errors']}",
+                f"{_each(base['loads_each'])} / {base['errors']}" if base else "-",
                 f"{_each(mine['loads_each'])} / {mine['errors']}" if mine else "-",
-                f"{mine['loads'] - base['loads']:+d} loads" if mine else "-",
+                f"{mine['loads'] - base['loads']:+d} loads" if mine and base else "-",
             )
         )
     if swapd_present:
@@ -703,9 +721,9 @@ def table(f: Mapping[str, Any]) -> str:
                 "",
             )
         )
-    head = ("measure", "llama.cpp", "swapd", "swapd vs llama.cpp")
+    head = ("measure", "baseline", "swapd", "swapd vs baseline")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    lines = [f"swapping SmolLM2-135M with the real llama-server (cores: {f['cores']})"]
+    lines = [f"swapping SmolLM2-135M with llama.cpp's server (cores: {f['cores']})"]
     lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:

@@ -17,7 +17,7 @@ from swapd import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "swapd.config.cli",
     "swapd.matrix.cli",
-    "swapd.demo_env",
+    "swapd_demo.env",
     "swapd.docs_gen",
     "swapd.serve_cli",
 )

@@ -4,7 +4,7 @@
 SmolLM2 GGUF, each its own llama-server on a port unique to the test) and
 starts `python -m swapd serve` on it as a subprocess, on an ephemeral listen
 port, with a private control socket (`SWAPD_SOCKET`) and the demo's paths
-from `swapd.demo_env.demo_environment()`. It returns once `/health` answers
+from `swapd_demo.env.demo_environment()`. It returns once `/health` answers
 and an `/api/events` follower (a thread) has its first `modelStatus`, so the
 test can count every load from swapd's own events.
 
@@ -38,18 +38,18 @@ from bench.bench_swap import (
     parse_sse_frame,
     swapd_daemon,
 )
-from swapd.demo_env import DemoMissing, demo_environment
+from swapd_demo.env import DemoMissing, demo_environment
 
 START_WITHIN = 120.0
 
 
 @pytest.fixture(scope="session")
 def demo_installed() -> dict[str, str]:
-    """The demo's paths; the e2e tests are skipped when the demo extra is missing."""
+    """The demo's paths. A missing demo extra fails the e2e tests: they never skip."""
     try:
         return demo_environment()
     except DemoMissing as exc:
-        pytest.skip(f"the demo extra is not installed: {exc}")
+        pytest.fail(f"the demo extra is not installed (./just setup installs it): {exc}")
 
 
 class EventFollower(threading.Thread):
@@ -168,8 +168,12 @@ class RunningSwapd:
 
 
 def is_llama(proc: psutil.Process) -> bool:
+    """A live llama.cpp server: the demo's launcher (a Python script) or a llama-server binary."""
     with contextlib.suppress(psutil.Error):
-        return proc.name().startswith("llama-server") and proc.status() != psutil.STATUS_ZOMBIE
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        names = [proc.name(), *(Path(arg).name for arg in proc.cmdline()[:2])]
+        return any(name.startswith(("llama-server", "swapd-llama-server")) for name in names)
     return False
 
 

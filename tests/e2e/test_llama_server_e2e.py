@@ -10,7 +10,6 @@ on two cores.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import queue
 import random
 import signal
@@ -256,33 +255,3 @@ def test_stopping_swapd_with_running_models_leaves_no_llama_server(start_swapd, 
         _gone, still = psutil.wait_procs(children, timeout=15)
         assert alive(still) == []
     assert processes_with_ports(swapd.model_ports) == []
-
-
-def test_the_benchmarks_llama_router_helper_counts_its_loads(tmp_path, demo_installed) -> None:
-    """`bench.llama_router` against the real binary: its preset is accepted, its loads counted.
-
-    Guards the swap benchmark's baseline: if a llama.cpp update changed the
-    preset format or the log line, the benchmark would silently count zero.
-    """
-    import httpx2
-
-    from bench.llama_router import llama_router
-    from swapd.demo_env import llama_server_binary, smollm2_gguf
-
-    gguf = smollm2_gguf()
-    with llama_router(llama_server_binary(), {"A": gguf, "B": gguf}, tmp_path) as router:
-        with httpx2.Client(timeout=httpx2.Timeout(120.0)) as http:
-            deadline = time.monotonic() + 30
-            while True:  # the router itself starts in milliseconds; no model is loaded yet
-                with contextlib.suppress(httpx2.TransportError):
-                    if http.get(router.base_url + "/models").status_code == 200:
-                        break
-                assert time.monotonic() < deadline, router.log_text()[-2000:]
-                time.sleep(0.02)
-            listed = {m["id"] for m in http.get(router.base_url + "/models").json()["data"]}
-            assert {"A", "B"} <= listed
-            client = openai.OpenAI(base_url=router.base_url + "/v1", api_key="-", max_retries=0)
-            for model in ("A", "B", "A"):
-                ask(client, model, 2)
-    assert router.loads() == Counter({"A": 2, "B": 1})
-    assert processes_with_ports({"router": router.port}) == []

@@ -173,7 +173,7 @@ def demo_env() -> dict[str, str]:
         timeout=60,
     )
     if result.returncode != 0:
-        pytest.skip(f"the demo's llama-server or model is not installed: {result.stderr.strip()}")
+        pytest.fail(f"the demo's server or model is not installed: {result.stderr.strip()}")
     return {str(k): str(v) for k, v in json.loads(result.stdout).items()}
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
-
+from bench.anchor import loads_in_log
 from bench.bench_swap import LoadCounter, parse_sse_frame
-from bench.llama_router import loads_in_log, option_argv, preset_ini
+from bench.real_servers import option_argv
 
 
 def status(**states: str) -> list[dict[str, str]]:
@@ -46,18 +44,12 @@ def test_parse_sse_frame_unwraps_the_envelope() -> None:
     assert parse_sse_frame([": keep-alive"]) is None
 
 
-def test_preset_ini_and_load_lines() -> None:
-    text = preset_ini({"A": Path("/m/a.gguf"), "B": Path("/m/b.gguf")}, {"ctx-size": "512"})
-    assert text.splitlines() == [
-        "version = 1", "", "[*]", "ctx-size = 512", "", "[A]", "model = /m/a.gguf",
-        "", "[B]", "model = /m/b.gguf",
-    ]  # fmt: skip
-    with pytest.raises(ValueError, match="INI section"):
-        preset_ini({"bad]name": Path("/x")})
+def test_llama_swap_load_lines_and_options() -> None:
     log = (
-        "srv  load: spawning server instance with name=A\n"
-        "noise\n"
-        "load: spawning server instance with name=B\n"
+        "[INFO] llama-swap listening on http://127.0.0.1:18600\n"
+        "[INFO] <A> Health check passed on http://localhost:5800/health\n"
+        '[INFO] Request 127.0.0.1 "POST /v1/chat/completions HTTP/1.1" 200 612\n'
+        "[INFO] <B> Health check passed on http://localhost:5801/health\n"
     )
     assert loads_in_log(log) == ["A", "B"]
     assert option_argv({"ctx-size": "512", "threads": "1"}) == [

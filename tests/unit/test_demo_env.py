@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from swapd import demo_env
+from swapd_demo import env as demo_env
 
 
 def test_paths_exist_and_are_usable() -> None:

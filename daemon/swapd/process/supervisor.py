@@ -35,6 +35,7 @@ import trio
 
 from swapd.events import EventBus
 from swapd.process.events import StateChanged
+from swapd.process.exit_status import describe_exit
 from swapd.process.logs import LogRing
 from swapd.process.readiness import HealthTarget, HealthTimeout, wait_healthy
 from swapd.process.spawn import Child, SpawnError, spawn
@@ -328,7 +329,7 @@ class Supervisor:
             tail = self.logs.tail(LOG_TAIL_LINES)
             await self._teardown(child, spec.unload_timeout)
             self._start_failed(
-                StartError(spec.model_id, f"exited during start with code {code}", code, tail)
+                StartError(spec.model_id, f"{describe_exit(code)} while starting", code, tail)
             )
         elif outcome == "timeout":
             timeout = spec.health_check_timeout
@@ -443,8 +444,9 @@ class Supervisor:
     async def _crashed(self, child: Child) -> None:
         code = self.last_exit_code = child.returncode
         self._idle.on_not_ready()
-        self._note(f"upstream process exited unexpectedly with code {code}")
-        self._transition(Trigger.EXITED, f"exited unexpectedly with code {code}")
+        how = f"{describe_exit(code)} while serving"
+        self._note(f"upstream process {how}")
+        self._transition(Trigger.EXITED, how)
         # Anything it forked is still to be stopped before the next start.
         await self._teardown(child, self.spec.unload_timeout)
 
@@ -460,10 +462,11 @@ class Supervisor:
         )
         self._child = None
         self.last_exit_code = result.returncode
-        how = "killed" if result.killed else "exited"
+        uptime = trio.current_time() - child.spawned_at
+        forced = ", then SIGKILL" if result.killed else ""
         self._note(
-            f"pid {child.pid} {how} with status {result.returncode} "
-            f"after {result.seconds:.3f}s ({result.graceful})"
+            f"pid {child.pid} {describe_exit(result.returncode)} {uptime:.3f}s after spawn "
+            f"(stop: {result.graceful}{forced}, {result.seconds:.3f}s)"
         )
         return result
 

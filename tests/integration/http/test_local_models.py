@@ -7,6 +7,7 @@ every phase are in `test_daemon.py`.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,36 @@ async def test_load_failure_reports_reason_and_log(tmp_path: Path) -> None:
         assert "startup line 2" in message, message
         r = await c.post("/v1/chat/completions", json={"model": "a"})
         assert r.status_code == 200, "a failed load wedges nothing"
+
+
+@pytest.mark.trio
+async def test_a_child_killed_by_a_signal_is_reported_by_name(tmp_path: Path) -> None:
+    """A server dying of SIGILL (a binary built for another CPU) says so, with its real uptime."""
+    script = tmp_path / "sigill.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "print('about to die', flush=True)\n"
+        "time.sleep(0.3)\n"
+        "os.kill(os.getpid(), signal.SIGILL)\n"
+    )
+    models = f"""
+  cpu:
+    cmd: {sys.executable} {script} ${{PORT}}
+"""
+    async with daemon(tmp_path, config(models)) as (base, _), client(base) as c:
+        r = await c.post("/v1/chat/completions", json={"model": "cpu"})
+        assert r.status_code == 500
+        error = r.json()["error"]
+        meaning = "illegal instruction: the binary needs CPU features this machine lacks"
+        assert f"killed by SIGILL ({meaning}) while starting" in error["message"], error
+        assert "about to die" in error["message"], "the log tail comes with it"
+        assert "code -4" not in error["message"]
+        log = (await c.get("/logs")).text
+        lines = [line for line in log.splitlines() if "[cpu] pid" in line]
+        assert lines, log
+        match = re.search(rf"killed by SIGILL \({meaning}\) ([0-9.]+)s after spawn", lines[-1])
+        assert match, lines[-1]
+        assert float(match.group(1)) >= 0.3, "the time since spawn, not the time the stop took"
 
 
 @pytest.mark.trio

@@ -91,7 +91,7 @@ async def exit_during_start(tmp_path: Path) -> None:
         with trio.fail_after(WAIT), pytest.raises(StartError) as info:
             await run.sup.ensure_ready()
         assert info.value.exit_code == 7
-        assert "exited during start with code 7" in info.value.reason
+        assert "exited with code 7 while starting" in info.value.reason
         assert any("exiting during start as asked" in line for line in info.value.log_tail)
         assert run.transitions() == [(S.STOPPED, S.STARTING), (S.STARTING, S.STOPPED)]
         assert run.sup.state is S.STOPPED
@@ -160,7 +160,7 @@ async def crash_while_ready(tmp_path: Path) -> None:
         await http_get(port_of(spec), "/v1/models")
         event = await run.wait_state(S.STOPPED)
         assert event.old is S.READY
-        assert "exited unexpectedly with code 70" in event.reason
+        assert "exited with code 70 while serving" in event.reason
         assert gone(pid)
         assert run.sup.last_exit_code == 70
         # no automatic restart, but the next request starts it again

