@@ -68,7 +68,7 @@ def build_admin(services: Services) -> QuartTrio:
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> Response:
         ctype, body = render_error(
-            exc.status, exc.message, request.headers.get("accept", ""), exc.code
+            exc.status, exc.message, request.headers.get("accept", ""), exc.reason
         )
         return Response(body, status=exc.status, content_type=ctype, headers=exc.headers)
 

@@ -33,7 +33,11 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole request body, refusing more than `limit` bytes with a 413."""
     declared = header(scope, b"content-length")
     if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"request body of {declared} bytes is over the {limit}-byte limit")
+        raise ApiError(
+            413,
+            f"request body of {declared} bytes is over the {limit}-byte limit",
+            "request_too_large",
+        )
     parts: list[bytes] = []
     size = 0
     while True:
@@ -43,7 +47,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"request body is over the {limit}-byte limit")
+            raise ApiError(413, f"request body is over the {limit}-byte limit", "request_too_large")
         parts.append(chunk)
         if not message.get("more_body", False):
             return b"".join(parts)
@@ -65,5 +69,5 @@ async def send_response(
 
 
 async def send_error(send: Send, error: ApiError, accept: str = "") -> None:
-    content_type, body = render_error(error.status, error.message, accept, error.code)
+    content_type, body = render_error(error.status, error.message, accept, error.reason)
     await send_response(send, error.status, body, content_type, error.headers)

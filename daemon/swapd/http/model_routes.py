@@ -433,7 +433,7 @@ class ModelRoutes:
                     except ApiError as exc:
                         if writer is None:
                             raise
-                        await self._append_error(send, exc.status, exc.message, exc.code)
+                        await self._append_error(send, exc.status, exc.message, exc.reason)
                         outcome["status"] = exc.status
                     else:
                         result = await relay_response(send, upstream, head_sent=writer is not None)
@@ -445,18 +445,18 @@ class ModelRoutes:
                     raise router_error(exc) from None
                 await writer.finish()
                 error = router_error(exc)
-                await self._append_error(send, error.status, error.message, error.code)
+                await self._append_error(send, error.status, error.message, error.reason)
                 outcome["status"] = error.status
             finally:
                 nursery.cancel_scope.cancel()
 
     @staticmethod
-    async def _append_error(send: _Response, status: int, message: str, code: str | None) -> None:
-        """An error after the loading stream began: the envelope as raw bytes (spec §3.9)."""
+    async def _append_error(send: _Response, status: int, message: str, reason: str | None) -> None:
+        """An error after the loading stream began: the envelope as raw bytes."""
         await send(
             {
                 "type": "http.response.body",
-                "body": envelope(status, message, code),
+                "body": envelope(status, message, reason),
                 "more_body": False,
             }
         )

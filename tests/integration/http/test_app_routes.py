@@ -33,7 +33,8 @@ def peer_settings(fake: RunningFake, **extra: Any) -> ApiSettings:
 def envelope_of(response: Any) -> dict[str, Any]:
     body = response.json()
     assert list(body) == ["src", "error"]
-    assert list(body["error"]) == ["message", "type", "param", "code"]
+    assert list(body["error"])[:4] == ["message", "type", "param", "code"]
+    assert set(body["error"]) <= {"message", "type", "param", "code", "reason"}
     return body["error"]
 
 
@@ -43,7 +44,8 @@ async def test_request_errors(start_fake: Callable[..., RunningFake]) -> None:
     settings = peer_settings(fake, max_request_body_size=1000)
     async with app_only(settings) as (base, _), client(base) as c:
         r = await c.post("/v1/chat/completions", json={"messages": []})
-        assert r.status_code == 400 and envelope_of(r)["code"] == "missing_model"
+        assert r.status_code == 400 and envelope_of(r)["code"] == "bad_request"
+        assert envelope_of(r)["reason"] == "missing_model"
         r = await c.post(
             "/v1/chat/completions", content=b"{nope", headers={"content-type": "application/json"}
         )

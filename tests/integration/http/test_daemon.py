@@ -130,7 +130,8 @@ async def test_stop_drains_in_flight_and_refuses_new(tmp_path: Path) -> None:
             d.request_stop()
             refused = await c.post("/v1/chat/completions", json={"model": "steady"})
             assert refused.status_code == 503
-            assert refused.json()["error"]["code"] == "shutting_down"
+            assert refused.json()["error"]["code"] == "service_unavailable"
+            assert refused.json()["error"]["reason"] == "shutting_down"
             text += "".join([t async for t in chunks])
         assert text.endswith("data: [DONE]\n\n"), "the request in flight was allowed to finish"
 

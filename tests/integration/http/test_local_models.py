@@ -254,7 +254,8 @@ async def test_loading_state_then_load_failure(tmp_path: Path) -> None:
         assert reasoning.startswith("━━━━━\nswapd loading model: doomed\n")
         assert "Done!" in reasoning
         error = json.loads(tail)["error"]
-        assert error["code"] == "load_failed" and "startup line 1" in error["message"]
+        assert error["code"] == "internal_error" and error["reason"] == "load_failed"
+        assert "startup line 1" in error["message"]
 
 
 @pytest.mark.trio

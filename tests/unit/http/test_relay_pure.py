@@ -77,7 +77,7 @@ def test_paths() -> None:
 
 def test_router_errors_map_to_envelopes() -> None:
     err = router_error(TooManyRequests("busy", model="m", retry_after=2))
-    assert (err.status, err.code, err.headers["retry-after"]) == (429, "concurrency_limit", "2")
+    assert (err.status, err.reason, err.headers["retry-after"]) == (429, "concurrency_limit", "2")
     err = router_error(
         LoadFailed("m failed to start", model="m", reason="exited with 3", log_tail="a\nb")
     )
