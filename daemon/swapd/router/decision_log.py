@@ -26,17 +26,17 @@ class DecisionLog:
         self._entries.append(decision)
 
     def recent(self, limit: int | None = None) -> list[Decision]:
-        """The newest `limit` decisions (all when None), oldest first."""
-        items = list(self._entries)
-        if limit is not None and limit >= 0:
-            items = items[len(items) - limit :] if limit else []
-        return items
+        """The newest `limit` decisions (all when None or more than there are), oldest first."""
+        return _newest(list(self._entries), limit)
 
     def for_model(self, model: str, limit: int | None = None) -> list[Decision]:
-        items = [d for d in self._entries if d.model == model]
-        if limit is not None and limit >= 0:
-            items = items[len(items) - limit :] if limit else []
-        return items
+        return _newest([d for d in self._entries if d.model == model], limit)
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _newest(items: list[Decision], limit: int | None) -> list[Decision]:
+    if limit is None or limit < 0:
+        return items
+    return items[max(0, len(items) - limit) :]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from swapd.router.decision_log import DecisionLog
 from swapd.router.events import Decision
@@ -66,3 +68,24 @@ def test_decision_log_is_bounded_and_counts_what_it_dropped():
     assert log.dropped == 2 and len(log) == 3
     with pytest.raises(ValueError):
         DecisionLog(0)
+
+
+@given(count=st.integers(0, 12), limit=st.one_of(st.none(), st.integers(-2, 30)))
+def test_recent_is_the_newest_limit_entries(count: int, limit: int | None) -> None:
+    """Any limit, including one between the count and twice the count."""
+    log = DecisionLog(50)
+    for i in range(count):
+        log.append(decision(i, "a" if i % 2 else "b"))
+    everything = list(range(count))
+    wanted = everything if limit is None or limit < 0 else everything[max(0, count - limit) :]
+    assert [d.seq for d in log.recent(limit)] == wanted
+    of_a = [i for i in everything if i % 2]
+    wanted_a = of_a if limit is None or limit < 0 else of_a[max(0, len(of_a) - limit) :]
+    assert [d.seq for d in log.for_model("a", limit)] == wanted_a
+
+
+def test_a_limit_over_the_count_returns_everything() -> None:
+    log = DecisionLog(50)
+    for i in range(5):
+        log.append(decision(i))
+    assert [d.seq for d in log.recent(7)] == [0, 1, 2, 3, 4]
