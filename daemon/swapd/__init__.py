@@ -1,3 +1,5 @@
 """swapd: run many local LLM servers on one machine and hot-swap them on demand."""
 
-__version__ = "0.1.0"
+from swapctl import __version__
+
+__all__ = ["__version__"]

@@ -331,13 +331,21 @@ class AsyncClient:
     async def load(self, model: str) -> p.LoadResult:
         return (await self.request(p.LoadRequest(model=model), p.LoadReply)).result
 
-    async def unload(self, models: Sequence[str] | None = None) -> list[str]:
-        """Unload these models, or all of them when `models` is None."""
+    async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> list[str]:
+        """Unload these models, or all of them when `models` is None; returns the running
+        ones that were stopped. Each stops once its requests in flight are done (at most
+        its unloadTimeout); with `now`, at once, cutting them (`unload_reply` counts them)."""
+        return (await self.unload_reply(models, now=now)).models
+
+    async def unload_reply(
+        self, models: Sequence[str] | None = None, *, now: bool = False
+    ) -> p.UnloadReply:
+        """`unload`, with the whole reply: the models and how many requests were cut."""
         if models is None:
-            request = p.UnloadRequest(all=True)
+            request = p.UnloadRequest(all=True, now=now)
         else:
-            request = p.UnloadRequest(models=list(models))
-        return (await self.request(request, p.UnloadReply)).models
+            request = p.UnloadRequest(models=list(models), now=now)
+        return await self.request(request, p.UnloadReply)
 
     async def reload(self) -> p.ReloadResult:
         return (await self.request(p.ReloadRequest(), p.ReloadReply)).result

@@ -3,7 +3,9 @@
 Every subcommand takes `--json` (the protocol payload, one JSON document, or
 one JSON object per line for `-f` streams) and prints readable tables
 without it. Exit codes: 0 ok, 1 the daemon said no (the reason follows on
-stderr), 2 usage or connection error (one line on stderr), 130 interrupted.
+stderr, or as a JSON `error` object on stdout with `--json`), 2 usage or
+connection error, including a daemon that goes away while `-f` follows it
+(one line on stderr, or JSON on stdout), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import msgspec
 
+from swapctl import __version__, render
 from swapctl import protocol as p
-from swapctl import render
 from swapctl.client import Client, ConnectionFailed, DaemonError, describe_connect_error
 from swapctl.paths import resolve_socket_path
 
@@ -78,10 +81,16 @@ def cmd_load(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_unload(args: argparse.Namespace, out: Output) -> int:
-    if args.all == bool(args.models):
-        raise UsageError("name the models to unload, or give --all")
+    if args.all and args.models:
+        raise UsageError("give either MODEL names or --all, not both")
+    if not args.all and not args.models:
+        raise UsageError(
+            "name the models to unload (swapctl unload MODEL [MODEL ...]), "
+            "or give --all to unload every model"
+        )
     with _client(args, slow=True) as c:
-        out.emit(c.unload(None if args.all else args.models), render.unload)
+        reply = c.unload_reply(None if args.all else args.models, now=args.now)
+    out.emit({"models": reply.models, "cut": reply.cut}, render.unload)
     return 0
 
 
@@ -91,6 +100,14 @@ def cmd_reload(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+RETRY_INTERVALS = (0.2, 0.5, 1.0, 2.0, 5.0)
+"""Waits between reconnection attempts of `-f --retry`; the last one repeats."""
+
+
+class DaemonGone(ConnectionFailed):
+    """The daemon closed the connection while `-f` followed it."""
+
+
 def _follow(
     c: Client,
     out: Output,
@@ -98,10 +115,17 @@ def _follow(
     models: Sequence[str],
     follow: bool,
     text: Callable[[Any], str],
+    *,
+    history: bool = True,
 ) -> int:
-    """Print a subscription's history, then (with follow) its live events until EOF."""
+    """Print a subscription's history, then (with follow) its live events.
+
+    Following ends only when the daemon closes the connection: that raises
+    DaemonGone, so it is never mistaken for a normal end.
+    """
     reply = c.request(
-        p.SubscribeRequest(topics=list(topics), models=list(models), history=True), p.Subscribed
+        p.SubscribeRequest(topics=list(topics), models=list(models), history=history),
+        p.Subscribed,
     )
     remaining = reply.history
     if not follow and remaining == 0:
@@ -112,7 +136,40 @@ def _follow(
             remaining -= item.missed if isinstance(item, p.Lagged) else 1
             if remaining <= 0:
                 return 0
+    if follow:
+        raise DaemonGone("swapd closed the connection (it stopped or restarted)")
     return 0
+
+
+def _follow_retrying(
+    args: argparse.Namespace,
+    out: Output,
+    topics: Sequence[str],
+    models: Sequence[str],
+    text: Callable[[Any], str],
+) -> int:
+    """`-f`, and with `--retry`, reconnect whenever the daemon goes away, until interrupted.
+
+    A reconnection does not repeat the history already printed; what happened
+    while disconnected is not shown, and stderr says when that was. Attempts
+    back off from 0.2 s to every 5 s.
+    """
+    followed = False
+    attempt = 0
+    while True:
+        try:
+            with _client(args) as c:
+                again = followed
+                if again:
+                    print("swapctl: reconnected", file=sys.stderr, flush=True)
+                attempt, followed = 0, True
+                return _follow(c, out, topics, models, True, text, history=not again)
+        except ConnectionFailed as exc:
+            if not args.retry:
+                raise
+            print(f"swapctl: {exc}; reconnecting", file=sys.stderr, flush=True)
+        time.sleep(RETRY_INTERVALS[min(attempt, len(RETRY_INTERVALS) - 1)])
+        attempt += 1
 
 
 def _log_text(item: p.Event | p.Lagged) -> str:
@@ -131,7 +188,7 @@ def cmd_logs(args: argparse.Namespace, out: Output) -> int:
             return 0
         # Check the source exists (a clear not_found) before following it.
         c.logs(source, 0)
-        return _follow(c, out, ["log"], [source], True, _log_text)
+    return _follow_retrying(args, out, ["log"], [source], _log_text)
 
 
 def cmd_events(args: argparse.Namespace, out: Output) -> int:
@@ -139,8 +196,10 @@ def cmd_events(args: argparse.Namespace, out: Output) -> int:
     unknown = sorted(set(topics) - set(p.TOPICS))
     if unknown:
         raise UsageError(f"unknown topic {', '.join(unknown)}; topics: {', '.join(p.TOPICS)}")
+    if args.follow:
+        return _follow_retrying(args, out, topics, args.model or [], render.event)
     with _client(args) as c:
-        return _follow(c, out, topics, args.model or [], args.follow, render.event)
+        return _follow(c, out, topics, args.model or [], False, render.event)
 
 
 def cmd_explain(args: argparse.Namespace, out: Output) -> int:
@@ -207,6 +266,14 @@ class UsageError(Exception):
     pass
 
 
+def _add_retry(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--retry",
+        action="store_true",
+        help="with -f: reconnect when swapd goes away, instead of exiting with 2",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a subcommand's absent --json must not undo `swapctl --json COMMAND`.
@@ -219,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Socket: --socket, else $SWAPD_SOCKET, else $XDG_RUNTIME_DIR/swapd/control.sock, "
         "else /run/swapd/control.sock (root) or /tmp/swapd-$UID/control.sock.",
     )
+    parser.add_argument("--version", action="version", version=f"swapctl {__version__}")
     parser.add_argument("--socket", metavar="PATH", help="the control socket of swapd")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument(
@@ -233,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, func: Callable[[argparse.Namespace, Output], int], help: str):
         sp = sub.add_parser(name, parents=[common], help=help, description=help)
-        sp.set_defaults(func=func)
+        sp.set_defaults(func=func, subparser=sp)
         return sp
 
     sp = add("status", cmd_status, "the daemon at a glance")
@@ -241,18 +309,27 @@ def build_parser() -> argparse.ArgumentParser:
     add("models", cmd_models, "every model: state, pid, port, in-flight, queued, TTL, last load")
     sp = add("load", cmd_load, "load a model (the router decides what to evict) and wait for it")
     sp.add_argument("model")
-    sp = add("unload", cmd_unload, "stop models")
+    sp = add(
+        "unload",
+        cmd_unload,
+        "stop models once their requests in flight are done (at most their unloadTimeout)",
+    )
     sp.add_argument("models", nargs="*", metavar="MODEL")
     sp.add_argument("--all", action="store_true", help="stop every model")
+    sp.add_argument(
+        "--now", action="store_true", help="stop at once, cutting requests in flight short"
+    )
     add("reload", cmd_reload, "reload the config file (the old one stays if the new is invalid)")
     sp = add("logs", cmd_logs, "the log of a model, or the proxy log")
     sp.add_argument("model", nargs="?", help="a model ID (default: the proxy log)")
     sp.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    _add_retry(sp)
     sp.add_argument(
         "--bytes", type=int, default=64 * 1024, metavar="N", help="at most N bytes of history"
     )
     sp = add("events", cmd_events, "recent events; with -f, follow them live")
     sp.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
+    _add_retry(sp)
     sp.add_argument(
         "--topic", action="append", choices=p.TOPICS, help="only this topic (repeatable)"
     )
@@ -275,17 +352,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args, out))
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"swapctl: {exc}", file=sys.stderr)
+        if out.json:
+            _json_error("usage", str(exc))
+        else:
+            args.subparser.print_usage(sys.stderr)
+            print(f"swapctl {args.command}: {exc}", file=sys.stderr)
         return 2
     except DaemonError as exc:
         if out.json:
-            print(_json.encode(exc.error).decode(), file=sys.stderr)
+            print(_json.encode(exc.error).decode(), flush=True)
         else:
             sys.stderr.write(render.error(exc.error))
         return 1
     except ConnectionFailed as exc:
-        print(f"swapctl: {exc}", file=sys.stderr)
+        if out.json:
+            _json_error("daemon_gone" if isinstance(exc, DaemonGone) else "connection", str(exc))
+        else:
+            print(f"swapctl: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -296,6 +379,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+
+
+def _json_error(code: str, message: str) -> None:
+    """An error of swapctl itself, shaped like the daemon's `error` frames, on stdout."""
+    print(_json.encode(p.Error(code=code, message=message)).decode(), flush=True)
 
 
 if __name__ == "__main__":

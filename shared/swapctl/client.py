@@ -221,13 +221,21 @@ class Client:
     def load(self, model: str) -> p.LoadResult:
         return self.request(p.LoadRequest(model=model), p.LoadReply).result
 
-    def unload(self, models: Sequence[str] | None = None) -> list[str]:
-        """Unload these models, or all of them when `models` is None."""
+    def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> list[str]:
+        """Unload these models, or all of them when `models` is None; returns the running
+        ones that were stopped. Each stops once its requests in flight are done (at most
+        its unloadTimeout); with `now`, at once, cutting them (`unload_reply` counts them)."""
+        return (self.unload_reply(models, now=now)).models
+
+    def unload_reply(
+        self, models: Sequence[str] | None = None, *, now: bool = False
+    ) -> p.UnloadReply:
+        """`unload`, with the whole reply: the models and how many requests were cut."""
         if models is None:
-            request = p.UnloadRequest(all=True)
+            request = p.UnloadRequest(all=True, now=now)
         else:
-            request = p.UnloadRequest(models=list(models))
-        return self.request(request, p.UnloadReply).models
+            request = p.UnloadRequest(models=list(models), now=now)
+        return self.request(request, p.UnloadReply)
 
     def reload(self) -> p.ReloadResult:
         return self.request(p.ReloadRequest(), p.ReloadReply).result

@@ -145,6 +145,8 @@ class LoadResult(Payload, kw_only=True):
     state: str
     seconds: float | None = None
     """How long this load took; None when the model was already ready."""
+    evicted: list[str] = []
+    """The models stopped to make room for it."""
 
 
 class ReloadResult(Payload, kw_only=True):
@@ -376,6 +378,9 @@ class LoadRequest(Request, tag="load", kw_only=True):
 class UnloadRequest(Request, tag="unload", kw_only=True):
     models: list[str] = []
     all: bool = False
+    now: bool = False
+    """Stop at once, cutting requests in flight (they end with an error), instead of
+    waiting for them (at most each model's unloadTimeout)."""
 
 
 class ReloadRequest(Request, tag="reload", kw_only=True):
@@ -458,6 +463,8 @@ class LoadReply(Reply, tag="load_reply", kw_only=True):
 class UnloadReply(Reply, tag="unload_reply", kw_only=True):
     models: list[str]
     """The models that were asked to stop."""
+    cut: int = 0
+    """Requests in flight that were cut short (with `now`, or past unloadTimeout)."""
 
 
 class ReloadReply(Reply, tag="reload_reply", kw_only=True):

@@ -7,7 +7,8 @@ output is tested without a daemon.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from swapctl import protocol as p
 
@@ -115,12 +116,22 @@ def models(rows: Sequence[p.ModelInfo]) -> str:
 
 def load(result: p.LoadResult) -> str:
     if result.seconds is None:
-        return f"{result.model} is {result.state} (already loaded)\n"
-    return f"{result.model} is {result.state} (loaded in {duration(result.seconds)})\n"
+        text = f"{result.model} is {result.state} (already loaded)"
+    else:
+        text = f"{result.model} is {result.state} (loaded in {duration(result.seconds)})"
+    if result.evicted:
+        text += f"; evicted {', '.join(result.evicted)}"
+    return text + "\n"
 
 
-def unload(stopped: Sequence[str]) -> str:
-    return f"stopped: {', '.join(stopped)}\n" if stopped else "nothing was running\n"
+def unload(result: Mapping[str, Any]) -> str:
+    """`{"models": [...], "cut": N}`: what `swapctl unload` prints."""
+    if not result["models"]:
+        return "nothing was running\n"
+    text = f"stopped: {', '.join(result['models'])}"
+    if result["cut"]:
+        text += f" ({result['cut']} request(s) in flight were cut short)"
+    return text + "\n"
 
 
 def reload(result: p.ReloadResult) -> str:

@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Sequence
 
 from swapctl.paths import SOCKET_ENV
+from swaptui import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="swaptui",
         description="Live dashboard of a swapd daemon: models, logs, swaps, the swap matrix.",
     )
+    parser.add_argument("--version", action="version", version=f"swaptui {__version__}")
     parser.add_argument(
         "--socket",
         metavar="PATH",

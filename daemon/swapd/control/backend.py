@@ -45,9 +45,11 @@ LOG_SOURCES_HELP = '"proxy", "upstream", "all" or a model ID'
 
 
 class RouterLike(Protocol):
-    def lease(self, model_id: str, progress: Any = None) -> Any: ...
+    def lease(self, model: str, progress: Any = None) -> Any: ...
 
-    async def unload(self, models: Sequence[str] | None = None) -> None: ...
+    async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> int: ...
+
+    def evicted_for(self, request_id: int) -> tuple[str, ...]: ...
 
     def explain(self, model: str) -> Any: ...
 
@@ -270,24 +272,29 @@ class DaemonBackend:
         was_ready = before is not None and str(before.state) == "ready"
         start = trio.current_time()
         try:
-            async with self.parts.router.lease(model_id):
-                pass
+            async with self.parts.router.lease(model_id) as grant:
+                request_id = grant.request_id
         except RouterError as exc:
             raise _control_error(exc) from None
         elapsed = trio.current_time() - start
         after = self.parts.pool.snapshots().get(model_id)
         state = str(after.state) if after is not None else "ready"
-        return p.LoadResult(model=model_id, state=state, seconds=None if was_ready else elapsed)
+        return p.LoadResult(
+            model=model_id,
+            state=state,
+            seconds=None if was_ready else elapsed,
+            evicted=list(self.parts.router.evicted_for(request_id)),
+        )
 
-    async def unload(self, models: Sequence[str] | None) -> list[str]:
+    async def unload(self, models: Sequence[str] | None, now: bool = False) -> p.UnloadReply:
         ids = None if models is None else [self._resolve(m) for m in models]
         running = self._running()
         asked = running if ids is None else [m for m in ids if m in running]
         try:
-            await self.parts.router.unload(ids)
+            cut = await self.parts.router.unload(ids, now=now)
         except RouterError as exc:
             raise _control_error(exc) from None
-        return asked
+        return p.UnloadReply(models=asked, cut=cut)
 
     async def reload(self) -> p.ReloadResult:
         if self.reloader is None:

@@ -337,7 +337,8 @@ class ControlConnection:
         if not req.all and not req.models:
             raise ControlError("bad_request", "name the models to unload, or set all")
         models = None if req.all else list(req.models)
-        return p.UnloadReply(id=req.id, models=await self._backend.unload(models))
+        reply = await self._backend.unload(models, now=req.now)
+        return p.UnloadReply(id=req.id, models=reply.models, cut=reply.cut)
 
     async def _reload(self, req: p.ReloadRequest) -> p.ReloadReply:
         return p.ReloadReply(id=req.id, result=await self._backend.reload())

@@ -77,8 +77,10 @@ class ControlBackend(Protocol):
         """Make `model` ready through the router (the router decides what to evict)."""
         ...
 
-    async def unload(self, models: Sequence[str] | None) -> list[str]:
-        """Stop these models (None: all) through the router; returns the ones asked to stop."""
+    async def unload(self, models: Sequence[str] | None, now: bool = False) -> p.UnloadReply:
+        """Stop these models (None: all) through the router: once their requests in flight
+        are done, or at once with `now`. The reply names the running ones asked to stop
+        and counts the requests cut."""
         ...
 
     async def reload(self) -> p.ReloadResult:

@@ -145,19 +145,42 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]
 
 
 class _Response:
-    """Wraps ASGI send to know whether the response head went out."""
+    """Wraps ASGI send to know whether the response head went out, and as what."""
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.started = False
         self.finished = False
+        self.event_stream = False
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             self.started = True
+            self.event_stream = any(
+                n.lower() == b"content-type" and v.lower().startswith(b"text/event-stream")
+                for n, v in message.get("headers", ())
+            )
         elif not message.get("more_body", False):
             self.finished = True
         await self._send(message)
+
+
+class _CutShort:
+    """The router's `on_cut`: an unload cut this granted request short.
+
+    Called from the run loop, so it only notes the reason and cancels the
+    handler's scope; the handler then ends its response with the error.
+    """
+
+    __slots__ = ("_scope", "reason")
+
+    def __init__(self, scope: trio.CancelScope) -> None:
+        self._scope = scope
+        self.reason: str | None = None
+
+    def __call__(self, reason: str) -> None:
+        self.reason = reason
+        self._scope.cancel()
 
 
 class _DisconnectWatch:
@@ -208,6 +231,7 @@ class ModelRoutes:
         outcome: dict[str, Any] = {"model": "", "status": 0, "usage": (0, 0)}
         error: ApiError | None = None
         body: bytes | None = None
+        cut: _CutShort | None = None
         try:
             async with trio.open_nursery() as nursery:
                 # The body must arrive in time (no slow-loris). The nursery's
@@ -219,10 +243,13 @@ class ModelRoutes:
                 # A client leaving cancels the nursery: the request and the watcher.
                 watch = _DisconnectWatch(receive, nursery.cancel_scope, response)
                 nursery.start_soon(watch.run)
+                cut = outcome["cut"] = _CutShort(nursery.cancel_scope)
                 await self._dispatch(scope, body, response, outcome)
                 watch.stop()
             if body is None:
                 raise ApiError(408, f"the request body did not arrive within {BODY_TIMEOUT:g}s")
+            if cut is not None and cut.reason is not None:
+                raise ApiError(503, cut.reason, "request_aborted")
         except Exception as exc:
             error = self._classify(exc)
         try:
@@ -231,7 +258,12 @@ class ModelRoutes:
                 if not response.started:
                     await send_error(response, error, header(scope, b"accept"))
                 elif not response.finished:
-                    await response({"type": "http.response.body", "body": b"", "more_body": False})
+                    # An event stream gets the error as its last event, as OpenAI sends one.
+                    tail = b""
+                    if response.event_stream:
+                        tail = b"data: " + envelope(error.status, error.message, error.reason)
+                        tail += b"\n\n"
+                    await response({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
             tracked = outcome.get("tracked")
             if tracked is not None:
@@ -382,7 +414,7 @@ class ModelRoutes:
             )
             return
         try:
-            async with self.services.router.lease(target.model) as grant:
+            async with self.services.router.lease(target.model, on_cut=outcome["cut"]) as grant:
                 url = join_url(grant.upstream, path, query)
                 upstream = await self._open_upstream(scope["method"], url, headers, body)
                 self._record(outcome, await relay_response(send, upstream))
@@ -422,7 +454,9 @@ class ModelRoutes:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch, nursery)
             try:
-                async with self.services.router.lease(target.model, progress=progress_tx) as grant:
+                async with self.services.router.lease(
+                    target.model, progress=progress_tx, on_cut=outcome["cut"]
+                ) as grant:
                     state["granted"] = True
                     writer = state["writer"]
                     if writer is not None:

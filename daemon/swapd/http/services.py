@@ -6,7 +6,7 @@ pass the same objects built on fakes of the upstream processes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -35,10 +35,13 @@ class Grant(Protocol):
 
 class RouterLike(Protocol):
     def lease(
-        self, model_id: str, progress: trio.MemorySendChannel[Any] | None = None
+        self,
+        model: str,
+        progress: trio.MemorySendChannel[Any] | None = None,
+        on_cut: Callable[[str], None] | None = None,
     ) -> AbstractAsyncContextManager[Grant]: ...
 
-    async def unload(self, models: Sequence[str] | None = None) -> None: ...
+    async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> None: ...
 
     def snapshot(self) -> Any: ...
 

@@ -12,9 +12,6 @@ from swapd.router.run_loop import Router, RouterSettings
 from swapd.router.scheduler import ModelPolicy
 from swapd.router.swapper import Swapper
 
-#: What llama-swap uses when healthCheckTimeout is not positive (spec §3.6).
-FALLBACK_EVICT_GRACE = 30.0
-
 
 def swapper_for(loaded: Any) -> Swapper:
     """The matrix swapper when `routing.router.use: matrix`, else the group swapper."""
@@ -30,16 +27,16 @@ def router_settings(loaded: Any, *, record_inputs: bool = False) -> RouterSettin
     fifo = cfg.routing.fifo
     models = {
         model_id: ModelPolicy(
-            limit=m.concurrency_limit, priority=fifo.priority.get(model_id, m.priority)
+            limit=m.concurrency_limit,
+            priority=fifo.priority.get(model_id, m.priority),
+            unload_timeout=float(m.unload_timeout),
         )
         for model_id, m in loaded.models.items()
     }
-    grace = float(cfg.health_check_timeout)
     return RouterSettings(
         models=models,
         max_wait=float(fifo.max_wait),
         keep_abandoned_loads=bool(fifo.keep_abandoned_loads),
-        evict_grace=grace if grace > 0 else FALLBACK_EVICT_GRACE,
         name=loaded.router_use,
         record_inputs=record_inputs,
     )

@@ -32,6 +32,19 @@ class DecisionLog:
     def for_model(self, model: str, limit: int | None = None) -> list[Decision]:
         return _newest([d for d in self._entries if d.model == model], limit)
 
+    def evicted_for(self, request_id: int) -> tuple[str, ...]:
+        """What the swap that served `request_id` evicted: its own swap, or the one it
+        joined; () when it needed none (or its decisions are no longer in the log)."""
+        swap_id: int | None = None
+        for d in reversed(self._entries):
+            if d.request_id == request_id and d.action == "swap":
+                return d.evict
+            if d.request_id == request_id and d.action == "join":
+                swap_id = d.swap_id
+            elif swap_id is not None and d.action == "swap" and d.swap_id == swap_id:
+                return d.evict
+        return ()
+
     def __len__(self) -> int:
         return len(self._entries)
 

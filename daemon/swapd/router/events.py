@@ -75,9 +75,15 @@ class ServeDone(Input, frozen=True, kw_only=True, tag="serve_done"):
 
 
 class Unload(Input, frozen=True, kw_only=True, tag="unload"):
-    """Admin unload of `models` (None = every model). Followed by `UnloadFinished`."""
+    """Admin unload of `models` (None = every model).
+
+    Each model stops once its requests in flight have finished, or once its
+    `unloadTimeout` has passed (those still in flight are then cut); with
+    `now`, at once, cutting them. Each stop is followed by `UnloadFinished`.
+    """
 
     models: tuple[str, ...] | None = None
+    now: bool = False
 
 
 class UnloadFinished(Input, frozen=True, kw_only=True, tag="unload_finished"):
@@ -91,10 +97,12 @@ class Shutdown(Input, frozen=True, kw_only=True, tag="shutdown"):
 
 
 class Policy(msgspec.Struct, frozen=True):
-    """A model's `concurrencyLimit` and queue priority, as a reload carries them."""
+    """A model's `concurrencyLimit`, queue priority and `unloadTimeout` (seconds, the
+    longest an unload waits for its requests in flight), as a reload carries them."""
 
     limit: int
     priority: int = 0
+    unload_timeout: float = 10.0
 
 
 class Reload(Input, frozen=True, kw_only=True, tag="reload"):
@@ -179,6 +187,9 @@ Action = Literal[
     "cancel",  # removed from the queue or from a swap's waiters
     "abort_load",  # the last waiter of a load left: the load is aborted
     "unload",  # admin unload of models
+    "unload_wait",  # an unloaded model waits for its requests in flight before it stops
+    "cut",  # requests in flight are cut short (unload --now, or its wait ran out)
+    "stop",  # an unloaded model's process is stopped
     "swap_done",  # a swap task reported its result
     "shutdown",
     "reload",  # a new config took effect
@@ -237,12 +248,13 @@ class SwapFinished(msgspec.Struct, frozen=True, kw_only=True):
     time: float
 
 
-RequestPhase = Literal["admitted", "waiting", "granted", "failed", "done", "cancelled"]
+RequestPhase = Literal["admitted", "waiting", "granted", "failed", "done", "cancelled", "aborted"]
 
 
 class RequestEvent(msgspec.Struct, frozen=True, kw_only=True):
     """Life of one request as the router sees it ("waiting": on a swap; queue
-    membership is in `QueueChanged`; "cancelled" carries no model)."""
+    membership is in `QueueChanged`; "cancelled" carries no model; "aborted": it
+    was granted and then cut short by an unload, instead of "done")."""
 
     topic: ClassVar[str] = "request"
 

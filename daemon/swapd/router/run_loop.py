@@ -20,6 +20,14 @@ retirement, which a task carries out through `ProcessControl.retire` before
 reporting `Retired`. A timer task feeds `Tick` at the scheduler's next drain
 deadline, so the bound holds even when nothing else happens.
 
+Unload (beyond llama-swap, which cuts requests in flight): the scheduler
+asks for each unloaded model's stop once its requests in flight are done (or
+its `unloadTimeout` has passed, or at once with `now`); a task carries the
+stop out and reports `UnloadFinished`, and `unload()` returns once every
+model it named has stopped. Requests cut short are told through the
+`on_cut` callback their handler passed to `lease`, and are reported
+"aborted" instead of "done". The loop itself never waits on a stop.
+
 In-flight accounting (spec router.md §3.5, with the trio caveat): a grant
 is counted only when the scheduler saw the handler alive; the lease's
 `finally` reports serve-done whenever the ticket was granted, even if the
@@ -31,7 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
@@ -80,8 +88,6 @@ from swapd.router.swapper import Swapper
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EVICT_GRACE = 120.0
-
 _NOBODY_GONE: frozenset[int] = frozenset()
 #: Distinct process states `Router._states` remembers the name of (a handful exist).
 _STATE_NAMES_BOUND = 64
@@ -89,15 +95,15 @@ _STATE_NAMES_BOUND = 64
 
 @dataclass(frozen=True)
 class RouterSettings:
-    """`evict_grace`: kill grace for models a swap evicts (healthCheckTimeout, spec §3.6).
+    """`record_inputs` keeps every scheduler input in memory for replay (tests, debugging).
 
-    `record_inputs` keeps every scheduler input in memory for replay (tests, debugging).
+    A model that a swap evicts gets its own `unloadTimeout` to stop before it is
+    killed (llama-swap gives it the global healthCheckTimeout; docs/compat.md).
     """
 
     models: Mapping[str, ModelPolicy]
     max_wait: float = DEFAULT_MAX_WAIT
     keep_abandoned_loads: bool = False
-    evict_grace: float = DEFAULT_EVICT_GRACE
     name: str = "router"
     decision_log_size: int = DEFAULT_DECISION_LOG_SIZE
     record_inputs: bool = False
@@ -143,17 +149,32 @@ class RouterSnapshot(msgspec.Struct, frozen=True):
 # ----------------------------------------------------------------- messages
 
 
+CutCallback = Callable[[str], None]
+
+
 class _Ticket:
-    """One lease's one-shot slot: filled once by the loop with a grant or a failure."""
+    """One lease's one-shot slot: filled once by the loop with a grant or a failure.
 
-    __slots__ = ("closed", "done", "failure", "granted", "id", "model", "progress")
+    `on_cut` is the handler's way to be told, after its grant, that its request
+    is cut short (its model is being unloaded); `cut` keeps the reason.
+    """
 
-    def __init__(self, id: int, model: str, progress: trio.MemorySendChannel[Any] | None) -> None:
+    __slots__ = ("closed", "cut", "done", "failure", "granted", "id", "model", "on_cut", "progress")
+
+    def __init__(
+        self,
+        id: int,
+        model: str,
+        progress: trio.MemorySendChannel[Any] | None,
+        on_cut: CutCallback | None = None,
+    ) -> None:
         self.id = id
         self.model = model
         self.progress = progress
+        self.on_cut = on_cut
         self.granted = False
         self.failure: Failure | None = None
+        self.cut: str | None = None
         self.closed = False
         self.done = trio.Event()
 
@@ -195,8 +216,22 @@ class _SwapResultMsg:
 
 @dataclass(frozen=True)
 class _UnloadMsg:
-    models: tuple[str, ...] | None
+    wait: _UnloadWait
+    now: bool
+
+
+@dataclass(frozen=True)
+class _StoppedMsg:
+    models: tuple[str, ...]
+
+
+@dataclass
+class _UnloadWait:
+    """One `unload()` call: the models it still waits for, and the requests it cut."""
+
+    models: set[str]
     done: trio.Event
+    cut: int = 0
 
 
 @dataclass(frozen=True)
@@ -281,7 +316,6 @@ class _LoopEffects:
 
     def __init__(self, router: Router) -> None:
         self.r = router
-        self.stops: list[tuple[str, ...]] = []
         self.wall = 0.0
 
     def _event(self, rid: int, model: str, phase: Any, detail: str = "") -> None:
@@ -304,6 +338,7 @@ class _LoopEffects:
             self.r._post(_ServeDoneMsg(request_id, model))
             return
         ticket.granted = True
+        self.r._serving[request_id] = ticket
         if ticket.progress is not None:
             ticket.tell(Progress(kind="granted", model=model))
         ticket.resolve()
@@ -342,7 +377,22 @@ class _LoopEffects:
             scope.cancel()
 
     def stop(self, models: tuple[str, ...], reason: str) -> None:
-        self.stops.append(models)
+        self.r._start_stop_task(models, reason)
+
+    def cut(self, request_ids: tuple[int, ...], model: str, reason: str) -> None:
+        for rid in request_ids:
+            ticket = self.r._serving.get(rid)
+            if ticket is None or ticket.cut is not None:
+                continue
+            ticket.cut = reason
+            for wait in self.r._unload_waits:
+                if model in wait.models:
+                    wait.cut += 1
+            if ticket.on_cut is not None and not ticket.closed:
+                try:
+                    ticket.on_cut(reason)
+                except Exception:  # a handler's callback must never break the loop
+                    log.exception("telling request %s it was cut failed", rid)
 
     def decided(self, decision: Decision) -> None:
         self.r._log.append(decision)
@@ -360,14 +410,19 @@ class _Lease(AbstractAsyncContextManager[Grant]):
     (cancelled, an error), releases the hold and reports the end exactly once.
     """
 
-    __slots__ = ("_held", "_model", "_progress", "_router", "_ticket", "_token")
+    __slots__ = ("_held", "_model", "_on_cut", "_progress", "_router", "_ticket", "_token")
 
     def __init__(
-        self, router: Router, model: str, progress: trio.MemorySendChannel[Any] | None
+        self,
+        router: Router,
+        model: str,
+        progress: trio.MemorySendChannel[Any] | None,
+        on_cut: CutCallback | None,
     ) -> None:
         self._router = router
         self._model = model
         self._progress = progress
+        self._on_cut = on_cut
         self._ticket: _Ticket | None = None
         self._token: object = None
         self._held = False
@@ -379,7 +434,7 @@ class _Lease(AbstractAsyncContextManager[Grant]):
         # A caller already cancelled never reaches the loop; one cancelled while
         # its request is posted is settled by the in-flight accounting above.
         await trio.lowlevel.checkpoint_if_cancelled()
-        ticket = self._ticket = router._open(model, self._progress)
+        ticket = self._ticket = router._open(model, self._progress, self._on_cut)
         try:
             await router._admit(ticket)
             if ticket.failure is not None:
@@ -444,6 +499,10 @@ class Router:
         self._send, receive = trio.open_memory_channel[object](math.inf)
         self._recv = _Inbox(receive)
         self._tickets: dict[int, _Ticket] = {}
+        #: Granted tickets, until their serve-done: an unload may have to cut them.
+        self._serving: dict[int, _Ticket] = {}
+        #: The `unload()` calls still waiting for their models to stop.
+        self._unload_waits: list[_UnloadWait] = []
         self._gone: set[int] = set()
         self._next_id = 1
         self._swap_scopes: dict[int, trio.CancelScope] = {}
@@ -463,31 +522,40 @@ class Router:
     # ------------------------------------------------------------ public API
 
     def lease(
-        self, model: str, progress: trio.MemorySendChannel[Any] | None = None
+        self,
+        model: str,
+        progress: trio.MemorySendChannel[Any] | None = None,
+        on_cut: CutCallback | None = None,
     ) -> AbstractAsyncContextManager[Grant]:
         """`async with router.lease(model) as grant`: wait until `model` may serve
         this request, then yield where to send it.
 
         Raises a `RouterError` (404, 429, 500 load failed, 503 aborted). Leaving
-        the block reports serve-done exactly once, even on cancellation.
+        the block reports serve-done exactly once, even on cancellation. After
+        the grant, `on_cut(reason)` is called (from the run loop, so it must not
+        block) if an unload cuts the request short: the handler should end its
+        response with an error.
         """
-        return _Lease(self, model, progress)
+        return _Lease(self, model, progress, on_cut)
 
-    async def unload(self, models: Sequence[str] | None = None) -> None:
+    async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> int:
         """Stop these models (None: all); waiters and queued requests for them fail.
 
-        Returns once the processes are stopped. Unknown names are ignored. The
-        loop is blocked meanwhile (spec §3.2), so nothing restarts them early.
-        All targets stop in parallel, each with its own unloadTimeout: llama-swap
-        batches them by timeout, smallest first, so a slow model does not delay
-        the quick ones; in parallel none waits for another at all.
+        Each model stops once its requests in flight have finished (at most its
+        unloadTimeout, after which they are cut); with `now`, at once, cutting
+        them. Returns once every model named has stopped. Unknown names are
+        ignored. Requests for them that arrive meanwhile wait for the stop,
+        then start them again. All targets stop in parallel, each with its own
+        unloadTimeout before SIGKILL. Returns how many requests in flight were cut.
         """
         if self._closed or not self._started:
-            return
-        targets = None if models is None else tuple(m for m in models if m in self._sched.models)
-        done = trio.Event()
-        self._post(_UnloadMsg(targets, done))
-        await done.wait()
+            return 0
+        known = self._sched.models
+        targets = tuple(sorted(known)) if models is None else tuple(m for m in models if m in known)
+        wait = _UnloadWait(set(targets), trio.Event())
+        self._post(_UnloadMsg(wait, now))
+        await wait.done.wait()
+        return wait.cut
 
     async def shutdown(self) -> None:
         """Fail every waiter, stop every process, end the run loop. Idempotent: a
@@ -551,6 +619,10 @@ class Router:
     def decisions(self, limit: int | None = None) -> list[Decision]:
         return self._log.recent(limit)
 
+    def evicted_for(self, request_id: int) -> tuple[str, ...]:
+        """The models the swap that served `request_id` stopped (a report, after the fact)."""
+        return self._log.evicted_for(request_id)
+
     def snapshot(self) -> RouterSnapshot:
         now = trio.current_time()
         s = self._sched
@@ -607,15 +679,24 @@ class Router:
                     self._request_event(rid, "", "cancelled")
                 case _ServeDoneMsg(rid, model):
                     self._handle(ServeDone(request_id=rid, model=model, **self._facts()))
-                    self._request_event(rid, model, "done")
+                    ticket = self._serving.pop(rid, None)
+                    cut = ticket is not None and ticket.cut is not None
+                    self._request_event(rid, model, "aborted" if cut else "done")
                 case _SwapResultMsg(swap_id, model, error):
                     self._swap_scopes.pop(swap_id, None)
                     self._handle(
                         SwapDone(swap_id=swap_id, model=model, error=error, **self._facts())
                     )
-                case _UnloadMsg(models, done):
-                    await self._unload(models)
-                    done.set()
+                case _UnloadMsg(wait, now):
+                    if wait.models:
+                        self._unload_waits.append(wait)
+                        models = tuple(sorted(wait.models))
+                        self._handle(Unload(models=models, now=now, **self._facts()))
+                    else:
+                        wait.done.set()
+                case _StoppedMsg(models):
+                    self._handle(UnloadFinished(models=models, **self._facts()))
+                    self._unloaded(models)
                 case _ReloadMsg(swapper, settings, drain, after, done):
                     self._reload(swapper, settings, drain, after)
                     done.set()
@@ -693,8 +774,13 @@ class Router:
 
     # ------------------------------------------------- requests in callers' tasks
 
-    def _open(self, model: str, progress: trio.MemorySendChannel[Any] | None) -> _Ticket:
-        ticket = _Ticket(self._next_id, model, progress)
+    def _open(
+        self,
+        model: str,
+        progress: trio.MemorySendChannel[Any] | None,
+        on_cut: CutCallback | None,
+    ) -> _Ticket:
+        ticket = _Ticket(self._next_id, model, progress, on_cut)
         self._next_id += 1
         self._tickets[ticket.id] = ticket
         return ticket
@@ -740,7 +826,8 @@ class Router:
         self.settings = settings
         self._sched.swapper = swapper
         policies = {
-            m: Policy(limit=p.limit, priority=p.priority) for m, p in settings.models.items()
+            m: Policy(limit=p.limit, priority=p.priority, unload_timeout=p.unload_timeout)
+            for m, p in settings.models.items()
         }
         self._handle(
             Reload(
@@ -753,16 +840,16 @@ class Router:
             )
         )
 
-    async def _unload(self, models: tuple[str, ...] | None) -> None:
-        self._handle(Unload(models=models, **self._facts()))
-        stops = [m for batch in self._effects.stops for m in batch]
-        self._effects.stops.clear()
-        if stops:
-            try:
-                await self.pool.stop(stops, grace=None, reason="unload")
-            except Exception:
-                log.exception("unloading %s failed", ", ".join(stops))
-        self._handle(UnloadFinished(models=models or (), **self._facts()))
+    def _unloaded(self, models: tuple[str, ...]) -> None:
+        """These models have stopped: release the `unload()` calls that waited for them."""
+        still = []
+        for wait in self._unload_waits:
+            wait.models.difference_update(models)
+            if wait.models:
+                still.append(wait)
+            else:
+                wait.done.set()
+        self._unload_waits = still
 
     async def _shutdown(self) -> None:
         self._handle(Shutdown(**self._facts()))
@@ -777,14 +864,19 @@ class Router:
         ticket gets a shutdown error."""
         self._closed = True
         self._send.close()
+        for wait in self._unload_waits:
+            wait.done.set()
+        self._unload_waits.clear()
         while True:
             try:
                 msg = self._recv.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
-            done = getattr(msg, "done", None)
-            if isinstance(done, trio.Event):
-                done.set()
+            match msg:
+                case _UnloadMsg(wait, _):
+                    wait.done.set()
+                case _ReloadMsg() | _SyncMsg() | _ShutdownMsg():
+                    msg.done.set()
         for ticket in list(self._tickets.values()):
             ticket.failure = Failure(
                 kind="shutdown",
@@ -800,6 +892,24 @@ class Router:
             self._send.send_nowait(msg)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass  # the loop has ended; nothing is counted any more
+
+    # --------------------------------------------------------- unload stops
+
+    def _start_stop_task(self, models: tuple[str, ...], reason: str) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._stop_task, models, reason, name="unload")
+
+    async def _stop_task(self, models: tuple[str, ...], reason: str) -> None:
+        """Stop unloaded models (each with its own unloadTimeout); report `UnloadFinished`.
+
+        Failures are logged: the scheduler hears of the stop either way, so the
+        model's queue never waits forever.
+        """
+        try:
+            await self.pool.stop(models, grace=None, reason=reason)
+        except Exception:
+            log.exception("unloading %s failed", ", ".join(models))
+        self._post(_StoppedMsg(models))
 
     # --------------------------------------------------------- retirements
 
@@ -855,9 +965,7 @@ class Router:
             try:
                 if plan.evict:
                     await self.pool.stop(
-                        plan.evict,
-                        grace=self.settings.evict_grace,
-                        reason=f"evicted for {plan.target}",
+                        plan.evict, grace=None, reason=f"evicted for {plan.target}"
                     )
                 await self.pool.ensure_ready(plan.target)
             except Exception as exc:

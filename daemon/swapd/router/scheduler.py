@@ -35,7 +35,13 @@ Behaviour (spec router.md §4), with swapd's changes:
   the old process stops and the new config's supervisor takes its place.
   Requests for a changed model queue meanwhile and are served by the new
   process; they never count against maxWait, since holding other models
-  back would not make the drain any faster.
+  back would not make the drain any faster;
+* beyond llama-swap, **draining unloads** (llama-swap cuts requests in flight):
+  an unloaded model stops once its requests in flight finish, or once its
+  `unloadTimeout` has passed, when the ones still running are cut with an
+  error; `now` cuts them at once. Its waiting and queued requests fail as
+  before; requests that arrive meanwhile queue and start it again once it
+  has stopped.
 """
 
 from __future__ import annotations
@@ -72,14 +78,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY_LIMIT = 10
 DEFAULT_MAX_WAIT = 30.0
+DEFAULT_UNLOAD_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
 class ModelPolicy:
-    """Per-model scheduling knobs: `concurrencyLimit` (<= 0 -> 10) and queue priority."""
+    """Per-model scheduling knobs: `concurrencyLimit` (<= 0 -> 10), queue priority, and
+    `unloadTimeout`, the longest an unload waits for the model's requests in flight."""
 
     limit: int = DEFAULT_CONCURRENCY_LIMIT
     priority: int = 0
+    unload_timeout: float = DEFAULT_UNLOAD_TIMEOUT
 
     @property
     def effective_limit(self) -> int:
@@ -122,6 +131,10 @@ class Effects(Protocol):
 
     def stop(self, models: tuple[str, ...], reason: str) -> None:
         """Stop these models (unload); `UnloadFinished` follows once they are stopped."""
+
+    def cut(self, request_ids: tuple[int, ...], model: str, reason: str) -> None:
+        """Cut these granted requests short (their model is being unloaded): each
+        handler ends its response with an error; its `ServeDone` follows as usual."""
 
     def decided(self, decision: Decision) -> None:
         """Record one decision (decision log, event bus)."""
@@ -200,6 +213,10 @@ class FifoScheduler:
         self.draining: dict[str, float] = {}
         #: Models whose retirement was asked for and has not been reported yet.
         self.retiring: set[str] = set()
+        #: Unloaded models waiting for their requests in flight, and when the wait ends.
+        self.unloading: dict[str, float] = {}
+        #: Unloaded models whose stop was asked for and has not been reported yet.
+        self.unload_stopping: set[str] = set()
         # A reload that drains a model already retiring: it drains again afterwards.
         self._redrain: dict[str, float] = {}
         #: model -> draining models whose old port its new process takes over.
@@ -243,6 +260,7 @@ class FifoScheduler:
                 self._on_unload(inp)
             case UnloadFinished():
                 self._input = "unload_finished"
+                self.unload_stopping.difference_update(inp.models)
                 self._drain()
             case Shutdown():
                 self._input = "shutdown"
@@ -258,6 +276,7 @@ class FifoScheduler:
             case _:
                 raise TypeError(f"not a scheduler input: {inp!r}")
         self._settle_draining()
+        self._settle_unloading()
 
     def _on_request(self, inp: RequestIn) -> None:
         model, rid = inp.model, inp.request_id
@@ -376,15 +395,67 @@ class FifoScheduler:
             self._fail_pending(r, Failure(kind="unloaded", model=r.model, message=message))
         if dropped:
             self._broadcast_positions()
-        self._record("unload", reason="unload " + ", ".join(targets))
-        self.effects.stop(targets, "unload")
+        self._record(
+            "unload", reason=("unload now " if inp.now else "unload ") + ", ".join(targets)
+        )
+        for model in targets:
+            if model in self.unload_stopping:
+                continue  # already being stopped: this unload ends with that stop
+            busy = self.in_flight.get(model, 0)
+            if inp.now or not busy:
+                self.unloading.pop(model, None)
+                continue  # stopped by `_settle_unloading`, which runs next
+            bound = self.models[model].unload_timeout if model in self.models else 0.0
+            deadline = self._now + max(0.0, bound)
+            self.unloading[model] = min(self.unloading.get(model, deadline), deadline)
+            self._record(
+                "unload_wait",
+                model=model,
+                reason=f"stops once its {busy} request(s) in flight finish (at most {bound:g}s)",
+            )
+        if inp.now:
+            self._cut([m for m in targets if m not in self.unload_stopping], "unload --now")
+        self._stop_unloaded([m for m in targets if m not in self.unloading])
+
+    def _settle_unloading(self) -> None:
+        """Stop unloaded models whose requests in flight are done; past the wait's end,
+        cut what is still in flight and stop them anyway."""
+        if not self.unloading:
+            return
+        idle = [m for m, _ in sorted(self.unloading.items()) if self.in_flight.get(m, 0) <= 0]
+        overdue = [
+            m for m, end in sorted(self.unloading.items()) if m not in idle and self._now >= end
+        ]
+        for model in idle + overdue:
+            del self.unloading[model]
+        self._cut(overdue, "its requests in flight outlasted unloadTimeout")
+        self._stop_unloaded(idle + overdue)
+
+    def _cut(self, models: Sequence[str], why: str) -> None:
+        for model in models:
+            rids = tuple(sorted(r for r, m in self.serving.items() if m == model))
+            if not rids:
+                continue
+            reason = f"{model} was unloaded while {len(rids)} request(s) were in flight ({why})"
+            self._record("cut", model=model, reason=reason)
+            self.effects.cut(rids, model, reason)
+
+    def _stop_unloaded(self, models: Sequence[str]) -> None:
+        batch = tuple(m for m in models if m not in self.unload_stopping)
+        if not batch:
+            return
+        self.unload_stopping.update(batch)
+        for model in batch:
+            self._record("stop", model=model, reason="unload")
+        self.effects.stop(batch, "unload")
 
     def _on_reload(self, inp: Reload) -> None:
         """Adopt a new config. Requests for models it removed fail like an unload;
         requests being served finish normally and report serve-done as usual."""
         removed = tuple(sorted(m for m in self.models if m not in inp.models))
         self.models = {
-            m: ModelPolicy(limit=p.limit, priority=p.priority) for m, p in inp.models.items()
+            m: ModelPolicy(limit=p.limit, priority=p.priority, unload_timeout=p.unload_timeout)
+            for m, p in inp.models.items()
         }
         self.settings = replace(
             self.settings,
@@ -463,13 +534,15 @@ class FifoScheduler:
             self.effects.retire(tuple(models), reason)
 
     def next_deadline(self) -> float | None:
-        """The earliest drain bound; the run loop feeds a `Tick` when the clock gets there."""
-        if not self.draining:
+        """The earliest drain or unload bound; the run loop feeds a `Tick` when the clock
+        gets there."""
+        if not self.draining and not self.unloading:
             return None
-        return min(self.draining.values())
+        return min((*self.draining.values(), *self.unloading.values()))
 
     def _on_shutdown(self) -> None:
         self.closed = True
+        self.unloading.clear()  # every model is stopped now
         message = f"{self.settings.name} is shutting down"
         for swap in list(self.active.values()):
             for w in list(swap.waiters):
@@ -531,8 +604,10 @@ class FifoScheduler:
         return best
 
     def _drain_blocked(self, model: str, *, handover: bool = False) -> bool:
-        """Draining or retiring; with `handover`, also waiting for one that is."""
+        """Draining, retiring or being unloaded; with `handover`, also waiting for one that is."""
         if model in self.draining or model in self.retiring:
+            return True
+        if model in self.unloading or model in self.unload_stopping:
             return True
         return handover and any(self._drain_blocked(d) for d in self.after.get(model, ()))
 
@@ -549,6 +624,13 @@ class FifoScheduler:
         """
         if model not in self.models:
             return Plan("not_found", model, reason="no local server found for requested model")
+        if model in self.unloading or model in self.unload_stopping:
+            return Plan(
+                "queue",
+                model,
+                blocked_by=(model,),
+                reason=f"{model} is being unloaded; it starts again once it has stopped",
+            )
         if self._drain_blocked(model):
             return Plan(
                 "queue",

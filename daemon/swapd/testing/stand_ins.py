@@ -26,8 +26,10 @@ class GrantAtOnce:
         self.upstreams = dict(upstreams)
 
     @asynccontextmanager
-    async def lease(self, model_id: str, progress: Any = None) -> AsyncIterator[Grant]:
-        yield Grant(model_id, self.upstreams[model_id])
+    async def lease(
+        self, model: str, progress: Any = None, on_cut: Any = None
+    ) -> AsyncIterator[Grant]:
+        yield Grant(model, self.upstreams[model])
 
     async def unload(self, models: Any = None) -> None:
         return None

@@ -168,7 +168,7 @@ class FakeBackend:
         self.decisions_.append(p.Decision(time=time.time(), model=model, action="start"))
         return p.LoadResult(model=model, state="ready", seconds=0.25)
 
-    async def unload(self, models: Sequence[str] | None) -> list[str]:
+    async def unload(self, models: Sequence[str] | None, now: bool = False) -> p.UnloadReply:
         names = list(self.models_) if models is None else list(models)
         for m in names:
             self._model(m)
@@ -178,7 +178,7 @@ class FakeBackend:
                 self._set_state(m, "stopped", "unload")
                 stopped.append(m)
         await trio.lowlevel.checkpoint()
-        return stopped
+        return p.UnloadReply(models=stopped)
 
     async def reload(self) -> p.ReloadResult:
         await trio.lowlevel.checkpoint()

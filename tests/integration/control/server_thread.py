@@ -23,8 +23,14 @@ T = TypeVar("T")
 
 
 class ServerThread:
-    def __init__(self, backend: FakeBackend | None = None, limits: ControlLimits | None = None):
-        self.directory = Path(tempfile.mkdtemp(prefix="swt-", dir="/tmp"))
+    def __init__(
+        self,
+        backend: FakeBackend | None = None,
+        limits: ControlLimits | None = None,
+        directory: Path | None = None,
+    ):
+        """`directory`: serve in this one (e.g. a stopped server's, to stand for a restart)."""
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="swt-", dir="/tmp"))
         self.path = self.directory / "control.sock"
         self.backend = backend or FakeBackend()
         self.limits = limits

@@ -60,25 +60,31 @@ class StandInRouter:
         self.bus.publish(decision)
 
     @asynccontextmanager
-    async def lease(self, model_id: str, progress: Any = None) -> AsyncIterator[Any]:
-        if model_id not in self.pool:
-            raise ModelNotFound(f"no model {model_id}", model=model_id)
-        self._decide(model_id, "serve", "stand-in: start and serve")
+    async def lease(
+        self, model: str, progress: Any = None, on_cut: Any = None
+    ) -> AsyncIterator[Any]:
+        if model not in self.pool:
+            raise ModelNotFound(f"no model {model}", model=model)
+        self._decide(model, "serve", "stand-in: start and serve")
         try:
-            await self.pool[model_id].ensure_ready()
+            await self.pool[model].ensure_ready()
         except StartError as exc:
             raise LoadFailed(
-                f"{model_id} failed to start",
-                model=model_id,
+                f"{model} failed to start",
+                model=model,
                 reason=exc.reason,
                 log_tail="\n".join(exc.log_tail),
             ) from None
-        with self.pool[model_id].in_use():
-            yield SimpleNamespace(upstream=self.pool[model_id].snapshot().proxy_url)
+        with self.pool[model].in_use():
+            yield SimpleNamespace(upstream=self.pool[model].snapshot().proxy_url, request_id=0)
 
-    async def unload(self, models: Sequence[str] | None = None) -> None:
+    async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> int:
         for model in models if models is not None else list(self.pool):
             await self.pool[model].stop(reason="unload")
+        return 0
+
+    def evicted_for(self, request_id: int) -> tuple[str, ...]:
+        return ()
 
     def explain(self, model: str) -> Explanation:
         state = str(self.pool[model].state)

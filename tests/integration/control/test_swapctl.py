@@ -58,11 +58,11 @@ def test_load_and_unload(server: ServerThread, capsys: pytest.CaptureFixture[str
     code, out, _ = swapctl(server, capsys, "load", "alpha")
     assert (code, out) == (0, "alpha is ready (loaded in 250ms)\n")
     code, out, _ = swapctl(server, capsys, "load", "alpha", "--json")
-    assert json.loads(out) == {"model": "alpha", "state": "ready", "seconds": None}
+    assert json.loads(out) == {"model": "alpha", "state": "ready", "seconds": None, "evicted": []}
     code, out, _ = swapctl(server, capsys, "unload", "--all")
     assert (code, out) == (0, "stopped: alpha\n")
     code, out, _ = swapctl(server, capsys, "unload", "beta", "--json")
-    assert (code, json.loads(out)) == (0, [])
+    assert (code, json.loads(out)) == (0, {"models": [], "cut": 0})
 
 
 def test_load_failure_exits_1_with_the_log_tail(
@@ -73,15 +73,22 @@ def test_load_failure_exits_1_with_the_log_tail(
     assert code == 1 and out == ""
     assert err.startswith("swapctl: load_failed: beta exited with code 1\n")
     assert "error: no such file" in err
-    code, _, err = swapctl(server, capsys, "load", "nope", "--json")
-    assert code == 1 and json.loads(err)["code"] == "not_found"
+    code, out, err = swapctl(server, capsys, "load", "nope", "--json")
+    assert code == 1 and json.loads(out)["code"] == "not_found" and err == "", "JSON on stdout"
 
 
 def test_unload_usage_errors_exit_2(
     server: ServerThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = swapctl(server, capsys, "unload")
-    assert code == 2 and "name the models to unload, or give --all" in err
+    assert code == 2
+    assert err.splitlines() == [
+        "usage: swapctl unload [-h] [--json] [--all] [--now] [MODEL ...]",
+        "swapctl unload: name the models to unload (swapctl unload MODEL [MODEL ...]), "
+        "or give --all to unload every model",
+    ]
+    code, out, err = swapctl(server, capsys, "unload", "--json")
+    assert code == 2 and err == "" and json.loads(out)["code"] == "usage"
     code, _, err = swapctl(server, capsys, "unload", "alpha", "--all")
     assert code == 2
 
@@ -110,8 +117,8 @@ def test_reload(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> Non
         '  c.yaml:12:5: models.llama.ttl: expected int >= -1, got "soon"',
         "  c.yaml:20:3: x: unknown key",
     ]
-    code, _, err = swapctl(server, capsys, "reload", "--json")
-    assert code == 1 and len(json.loads(err)["problems"]) == 2
+    code, out, err = swapctl(server, capsys, "reload", "--json")
+    assert code == 1 and len(json.loads(out)["problems"]) == 2 and err == ""
 
 
 def test_logs(server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,11 +263,49 @@ def test_events_follow_streams_json_lines(server: ServerThread) -> None:
         proc.wait(10)
 
 
-def test_events_follow_ends_when_the_daemon_stops(server: ServerThread) -> None:
+def test_events_follow_says_so_and_exits_2_when_the_daemon_stops(server: ServerThread) -> None:
     proc = _spawn(server, "events", "-f")
     _publish_when_subscribed(server, 1)
     server.stop()
-    assert proc.wait(10) == 0
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2
+    assert err.decode() == "swapctl: swapd closed the connection (it stopped or restarted)\n"
+
+
+def test_logs_follow_json_reports_the_daemon_gone_as_json(server: ServerThread) -> None:
+    proc = _spawn(server, "logs", "-f", "--json")
+    _publish_when_subscribed(server, 1)
+    server.stop()
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 2
+    assert json.loads(out.splitlines()[-1])["code"] == "daemon_gone"
+
+
+def test_logs_follow_retry_reconnects_to_a_restarted_daemon(server: ServerThread) -> None:
+    proc = _spawn(server, "logs", "-f", "--retry")
+    try:
+        _publish_when_subscribed(server, 1, p.LogLines(time=1.0, source="proxy", text="one\n"))
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline() == b"one\n"
+        server.stop()
+        assert b"reconnecting" in proc.stderr.readline()
+        with ServerThread(directory=server.directory) as again:
+            _publish_when_subscribed(again, 1, p.LogLines(time=2.0, source="proxy", text="two\n"))
+            assert proc.stdout.readline() == b"two\n"
+            assert proc.poll() is None, "still following"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("program", ["swapctl", "swaptui", "swapd"])
+def test_every_program_tells_its_version(program: str) -> None:
+    module = {"swapctl": "swapctl.cli", "swaptui": "swaptui", "swapd": "swapd"}[program]
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{program} ") and result.stdout.split()[1][0].isdigit()
 
 
 def test_bridge_relays_the_protocol(server: ServerThread) -> None:

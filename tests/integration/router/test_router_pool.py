@@ -53,9 +53,7 @@ async def running_router(
             pool,
             GroupSwapper.with_default({}, models),
             bus,
-            RouterSettings(
-                models={m: ModelPolicy() for m in models}, max_wait=max_wait, evict_grace=5.0
-            ),
+            RouterSettings(models={m: ModelPolicy() for m in models}, max_wait=max_wait),
         )
         await nursery.start(router.run)
         try:

@@ -40,7 +40,9 @@ class Router:
     left: int = 0
 
     @asynccontextmanager
-    async def lease(self, model_id: str, progress: Any = None) -> AsyncIterator[Grant]:
+    async def lease(
+        self, model: str, progress: Any = None, on_cut: Any = None
+    ) -> AsyncIterator[Grant]:
         self.entered.set()
         try:
             if self.hold:

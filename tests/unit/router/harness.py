@@ -41,6 +41,7 @@ class Recorder:
     swaps: list[SwapPlan] = field(default_factory=list)
     aborted: list[int] = field(default_factory=list)
     stops: list[tuple[str, ...]] = field(default_factory=list)
+    cuts: list[int] = field(default_factory=list)
     positions: dict[int, int] = field(default_factory=dict)
     decisions: list[Decision] = field(default_factory=list)
 
@@ -74,6 +75,10 @@ class Recorder:
     def stop(self, models: tuple[str, ...], reason: str) -> None:
         self.calls.append(("stop", models, reason))
         self.stops.append(models)
+
+    def cut(self, request_ids: tuple[int, ...], model: str, reason: str) -> None:
+        self.calls.append(("cut", request_ids, model))
+        self.cuts.extend(request_ids)
 
     def decided(self, decision: Decision) -> None:
         self.decisions.append(decision)
@@ -151,11 +156,27 @@ class Driver:
     def serve_done(self, rid: int) -> None:
         self.feed(ServeDone(request_id=rid, model=self.model_of[rid], **self._facts()))
 
-    def unload(self, models: Sequence[str] | None = None) -> None:
-        self.feed(Unload(models=None if models is None else tuple(models), **self._facts()))
-        for m in models if models is not None else list(self.states):
+    def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> None:
+        """An unload; every stop it asks for at once is carried out and reported."""
+        before = len(self.fx.stops)
+        self.feed(
+            Unload(models=None if models is None else tuple(models), now=now, **self._facts())
+        )
+        self.stopped(*(m for batch in self.fx.stops[before:] for m in batch))
+
+    def stopped(self, *models: str) -> None:
+        """The unload's stop of these models is done."""
+        if not models:
+            return
+        for m in models:
             self.states.pop(m, None)
-        self.feed(UnloadFinished(models=tuple(models or ()), **self._facts()))
+        self.feed(UnloadFinished(models=tuple(models), **self._facts()))
+
+    def serve_done_then_stops(self, rid: int) -> None:
+        """A serve-done, then whatever stop it released is carried out and reported."""
+        before = len(self.fx.stops)
+        self.serve_done(rid)
+        self.stopped(*(m for batch in self.fx.stops[before:] for m in batch))
 
     def shutdown(self) -> None:
         self.feed(Shutdown(**self._facts()))

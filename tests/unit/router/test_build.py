@@ -52,7 +52,7 @@ def test_group_config():
         "c": ModelPolicy(limit=10, priority=0),
     }
     assert settings.max_wait == 12 and settings.keep_abandoned_loads
-    assert settings.evict_grace == 45 and settings.name == "group"
+    assert settings.name == "group"
     swapper = swapper_for(loaded)
     assert isinstance(swapper, GroupSwapper)
     assert swapper.eviction_for("b", ["a"]).evict == ()

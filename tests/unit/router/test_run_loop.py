@@ -33,7 +33,6 @@ def make_router(
         models={m: ModelPolicy(limit=limit) for m in models},
         max_wait=max_wait,
         keep_abandoned_loads=keep,
-        evict_grace=5.0,
         record_inputs=True,
     )
     return Router(procs, GroupSwapper.with_default({}, models), EventBus(), settings)

@@ -2,7 +2,7 @@
 
 Every record is kept and the decisions replay; a caller already cancelled
 never reaches the loop; one cancelled by its own grant still reports done;
-a loop busy with an unload takes the request after it; a pool that hands
+an unload holds back requests for its own model only; a pool that hands
 out a live states dict is read afresh.
 """
 
@@ -13,10 +13,11 @@ from collections.abc import Sequence
 import trio
 import trio.testing
 
+from swapd.events import EventBus
 from swapd.router.events import Progress, RequestEvent
-from swapd.router.group_swapper import GroupSwapper
-from swapd.router.run_loop import Router
-from swapd.router.scheduler import FifoScheduler, SchedulerSettings
+from swapd.router.group_swapper import Group, GroupSwapper
+from swapd.router.run_loop import Router, RouterSettings
+from swapd.router.scheduler import FifoScheduler, ModelPolicy, SchedulerSettings
 from tests.unit.router.fake_processes import FakeProcesses
 from tests.unit.router.harness import Recorder
 from tests.unit.router.test_run_loop import ABC, make_router, run
@@ -122,25 +123,32 @@ def test_cancelled_by_its_own_grant_does_not_enter_and_still_reports_done():
     run(main)
 
 
-def test_a_loop_busy_with_an_unload_gets_the_request_after_it():
-    """The loop is blocked during an unload (spec §3.2): a request is not handled
-    behind its back, it waits in the inbox until the unload is over."""
+def test_an_unload_holds_back_requests_for_its_model_only():
+    """The loop never waits on a stop: a request for another model is served at once,
+    one for the model being unloaded waits for the stop, then starts it again."""
 
     async def main():
         procs = ready("a", "b")
-        router = make_router(procs)
+        together = {"all": Group(members=tuple(ABC), swap=False)}
+        settings = RouterSettings(models={m: ModelPolicy() for m in ABC})
+        router = Router(procs, GroupSwapper(together), EventBus(), settings)
         async with trio.open_nursery() as n:
             await n.start(router.run)
             await router.settled()
             start = trio.current_time()
-            n.start_soon(router.unload, ["b"])
-            await trio.testing.wait_all_tasks_blocked()
+            with router.bus.subscribe(topics=["decision"]) as decisions:
+                n.start_soon(router.unload, ["b"])
+                async for d in decisions:
+                    if d.action == "stop" and d.model == "b":
+                        break
             async with router.lease("a"):
-                granted_after = trio.current_time() - start
-            assert granted_after >= procs.stop_seconds
+                assert procs.state["b"] == "stopping", "served while b is still stopping"
+            async with router.lease("b"):
+                assert trio.current_time() - start >= procs.stop_seconds
+            assert procs.loads["b"] == 1, "b was started again after its unload"
             await router.shutdown()
         actions = [d.action for d in router.decisions()]
-        assert actions[:2] == ["unload", "serve"]
+        assert actions[:4] == ["unload", "stop", "serve", "queue"]
 
     run(main)
 

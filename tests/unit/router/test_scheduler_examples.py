@@ -5,6 +5,7 @@ Pure: a recording Effects, process states set by hand, no clock but `now`.
 
 from __future__ import annotations
 
+from swapd.router.events import Tick, Unload
 from swapd.router.group_swapper import GroupSwapper
 from swapd.router.scheduler import ModelPolicy
 from tests.unit.router.harness import Driver, groups, one_at_a_time
@@ -357,14 +358,70 @@ def test_unload_all_fails_queued_requests_of_every_model():
     assert d.sched.reserved == {}
 
 
-def test_unload_does_not_touch_in_flight():
+def test_unload_waits_for_requests_in_flight_then_stops():
     d = Driver(one_at_a_time(["a"]), ["a"])
     a1 = d.request("a")
     d.swap_done("a")
     d.unload(["a"])
     assert d.sched.in_flight == {"a": 1}
-    d.serve_done(a1)
+    assert d.fx.stops == [] and d.fx.cuts == [], "nothing is stopped under a request"
+    assert d.sched.next_deadline() == 10.0, "bounded by unloadTimeout"
+    d.serve_done_then_stops(a1)
+    assert d.fx.stops == [("a",)] and d.fx.cuts == []
     assert d.sched.in_flight == {} and d.sched.reserved == {}
+    actions = [x.action for x in d.fx.decisions]
+    assert actions[-3:] == ["unload", "unload_wait", "stop"]
+
+
+def test_unload_now_cuts_requests_in_flight_and_stops_at_once():
+    d = Driver(one_at_a_time(["a"]), ["a"])
+    a1 = d.request("a")
+    d.swap_done("a")
+    d.unload(["a"], now=True)
+    assert d.fx.cuts == [a1] and d.fx.stops == [("a",)]
+    cut = next(x for x in d.fx.decisions if x.action == "cut")
+    assert "was unloaded while 1 request(s) were in flight (unload --now)" in cut.reason
+    d.serve_done(a1)  # the cut handler reports its end as usual
+    assert d.sched.in_flight == {} and d.sched.reserved == {}
+
+
+def test_an_unload_that_waited_its_unload_timeout_cuts_what_is_left():
+    d = Driver(one_at_a_time(["a"]), {"a": ModelPolicy(unload_timeout=3)})
+    a1 = d.request("a")
+    d.swap_done("a")
+    d.unload(["a"])
+    assert d.sched.next_deadline() == 3.0
+    d.now = 2.9
+    d.feed(Tick(time=d.now, running=dict(d.states)))
+    assert d.fx.stops == [] and d.fx.cuts == []
+    d.now = 3.0
+    d.feed(Tick(time=d.now, running=dict(d.states)))
+    assert d.fx.cuts == [a1] and d.fx.stops == [("a",)]
+    assert "outlasted unloadTimeout" in d.fx.decisions[-2].reason
+    d.stopped("a")
+    d.serve_done(a1)
+    assert d.sched.in_flight == {} and d.sched.unloading == {}
+
+
+def test_a_request_during_an_unload_waits_for_the_stop_then_starts_the_model_again():
+    d = Driver(one_at_a_time(["a", "b"]), ["a", "b"])
+    a1 = d.request("a")
+    d.swap_done("a")
+    d.feed(Unload(models=("a",), time=d.now, running=dict(d.states)))
+    a2 = d.request("a")
+    b1 = d.request("b")
+    assert d.queue == [a2, b1], "neither starts while a is unloading under a request"
+    assert "a is being unloaded" in d.fx.decisions[-2].reason
+    d.serve_done(a1)
+    assert d.fx.stops == [("a",)]
+    assert d.started()[-1] == ("b", ("a",)), "b, queued behind a's request, goes on"
+    d.stopped("a")
+    d.swap_done("b")
+    assert d.fx.granted[-1] == b1
+    d.serve_done(b1)
+    assert d.started()[-1] == ("a", ("b",)), "the request that waited starts a again"
+    d.swap_done("a")
+    assert d.fx.granted[-1] == a2 and a2 not in d.fx.failed
 
 
 def test_stale_swap_done_is_ignored():

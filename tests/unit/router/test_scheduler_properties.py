@@ -39,6 +39,7 @@ from swapd.router.events import (
     SwapDone,
     SwapError,
     SwapPlan,
+    Tick,
     Unload,
     UnloadFinished,
 )
@@ -94,10 +95,28 @@ class CheckingEffects(Recorder):
         if not stop_target:
             self.m.keep_on_abort.add(swap_id)
 
+    def stop(self, models: tuple[str, ...], reason: str) -> None:
+        busy = [
+            m for m in models if self.m.sched.in_flight.get(m, 0) and m not in self.m.cut_models
+        ]
+        assert not busy, f"unload stops {busy} with requests in flight that were not cut"
+        super().stop(models, reason)
+        self.m.stops_pending.append(models)
+        for m in models:
+            if m in self.m.states:
+                self.m.states[m] = "stopping"
+
+    def cut(self, request_ids: tuple[int, ...], model: str, reason: str) -> None:
+        assert set(request_ids) <= self.m.serving | self.m.gone, "cut a request not in flight"
+        super().cut(request_ids, model, reason)
+        self.m.cut_models.add(model)
+
     def grant(self, request_id: int, model: str) -> None:
         m = self.m
         for target, swap in m.sched.active.items():
             assert model not in swap.plan.evict, f"{model} granted while {target} evicts it"
+        assert model not in m.sched.unloading, f"{model} granted while it is being unloaded"
+        assert model not in m.sched.unload_stopping, f"{model} granted while its unload stops it"
         assert request_id not in m.outcome, f"request {request_id} resolved twice"
         m.check_bounded_wait(request_id)
         m.outcome[request_id] = "granted"
@@ -146,6 +165,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.tasks: dict[int, SwapPlan] = {}
         self.keep_on_abort: set[int] = set()
         self.serving: set[int] = set()
+        self.stops_pending: list[tuple[str, ...]] = []
+        self.cut_models: set[str] = set()
         self.outcome: dict[int, str] = {}
         self.arrival: dict[int, float] = {}
         self.model_of: dict[int, str] = {}
@@ -284,15 +305,31 @@ class SchedulerMachine(RuleBasedStateMachine):
     @rule(
         gate=st.integers(0, 3),
         models=st.none() | st.lists(st.sampled_from(MODELS), min_size=1, unique=True),
+        now=st.booleans(),
     )
-    def unload(self, gate: int, models: list[str] | None) -> None:
+    def unload(self, gate: int, models: list[str] | None, now: bool) -> None:
         if gate:  # unloads are rarer than the rest
             return
         targets = tuple(models) if models is not None else None
-        self.feed(Unload(models=targets, **self.facts()))
-        for m in targets or MODELS:
+        self.feed(Unload(models=targets, now=now, **self.facts()))
+
+    @precondition(lambda self: self.stops_pending)
+    @rule(data=st.data())
+    def unload_stop_done(self, data: st.DataObject) -> None:
+        index = data.draw(st.integers(0, len(self.stops_pending) - 1))
+        self._stopped(self.stops_pending.pop(index))
+
+    def _stopped(self, models: tuple[str, ...]) -> None:
+        for m in models:
             self.states.pop(m, None)
-        self.feed(UnloadFinished(models=targets or (), **self.facts()))
+        self.feed(UnloadFinished(models=models, **self.facts()))
+
+    @rule()
+    def tick(self) -> None:
+        """The run loop's timer: fed when the clock reached `next_deadline`."""
+        deadline = self.sched.next_deadline()
+        if deadline is not None and deadline <= self.now:
+            self.feed(Tick(**self.facts()))
 
     @precondition(lambda self: self.states)
     @rule(data=st.data())
@@ -328,6 +365,9 @@ class SchedulerMachine(RuleBasedStateMachine):
             for swap_id in sorted(self.tasks):
                 self._finish(swap_id, True)
                 progressed = True
+            while self.stops_pending:
+                self._stopped(self.stops_pending.pop(0))
+                progressed = True
             for rid in sorted(self.serving):
                 self.serving.discard(rid)
                 self.feed(ServeDone(request_id=rid, model=self.model_of[rid], **self.facts()))
@@ -337,6 +377,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             self.now += 1.0
         sched = self.sched
         assert not sched.pending and not sched.queue and not sched.active, "stranded requests"
+        assert not sched.unloading and not sched.unload_stopping, "an unload never finished"
         assert sched.reserved == {} and sched.in_flight == {}
         for rid in self.arrival:
             assert rid in self.outcome, f"request {rid} never resolved"
