@@ -226,7 +226,8 @@ class Daemon:
                 if isinstance(event, SwapFinished):
                     services.metrics.observe_swap(event.target, event.ok, event.seconds)
                     continue
-                if isinstance(event, StateChanged) and event.new is ProcessState.STOPPED:
+                stopped = (ProcessState.STOPPED, ProcessState.FAILED)
+                if isinstance(event, StateChanged) and event.new in stopped:
                     proxy = services.settings.models.get(event.model)
                     if proxy is not None:
                         services.client.forget(proxy.proxy)

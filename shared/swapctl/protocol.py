@@ -111,6 +111,7 @@ class Status(Payload, kw_only=True):
     """Matrix router: the set the running combination belongs to."""
     in_flight: int = 0
     queued: int = 0
+    """Requests not served yet: in the queue, or waiting for a load."""
     subscribers: int = 0
     legend: list[StateLegend] = []
 
@@ -127,6 +128,9 @@ class ModelInfo(Payload, kw_only=True):
     proxy: str = ""
     in_flight: int = 0
     queued: int = 0
+    """Requests in the queue: behind another swap, or a model busy serving."""
+    waiting: int = 0
+    """Requests waiting for this model's load (a swap in progress)."""
     ttl: float = 0.0
     """Configured TTL in seconds; 0 means never unloaded for idleness."""
     ttl_left: float | None = None
@@ -138,6 +142,14 @@ class ModelInfo(Payload, kw_only=True):
     aliases: list[str] = []
     unlisted: bool = False
     last_exit_code: int | None = None
+    starts: int = 0
+    """Starts since swapd (or this config of the model) began."""
+    failures: int = 0
+    """Failed starts and crashes among them."""
+    last_failure: str | None = None
+    """How the last failure went, e.g. "killed by SIGSEGV (...) while serving"."""
+    last_failure_at: float | None = None
+    """When it happened, Unix time."""
 
 
 class LoadResult(Payload, kw_only=True):
@@ -301,10 +313,12 @@ class RequestEvent(EventData, tag="request", kw_only=True):
 class QueueChanged(EventData, tag="queue", kw_only=True):
     topic: ClassVar[str] = "queue"
     queued: dict[str, int] = {}
-    """Queued request count per model."""
+    """Queued request count per model (behind another swap, or a busy model)."""
     in_flight: dict[str, int] = {}
     order: list[str] = []
     """The queue, oldest first, as model IDs."""
+    waiting: dict[str, int] = {}
+    """Requests waiting for the model's load (a swap in progress), per model."""
 
 
 class LogLines(EventData, tag="log", kw_only=True):

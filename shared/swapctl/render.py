@@ -92,6 +92,7 @@ def models(rows: Sequence[p.ModelInfo]) -> str:
             "PID",
             "PORT",
             "INFLIGHT",
+            "WAITING",
             "QUEUED",
             "TTL LEFT",
             "LAST LOAD",
@@ -104,6 +105,7 @@ def models(rows: Sequence[p.ModelInfo]) -> str:
                 _opt(m.pid),
                 _opt(m.port),
                 str(m.in_flight),
+                str(m.waiting),
                 str(m.queued),
                 duration(m.ttl_left) if m.ttl else "never",
                 duration(m.last_load_seconds),
@@ -111,7 +113,19 @@ def models(rows: Sequence[p.ModelInfo]) -> str:
             )
             for m in rows
         ],
-    )
+    ) + "".join(failure_note(m) + "\n" for m in rows if m.state == "failed")
+
+
+def failure_note(m: p.ModelInfo, now: float | None = None) -> str:
+    """`chat: failed 2m ago: exited with code 3 while serving (1 failure in 4 starts)`."""
+    when = ""
+    if m.last_failure_at is not None:
+        ago = max(0.0, (time.time() if now is None else now) - m.last_failure_at)
+        when = f" {duration(ago)} ago"
+    what = f": {m.last_failure}" if m.last_failure else ""
+    count = f"{m.failures} failure{'s' if m.failures != 1 else ''} in {m.starts} start"
+    count += "s" if m.starts != 1 else ""
+    return f"{m.id}: failed{when}{what} ({count})"
 
 
 def load(result: p.LoadResult) -> str:

@@ -140,7 +140,7 @@ class DaemonBackend:
         for snap in snaps.values():
             states[str(snap.state)] = states.get(str(snap.state), 0) + 1
         running = self._running()
-        in_flight, queued = convert.counts(self.parts.router.snapshot())
+        in_flight, queued, waiting = convert.counts(self.parts.router.snapshot())
         return p.Status(
             daemon=self.info(),
             uptime=time.monotonic() - self._started_monotonic,
@@ -149,13 +149,13 @@ class DaemonBackend:
             running=running,
             running_set=self._running_set(running),
             in_flight=sum(in_flight.values()),
-            queued=sum(queued.values()),
+            queued=sum(queued.values()) + sum(waiting.values()),
             legend=convert.legend(),
         )
 
     def models(self) -> list[p.ModelInfo]:
         loaded = self.parts.loaded
-        in_flight, queued = convert.counts(self.parts.router.snapshot())
+        in_flight, queued, waiting = convert.counts(self.parts.router.snapshot())
         groups: dict[str, list[str]] = {}
         for name, group in loaded.groups.items():
             for member in group.members:
@@ -174,6 +174,7 @@ class DaemonBackend:
                     proxy=snap.proxy_url,
                     in_flight=in_flight.get(model_id, snap.in_flight),
                     queued=queued.get(model_id, 0),
+                    waiting=waiting.get(model_id, 0),
                     ttl=float(cfg.ttl) if cfg else 0.0,
                     ttl_left=snap.ttl_left,
                     last_load_seconds=snap.last_load_seconds,
@@ -183,6 +184,10 @@ class DaemonBackend:
                     aliases=list(cfg.aliases) if cfg else [],
                     unlisted=cfg.unlisted if cfg else False,
                     last_exit_code=snap.last_exit_code,
+                    starts=snap.starts,
+                    failures=snap.failures,
+                    last_failure=snap.last_failure,
+                    last_failure_at=snap.last_failure_at,
                 )
             )
         return rows

@@ -170,7 +170,10 @@ def event(e: Any) -> p.EventData:
             for _request_id, model in e.entries:
                 queued[model] = queued.get(model, 0) + 1
             return p.QueueChanged(
-                time=wall_time(e.time), queued=queued, order=[m for _, m in e.entries]
+                time=wall_time(e.time),
+                queued=queued,
+                order=[m for _, m in e.entries],
+                waiting=dict(e.waiting),
             )
         case _:
             return _other(e)
@@ -194,8 +197,9 @@ def concerns(e: Any, models: frozenset[str]) -> bool:
     return not names or any(n in models for n in names)
 
 
-def counts(snapshot: Any) -> tuple[dict[str, int], dict[str, int]]:
-    """Per-model (in flight, queued) from the router's snapshot, whatever its exact shape.
+def counts(snapshot: Any) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Per-model (in flight, queued, waiting for a load) from the router's snapshot,
+    whatever its exact shape.
 
     Accepts mappings `in_flight` and `queued`, or a `queue` of entries that are
     `(request_id, model)` pairs or objects with a `model` attribute.
@@ -207,7 +211,7 @@ def counts(snapshot: Any) -> tuple[dict[str, int], dict[str, int]]:
             model = entry[1] if isinstance(entry, tuple) else getattr(entry, "model", None)
             if isinstance(model, str):
                 queued[model] = queued.get(model, 0) + 1
-    return in_flight, queued
+    return in_flight, queued, _int_map(getattr(snapshot, "waiting", None))
 
 
 def _int_map(value: Any) -> dict[str, int]:

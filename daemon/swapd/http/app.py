@@ -96,6 +96,10 @@ def build_admin(services: Services) -> QuartTrio:
 
     @app.get("/running")
     async def running() -> Response:
+        """llama-swap's `running` list, each entry with swapd's request counts, and
+        `pending`: per model, requests waiting for its load or queued (running or not)."""
+        snapshot = services.router.snapshot()
+        in_flight, waiting, queued = snapshot.in_flight, snapshot.waiting, snapshot.queued
         items = []
         for model_id in sorted(services.settings.models):
             state = services.state_of(model_id)
@@ -110,9 +114,16 @@ def build_admin(services: Services) -> QuartTrio:
                         "ttl": model.ttl,
                         "name": model.name,
                         "description": model.description,
+                        "inFlight": in_flight.get(model_id, 0),
+                        "waiting": waiting.get(model_id, 0),
+                        "queued": queued.get(model_id, 0),
                     }
                 )
-        return json_response({"running": items})
+        pending = {
+            m: {"waiting": waiting.get(m, 0), "queued": queued.get(m, 0)}
+            for m in sorted({*waiting, *queued})
+        }
+        return json_response({"running": items, "pending": pending})
 
     @app.get("/unload")
     async def unload_all_get() -> Response:

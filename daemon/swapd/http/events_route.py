@@ -41,6 +41,10 @@ def frame(kind: str, data: Any) -> bytes:
     return b"event:message\ndata:" + _encoder.encode({"type": kind, "data": inner}) + b"\n\n"
 
 
+#: swapd states llama-swap does not have, as llama-swap's clients should see them.
+LLAMA_SWAP_STATES: dict[str, str] = {"failed": "stopped"}
+
+
 def model_status(services: Services) -> list[dict[str, Any]]:
     """Every local model (unlisted too) with its state, then the peer models."""
     settings = services.settings
@@ -51,7 +55,8 @@ def model_status(services: Services) -> list[dict[str, Any]]:
             "id": model_id,
             "name": model.name,
             "description": model.description,
-            "state": services.state_of(model_id),
+            # llama-swap's clients know no `failed`: it is a stop they did not ask for.
+            "state": LLAMA_SWAP_STATES.get(state := services.state_of(model_id), state),
             "unlisted": model.unlisted,
             "peerID": "",
         }

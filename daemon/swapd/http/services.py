@@ -20,6 +20,7 @@ from swapd.http.metrics import Metrics
 from swapd.http.names import Resolver
 from swapd.http.settings import ApiSettings
 from swapd.http.upstream import H11Client
+from swapd.router.run_loop import RouterSnapshot
 
 
 class _Closable(Protocol):
@@ -43,7 +44,7 @@ class RouterLike(Protocol):
 
     async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> None: ...
 
-    def snapshot(self) -> Any: ...
+    def snapshot(self) -> RouterSnapshot: ...
 
 
 class PoolLike(Protocol):

@@ -5,9 +5,12 @@ iterate over it, and the docs and the TUI legend are rendered from it
 (`render_table`, `LEGEND`), in the manner of h11's `_state.py`. A transition
 that is not in the table is a bug and raises `IllegalTransition`.
 
-Deliberate deviation from llama-swap (spec/router.md §1.3): a `stop` that
+Deliberate deviations from llama-swap (docs/compat.md): a `stop` that
 aborts a start goes through `stopping` (the child is being torn down, which
-may take its whole grace period) instead of jumping straight to `stopped`.
+may take its whole grace period) instead of jumping straight to `stopped`;
+and a model that ended on its own (a failed start, a crash) is `failed`, not
+`stopped`, until it is started again, so an operator never mistakes a crash
+for a clean stop.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ class ProcessState(StrEnum):
     STARTING = "starting"
     READY = "ready"
     STOPPING = "stopping"
+    FAILED = "failed"
     SHUTDOWN = "shutdown"
 
 
@@ -45,14 +49,17 @@ TRANSITIONS: Mapping[tuple[ProcessState, Trigger], ProcessState] = MappingProxyT
         (S.STOPPED, T.STOP): S.STOPPED,
         (S.STOPPED, T.SHUTDOWN): S.SHUTDOWN,
         (S.STARTING, T.HEALTHY): S.READY,
-        (S.STARTING, T.START_FAILED): S.STOPPED,
+        (S.STARTING, T.START_FAILED): S.FAILED,
         (S.STARTING, T.STOP): S.STOPPING,
         (S.STARTING, T.SHUTDOWN): S.SHUTDOWN,
         (S.READY, T.STOP): S.STOPPING,
-        (S.READY, T.EXITED): S.STOPPED,
+        (S.READY, T.EXITED): S.FAILED,
         (S.READY, T.SHUTDOWN): S.SHUTDOWN,
         (S.STOPPING, T.STOPPED): S.STOPPED,
         (S.STOPPING, T.SHUTDOWN): S.SHUTDOWN,
+        (S.FAILED, T.START): S.STARTING,
+        (S.FAILED, T.STOP): S.FAILED,
+        (S.FAILED, T.SHUTDOWN): S.SHUTDOWN,
     }
 )
 
@@ -62,14 +69,17 @@ NOTES: Mapping[tuple[ProcessState, Trigger], str] = MappingProxyType(
         (S.STOPPED, T.STOP): "no-op: publishes nothing, wakes nobody",
         (S.STOPPED, T.SHUTDOWN): "the supervisor exits",
         (S.STARTING, T.HEALTHY): "every waiter of this start gets success; TTL clock starts",
-        (S.STARTING, T.START_FAILED): "child torn down; every waiter gets the StartError",
+        (S.STARTING, T.START_FAILED): "child torn down; every waiter gets the StartError; counted",
         (S.STARTING, T.STOP): "start aborted: waiters get StartAborted, the child is stopped",
         (S.STARTING, T.SHUTDOWN): "start aborted, child killed with a 1 s grace",
         (S.READY, T.STOP): "cmdStop or SIGTERM to the group; SIGKILL after the grace",
-        (S.READY, T.EXITED): "crash: logged with its exit code, no automatic restart",
+        (S.READY, T.EXITED): "crash: logged with how it ended, counted; no automatic restart",
         (S.READY, T.SHUTDOWN): "child killed with a 1 s grace",
         (S.STOPPING, T.STOPPED): "requests that arrived meanwhile are handled now",
         (S.STOPPING, T.SHUTDOWN): "the stop is cut short: SIGKILL after a 1 s grace",
+        (S.FAILED, T.START): "a new request starts it again, as from stopped",
+        (S.FAILED, T.STOP): "no-op: it stays failed, with its reason",
+        (S.FAILED, T.SHUTDOWN): "the supervisor exits",
     }
 )
 
@@ -79,6 +89,7 @@ LEGEND: Mapping[ProcessState, str] = MappingProxyType(
         S.STARTING: "spawned, waiting for its health check to answer 200",
         S.READY: "serving requests",
         S.STOPPING: "being stopped; requests that arrive now wait, then start it again",
+        S.FAILED: "ended on its own (failed start, crash); the next request starts it again",
         S.SHUTDOWN: "its supervisor has exited (swapd stopping or config reloaded)",
     }
 )

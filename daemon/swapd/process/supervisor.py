@@ -98,6 +98,14 @@ class ProcessSnapshot(msgspec.Struct, frozen=True):
     last_load_seconds: float | None
     last_exit_code: int | None
     argv: list[str]
+    starts: int = 0
+    """Starts since swapd (or this config of the model) began."""
+    failures: int = 0
+    """Failed starts and crashes among them."""
+    last_failure: str | None = None
+    """How the last failure went (e.g. "exited with code 3 while serving")."""
+    last_failure_at: float | None = None
+    """When it happened, Unix time."""
 
 
 @dataclass(eq=False)
@@ -154,6 +162,10 @@ class Supervisor:
         self._nursery: trio.Nursery | None = None
         self.last_load_seconds: float | None = None
         self.last_exit_code: int | None = None
+        self.starts = 0
+        self.failures = 0
+        self.last_failure: str | None = None
+        self.last_failure_at: float | None = None
 
     # ----- reading (advisory) ---------------------------------------------
 
@@ -189,6 +201,10 @@ class Supervisor:
             last_load_seconds=self.last_load_seconds,
             last_exit_code=self.last_exit_code,
             argv=list(self.spec.argv),
+            starts=self.starts,
+            failures=self.failures,
+            last_failure=self.last_failure,
+            last_failure_at=self.last_failure_at,
         )
 
     # ----- public operations (messages to the owner) ------------------------
@@ -302,6 +318,7 @@ class Supervisor:
     async def _start(self, first: _Reply) -> None:
         spec = self.spec
         self._waiters = [first]
+        self.starts += 1
         self._transition(Trigger.START, "requested")
         problems = spec.problems()
         if problems:
@@ -416,8 +433,14 @@ class Supervisor:
     def _start_failed(self, error: StartError) -> None:
         self._child = None
         self._note(f"start failed: {error.reason}")
+        self._failed(error.reason)
         self._transition(Trigger.START_FAILED, error.reason)
         self._fail_waiters(error)
+
+    def _failed(self, reason: str) -> None:
+        self.failures += 1
+        self.last_failure = reason
+        self.last_failure_at = time.time()
 
     def _fail_waiters(self, error: StartError | None) -> None:
         waiters, self._waiters = self._waiters, []
@@ -446,6 +469,7 @@ class Supervisor:
         self._idle.on_not_ready()
         how = f"{describe_exit(code)} while serving"
         self._note(f"upstream process {how}")
+        self._failed(how)
         self._transition(Trigger.EXITED, how)
         # Anything it forked is still to be stopped before the next start.
         await self._teardown(child, self.spec.unload_timeout)

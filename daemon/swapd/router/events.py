@@ -266,12 +266,14 @@ class RequestEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class QueueChanged(msgspec.Struct, frozen=True, kw_only=True):
-    """The queue after a change: request ids and their models, in queue order."""
+    """Who waits, after a change: the queue (request ids and their models, in queue
+    order), and per model the requests waiting for its load (a swap in progress)."""
 
     topic: ClassVar[str] = "queue"
 
     time: float
     entries: tuple[tuple[int, str], ...]
+    waiting: dict[str, int] = {}
 
 
 class Preloaded(msgspec.Struct, frozen=True, kw_only=True):

@@ -136,7 +136,12 @@ class SwapEntry(msgspec.Struct, frozen=True):
 
 
 class RouterSnapshot(msgspec.Struct, frozen=True):
-    """A report of the router's state (advisory)."""
+    """A report of the router's state (advisory).
+
+    Per model: `in_flight` requests being served, `waiting` requests waiting for
+    its load (a swap in progress), `queued` requests in the queue (behind
+    another swap, or a model busy serving).
+    """
 
     queue: tuple[QueuedEntry, ...]
     swaps: tuple[SwapEntry, ...]
@@ -144,6 +149,12 @@ class RouterSnapshot(msgspec.Struct, frozen=True):
     reserved: dict[str, int]
     queued: dict[str, int]
     closed: bool
+    waiting: dict[str, int] = {}
+
+    @classmethod
+    def empty(cls) -> RouterSnapshot:
+        """Nothing queued, waiting or in flight (a router stand-in's report)."""
+        return cls(queue=(), swaps=(), in_flight={}, reserved={}, queued={}, closed=False)
 
 
 # ----------------------------------------------------------------- messages
@@ -364,7 +375,8 @@ class _LoopEffects:
             if ticket is not None:
                 ticket.tell(Progress(kind="queued", model=ticket.model, position=pos))
                 entries.append((rid, ticket.model))
-        self.r.bus.publish(QueueChanged(time=self.wall, entries=tuple(entries)))
+        self.r._queue_entries = tuple(entries)
+        self.r._queue_dirty = True
 
     def start_swap(self, plan: SwapPlan) -> None:
         self.r._start_swap_task(plan)
@@ -499,6 +511,10 @@ class Router:
         self._send, receive = trio.open_memory_channel[object](math.inf)
         self._recv = _Inbox(receive)
         self._tickets: dict[int, _Ticket] = {}
+        # What the last QueueChanged said, and whether the queue changed since.
+        self._queue_entries: tuple[tuple[int, str], ...] = ()
+        self._queue_dirty = False
+        self._last_waiting: dict[str, int] = {}
         #: Granted tickets, until their serve-done: an unload may have to cut them.
         self._serving: dict[int, _Ticket] = {}
         #: The `unload()` calls still waiting for their models to stop.
@@ -650,7 +666,11 @@ class Router:
             reserved=dict(s.reserved),
             queued=queued,
             closed=self._closed,
+            waiting=self._waiting(),
         )
+
+    def _waiting(self) -> dict[str, int]:
+        return {t: len(a.waiters) for t, a in self._sched.active.items() if a.waiters}
 
     # ------------------------------------------------------------- the loop
 
@@ -771,6 +791,18 @@ class Router:
         self._sched.handle(inp)
         if self._sched.next_deadline() != self._armed:
             self._wake.set()
+        self._publish_queue()
+
+    def _publish_queue(self) -> None:
+        """One `QueueChanged` per input that changed the queue or who waits for a load."""
+        waiting = self._waiting() if self._sched.active or self._last_waiting else {}
+        if not self._queue_dirty and waiting == self._last_waiting:
+            return
+        self._queue_dirty = False
+        self._last_waiting = waiting
+        self.bus.publish(
+            QueueChanged(time=self._effects.wall, entries=self._queue_entries, waiting=waiting)
+        )
 
     # ------------------------------------------------- requests in callers' tasks
 

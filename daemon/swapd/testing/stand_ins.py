@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from swapd.router.run_loop import RouterSnapshot
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -34,8 +36,8 @@ class GrantAtOnce:
     async def unload(self, models: Any = None) -> None:
         return None
 
-    def snapshot(self) -> None:
-        return None
+    def snapshot(self) -> RouterSnapshot:
+        return RouterSnapshot.empty()
 
 
 class NoPool:

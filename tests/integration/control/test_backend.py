@@ -114,6 +114,7 @@ async def test_models_status_and_load(tmp_path: Path) -> None:
             "starting",
             "ready",
             "stopping",
+            "failed",
             "shutdown",
         ]
         assert "starting" in status.legend[0].next
@@ -123,6 +124,12 @@ async def test_models_status_and_load(tmp_path: Path) -> None:
 
         failed = await client.request(p.LoadRequest(id=6, model="broken"))
         assert isinstance(failed, p.Error) and failed.code == "load_failed"
+        broken = next(
+            m for m in (await client.request(p.ModelsRequest(id=60))).models if m.id == "broken"
+        )
+        assert broken.state == "failed" and (broken.starts, broken.failures) == (1, 1)
+        assert broken.last_failure and "while starting" in broken.last_failure
+        assert broken.last_failure_at is not None
         missing = await client.request(p.LoadRequest(id=7, model="zzz"))
         assert isinstance(missing, p.Error) and missing.code == "not_found"
 

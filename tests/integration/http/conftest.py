@@ -18,6 +18,7 @@ from swapd.http.logs_hub import LogHub
 from swapd.http.server import Server
 from swapd.http.services import Services
 from swapd.http.settings import ApiSettings
+from swapd.router.run_loop import RouterSnapshot
 from swapd.testing.ports import free_port_run
 
 HTTP_TIMEOUT = httpx2.Timeout(20.0)
@@ -40,8 +41,8 @@ class NoLocalModels:
     async def unload(self, models: Any = None) -> None:
         return None
 
-    def snapshot(self) -> None:
-        return None
+    def snapshot(self) -> RouterSnapshot:
+        return RouterSnapshot.empty()
 
     def states(self) -> Mapping[str, str]:
         return {}

@@ -171,7 +171,7 @@ async def test_listing_running_and_metrics(start_fake: Callable[..., RunningFake
         ids = [record["id"] for record in r.json()["data"]]
         assert ids == ["m", "mm", "p1/remote", "p1/shared", "p2/other", "p2/shared"]
         assert (await c.get("/models")).json()["data"][0]["name"] == "Model M"
-        assert (await c.get("/running")).json() == {"running": []}
+        assert (await c.get("/running")).json() == {"running": [], "pending": {}}
         await c.post("/v1/chat/completions", json={"model": "p2/other", "max_tokens": 3})
         text = (await c.get("/metrics")).text
         assert (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,12 @@ async def test_unload_routes(tmp_path: Path) -> None:
         assert (await c.post("/v1/chat/completions", json={"model": "a"})).status_code == 200
         r = await c.post("/api/models/unload/alpha")
         assert (r.status_code, r.text) == (200, "OK")
-        assert (await c.get("/running")).json() == {"running": []}
+        assert (await c.get("/running")).json() == {"running": [], "pending": {}}
         assert (await c.post("/api/models/unload/nobody")).status_code == 404
         assert (await c.post("/v1/chat/completions", json={"model": "a"})).status_code == 200
         r = await c.get("/unload")
         assert (r.status_code, r.text) == (200, "OK")
-        assert (await c.get("/running")).json() == {"running": []}
+        assert (await c.get("/running")).json() == {"running": [], "pending": {}}
         assert (await c.post("/api/models/unload")).json() == {"msg": "ok"}
         metrics = (await c.get("/metrics")).text
         assert 'swapd_swaps_total{model="a",result="ok"} 2.0' in metrics
@@ -151,3 +152,96 @@ async def test_leaving_while_the_upstream_thinks(tmp_path: Path) -> None:
             leave.set()
         await wait_handlers_gone(d)
         assert d.router.snapshot().in_flight == {}
+
+
+async def first_chunk_then_rest(c: httpx2.AsyncClient, model: str, started: trio.Event) -> str:
+    """A streaming chat request: signal once its first chunk arrived, return its whole text."""
+    async with c.stream("POST", "/v1/chat/completions", json={"model": model, "stream": True}) as r:
+        assert r.status_code == 200
+        chunks = r.aiter_text()
+        text = await anext(chunks)
+        started.set()
+        return text + "".join([t async for t in chunks])
+
+
+@pytest.mark.trio
+async def test_unload_waits_for_a_stream_in_flight_then_stops(tmp_path: Path) -> None:
+    models = f"""
+  steady:
+    cmd: {FAKE} --token-interval 0.02 --tokens 40
+"""
+    async with daemon(tmp_path, config(models)) as (base, d), client(base) as c:
+        streamed = trio.Event()
+        result: dict[str, Any] = {}
+
+        async def stream() -> None:
+            result["text"] = await first_chunk_then_rest(c, "steady", streamed)
+            result["ended_at"] = trio.current_time()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream)
+            await streamed.wait()
+            r = await c.post("/api/models/unload/steady")
+            unloaded_at = trio.current_time()
+        assert r.status_code == 200
+        assert result["text"].endswith("data: [DONE]\n\n"), "the stream was not cut"
+        assert unloaded_at >= result["ended_at"], "the unload returned after the stream ended"
+        assert d.services.state_of("steady") == "stopped"
+        waits = [x for x in d.router.decisions() if x.action == "unload_wait"]
+        assert waits and "1 request(s) in flight" in waits[0].reason
+
+
+@pytest.mark.trio
+async def test_unload_now_ends_a_stream_with_an_error_event_and_records_it_aborted(
+    tmp_path: Path,
+) -> None:
+    models = f"""
+  endless:
+    cmd: {FAKE} --token-interval 0.01 --tokens 100000
+"""
+    async with daemon(tmp_path, config(models)) as (base, d), client(base) as c:
+        streamed = trio.Event()
+        result: dict[str, str] = {}
+        with d.bus.subscribe(topics=("request",)) as requests:
+
+            async def stream() -> None:
+                result["text"] = await first_chunk_then_rest(c, "endless", streamed)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stream)
+                await streamed.wait()
+                with trio.fail_after(10):
+                    cut = await d.router.unload(["endless"], now=True)
+            assert cut == 1
+            with trio.fail_after(10):
+                phases = []
+                while "aborted" not in phases:
+                    phases.append((await requests.receive()).phase)
+            assert "done" not in phases
+        last = result["text"].rstrip("\n").split("\n\n")[-1]
+        assert last.startswith("data: ") and "[DONE]" not in result["text"]
+        error = json.loads(last[len("data: ") :])["error"]
+        assert (error["code"], error["reason"]) == ("service_unavailable", "request_aborted")
+        assert "endless was unloaded while 1 request(s) were in flight" in error["message"]
+        assert d.services.state_of("endless") == "stopped"
+        assert d.router.snapshot().in_flight == {}
+
+
+@pytest.mark.trio
+async def test_an_evicted_server_that_ignores_sigterm_gets_its_own_unload_timeout(
+    tmp_path: Path,
+) -> None:
+    """Not the global healthCheckTimeout (15 s here) as llama-swap gives it."""
+    models = f"""
+  stubborn:
+    cmd: {FAKE} --ignore-sigterm
+    unloadTimeout: 1
+  other:
+    cmd: {FAKE}
+"""
+    async with daemon(tmp_path, config(models)) as (base, d), client(base) as c:
+        assert (await c.post("/v1/chat/completions", json={"model": "stubborn"})).status_code == 200
+        started = trio.current_time()
+        assert (await c.post("/v1/chat/completions", json={"model": "other"})).status_code == 200
+        assert trio.current_time() - started < 8, "killed after 1 s, not after 15 s"
+        assert d.services.state_of("stubborn") == "stopped"

@@ -206,7 +206,7 @@ async def test_upstream_death_mid_stream_ends_cleanly(tmp_path: Path) -> None:
             assert r.status_code == 200
             text = "".join([t async for t in r.aiter_text()])  # no exception: a clean end
         assert len(sse_events(text)) == 3 and "[DONE]" not in text
-        await wait_state(d, "fragile", "stopped")
+        await wait_state(d, "fragile", "failed")
         r = await c.post("/v1/chat/completions", json={"model": "fragile"})
         assert r.status_code == 200, "the next request starts it again"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,15 @@ from tests.integration.process.harness import (
 
 S, T = ProcessState, Trigger
 Scenario = Callable[[Path], Awaitable[None]]
+
+#: `python -c FAIL_ONCE FLAG ARGS...`: exit 3 the first time (removing FLAG), then run ARGS.
+FAIL_ONCE = (
+    "import os, sys\n"
+    "if os.path.exists(sys.argv[1]):\n"
+    "    os.remove(sys.argv[1])\n"
+    "    sys.exit(3)\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
+)
 ROWS: dict[tuple[ProcessState, Trigger], Scenario] = {}
 
 
@@ -93,8 +103,11 @@ async def exit_during_start(tmp_path: Path) -> None:
         assert info.value.exit_code == 7
         assert "exited with code 7 while starting" in info.value.reason
         assert any("exiting during start as asked" in line for line in info.value.log_tail)
-        assert run.transitions() == [(S.STOPPED, S.STARTING), (S.STARTING, S.STOPPED)]
-        assert run.sup.state is S.STOPPED
+        assert run.transitions() == [(S.STOPPED, S.STARTING), (S.STARTING, S.FAILED)]
+        assert run.sup.state is S.FAILED
+        snap = run.sup.snapshot()
+        assert (snap.starts, snap.failures) == (1, 1)
+        assert snap.last_failure == info.value.reason and snap.last_failure_at is not None
 
 
 @row(S.STARTING, T.STOP)
@@ -158,14 +171,16 @@ async def crash_while_ready(tmp_path: Path) -> None:
         pid = await ready_run(run)
         run.transitions()
         await http_get(port_of(spec), "/v1/models")
-        event = await run.wait_state(S.STOPPED)
+        event = await run.wait_state(S.FAILED)
         assert event.old is S.READY
         assert "exited with code 70 while serving" in event.reason
         assert gone(pid)
         assert run.sup.last_exit_code == 70
         # no automatic restart, but the next request starts it again
-        assert run.sup.state is S.STOPPED
+        assert run.sup.state is S.FAILED
+        assert run.sup.snapshot().last_failure == "exited with code 70 while serving"
         assert await ready_run(run) != pid
+        assert (run.sup.snapshot().starts, run.sup.snapshot().failures) == (2, 1)
 
 
 @row(S.READY, T.SHUTDOWN)
@@ -191,6 +206,44 @@ async def shutdown_while_stopping(tmp_path: Path) -> None:
     assert trio.current_time() - started < 10
     assert run.transitions() == [(S.STOPPING, S.SHUTDOWN)]
     assert gone(pid)
+
+
+async def failed_run(run: Run) -> None:
+    """Drive the supervisor into `failed`: its start fails (the child exits at once)."""
+    with trio.fail_after(WAIT), pytest.raises(StartError):
+        await run.sup.ensure_ready()
+    assert run.sup.state is S.FAILED
+    run.transitions()
+
+
+@row(S.FAILED, T.START)
+async def start_after_a_failure(tmp_path: Path) -> None:
+    flag = tmp_path / "fail-once"
+    flag.write_text("")
+    base = fake_spec()
+    argv = [sys.executable, "-c", FAIL_ONCE, str(flag), *base.argv[1:]]
+    async with supervised(replace(base, argv=argv)) as run:
+        await failed_run(run)
+        pid = await ready_run(run)
+        assert run.transitions()[:2] == [(S.FAILED, S.STARTING), (S.STARTING, S.READY)]
+        assert not gone(pid)
+        assert run.sup.snapshot().failures == 1, "a success does not erase the count"
+
+
+@row(S.FAILED, T.STOP)
+async def stop_when_failed(tmp_path: Path) -> None:
+    async with supervised(fake_spec("--exit-during-start", "0", "--load-delay", "30")) as run:
+        await failed_run(run)
+        await run.sup.stop()
+        assert run.transitions() == [] and run.sup.state is S.FAILED
+
+
+@row(S.FAILED, T.SHUTDOWN)
+async def shutdown_when_failed(tmp_path: Path) -> None:
+    async with supervised(fake_spec("--exit-during-start", "0", "--load-delay", "30")) as run:
+        await failed_run(run)
+        run.scope.cancel()
+    assert run.transitions() == [(S.FAILED, S.SHUTDOWN)]
 
 
 def test_every_row_has_a_scenario() -> None:
@@ -225,7 +278,7 @@ async def test_health_timeout_kills_the_child() -> None:
         with trio.fail_after(WAIT), pytest.raises(StartError) as info:
             await run.sup.ensure_ready()
         assert info.value.reason == "health check timed out after 0.5s"
-        assert run.sup.state is S.STOPPED
+        assert run.sup.state is S.FAILED
         pid = int((await run.wait_log(lambda line: "pid" in line.text)).text.split()[3])
         assert gone(pid)
 
@@ -235,7 +288,7 @@ async def test_spawn_error_and_bad_spec_fail_cleanly() -> None:
     async with supervised(fake_spec(argv=["/nonexistent/server", "--flag"])) as run:
         with pytest.raises(StartError, match="failed to start command '/nonexistent/server"):
             await run.sup.ensure_ready()
-        assert run.transitions() == [(S.STOPPED, S.STARTING), (S.STARTING, S.STOPPED)]
+        assert run.transitions() == [(S.STOPPED, S.STARTING), (S.STARTING, S.FAILED)]
     async with supervised(fake_spec(proxy_url="")) as run:
         with pytest.raises(StartError, match="upstream proxy missing"):
             await run.sup.ensure_ready()
@@ -329,7 +382,7 @@ async def test_a_crash_leaves_no_grandchild() -> None:
         line = await run.wait_log(lambda line: line.text.startswith("grandchild pid"))
         grandchild = int(line.text.split()[-1])
         await http_get(port_of(spec), "/")
-        await run.wait_state(S.STOPPED)
+        await run.wait_state(S.FAILED)
         with trio.fail_after(WAIT):
             await run.sup.ensure_ready()  # waits for the clean-up, then starts again
         assert gone(grandchild)

@@ -162,13 +162,13 @@ def test_concerns() -> None:
 
 
 def test_counts_accepts_the_shapes_a_snapshot_may_take() -> None:
-    assert convert.counts(None) == ({}, {})
-    mapped = SimpleNamespace(in_flight={"a": 2}, queued={"b": 1})
-    assert convert.counts(mapped) == ({"a": 2}, {"b": 1})
+    assert convert.counts(None) == ({}, {}, {})
+    mapped = SimpleNamespace(in_flight={"a": 2}, queued={"b": 1}, waiting={"c": 3})
+    assert convert.counts(mapped) == ({"a": 2}, {"b": 1}, {"c": 3})
     pairs = SimpleNamespace(in_flight={}, queue=[(1, "b"), (2, "b")])
-    assert convert.counts(pairs) == ({}, {"b": 2})
+    assert convert.counts(pairs) == ({}, {"b": 2}, {})
     objects = SimpleNamespace(queue=[SimpleNamespace(model="c")])
-    assert convert.counts(objects) == ({}, {"c": 1})
+    assert convert.counts(objects) == ({}, {"c": 1}, {})
     assert msgspec.json.encode(convert.legend())
 
 

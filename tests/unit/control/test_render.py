@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from swapctl import protocol as p
@@ -42,7 +44,15 @@ def test_models_table() -> None:
             in_flight=2,
             queued=1,
         ),
-        p.ModelInfo(id="qwen", state="stopped", groups=["g"]),
+        p.ModelInfo(id="qwen", state="stopped", groups=["g"], waiting=4),
+        p.ModelInfo(
+            id="bad",
+            state="failed",
+            starts=3,
+            failures=2,
+            last_failure="exited with code 3 while serving",
+            last_failure_at=time.time() - 125,
+        ),
     ]
     lines = render.models(rows).splitlines()
     assert lines[0].split() == [
@@ -51,6 +61,7 @@ def test_models_table() -> None:
         "PID",
         "PORT",
         "INFLIGHT",
+        "WAITING",
         "QUEUED",
         "TTL",
         "LEFT",
@@ -59,8 +70,20 @@ def test_models_table() -> None:
         "MEMBER",
         "OF",
     ]
-    assert lines[1].split() == ["llama", "ready", "42", "5800", "2", "1", "12.5s", "400ms", "s1"]
-    assert lines[2].split() == ["qwen", "stopped", "-", "-", "0", "0", "never", "-", "g"]
+    assert lines[1].split() == [
+        "llama", "ready", "42", "5800", "2", "0", "1", "12.5s", "400ms", "s1",
+    ]  # fmt: skip
+    assert lines[2].split() == ["qwen", "stopped", "-", "-", "0", "4", "0", "never", "-", "g"]
+    assert lines[3].split()[:2] == ["bad", "failed"]
+    assert (
+        lines[4]
+        == "bad: failed 2m05s ago: exited with code 3 while serving (2 failures in 3 starts)"
+    )
+
+
+def test_failure_note_counts_in_words() -> None:
+    once = p.ModelInfo(id="m", state="failed", starts=1, failures=1, last_failure="x")
+    assert render.failure_note(once) == "m: failed: x (1 failure in 1 start)"
 
 
 def test_error_with_problems_and_log_tail() -> None:

@@ -20,6 +20,7 @@ from swapd.http.logs_hub import LogHub
 from swapd.http.model_routes import BODY_TIMEOUT, WATCH_AFTER, ModelRoutes
 from swapd.http.services import Services
 from swapd.http.settings import ApiSettings, ModelView
+from swapd.router.run_loop import RouterSnapshot
 
 BODY = b'{"model": "m", "messages": []}'
 ANSWER = b'{"usage": {"prompt_tokens": 3, "completion_tokens": 2}}'
@@ -54,8 +55,8 @@ class Router:
     async def unload(self, models: Any = None) -> None:
         return None
 
-    def snapshot(self) -> None:
-        return None
+    def snapshot(self) -> RouterSnapshot:
+        return RouterSnapshot.empty()
 
 
 class Pool:

@@ -46,10 +46,20 @@ def test_shape_of_the_lifecycle() -> None:
             assert next_state(state, T.SHUTDOWN) is S.SHUTDOWN
     # a stopping model accepts nothing but the end of the stop (requests wait for it)
     assert set(triggers_from(S.STOPPING)) == {T.STOPPED, T.SHUTDOWN}
-    # the only way into starting is a start of a stopped model
-    assert [p for p, t in TRANSITIONS.items() if t is S.STARTING] == [(S.STOPPED, T.START)]
-    # a stop of a stopped model is a no-op
+    # the only way into starting is a start of a stopped or failed model
+    assert [p for p, t in TRANSITIONS.items() if t is S.STARTING] == [
+        (S.STOPPED, T.START),
+        (S.FAILED, T.START),
+    ]
+    # a stop of a stopped or failed model is a no-op
     assert next_state(S.STOPPED, T.STOP) is S.STOPPED
+    assert next_state(S.FAILED, T.STOP) is S.FAILED
+    # a model only fails on its own: a failed start or a crash, never a stop it was asked for
+    assert {p for p, t in TRANSITIONS.items() if t is S.FAILED} == {
+        (S.STARTING, T.START_FAILED),
+        (S.READY, T.EXITED),
+        (S.FAILED, T.STOP),
+    }
 
 
 def test_every_state_is_reachable_from_stopped() -> None:
@@ -69,6 +79,6 @@ def test_docs_and_legend_come_from_the_table() -> None:
     assert set(LEGEND) == set(ProcessState)
     table = render_table().splitlines()
     assert len(table) == 2 + len(TRANSITIONS)
-    assert "| ready | exited | stopped |" in render_table()
+    assert "| ready | exited | failed |" in render_table()
     legend = render_legend().splitlines()
     assert [line.split()[0] for line in legend] == [s.value for s in ProcessState]
