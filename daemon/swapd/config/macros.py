@@ -225,13 +225,16 @@ def _expand_model(
     reported: str | None = None
     for name, macro in reversed(merge_macros(model_id, globals_, own)):
         model, key_origin = _substitute_model(model, key_origin, name, macro, collisions)
-    cmd = model.get("cmd", "")
-    no_command = isinstance(cmd, str) and not parse_command(cmd)
+    cmd = model.get("cmd")
+    no_command = cmd is None or (isinstance(cmd, str) and not parse_command(cmd))
     if no_command:
         result.issues.append(
-            Issue(base, "cmd is missing: a model needs the command that starts its server")
-            if "cmd" not in model
-            else Issue((*base, "cmd"), "cmd is empty: it has no command, only comments or blanks")
+            Issue(
+                (*base, "cmd") if "cmd" in model else base,
+                "cmd is missing: a model needs the command that starts its server"
+                if cmd is None
+                else "cmd is empty: it has no command, only comments or blanks",
+            )
         )
     used_port = isinstance(cmd, str) and "${PORT}" in cmd
     if used_port:
@@ -239,7 +242,7 @@ def _expand_model(
         result.ports[model_id] = port
         model, key_origin = _substitute_model(model, key_origin, "PORT", port, collisions)
     elif (
-        isinstance(cmd, str)  # a cmd of the wrong type is reported alone
+        (cmd is None or isinstance(cmd, str))  # a cmd of the wrong type is reported alone
         and isinstance(model.get("proxy"), str)
         and "${PORT}" in model["proxy"]
     ):

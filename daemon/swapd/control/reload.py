@@ -88,6 +88,7 @@ class Running:
     held_ports: frozenset[int]
 
     def ports(self) -> PortsInUse:
+        """What the next load must respect: every model's port, and the held ones."""
         config = self.loaded.config
         return PortsInUse(
             start_port=config.start_port,

@@ -158,18 +158,29 @@ def _fields(cls: type[msgspec.Struct]) -> list[str]:
 MODEL_KEYS = _fields(ModelDoc)
 
 
-@given(
-    st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_", min_size=1).filter(
-        lambda k: k.lower() != "null"  # a null key is the empty string
-    )
-)
-def test_a_model_key_is_accepted_exactly_when_it_is_a_field(key: str) -> None:
+def check_model_key(key: str) -> None:
+    """A model key loads when it is a field (null leaves it at its default), else is an
+    error at its position naming it."""
     text = f'models:\n  a:\n    cmd: "run ${{PORT}}"\n    {key}: ~\n'
     if key in MODEL_KEYS:
-        load(text)  # null leaves any field at its default
+        load(text)
     else:
         errs = problems(text)
         assert errs[0].startswith(f'config.yaml:4:5: models.a.{key}: unknown key "{key}"')
+
+
+@pytest.mark.parametrize("key", [k for k in MODEL_KEYS if k != "cmd"])  # cmd is written above
+def test_every_model_field_is_accepted(key: str) -> None:
+    check_model_key(key)
+
+
+@given(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_", min_size=1).filter(
+        lambda k: k.lower() != "null" and k != "cmd"  # a null key is ""; cmd is written above
+    )
+)
+def test_a_model_key_is_accepted_exactly_when_it_is_a_field(key: str) -> None:
+    check_model_key(key)
 
 
 @given(st.sampled_from(_fields(ConfigDoc)), st.integers(0, 10**6))
@@ -235,6 +246,7 @@ def test_a_missing_or_empty_cmd_has_its_own_message() -> None:
           fixed: {proxy: "http://127.0.0.1:9"}
           comments: {cmd: "# run ${PORT}\\n  # nothing"}
           ok: {cmd: "run ${PORT}"}
+          nul: {cmd: ~}
         """
     )
     assert errs == [
@@ -244,6 +256,8 @@ def test_a_missing_or_empty_cmd_has_its_own_message() -> None:
         "a model needs the command that starts its server",
         "config.yaml:5:14: models.comments.cmd: cmd is empty: "
         "it has no command, only comments or blanks",
+        "config.yaml:7:9: models.nul.cmd: cmd is missing: "
+        "a model needs the command that starts its server",
     ]
 
 
