@@ -32,7 +32,13 @@ import trio
 
 from swapd.config import LoadedConfig
 from swapd.control.backend import DaemonBackend, DaemonParts
-from swapd.control.reload import WATCH_INTERVAL, ConfigReloader, daemon_apply, watch_config
+from swapd.control.reload import (
+    WATCH_INTERVAL,
+    ConfigReloader,
+    daemon_apply,
+    running_of,
+    watch_config,
+)
 from swapd.control.server import serve_control
 from swapd.events import EventBus
 from swapd.http.app import create_app
@@ -192,7 +198,9 @@ class Daemon:
             self.loaded = loaded
 
         apply = daemon_apply(parts, process_specs, also=also)
-        self.reloader = ConfigReloader(self.loaded.path, apply, self.bus, notifier=self.notifier)
+        self.reloader = ConfigReloader(
+            self.loaded.path, apply, self.bus, notifier=self.notifier, running=running_of(parts)
+        )
         return self.reloader
 
     async def reload(self) -> None:

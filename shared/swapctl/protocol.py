@@ -167,6 +167,19 @@ class ReloadResult(Payload, kw_only=True):
     removed: list[str] = []
     changed: list[str] = []
     unchanged: list[str] = []
+    changes: dict[str, list[str]] = {}
+    """For each model in `changed`, the config keys whose effective value changed,
+    e.g. `{"chat": ["cmd", "env"], "code": ["port"]}` (`cmd`, `cmdStop`, `env`,
+    `port`, `proxy`, `checkEndpoint`, `ttl`, `concurrencyLimit`, ...)."""
+    warnings: list[Problem] = []
+    """Problems of the new config that did not stop it loading (a matrix model in no set)."""
+
+    def changed_labels(self) -> list[str]:
+        """Each changed model with what changed in it: `chat (cmd, env)`."""
+        return [
+            f"{m} ({', '.join(self.changes[m])})" if self.changes.get(m) else m
+            for m in self.changed
+        ]
 
 
 class LogText(Payload, kw_only=True):

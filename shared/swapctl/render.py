@@ -149,15 +149,17 @@ def unload(result: Mapping[str, Any]) -> str:
 
 
 def reload(result: p.ReloadResult) -> str:
+    """What a reload did; each changed model with what changed: `chat (cmd, env)`."""
     lines = [f"reloaded {result.path}"]
     for label, names in (
         ("added", result.added),
         ("removed", result.removed),
-        ("changed", result.changed),
+        ("changed", result.changed_labels()),
         ("unchanged", result.unchanged),
     ):
         if names:
             lines.append(f"  {label}: {', '.join(names)}")
+    lines += [f"  warning: {w.format()}" for w in result.warnings]
     return "\n".join(lines) + "\n"
 
 

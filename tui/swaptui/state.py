@@ -487,7 +487,10 @@ def describe_changes(result: p.ConfigReloaded | p.ReloadResult) -> str:
         for label, names in (
             ("added", result.added),
             ("removed", result.removed),
-            ("changed", result.changed),
+            (
+                "changed",
+                result.changed_labels() if isinstance(result, p.ReloadResult) else result.changed,
+            ),
         )
         if names
     ]

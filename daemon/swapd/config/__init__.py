@@ -4,6 +4,7 @@
     loaded.config.models["llama"].argv       # what to execute
     loaded.aliases["gpt-4"]                  # -> "llama"
     loaded.matrix                            # compiled swap matrix (matrix router) or None
+    loaded.warnings                          # problems that did not stop it loading
 
 The pipeline, one module each: `loader` (YAML -> plain tree with positions,
 `${env.X}`), `macros` (macros and ports), `coerce` (types, yaml.v3 rules),
@@ -28,6 +29,7 @@ from swapd.config.model import (
     RoutingConfig,
 )
 from swapd.config.pipeline import load_text
+from swapd.config.ports import PortsInUse
 
 if TYPE_CHECKING:
     from swapd.matrix import Matrix
@@ -41,6 +43,7 @@ __all__ = [
     "GroupConfig",
     "LoadedConfig",
     "ModelConfig",
+    "PortsInUse",
     "RoutingConfig",
     "default_config_path",
     "format_path",
@@ -59,6 +62,7 @@ class LoadedConfig:
     matrix: Matrix | None  # compiled when the matrix router is in use
     groups: dict[str, GroupConfig]  # effective groups, "(default)" included
     router_use: Literal["group", "matrix"]
+    warnings: tuple[ConfigProblem, ...] = ()  # e.g. a matrix model in no set
 
     @property
     def models(self) -> dict[str, ModelConfig]:
@@ -75,9 +79,16 @@ def default_config_path() -> Path:
 
 
 def load_config(
-    path: str | os.PathLike[str], *, environ: dict[str, str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    environ: dict[str, str] | None = None,
+    ports: PortsInUse | None = None,
 ) -> LoadedConfig:
-    """Read, expand and validate a config file; raise `ConfigError` listing every problem."""
+    """Read, expand and validate a config file; raise `ConfigError` listing every problem.
+
+    `ports`: for a reload, the ports in use, so that models keep theirs
+    (`swapd.config.ports`); None lays them out from `startPort`.
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -85,7 +96,7 @@ def load_config(
         raise ConfigError(
             [ConfigProblem(str(p), 0, 0, "", f"cannot read config: {_reason(exc)}")]
         ) from None
-    return load_text(text, file=p, environ=environ, factory=_make)
+    return load_text(text, file=p, environ=environ, factory=_make, ports=ports)
 
 
 def load_config_text(
@@ -93,16 +104,23 @@ def load_config_text(
     *,
     file: str | os.PathLike[str] = "config.yaml",
     environ: dict[str, str] | None = None,
+    ports: PortsInUse | None = None,
 ) -> LoadedConfig:
     """As `load_config`, from text; `file` is only used to name it in problems."""
-    return load_text(text, file=Path(file), environ=environ, factory=_make)
+    return load_text(text, file=Path(file), environ=environ, factory=_make, ports=ports)
 
 
 def _reason(exc: Exception) -> str:
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
-def _make(path: Path, config: Config, aliases: dict[str, str], matrix: Any) -> LoadedConfig:
+def _make(
+    path: Path,
+    config: Config,
+    aliases: dict[str, str],
+    matrix: Any,
+    warnings: list[ConfigProblem],
+) -> LoadedConfig:
     return LoadedConfig(
         path=path,
         config=config,
@@ -110,4 +128,5 @@ def _make(path: Path, config: Config, aliases: dict[str, str], matrix: Any) -> L
         matrix=matrix,
         groups=config.routing.groups,
         router_use=config.routing.use,
+        warnings=tuple(warnings),
     )

@@ -1,6 +1,8 @@
 """`swapd config check|show|schema`: validate, display and describe config files.
 
 Exit codes: 0 ok, 2 invalid config (every problem on stderr, one per line).
+Warnings (a config that loads but probably does not do what was meant) go to
+stderr as `warning: file:line:col: ...` lines and leave the exit code at 0.
 FILE defaults to `$SWAPD_CONFIG`, else `/etc/swapd/config.yaml`.
 """
 
@@ -14,7 +16,13 @@ from typing import Any, TextIO
 
 import msgspec
 
-from swapd.config import ConfigError, LoadedConfig, default_config_path, load_config
+from swapd.config import (
+    ConfigError,
+    ConfigProblem,
+    LoadedConfig,
+    default_config_path,
+    load_config,
+)
 from swapd.config.schema import json_schema
 
 
@@ -41,11 +49,19 @@ def register(subparsers: Any) -> None:
 
 def _load(file: str | None) -> LoadedConfig | None:
     try:
-        return load_config(file or default_config_path())
+        loaded = load_config(file or default_config_path())
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return None
+    for warning in loaded.warnings:
+        print(warning_text(warning), file=sys.stderr)
+    return loaded
+
+
+def warning_text(problem: ConfigProblem) -> str:
+    """A warning as printed: `warning: file:line:col: key.path: message`."""
+    return f"warning: {problem}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -35,9 +35,23 @@ def join_continuations(text: str) -> str:
 
 def split_posix(text: str) -> list[str]:
     """Split a command line into words (see the module docstring for the dialect)."""
+    return _scan(text)[0]
+
+
+def unterminated_quote(text: str) -> int | None:
+    """The index in `text` of a quote that is never closed, or None.
+
+    Not an error for the splitter (the quote runs to the end, as in
+    llama-swap), but never what a user meant: the config check reports it.
+    """
+    return _scan(text)[1]
+
+
+def _scan(text: str) -> tuple[list[str], int | None]:
     words: list[str] = []
     word: list[str] = []
     in_word = False
+    open_quote: int | None = None
     i, n = 0, len(text)
     while i < n:
         c = text[i]
@@ -49,11 +63,13 @@ def split_posix(text: str) -> list[str]:
         elif c == "'":
             in_word = True
             end = text.find("'", i + 1)
-            end = n if end < 0 else end
+            if end < 0:
+                open_quote, end = i, n
             word.append(text[i + 1 : end])
             i = end + 1
         elif c == '"':
             in_word = True
+            start = i
             i += 1
             while i < n and text[i] != '"':
                 if text[i] == "\\" and i + 1 < n and text[i + 1] in _DQUOTE_ESCAPABLE:
@@ -63,6 +79,8 @@ def split_posix(text: str) -> list[str]:
                 else:
                     word.append(text[i])
                     i += 1
+            if i >= n:
+                open_quote = start
             i += 1
         elif c == "\\":
             if i + 1 < n and text[i + 1] != "\n":
@@ -75,9 +93,27 @@ def split_posix(text: str) -> list[str]:
             i += 1
     if in_word:
         words.append("".join(word))
-    return words
+    return words, open_quote
 
 
 def parse_command(text: str) -> list[str]:
     """The argv a `cmd`/`cmdStop` value runs: comments, continuations, splitting."""
-    return split_posix(join_continuations(strip_comment_lines(text)))
+    return split_posix(prepare(text))
+
+
+def prepare(text: str) -> str:
+    """The text `parse_command` splits: comment lines dropped, continuations joined."""
+    return join_continuations(strip_comment_lines(text))
+
+
+def quote_problem(text: str) -> str | None:
+    """What is wrong with the quoting of a `cmd`/`cmdStop` value, or None."""
+    prepared = prepare(text)
+    at = unterminated_quote(prepared)
+    if at is None:
+        return None
+    rest = " ".join(prepared[at:].split())
+    shown = rest if len(rest) <= 30 else rest[:29] + "…"
+    return (
+        f"unterminated {prepared[at]} quote in `{shown}`: everything after it would be one argument"
+    )

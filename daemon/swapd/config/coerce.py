@@ -10,17 +10,20 @@ yaml.v3 in places users depend on, so this walker, driven by
   fields are errors;
 - bool fields also take the YAML 1.1 words (`yes`, `off`, ...);
 - null leaves a scalar or object field at its default, and makes a list or
-  map empty and an optional field absent;
-- unknown keys are dropped.
+  map empty and an optional field absent.
+
+Unlike yaml.v3, a key that is no field of its Struct is an error naming the
+nearest field (a misspelt `ttll` would otherwise be silently ignored).
 
 The result converts with `msgspec.convert(..., strict=True)` without error.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import msgspec
@@ -51,6 +54,17 @@ def describe(value: Any) -> str:
     if isinstance(value, (int, float)):
         return go_format(value)
     return "a list" if isinstance(value, list) else "a mapping"
+
+
+def unknown_key(key: str, known: Collection[str]) -> str:
+    """The message for a key that is not in `known`, with the nearest known key if any."""
+    folded = {k.lower(): k for k in known}
+    nearest = folded.get(key.lower())
+    if nearest is None:
+        close = difflib.get_close_matches(key.lower(), list(folded), n=1, cutoff=0.6)
+        nearest = folded[close[0]] if close else None
+    hint = f'; did you mean "{nearest}"?' if nearest is not None else ""
+    return f"unknown key {describe(key)}{hint}"
 
 
 def _int_bounds(t: mi.IntType) -> str:
@@ -98,6 +112,10 @@ class Coercer:
                     v = self.coerce(f.type, value[f.encode_name], (*path, f.encode_name))
                     if v is not MISSING:
                         out[f.encode_name] = v
+            known = [f.encode_name for f in t.fields]
+            for key in value:
+                if key not in known:
+                    self.problem((*path, key), unknown_key(key, known))
             return out
         if isinstance(t, mi.UnionType):
             return self.union(t, value, path)

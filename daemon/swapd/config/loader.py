@@ -45,12 +45,15 @@ class Document:
     `positions` maps a key path to the 1-based (line, column) of the mapping
     key (or of the sequence item); `texts` keeps the source text of every
     non-string scalar so a string field can take it literally (`name: 1.50`
-    is the name "1.50", as in yaml.v3).
+    is the name "1.50", as in yaml.v3). `parsed` is False when the text gave
+    no tree to check further (invalid YAML, an unset variable, a root that is
+    not a mapping); problems inside a tree (a duplicate key) leave it True.
     """
 
     tree: dict[str, Any]
     positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     texts: dict[Path, str] = field(default_factory=dict)
+    parsed: bool = True
 
     def locate(self, path: Path) -> tuple[int, int]:
         """The position of `path`, or of its nearest located ancestor."""
@@ -305,28 +308,28 @@ def parse_text(text: str, environ: Mapping[str, str] | None = None) -> tuple[Doc
     """
     text, env_issues = substitute_env(text, os.environ if environ is None else environ)
     if env_issues:
-        return Document(tree={}), env_issues
+        return Document(tree={}, parsed=False), env_issues
     yaml = YAML(typ="rt")
     try:
         root = yaml.compose(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         msg = f"invalid YAML: {exc.problem or exc.context}"
-        doc = Document(tree={})
+        doc = Document(tree={}, parsed=False)
         if mark is not None:
             doc.positions[()] = (mark.line + 1, mark.column + 1)
         return doc, [Issue((), msg)]
     except YAMLError as exc:
-        return Document(tree={}), [Issue((), f"invalid YAML: {exc}")]
+        return Document(tree={}, parsed=False), [Issue((), f"invalid YAML: {exc}")]
     builder = _Builder()
     builder.positions[()] = (1, 1)
     if root is None:
         return Document(tree={}, positions=builder.positions), []
     tree = builder.build(root, ())
     if tree is None:
-        return Document(tree={}, positions=builder.positions), builder.issues
+        return Document(tree={}, positions=builder.positions, parsed=False), builder.issues
     if not isinstance(tree, dict):
-        return Document(tree={}, positions=builder.positions), [
+        return Document(tree={}, positions=builder.positions, parsed=False), [
             *builder.issues,
             Issue((), "top-level YAML must be a mapping"),
         ]

@@ -7,8 +7,10 @@
   macro; a forward reference is left over and reported as unknown.
 - A string that is exactly `${NAME}` takes the macro's typed value; elsewhere
   the value is rendered like Go's `%v` (`go_format`).
-- `${PORT}` is allocated from `startPort` to every model whose expanded `cmd`
-  uses it, in sorted model-ID order, and substituted across that model.
+- `${PORT}` is allocated (`swapd.config.ports`) to every model whose expanded
+  `cmd` uses it, in sorted model-ID order, and substituted across that model.
+- A model without a command (no `cmd`, or one with only comment lines) is
+  reported as such, not as a proxy that uses `${PORT}` when cmd does not.
 - `${PID}` is left in `cmdStop` for the supervisor; anywhere else, and any
   other leftover `${...}`, is an error. Keys are never expanded except those of
   `filters.setParamsByID`.
@@ -27,9 +29,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from swapd.config.cmdline import strip_comment_lines
+from swapd.config.cmdline import parse_command, strip_comment_lines
 from swapd.config.errors import Issue, Path
 from swapd.config.loader import ENV_RE, Document
+from swapd.config.ports import PortAllocator, PortsInUse
 
 MACRO_RE = re.compile(r"\$\{([a-zA-Z0-9_-]+)\}")
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")
@@ -159,8 +162,13 @@ def _start_port(value: Any) -> int:
     return int(value)
 
 
-def expand(doc: Document, top_level_keys: frozenset[str]) -> Expanded:
-    """Expand every macro of `doc.tree`; `top_level_keys` are checked for leftovers."""
+def expand(
+    doc: Document, top_level_keys: frozenset[str], ports: PortsInUse | None = None
+) -> Expanded:
+    """Expand every macro of `doc.tree`; `top_level_keys` are checked for leftovers.
+
+    `ports`: on a reload, the ports in use, which models keep (see `swapd.config.ports`).
+    """
     tree = doc.tree
     globals_, issues = declarations(tree.get("macros"), ("macros",))
     result = Expanded(tree={}, issues=issues)
@@ -174,7 +182,8 @@ def expand(doc: Document, top_level_keys: frozenset[str]) -> Expanded:
             _leftovers(value, (key,), result.issues, allow_pid=False)
     models = tree.get("models")
     if isinstance(models, dict):
-        next_port = _start_port(result.tree.get("startPort", DEFAULT_START_PORT))
+        start_port = _start_port(result.tree.get("startPort", DEFAULT_START_PORT))
+        allocator = PortAllocator(start_port, models, ports)
         out: dict[str, Any] = {}
         for model_id in sorted(models):
             raw = models[model_id]
@@ -183,12 +192,7 @@ def expand(doc: Document, top_level_keys: frozenset[str]) -> Expanded:
             if not isinstance(raw, dict):
                 out[model_id] = raw  # the schema check reports the type
                 continue
-            out[model_id], used_port = _expand_model(
-                doc, model_id, raw, globals_, next_port, result
-            )
-            if used_port:
-                result.ports[model_id] = next_port
-                next_port += 1
+            out[model_id] = _expand_model(doc, model_id, raw, globals_, allocator, result)
         result.tree["models"] = {k: out[k] for k in models}  # file order
     elif "models" in tree:
         result.tree["models"] = models
@@ -200,9 +204,9 @@ def _expand_model(
     model_id: str,
     raw: dict[str, Any],
     globals_: list[Macro],
-    port: int,
+    ports: PortAllocator,
     result: Expanded,
-) -> tuple[dict[str, Any], bool]:
+) -> dict[str, Any]:
     base: Path = ("models", model_id)
     own, issues = declarations(raw.get("macros"), (*base, "macros"))
     result.issues.extend(issues)
@@ -221,22 +225,37 @@ def _expand_model(
     reported: str | None = None
     for name, macro in reversed(merge_macros(model_id, globals_, own)):
         model, key_origin = _substitute_model(model, key_origin, name, macro, collisions)
-    used_port = isinstance(model.get("cmd"), str) and "${PORT}" in model["cmd"]
+    cmd = model.get("cmd")
+    no_command = cmd is None or (isinstance(cmd, str) and not parse_command(cmd))
+    if no_command:
+        result.issues.append(
+            Issue(
+                (*base, "cmd") if "cmd" in model else base,
+                "cmd is missing: a model needs the command that starts its server"
+                if cmd is None
+                else "cmd is empty: it has no command, only comments or blanks",
+            )
+        )
+    used_port = isinstance(cmd, str) and "${PORT}" in cmd
     if used_port:
+        port = ports.take(model_id)
+        result.ports[model_id] = port
         model, key_origin = _substitute_model(model, key_origin, "PORT", port, collisions)
     elif (
-        isinstance(model.get("cmd", ""), str)  # a cmd of the wrong type is reported alone
+        (cmd is None or isinstance(cmd, str))  # a cmd of the wrong type is reported alone
         and isinstance(model.get("proxy"), str)
         and "${PORT}" in model["proxy"]
     ):
         reported = model.pop("proxy")  # checked here, not again as a leftover
         where = base if model_id in result.default_proxy else (*base, "proxy")
-        result.issues.append(
-            Issue(
-                where,
-                "proxy uses ${PORT} but cmd does not - ${PORT} is only available when used in cmd",
+        if not no_command:  # the missing command is the problem to report
+            result.issues.append(
+                Issue(
+                    where,
+                    "proxy uses ${PORT} but cmd does not - "
+                    "${PORT} is only available when used in cmd",
+                )
             )
-        )
     if not isinstance(model.get("cmd", ""), str) and model_id in result.default_proxy:
         model["proxy"] = ""  # the cmd's type is the problem to report
     by_id_path: Path = (*base, "filters", "setParamsByID")
@@ -254,7 +273,7 @@ def _expand_model(
     _leftovers(model, base, result.issues, allow_pid=True, skip_port_msg=not used_port)
     if not used_port and "proxy" not in model and reported is not None:
         model["proxy"] = ""
-    return model, used_port
+    return model
 
 
 def _by_id(model: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,4 +1,10 @@
-"""The load pipeline from text to effective config; positions attached at the end."""
+"""The load pipeline from text to effective config; positions attached at the end.
+
+A problem found early (a duplicate key, a bad macro) does not stop the later
+checks, so one run reports them all; only a text that gives no tree at all
+(invalid YAML) stops it there. Warnings are problems that do not stop a
+config from loading: they come back with it.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +19,17 @@ from swapd.config.errors import ConfigError, ConfigProblem, Issue, format_path
 from swapd.config.loader import Document, parse_text
 from swapd.config.macros import expand
 from swapd.config.model import Config
+from swapd.config.ports import PortsInUse
 from swapd.config.schema import ConfigDoc
 from swapd.config.validate import Routing, build
 
 T = TypeVar("T")
 
+# Checked for leftover macros; `defs` only holds YAML anchors, as in llama-swap.
 TOP_LEVEL_KEYS = frozenset(
-    f.encode_name for f in msgspec.structs.fields(ConfigDoc) if f.encode_name != "models"
+    f.encode_name
+    for f in msgspec.structs.fields(ConfigDoc)
+    if f.encode_name not in ("models", "defs")
 )
 
 
@@ -34,13 +44,15 @@ def load_text(
     *,
     file: Path,
     environ: Mapping[str, str] | None,
-    factory: Callable[[Path, Config, dict[str, str], Any], T],
+    factory: Callable[[Path, Config, dict[str, str], Any, list[ConfigProblem]], T],
+    ports: PortsInUse | None = None,
 ) -> T:
-    """Run the whole pipeline on `text`; `factory` builds the result from the parts."""
+    """Run the whole pipeline on `text`; `factory` builds the result from the parts
+    (the last is the warnings). `ports`: see `swapd.config.ports`."""
     doc, issues = parse_text(text, environ)
-    if issues:
+    if not doc.parsed:
         raise _error(file, doc, issues)
-    expanded = expand(doc, TOP_LEVEL_KEYS)
+    expanded = expand(doc, TOP_LEVEL_KEYS, ports)
     issues.extend(expanded.issues)
     coercer = Coercer(doc.texts, hooks={"ProfileDoc": _profile_hook})
     plain = coercer.struct(ConfigDoc, expanded.tree)
@@ -62,14 +74,16 @@ def load_text(
     built = build(config_doc, expanded)
     issues.extend(built.issues)
     matrix = None
+    warnings: list[Issue] = []
     if built.routing is not None and built.routing.use == "matrix" and built.config is not None:
         matrix, matrix_issues = compile_block(built.routing, list(config_doc.models))
         issues.extend(matrix_issues)
         if matrix is not None:
             issues.extend(_spillover_in_matrix(config_doc, built.aliases, matrix))
+            warnings.extend(_outside_matrix(config_doc, matrix))
     if issues or built.config is None:
         raise _error(file, doc, issues)
-    return factory(file, built.config, built.aliases, matrix)
+    return factory(file, built.config, built.aliases, matrix, _locate(file, doc, warnings))
 
 
 def compile_block(routing: Routing, models: list[str]) -> tuple[Any, list[Issue]]:
@@ -120,7 +134,19 @@ def _spillover_in_matrix(doc: ConfigDoc, aliases: dict[str, str], matrix: Any) -
     return issues
 
 
-def _error(file: Path, doc: Document, issues: list[Issue]) -> ConfigError:
+def _outside_matrix(doc: ConfigDoc, matrix: Any) -> list[Issue]:
+    """A model in no matrix set still runs, alone: loading it stops every other model."""
+    return [
+        Issue(
+            ("models", model_id),
+            "in no matrix set: it runs alone, and loading it stops every running model",
+        )
+        for model_id in doc.models
+        if not matrix.sets_of(model_id)
+    ]
+
+
+def _locate(file: Path, doc: Document, issues: list[Issue]) -> list[ConfigProblem]:
     problems = []
     for issue in issues:
         line, column = issue.pos or doc.locate(issue.path)
@@ -128,4 +154,8 @@ def _error(file: Path, doc: Document, issues: list[Issue]) -> ConfigError:
             ConfigProblem(str(file), line, column, format_path(issue.path), issue.message)
         )
     problems.sort(key=lambda p: (p.line, p.column))
-    return ConfigError(problems)
+    return problems
+
+
+def _error(file: Path, doc: Document, issues: list[Issue]) -> ConfigError:
+    return ConfigError(_locate(file, doc, issues))

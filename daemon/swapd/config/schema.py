@@ -2,9 +2,12 @@
 
 These Structs describe what a user writes (camelCase keys, defaults, ranges);
 `swapd.config.model` holds the effective, resolved config the daemon uses.
-Unknown keys are ignored at every level, as llama-swap does (a top-level
-`defs:` block holding YAML anchors is legal). swapd extensions are marked
-"swapd:" in their descriptions.
+Every key a user may write is a field here: a key that is not one is an
+error at load (llama-swap ignores it). Keys llama-swap accepts but swapd has
+no use for are fields too, marked "Ignored", so llama-swap configs still load
+(a top-level `defs:` block holding YAML anchors, older `performance` keys, a
+model's `healthCheckTimeout`). swapd extensions are marked "swapd:" in their
+descriptions.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ NonNegInt = Annotated[int, Meta(ge=0)]
 MacroValue = str | int | float | bool
 
 
-class _Doc(msgspec.Struct, kw_only=True, rename="camel"):
+class _Doc(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
     pass
 
 
@@ -133,6 +136,9 @@ class ModelDoc(_Doc):
         Annotated[int, Meta(ge=1024)] | None,
         Meta(description="swapd: bytes of process output kept; unset = global value."),
     ] = None
+    health_check_timeout: Annotated[
+        Any, Meta(description="Ignored: the global healthCheckTimeout applies to every model.")
+    ] = None
 
 
 class PeerDoc(_Doc):
@@ -158,7 +164,7 @@ class GroupDoc(_Doc):
     members: list[str] = field(default_factory=list)
 
 
-class MatrixDoc(msgspec.Struct, kw_only=True):
+class MatrixDoc(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The swap matrix: which models may run together (spec/config.md §12)."""
 
     vars: Annotated[dict[str, str], Meta(description="Short names for model IDs.")] = field(
@@ -230,6 +236,9 @@ class PerformanceDoc(_Doc):
     every: Annotated[
         str, Meta(description="Sampling interval as a Go duration (e.g. 5s, 1m30s); >= 5s.")
     ] = "5s"
+    enable: Annotated[Any, Meta(description="Ignored: an earlier llama-swap key.")] = None
+    max_age: Annotated[Any, Meta(description="Ignored: an earlier llama-swap key.")] = None
+    gc: Annotated[Any, Meta(description="Ignored: an earlier llama-swap key.")] = None
 
 
 class StoreDoc(_Doc):
@@ -292,6 +301,9 @@ class ConfigDoc(_Doc):
     log_time_format: str = ""
     log_to_stdout: Literal["proxy", "upstream", "both", "none"] = "proxy"
     log_requests: Annotated[bool, Meta(description="Deprecated, ignored.")] = False
+    defs: Annotated[
+        Any, Meta(description="Ignored: a place for YAML anchors that other keys use.")
+    ] = None
     metrics_max_in_memory: int = 1000
     capture_buffer: Annotated[int, Meta(description="MB for captures; <= 0 disables.")] = 5
     performance: PerformanceDoc = field(default_factory=PerformanceDoc)

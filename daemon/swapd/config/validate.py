@@ -2,6 +2,10 @@
 
 Every check appends to one list of issues instead of raising, so a file with
 several problems reports them all. Improvements on llama-swap, on purpose:
+- an alias equal to another model's ID is rejected (llama-swap accepts it,
+  and the model ID always wins, so the alias never reaches its model);
+- a `cmd`/`cmdStop` with an unterminated quote is rejected (llama-swap runs
+  the quote to the end of the command, which is never what was meant);
 - group members that are not model IDs are rejected at load (llama-swap only
   fails when it builds the router, and silently never matches alias members);
 - `routing.scheduler.settings.fifo.priority` keys that are aliases are
@@ -121,6 +125,15 @@ def build(doc: ConfigDoc, expanded: Expanded) -> Built:
     model_ids = sorted(doc.models)
     for model_id in model_ids:
         for i, alias in enumerate(doc.models[model_id].aliases):
+            if alias in doc.models and alias != model_id:
+                issues.append(
+                    Issue(
+                        ("models", model_id, "aliases", i),
+                        f'alias "{alias}" of model {model_id} is the ID of model {alias} '
+                        f"(a request for {alias} always reaches model {alias})",
+                    )
+                )
+                continue
             if alias in aliases:
                 other = aliases[alias]
                 also = f" (already used by model {other})" if other != model_id else ""
@@ -253,6 +266,10 @@ def _model(
 ) -> ModelConfig:
     base: Path = ("models", model_id)
     ttl = doc.global_ttl if m.ttl == -1 else m.ttl
+    for key, command in (("cmd", m.cmd), ("cmdStop", m.cmd_stop)):
+        quoting = cmdline.quote_problem(command)
+        if quoting is not None:
+            issues.append(Issue((*base, key), quoting))
     if m.proxy and "${" not in m.proxy:
         problem = url_problem(m.proxy)
         if problem:

@@ -19,6 +19,13 @@ model on a reload (spec router.md §7.5), a reload here restarts only what
 changed, and only once its requests in flight have finished: the router
 drains the model, then retires it (`ProcessPool.stage` / `retire`), so a
 new process never races its predecessor for the port either.
+
+What changed is decided on effective settings, ports included, so the file
+is loaded with the ports in use (`Running`): every model keeps its
+`${PORT}`, and a new one gets a port no model and no live process holds
+(`swapd.config.ports`). Adding a model therefore never renumbers, and so
+never restarts, the others. The reply names, for each changed model, the
+settings that changed, and carries the config's warnings.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -35,11 +43,14 @@ from urllib.parse import urlsplit
 import trio
 
 from swapctl import protocol as p
-from swapd.config import ConfigError, ConfigProblem, LoadedConfig, load_config
+from swapd.config import ConfigError, ConfigProblem, LoadedConfig, PortsInUse, load_config
+from swapd.config.diff import changed_settings
 from swapd.control.backend import DaemonParts
 from swapd.control.interface import ControlError
 from swapd.events import EventBus
 from swapd.process.spec import ProcessSpec
+from swapd.process.states import ProcessState
+from swapd.process.supervisor import ProcessSnapshot
 from swapd.router.build import reload_from_config, router_settings
 
 log = logging.getLogger("swapd.reload")
@@ -61,6 +72,52 @@ class Applied(Protocol):
 
 
 Apply = Callable[[LoadedConfig], Awaitable[Applied]]
+
+
+class Load(Protocol):
+    """Reads and validates the config file (`swapd.config.load_config`)."""
+
+    def __call__(self, path: Path, *, ports: PortsInUse | None = None) -> LoadedConfig: ...
+
+
+@dataclass(frozen=True)
+class Running:
+    """What a reload starts from: the config in force and the ports live processes hold."""
+
+    loaded: LoadedConfig
+    held_ports: frozenset[int]
+
+    def ports(self) -> PortsInUse:
+        """What the next load must respect: every model's port, and the held ones."""
+        config = self.loaded.config
+        return PortsInUse(
+            start_port=config.start_port,
+            assigned={m: c.port for m, c in config.models.items() if c.port is not None},
+            held=self.held_ports,
+        )
+
+
+LIVE_STATES = frozenset({ProcessState.STARTING, ProcessState.READY, ProcessState.STOPPING})
+
+
+def held_ports(snapshots: Iterable[ProcessSnapshot]) -> frozenset[int]:
+    """The ports of the processes alive now (serving, starting, draining or stopping)."""
+    out = set()
+    for snap in snapshots:
+        if snap.state in LIVE_STATES:
+            port = address(snap.proxy_url)[1]
+            if port is not None:
+                out.add(port)
+    return frozenset(out)
+
+
+def running_of(parts: DaemonParts) -> Callable[[], Running]:
+    """Reads a running daemon's `Running` from its parts (call it in the trio thread)."""
+
+    def read() -> Running:
+        return Running(parts.loaded, held_ports(parts.pool.snapshots().values()))
+
+    return read
 
 
 class Notify(Protocol):
@@ -165,18 +222,32 @@ def problem(c: ConfigProblem) -> p.Problem:
     )
 
 
-def summarize(path: str, models: Collection[str], applied: Applied) -> p.ReloadResult:
+def summarize(
+    path: str,
+    models: Collection[str],
+    applied: Applied,
+    old: LoadedConfig | None = None,
+    new: LoadedConfig | None = None,
+) -> p.ReloadResult:
     """The reply to a successful reload: every model of the new config in exactly one list
-    (added / changed / unchanged), plus the removed ones."""
+    (added / changed / unchanged), plus the removed ones; with the configs before and
+    after, what changed in each changed model, and the new config's warnings."""
     added = list(applied.added)
     changed = [m for m in getattr(applied, "changed", applied.replaced) if m in models]
     touched = set(added) | set(changed)
+    changes: dict[str, list[str]] = {}
+    if old is not None and new is not None:
+        for m in changed:
+            if m in old.models and m in new.models:
+                changes[m] = changed_settings(old.models[m], new.models[m])
     return p.ReloadResult(
         path=path,
         added=added,
         removed=list(applied.removed),
         changed=changed,
         unchanged=[m for m in models if m not in touched],
+        changes=changes,
+        warnings=[problem(w) for w in new.warnings] if new is not None else [],
     )
 
 
@@ -186,14 +257,19 @@ class ConfigReloader:
         path: str | os.PathLike[str],
         apply: Apply,
         bus: EventBus,
-        load: Callable[[Path], LoadedConfig] = load_config,
+        load: Load = load_config,
         notifier: Notify | None = None,
+        running: Callable[[], Running] | None = None,
     ) -> None:
+        """`running`: what the daemon runs now (`running_of`); with it, models keep their
+        ports and the reply says what changed in each model. Without it, ports are laid
+        out afresh, as on a fresh start."""
         self.path = Path(path)
         self._apply = apply
         self._bus = bus
         self._load = load
         self._notifier = notifier
+        self._running = running
         self._lock = trio.Lock()
         self.reloads = 0
         """Successful reloads so far."""
@@ -211,8 +287,10 @@ class ConfigReloader:
                     self._notifier.ready()
 
     async def _reload(self) -> p.ReloadResult:
+        running = self._running() if self._running is not None else None
+        ports = running.ports() if running is not None else None
         try:
-            loaded = await trio.to_thread.run_sync(self._load, self.path)
+            loaded = await trio.to_thread.run_sync(partial(self._load, self.path, ports=ports))
         except ConfigError as exc:
             problems = [problem(c) for c in exc.problems]
             self._publish(
@@ -236,7 +314,8 @@ class ConfigReloader:
                 p.ConfigReloaded(time=time.time(), ok=False, path=str(self.path), problems=failure)
             )
             raise ControlError("internal", failure[0].message, problems=failure) from exc
-        result = summarize(str(self.path), list(loaded.models), applied)
+        old = running.loaded if running is not None else None
+        result = summarize(str(self.path), list(loaded.models), applied, old, loaded)
         self.reloads += 1
         self._publish(
             p.ConfigReloaded(
@@ -251,10 +330,12 @@ class ConfigReloader:
         log.info(
             "config reloaded from %s: added %s, removed %s, changed %s",
             self.path,
-            result.added or "none",
-            result.removed or "none",
-            result.changed or "none",
+            ", ".join(result.added) or "none",
+            ", ".join(result.removed) or "none",
+            ", ".join(result.changed_labels()) or "none",
         )
+        for warning in loaded.warnings:
+            log.warning("config warning: %s", warning)
         return result
 
     async def reload_logged(self) -> None:

@@ -13,13 +13,23 @@ import trio
 import trio.testing
 
 from swapctl import protocol as p
+from swapctl import render
 from swapd.config import LoadedConfig, load_config
 from swapd.control import ControlError, serve_control
 from swapd.control.backend import DaemonBackend, DaemonParts
-from swapd.control.reload import ConfigReloader, daemon_apply, summarize, watch_config
+from swapd.control.reload import (
+    ConfigReloader,
+    Running,
+    daemon_apply,
+    held_ports,
+    summarize,
+    watch_config,
+)
 from swapd.events import EventBus
 from swapd.http.logs_hub import LogHub
 from swapd.process.pool import ProcessPool
+from swapd.process.states import ProcessState
+from swapd.process.supervisor import ProcessSnapshot
 from swapd.router.build import router_from_config
 from swapd.testing.ports import free_port_run
 from tests.integration.control.stand_in import StandInRouter, specs
@@ -142,6 +152,66 @@ async def test_reloads_are_serialised(tmp_path: Path, port: int) -> None:
         assert len(apply.applied) == 1  # the second waits for the first
         apply.gate.set()
     assert len(apply.applied) == 2 and reloader.reloads == 2
+
+
+MATRIX = """
+startPort: {port}
+models:
+  b:
+    cmd: {fake}
+  c:
+    cmd: {fake} {c_extra}
+  lone:
+    cmd: {fake}
+matrix:
+  sets:
+    s: b & c
+"""
+
+
+@pytest.mark.trio
+async def test_reload_keeps_ports_says_what_changed_and_reports_warnings(
+    tmp_path: Path, port: int
+) -> None:
+    path = tmp_path / "config.yaml"
+    write(path, MATRIX.format(port=port, fake=FAKE, c_extra=""))
+    before = load_config(path)
+    assert [before.models[m].port for m in ("b", "c", "lone")] == [port, port + 1, port + 2]
+    # "a" sorts first: numbered afresh, it would shift every other model's port.
+    text = MATRIX.format(port=port, fake=FAKE, c_extra="--echo").replace("b & c", "a & b & c")
+    write(path, text.replace("models:\n", f"models:\n  a:\n    cmd: {FAKE}\n", 1))
+    apply = Recorder(added=["a"], replaced=["c"])
+    held = frozenset({port + 3})  # a draining process of some removed model
+    reloader = ConfigReloader(path, apply, EventBus(), running=lambda: Running(before, held))
+    result = await reloader.reload()
+    after = apply.applied[0]
+    assert [after.models[m].port for m in ("b", "c", "lone")] == [port, port + 1, port + 2]
+    assert after.models["a"].port == port + 4
+    assert after.models["b"] == before.models["b"]
+    assert result.changed == ["c"] and result.changes == {"c": ["cmd"]}
+    assert [(w.line, w.column, w.path) for w in result.warnings] == [(10, 3, "models.lone")]
+    assert render.reload(result).splitlines() == [
+        f"reloaded {path}",
+        "  added: a",
+        "  changed: c (cmd)",
+        "  unchanged: b, lone",
+        f"  warning: {path}:10:3: models.lone: in no matrix set: it runs alone, "
+        "and loading it stops every running model",
+    ]
+
+
+def test_held_ports_are_those_of_live_processes() -> None:
+    def snap(model: str, state: ProcessState, url: str) -> ProcessSnapshot:
+        return ProcessSnapshot(model, state, None, url, 0, None, None, None, [])
+
+    snapshots = [
+        snap("a", ProcessState.READY, "http://127.0.0.1:9000"),
+        snap("b", ProcessState.STARTING, "http://localhost:9001/v1"),
+        snap("c", ProcessState.STOPPING, "http://[::1]:9002"),
+        snap("d", ProcessState.STOPPED, "http://127.0.0.1:9003"),
+        snap("e", ProcessState.SHUTDOWN, "http://127.0.0.1:9004"),
+    ]
+    assert held_ports(snapshots) == {9000, 9001, 9002}
 
 
 def test_summarize_puts_each_model_in_one_list() -> None:

@@ -193,14 +193,109 @@ async def test_removed_model_finishes_in_flight_then_stops_then_404(tmp_path: Pa
 
 
 @pytest.mark.trio
-async def test_a_model_moved_onto_a_draining_models_port_waits_for_it(tmp_path: Path) -> None:
-    """Removing the first model shifts the next one onto its port: the new process
-    must not start while the old one still serves there (spec router.md §7.5)."""
+async def test_adding_a_model_keeps_every_other_models_port_and_process(tmp_path: Path) -> None:
+    """`broken` sorts first: numbering ports in model-ID order would move the others
+    (and so change their commands and restart them); they keep theirs instead."""
     path = tmp_path / "config.yaml"
     port = start_port()
-    path.write_text(config(port, {"a": "--tokens 3 --token-interval 0.05", "b": "--tokens 5"}))
+    models = {"chat": "", "code": "", "writer": "--tokens 2"}
+    path.write_text(config(port, models))
+    async with running(path) as (daemon, c, sock):
+        for model in models:
+            assert (await c.post("/v1/chat/completions", json=chat(model))).status_code == 200
+        pids = {m: pid_of(daemon, m) for m in models}
+        path.write_text(config(port, {"broken": "--tokens 1", **models}))
+        code, out, err = await swapctl(sock, "reload", "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        assert (result["added"], result["changed"], result["removed"]) == (["broken"], [], [])
+        assert result["unchanged"] == ["chat", "code", "writer"]
+        assert {m: pid_of(daemon, m) for m in models} == pids
+        assert daemon.services is not None
+        pool = daemon.services.pool
+        assert [pool[m].spec.proxy_url.rsplit(":", 1)[1] for m in ("chat", "code", "writer")] == [
+            str(port),
+            str(port + 1),
+            str(port + 2),
+        ]
+        assert pool["broken"].spec.proxy_url.endswith(f":{port + 3}")
+        r = await c.post("/v1/chat/completions", json=chat("broken"))
+        assert r.status_code == 200 and content(r) == "tok0 "
+        assert {m: pid_of(daemon, m) for m in models} == pids
+
+
+@pytest.mark.trio
+async def test_a_new_model_does_not_take_the_port_of_a_draining_one(tmp_path: Path) -> None:
+    """`a` is removed while it streams and `fresh` added: `fresh` must not wait for `a`'s
+    port, nor `b` move onto it; `fresh` is served while `a` still streams."""
+    path = tmp_path / "config.yaml"
+    port = start_port()
+    path.write_text(config(port, {"a": "--token-interval 0.05", "b": ""}))
     async with running(path) as (daemon, c, _sock):
         assert (await c.post("/v1/chat/completions", json=chat("b"))).status_code == 200
+        pid_b = pid_of(daemon, "b")
+        order: list[str] = []
+        streaming = trio.Event()
+
+        async def stream() -> None:
+            body = chat("a", stream=True, max_tokens=40)
+            async with c.stream("POST", "/v1/chat/completions", json=body) as r:
+                async for line in r.aiter_lines():
+                    streaming.set()
+                    if line == "data: [DONE]":
+                        order.append("a done")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream)
+            await streaming.wait()
+            path.write_text(config(port, {"b": "", "fresh": "--tokens 2"}))
+            assert daemon.reloader is not None
+            result = await daemon.reloader.reload()
+            assert (result.added, result.removed, result.changed) == (["fresh"], ["a"], [])
+            assert daemon.services is not None
+            assert daemon.services.pool["fresh"].spec.proxy_url.endswith(f":{port + 2}")
+            r = await c.post("/v1/chat/completions", json=chat("fresh"))
+            assert r.status_code == 200 and content(r) == "tok0 tok1 "
+            order.append("fresh served")
+        assert order == ["fresh served", "a done"]
+        assert pid_of(daemon, "b") == pid_b
+
+
+@pytest.mark.trio
+async def test_the_reply_names_what_changed_in_each_model(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    port = start_port()
+    path.write_text(config(port, {"a": "", "b": "", "c": ""}))
+    async with running(path) as (_daemon, _c, sock):
+        text = config(port, {"a": "--tokens 4", "b": "", "c": ""})
+        text = text.replace("  b:\n", "  b:\n    env: [X=1]\n    checkEndpoint: /v1/models\n")
+        path.write_text(text)
+        code, out, err = await swapctl(sock, "reload")
+        assert code == 0, err
+        assert out.splitlines() == [
+            f"reloaded {path}",
+            "  changed: a (cmd), b (checkEndpoint, env)",
+            "  unchanged: c",
+        ]
+
+
+def fixed(port: int, models: dict[str, str]) -> str:
+    """Models on fixed ports (no ${PORT}): model ID -> fake-upstream options."""
+    text = "healthCheckTimeout: 15\nmodels:\n"
+    for model, options in models.items():
+        cmd = FAKE.replace("${PORT}", str(port))
+        text += f"  {model}:\n    cmd: {cmd} {options}\n    proxy: http://127.0.0.1:{port}\n"
+    return text
+
+
+@pytest.mark.trio
+async def test_a_model_on_a_draining_models_fixed_port_waits_for_it(tmp_path: Path) -> None:
+    """A new model written on the fixed port of a removed one that is still serving must
+    not start before the old server is gone (spec router.md §7.5)."""
+    path = tmp_path / "config.yaml"
+    port = start_port()
+    path.write_text(fixed(port, {"a": "--tokens 3 --token-interval 0.05"}))
+    async with running(path) as (daemon, c, _sock):
         order: list[str] = []
         streaming = trio.Event()
 
@@ -220,14 +315,12 @@ async def test_a_model_moved_onto_a_draining_models_port_waits_for_it(tmp_path: 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(stream)
             await streaming.wait()
-            path.write_text(config(port, {"b": "--tokens 5"}))  # b now on a's port
+            path.write_text(fixed(port, {"b": "--tokens 5"}))  # b on a's port
             assert daemon.reloader is not None
             result = await daemon.reloader.reload()
-            assert (result.removed, result.changed) == (["a"], ["b"])
+            assert (result.removed, result.added) == (["a"], ["b"])
             nursery.start_soon(ask_b)
         assert order == ["a done", "tok0 tok1 tok2 tok3 tok4 "]
-        assert daemon.services is not None
-        assert daemon.services.pool["b"].spec.proxy_url.endswith(f":{port}")
 
 
 @pytest.mark.trio

@@ -6,11 +6,15 @@ import textwrap
 
 import pytest
 
-from swapd.config import ConfigError, LoadedConfig, load_config_text
+from swapd.config import ConfigError, LoadedConfig, PortsInUse, load_config_text
 
 
-def load(text: str, env: dict[str, str] | None = None) -> LoadedConfig:
-    return load_config_text(textwrap.dedent(text), file="config.yaml", environ=env or {})
+def load(
+    text: str, env: dict[str, str] | None = None, *, ports: PortsInUse | None = None
+) -> LoadedConfig:
+    return load_config_text(
+        textwrap.dedent(text), file="config.yaml", environ=env or {}, ports=ports
+    )
 
 
 def problems(text: str, env: dict[str, str] | None = None) -> list[str]:

@@ -74,6 +74,23 @@ def test_check_reports_every_problem_on_stderr(
     ]
 
 
+def test_check_prints_warnings_and_exits_0_when_there_are_only_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "matrix.yaml"
+    path.write_text(
+        "models:\n  a: {cmd: 'run ${PORT}'}\n  lone: {cmd: 'run ${PORT}'}\n"
+        "matrix:\n  sets: {s: a}\n"
+    )
+    assert run("check", str(path)) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"warning: {path}:3:3: models.lone: in no matrix set: it runs alone, "
+        "and loading it stops every running model"
+    ]
+    assert captured.out.startswith(f"{path}: ok\n")
+
+
 def test_file_defaults_to_swapd_config_env(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from swapd.config.cmdline import (
     join_continuations,
     parse_command,
+    quote_problem,
     split_posix,
     strip_comment_lines,
+    unterminated_quote,
 )
 
 REFERENCE = (
@@ -85,6 +87,24 @@ def test_unterminated_quotes_run_to_end() -> None:
     assert split_posix('a "b c') == ["a", "b c"]
 
 
+def test_an_unterminated_quote_is_found_where_it_opens() -> None:
+    assert unterminated_quote("a 'b c") == 2
+    assert unterminated_quote('a "b c') == 2
+    assert unterminated_quote(r"""a "b\\" c \"d \'e""") is None  # closed or escaped
+    assert unterminated_quote(r'x "it\"s') == 2  # an escaped quote does not close it
+    assert unterminated_quote(r"""'a' \'b "c""") == 8
+    assert unterminated_quote('"b \'c"') is None  # the double quotes hold a single one
+
+
+def test_quote_problem_names_the_quote_and_what_follows() -> None:
+    assert quote_problem('llama-server -m "x.gguf\n  --port 5800') == (
+        'unterminated " quote in `"x.gguf --port 5800`: everything after it would be one argument'
+    )
+    assert quote_problem("# it's only a comment\nrun") is None
+    long = quote_problem("run '" + "x" * 40)
+    assert long is not None and "`'" + "x" * 28 + "…`" in long
+
+
 def test_empty_command_gives_no_arguments() -> None:
     assert parse_command("  # only a comment\n\n") == []
 
@@ -122,3 +142,11 @@ def test_parse_command_inverts_shlex_join_on_one_line(args: list[str]) -> None:
 def test_one_argument_per_continued_line(args: list[str]) -> None:
     text = " \\\n".join(args)
     assert parse_command(text) == args
+
+
+@given(arguments)
+def test_quoted_command_lines_have_no_unterminated_quote(args: list[str]) -> None:
+    assert unterminated_quote(shlex.join(args)) is None
+    line = shlex.join(args)
+    for quote in "'\"":
+        assert unterminated_quote(line + " " + quote) == len(line) + 1

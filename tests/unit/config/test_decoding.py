@@ -87,21 +87,23 @@ def test_null_leaves_defaults_and_empties_lists() -> None:
 def test_null_model_entry_gets_defaults() -> None:
     errs = problems("models:\n  b: ~\n")
     assert errs == [
-        "config.yaml:2:3: models.b: proxy uses ${PORT} but cmd does not - "
-        "${PORT} is only available when used in cmd"
+        "config.yaml:2:3: models.b: cmd is missing: "
+        "a model needs the command that starts its server"
     ]
 
 
-def test_unknown_keys_are_ignored_at_every_level() -> None:
+def test_keys_llama_swap_accepts_and_swapd_ignores_still_load() -> None:
     cfg = load(
         """
-        performance: {enable: true}
-        defs: {anything: [1, 2]}
+        performance: {enable: true, maxAge: 12h, gc: 10m}
+        logRequests: true
+        defs: {anything: [1, 2], base: &base {cmd: "run ${PORT}"}}
         models:
-          a: {cmd: "run ${PORT}", notAKey: 1, timeouts: {bogus: 2}}
+          a: {<<: *base, healthCheckTimeout: 3}
         """
     )
     assert cfg.models["a"].argv == ["run", "5800"]
+    assert cfg.models["a"].health_check_timeout == 120
 
 
 def test_map_keys_are_strings_and_order_is_kept() -> None:
@@ -128,8 +130,8 @@ def test_positions_are_one_based_key_positions() -> None:
 
 
 def test_duplicate_keys_and_bad_yaml_are_reported_with_position() -> None:
-    assert problems("a: 1\na: 2\n") == [
-        'config.yaml:2:1: a: mapping key "a" already defined at line 1'
+    assert problems("startPort: 1\nstartPort: 2\n") == [
+        'config.yaml:2:1: startPort: mapping key "startPort" already defined at line 1'
     ]
     errs = problems("models: [1\n")
     assert len(errs) == 1 and errs[0].startswith("config.yaml:2:1: invalid YAML:")
