@@ -135,12 +135,14 @@ class Daemon:
             pool = pool_box.get("pool")
             return pool[model_id].logs if pool is not None and model_id in pool else None
 
-        hub = LogHub(self.bus, model_ring)
+        # logToStdout is read once: a reload does not change it (as in llama-swap).
+        to_stdout = self.loaded.config.log_to_stdout
+        hub = LogHub(self.bus, model_ring, to_stdout=to_stdout)
         async with ProcessPool(process_specs(self.loaded), self.bus, proxy_log=hub.proxy) as pool:
             pool_box["pool"] = pool
             async with trio.open_nursery() as nursery:
                 await nursery.start(hub.run)
-                nursery.start_soon(self._mirror_proxy_log, hub.proxy)
+                nursery.start_soon(self._mirror_log, hub.mux)
                 router = router_from_config(self.loaded, pool, self.bus)
                 self.router = router
                 await nursery.start(router.run)
@@ -245,8 +247,9 @@ class Daemon:
                     self.notifier.status(running)
 
     @staticmethod
-    async def _mirror_proxy_log(ring: LogRing) -> None:
-        """swapd's own log lines also go to stderr (journald under systemd)."""
+    async def _mirror_log(ring: LogRing) -> None:
+        """What `logToStdout` names (the mux) goes to swapd's output: stderr, which is
+        journald under systemd. swapd's own lines only, by default."""
         with ring.subscribe(maxlen=1024) as sub:
             async for line in sub:
                 level = (

@@ -7,6 +7,7 @@ also reloads it when it changes on disk.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from functools import partial
 
@@ -14,10 +15,13 @@ import trio
 
 from swapctl.paths import resolve_socket_path
 from swapd.config import ConfigError, load_config
+from swapd.config.cli import warning_text
 from swapd.control.listener import ControlSocketError
 from swapd.daemon import DEFAULT_LISTEN, serve_until_signalled
 from swapd.http.server import ListenError, parse_listen
 from swapd.logsetup import setup_logging
+
+log = logging.getLogger("swapd")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -27,6 +31,8 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    for warning in loaded.warnings:
+        log.warning("%s", warning_text(warning))
     control = resolve_socket_path(args.control_socket)
     try:
         trio.run(

@@ -176,10 +176,12 @@ class ReloadResult(Payload, kw_only=True):
 
     def changed_labels(self) -> list[str]:
         """Each changed model with what changed in it: `chat (cmd, env)`."""
-        return [
-            f"{m} ({', '.join(self.changes[m])})" if self.changes.get(m) else m
-            for m in self.changed
-        ]
+        return changed_labels(self.changed, self.changes)
+
+
+def changed_labels(changed: list[str], changes: dict[str, list[str]]) -> list[str]:
+    """`["chat"], {"chat": ["cmd", "env"]}` -> `["chat (cmd, env)"]`."""
+    return [f"{m} ({', '.join(changes[m])})" if changes.get(m) else m for m in changed]
 
 
 class LogText(Payload, kw_only=True):
@@ -347,6 +349,8 @@ class LogLines(EventData, tag="log", kw_only=True):
 
 
 class ConfigReloaded(EventData, tag="config", kw_only=True):
+    """A reload, whatever asked for it (swapctl, SIGHUP, the file watcher)."""
+
     topic: ClassVar[str] = "config"
     ok: bool
     path: str
@@ -354,6 +358,12 @@ class ConfigReloaded(EventData, tag="config", kw_only=True):
     added: list[str] = []
     removed: list[str] = []
     changed: list[str] = []
+    changes: dict[str, list[str]] = {}
+    """As in `ReloadResult`: per changed model, the keys that changed."""
+    warnings: list[Problem] = []
+
+    def changed_labels(self) -> list[str]:
+        return changed_labels(self.changed, self.changes)
 
 
 class OtherEvent(EventData, tag="other", kw_only=True):

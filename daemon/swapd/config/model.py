@@ -31,6 +31,9 @@ DEFAULT_GROUP = "(default)"
 DEFAULT_CONCURRENCY = 10
 RouterUse = Literal["group", "matrix"]
 
+#: What swapd prints on its output and keeps in the combined log (`GET /logs`).
+LogToStdout = Literal["proxy", "upstream", "both", "none"]
+
 
 class _Frozen(msgspec.Struct, kw_only=True, frozen=True):
     pass
@@ -104,7 +107,7 @@ class Config(_Frozen):
     health_check_timeout: int
     log_level: str
     log_time_format: str
-    log_to_stdout: str
+    log_to_stdout: LogToStdout
     metrics_max_in_memory: int
     capture_buffer: int
     performance: PerformanceConfig

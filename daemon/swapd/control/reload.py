@@ -325,6 +325,8 @@ class ConfigReloader:
                 added=result.added,
                 removed=result.removed,
                 changed=result.changed,
+                changes=result.changes,
+                warnings=result.warnings,
             )
         )
         log.info(

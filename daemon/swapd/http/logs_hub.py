@@ -1,9 +1,12 @@
-"""The log streams the API serves: proxy (swapd's own), upstream (every model), mux (both).
+"""The log streams the API serves: proxy (swapd's own), upstream (every model), mux.
 
 Each model's supervisor keeps its own `LogRing`; swapd's own messages go to
 `hub.proxy`. `LogHub.run` copies every line published on the bus (topic
-"log") into the combined `upstream` and `mux` rings, prefixing model output
-with `[<model>] ` so the combined view says who printed what. It reads a
+"log") into the combined `upstream` ring, prefixing model output with
+`[<model>] ` so the combined view says who printed what, and into the `mux`
+ring what `logToStdout` names: swapd's own lines (`proxy`, the default), the
+models' (`upstream`), `both`, or nothing (`none`), as llama-swap does. The mux
+is what `GET /logs` serves and what swapd prints on its own output. It reads a
 bounded, lossy bus subscription, so a flood of output never slows anyone; a
 lag is recorded in the rings as a marker line.
 """
@@ -14,6 +17,7 @@ from collections.abc import Callable
 
 import trio
 
+from swapd.config.model import LogToStdout
 from swapd.events import EventBus
 from swapd.process.events import LogBatch, LogLine
 from swapd.process.logs import LogRing
@@ -27,12 +31,15 @@ class LogHub:
         bus: EventBus,
         model_ring: Callable[[str], LogRing | None] = lambda _model: None,
         ring_bytes: int = RING_BYTES,
+        to_stdout: LogToStdout = "proxy",
     ) -> None:
         self.bus = bus
         self.model_ring = model_ring
         self.proxy = LogRing("proxy", ring_bytes, bus=bus)
         self.upstream = LogRing("upstream", ring_bytes)
         self.mux = LogRing("mux", ring_bytes)
+        self.mux_proxy = to_stdout in ("proxy", "both")
+        self.mux_upstream = to_stdout in ("upstream", "both")
 
     def info(self, text: str) -> None:
         """One line of swapd's own log (the "proxy" stream)."""
@@ -44,11 +51,13 @@ class LogHub:
 
     def copy(self, line: LogLine) -> None:
         if line.source == "proxy":
-            self.mux.write(line.stream, line.text, line.time)
+            if self.mux_proxy:
+                self.mux.write(line.stream, line.text, line.time)
             return
         text = f"[{line.source}] {line.text}"
         self.upstream.write(line.stream, text, line.time)
-        self.mux.write(line.stream, text, line.time)
+        if self.mux_upstream:
+            self.mux.write(line.stream, text, line.time)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Copy bus log lines into the combined rings until cancelled."""
@@ -59,7 +68,8 @@ class LogHub:
                 if lagged:
                     marker = f"— {lagged} log events dropped —"
                     self.upstream.write("dropped", marker)
-                    self.mux.write("dropped", marker)
+                    if self.mux_proxy or self.mux_upstream:
+                        self.mux.write("dropped", marker)
                 if isinstance(line, LogLine):
                     self.copy(line)
                 elif isinstance(line, LogBatch):

@@ -270,4 +270,32 @@ async def test_model_and_upstream_log_streams(tmp_path: Path) -> None:
             chunks = r.aiter_text()
             first = await anext(chunks)
         assert "[a] fake upstream pid" in first
-        assert "[a] fake upstream pid" in (await c.get("/logs")).text
+        proxy_only = (await c.get("/logs")).text
+        assert "[a] started pid" in proxy_only, "logToStdout defaults to proxy"
+        assert "[a] fake upstream pid" not in proxy_only
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize(
+    ("setting", "proxy_lines", "model_lines"),
+    [
+        ("proxy", True, False),
+        ("upstream", False, True),
+        ("both", True, True),
+        ("none", False, False),
+    ],
+)
+async def test_log_to_stdout_decides_what_logs_keeps(
+    tmp_path: Path, setting: str, proxy_lines: bool, model_lines: bool
+) -> None:
+    async with (
+        daemon(tmp_path, config(top=f"logToStdout: {setting}")) as (base, _),
+        client(base) as c,
+    ):
+        assert (await c.post("/v1/chat/completions", json={"model": "a"})).status_code == 200
+        async with c.stream("GET", "/logs/stream/upstream") as r:
+            await anext(r.aiter_text())  # the model's lines went through the hub
+        text = (await c.get("/logs")).text
+        assert ("[a] started pid" in text) == proxy_lines, text
+        assert ("[a] fake upstream pid" in text) == model_lines, text
+        assert (text == "") == (setting == "none")

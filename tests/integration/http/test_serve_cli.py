@@ -133,3 +133,22 @@ def test_sd_notify_ready_status_stopping(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_config_warnings_are_logged_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "swapd.yaml"
+    config.write_text(
+        f"startPort: {start_port()}\n"
+        f"models:\n  a:\n    cmd: {FAKE}\n  b:\n    cmd: {FAKE}\n  lonely:\n    cmd: {FAKE}\n"
+        "routing:\n  router:\n    use: matrix\n    settings:\n      matrix:\n"
+        "        vars: {a: a, b: b}\n        sets:\n          pair: a & b\n"
+    )
+    proc = serve(config, free_port(), tmp_path / "c.sock")
+    try:
+        head = wait_serving(proc)
+        assert "WARNING swapd: " in head and "lonely" in head and "swapd.yaml:" in head, head
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()

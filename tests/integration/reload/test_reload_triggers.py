@@ -123,6 +123,11 @@ async def test_watch_config_reloads_when_the_file_changes(tmp_path: Path) -> Non
         assert event.ok and event.added == ["b"]
         assert (await c.post("/v1/chat/completions", json={"model": "b"})).status_code == 200
         with Watch(daemon.bus, "config") as events:
+            path.write_text(two_models(port, "a", "b").replace("cmd:", "ttl: 5\n    cmd:", 1))
+            event = await events.until(lambda e: isinstance(e, p.ConfigReloaded))
+        assert event.ok and event.changes == {"a": ["ttl"]}, "the event says what changed"
+        assert event.changed_labels() == ["a (ttl)"]
+        with Watch(daemon.bus, "config") as events:
             path.write_text(two_models(port, "a", "b") + "  c:\n    ttl: soon\n")
             event = await events.until(lambda e: isinstance(e, p.ConfigReloaded))
         assert not event.ok and event.problems
