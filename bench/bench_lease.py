@@ -4,8 +4,7 @@ Every relayed request goes through `async with router.lease(model)`: the
 request reaches the scheduler through the run loop's inbox, the loop grants
 it, and leaving the block reports serve-done, which the loop handles too. This measures that whole
 round trip, the serve-done processing included (the run is settled before
-the clock stops), with no HTTP and no processes: a fake pool shaped like
-`ProcessPool` (wrapped by `PoolControl`, as in the daemon) whose target model
+the clock stops), with no HTTP and no processes: a fake `ProcessControl` whose target model
 is ready. The bus has the daemon's standing subscribers (state/swap, inflight,
 log), none of which wants router records, as when no TUI is connected.
 
@@ -25,7 +24,6 @@ import argparse
 import gc
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -42,57 +40,48 @@ MODELS = 6
 TARGET = "m0"
 
 
-@dataclass(frozen=True)
-class _Spec:
-    proxy_url: str
-
-
-class _FakeSupervisor:
-    """Only what `PoolControl` touches on the lease path."""
-
-    def __init__(self, model: str, state: ProcessState) -> None:
-        self.spec = _Spec(f"http://127.0.0.1:9/{model}")
-        self.state = state
-        self.in_flight = 0
-
-    def hold(self) -> None:
-        self.in_flight += 1
+class _Held:
+    def __init__(self, pool: FakeProcesses, model: str) -> None:
+        self.pool, self.model = pool, model
 
     def release(self) -> None:
-        self.in_flight -= 1
-
-    async def ensure_ready(self) -> None:
-        self.state = ProcessState.READY
-
-    async def stop(self, **_: object) -> None:
-        self.state = ProcessState.STOPPED
+        self.pool.held[self.model] -= 1
 
 
-class FakePool:
-    """Shaped like `ProcessPool` for `PoolControl`: `TARGET` ready, the rest stopped."""
+class FakeProcesses:
+    """A `ProcessControl` with no processes: `TARGET` ready, the rest stopped."""
 
     def __init__(self, models: int) -> None:
-        self._members = {
-            f"m{i}": _FakeSupervisor(
-                f"m{i}", ProcessState.READY if i == 0 else ProcessState.STOPPED
-            )
-            for i in range(models)
+        self.state = {
+            f"m{i}": ProcessState.READY if i == 0 else ProcessState.STOPPED for i in range(models)
         }
-
-    def __getitem__(self, model: str) -> _FakeSupervisor:
-        return self._members[model]
-
-    def __contains__(self, model: object) -> bool:
-        return model in self._members
+        self.held = dict.fromkeys(self.state, 0)
 
     def states(self) -> dict[str, ProcessState]:
-        return {mid: s.state for mid, s in self._members.items()}
+        return dict(self.state)
+
+    def upstream(self, model: str) -> str:
+        return f"http://127.0.0.1:9/{model}"
+
+    async def ensure_ready(self, model: str) -> None:
+        self.state[model] = ProcessState.READY
+
+    async def stop(self, models: Sequence[str], *, grace: float | None, reason: str) -> None:
+        for model in models:
+            self.state[model] = ProcessState.STOPPED
+
+    async def retire(self, models: Sequence[str], *, reason: str) -> None:
+        await self.stop(models, grace=None, reason=reason)
+
+    def hold(self, model: str) -> _Held:
+        self.held[model] += 1
+        return _Held(self, model)
 
 
 def make_router(models: int, bus: EventBus) -> Router:
     names = [f"m{i}" for i in range(models)]
     settings = RouterSettings(models={m: ModelPolicy(limit=64) for m in names})
-    return Router(FakePool(models), GroupSwapper.with_default({}, names), bus, settings)
+    return Router(FakeProcesses(models), GroupSwapper.with_default({}, names), bus, settings)
 
 
 def daemon_bus() -> EventBus:

@@ -576,6 +576,11 @@ ServerMessage = (
     | Lagged
 )
 
+RUNNING_STATES: frozenset[str] = frozenset({"starting", "ready", "stopping"})
+"""The process states in which a model holds its resources: what "running" means
+everywhere (swapd's eviction, `/running`, swapctl, swaptui)."""
+
+
 ERROR_CODES: dict[str, str] = {
     "bad_frame": "the line is not valid JSON or not a known message",
     "frame_too_large": "the line exceeds MAX_LINE_BYTES; the connection is closed",

@@ -305,7 +305,7 @@ class DashboardState:
         self.touch(MODELS)
 
     def running(self) -> list[str]:
-        return sorted(m for m, row in self.models.items() if row.state in ("ready", "starting"))
+        return sorted(m for m, row in self.models.items() if row.state in p.RUNNING_STATES)
 
     # -- events --------------------------------------------------------------
 

@@ -31,9 +31,10 @@ from swapd.http.logs_routes import STREAM_HEADERS, history_text, log_stream, rin
 from swapd.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from swapd.http.model_routes import GET_ROUTES, POST_ROUTES, ModelRoutes, is_model_route
 from swapd.http.services import Services
+from swapd.process.states import RUNNING_STATES
 
 OPEN_PATHS = frozenset({"/health", "/wol-health"})
-RUNNING = frozenset({"starting", "ready", "stopping"})
+
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 DEFAULT_ALLOW_HEADERS = "Content-Type, Authorization, Accept, X-Requested-With"
 
@@ -88,7 +89,7 @@ def build_admin(services: Services) -> QuartTrio:
     @app.get("/v1/models")
     @app.get("/models")
     async def models() -> Response:
-        running = {m for m in services.settings.models if services.state_of(m) in RUNNING}
+        running = {m for m in services.settings.models if services.state_of(m) in RUNNING_STATES}
         body = list_models(services.settings, running, int(time.time()))
         origin = request.headers.get("origin")
         headers = {"access-control-allow-origin": origin} if origin else None
@@ -103,7 +104,7 @@ def build_admin(services: Services) -> QuartTrio:
         items = []
         for model_id in sorted(services.settings.models):
             state = services.state_of(model_id)
-            if state in RUNNING:
+            if state in RUNNING_STATES:
                 model = services.settings.models[model_id]
                 items.append(
                     {

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
 
+from swapctl import protocol
+
 
 class ProcessState(StrEnum):
     STOPPED = "stopped"
@@ -94,7 +96,8 @@ LEGEND: Mapping[ProcessState, str] = MappingProxyType(
     }
 )
 
-TERMINAL: frozenset[ProcessState] = frozenset({S.SHUTDOWN})
+#: The states in which a model holds its resources (the protocol's definition, typed).
+RUNNING_STATES: frozenset[ProcessState] = frozenset(map(ProcessState, protocol.RUNNING_STATES))
 
 
 class IllegalTransition(RuntimeError):

@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from swapd.events import EventBus
+from swapd.process.pool import ProcessPool
 from swapd.router.group_swapper import GroupSwapper
 from swapd.router.matrix_swapper import MatrixSwapper
+from swapd.router.process_control import PoolControl
 from swapd.router.run_loop import Router, RouterSettings
 from swapd.router.scheduler import ModelPolicy
 from swapd.router.swapper import Swapper
@@ -42,9 +44,9 @@ def router_settings(loaded: Any, *, record_inputs: bool = False) -> RouterSettin
     )
 
 
-def router_from_config(loaded: Any, pool: Any, bus: EventBus) -> Router:
-    """`pool` is a `swapd.process.ProcessPool` (or a `ProcessControl`)."""
-    return Router(pool, swapper_for(loaded), bus, router_settings(loaded))
+def router_from_config(loaded: Any, pool: ProcessPool, bus: EventBus) -> Router:
+    """A router for `loaded` over the processes of `pool`."""
+    return Router(PoolControl(pool), swapper_for(loaded), bus, router_settings(loaded))
 
 
 async def reload_from_config(

@@ -1,12 +1,14 @@
 """Typed inputs of the scheduler and typed records the router publishes.
 
-Inputs are everything the pure `FifoScheduler` ever learns about the world.
-Each one carries the facts the decision may depend on, captured by the run
-loop at the moment the input is processed: the clock (`time`), the process
-states that count as running (`running`), and the requests whose HTTP
-handler has already gone but whose cancel has not been processed yet
-(`gone`). Because nothing else is consulted, a recorded list of inputs fed
-to a fresh scheduler reproduces the recorded decisions exactly (replay).
+Inputs are everything the pure `FifoScheduler` ever learns about the world:
+callers (HTTP handlers, swap tasks, the control socket) post them to the run
+loop as they are. The loop hands each to the scheduler with the `Facts` it
+captured at that moment: the clock, the process states that count as
+running, and the requests whose handler has already gone but whose cancel
+has not been processed yet. Because nothing else is consulted, a recorded
+list of `(facts, input)` pairs fed to a fresh scheduler reproduces the
+recorded decisions exactly (replay). An input's name in the decision log is
+its tag.
 
 Records (`Decision`, `SwapStarted`, `SwapFinished`, `RequestEvent`,
 `QueueChanged`, `Preloaded`) are published on the `EventBus`; their `topic`
@@ -20,8 +22,9 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-#: Process states that count as "running" for eviction (spec §3.4, derived-06).
-RUNNING_STATES: frozenset[str] = frozenset({"starting", "ready", "stopping"})
+from swapd.process.states import RUNNING_STATES, ProcessState
+
+__all__ = ["RUNNING_STATES"]
 
 
 class SwapError(msgspec.Struct, frozen=True):
@@ -33,17 +36,24 @@ class SwapError(msgspec.Struct, frozen=True):
     aborted: bool = False
 
 
-class Input(msgspec.Struct, frozen=True, kw_only=True, tag_field="input"):
-    """Common facts of every scheduler input (see the module docstring).
+class Facts(msgspec.Struct, frozen=True, kw_only=True):
+    """What the world looked like when the loop handled an input.
 
     `time` is the scheduling clock (trio's, so a MockClock drives maxWait in
-    tests); `wall` is the epoch time stamped on the records it produces.
+    tests); `wall` is the epoch time stamped on the records it produces;
+    `running` holds the models whose process state counts as running
+    (`RUNNING_STATES`) and no others; `gone` the requests whose handler left
+    before its cancel was handled.
     """
 
     time: float
     wall: float = 0.0
-    running: dict[str, str] = {}
+    running: dict[str, ProcessState] = {}
     gone: frozenset[int] = frozenset()
+
+
+class Input(msgspec.Struct, frozen=True, kw_only=True, tag_field="input"):
+    """A scheduler input; its tag is its name in the decision log."""
 
 
 class RequestIn(Input, frozen=True, kw_only=True, tag="request"):
@@ -137,6 +147,11 @@ class Tick(Input, frozen=True, kw_only=True, tag="tick"):
     """The clock reached a deadline the scheduler asked about (`next_deadline`)."""
 
 
+def input_name(inp: Input) -> str:
+    """The input's tag: "request", "serve_done", ..."""
+    return str(type(inp).__struct_config__.tag)
+
+
 AnyInput = (
     RequestIn
     | Cancel
@@ -149,6 +164,13 @@ AnyInput = (
     | Retired
     | Tick
 )
+
+
+class Recorded(msgspec.Struct, frozen=True):
+    """One handled input with its facts: a replay step."""
+
+    facts: Facts
+    input: AnyInput
 
 
 FailureKind = Literal["not_found", "too_many", "load_failed", "unloaded", "shutdown"]

@@ -6,11 +6,11 @@ states; it changes nothing. `swapctl explain` and the TUI show it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Literal
 
 import msgspec
 
+from swapd.router.events import Facts
 from swapd.router.scheduler import FifoScheduler
 
 Verdict = Literal["not_found", "too_many", "shutdown", "serve", "join", "queue", "swap"]
@@ -39,30 +39,31 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     state: str = "stopped"
 
 
-def explain(
-    scheduler: FifoScheduler, model: str, *, now: float, running: Mapping[str, str]
-) -> Explanation:
-    policy = scheduler.models.get(model)
-    state = running.get(model, "stopped")
-    if scheduler.closed:
-        return Explanation(
-            model=model, verdict="shutdown", reason="the router is shutting down", state=state
-        )
-    if policy is None:
-        return Explanation(
-            model=model, verdict="not_found", reason="no local server found for requested model"
-        )
+def explain(scheduler: FifoScheduler, model: str, facts: Facts) -> Explanation:
+    """The scheduler's own admission and plan for a request for `model`, in words.
+
+    It runs the very functions a real request goes through (`admission`, then
+    `query`, which is `plan` on these facts), so it cannot disagree with what
+    the scheduler would do.
+    """
+    state = str(facts.running.get(model, "stopped"))
+    refused = scheduler.admission(model)
+    if refused is not None and refused.kind != "too_many":
+        reason = "the router is shutting down" if refused.kind == "shutdown" else refused.message
+        shown = state if refused.kind == "shutdown" else "stopped"
+        return Explanation(model=model, verdict=refused.kind, reason=reason, state=shown)
+    policy = scheduler.models[model]
     reserved = scheduler.reserved.get(model, 0)
     limit = policy.effective_limit
     common = {"reserved": reserved, "limit": limit, "state": state}
-    if reserved >= limit:
+    if refused is not None:
         return Explanation(
             model=model,
             verdict="too_many",
             reason=f"{reserved} requests admitted for {model}, concurrencyLimit is {limit}",
             **common,
         )
-    plan = scheduler.query(model, now=now, running=running)
+    plan = scheduler.query(model, facts)
     busy = {m: scheduler.in_flight[m] for m in plan.evict if scheduler.in_flight.get(m, 0) > 0}
     ahead = scheduler.queue_position_for(policy.priority) if plan.action == "queue" else 0
     return Explanation(

@@ -1,27 +1,37 @@
-"""What the run loop needs from the processes, and the adapter onto `ProcessPool`.
+"""What the run loop needs from the processes, and its implementation over `ProcessPool`.
 
 The run loop never reads a state to decide a start or a stop (llama-swap
 #946): it calls `ensure_ready`, which decides inside the supervisor. `states`
-is only the advisory snapshot the scheduler's inputs carry (running set,
-fast path).
+is only the advisory snapshot the scheduler's facts carry (running set, fast
+path).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import trio
 
+from swapd.process.pool import ProcessPool
+from swapd.process.states import ProcessState
+from swapd.process.supervisor import StartError, Supervisor
 from swapd.router.events import SwapError
 
 log = logging.getLogger(__name__)
 
 
+class Hold(Protocol):
+    """What `hold` hands out: `release` must go back to the very supervisor held,
+    even after a reload replaced the model's supervisor."""
+
+    def release(self) -> None: ...
+
+
 class ProcessControl(Protocol):
-    def states(self) -> Mapping[str, Any]:
-        """Every model's state (a `ProcessState` or its text); advisory."""
+    def states(self) -> Mapping[str, ProcessState]:
+        """Every model's state; advisory."""
         ...
 
     def upstream(self, model: str) -> str:
@@ -38,50 +48,37 @@ class ProcessControl(Protocol):
         model's unloadTimeout."""
         ...
 
-    def hold(self, model: str) -> object:
-        """A granted request starts using `model` (keeps the TTL from unloading it).
-
-        Returns a token for `release`: after a reload replaced the model's
-        supervisor, the release must still go to the one that was held.
-        """
+    async def retire(self, models: Sequence[str], *, reason: str) -> None:
+        """Stop each model's old process and put the reloaded config's staged
+        supervisor in its place (none for a removed model); just stop the model when
+        nothing is staged for it."""
         ...
 
-    def release(self, model: str, token: object) -> None: ...
-
-    # Optional: `async retire(models, *, reason)` swaps in a reloaded config's staged
-    # process for each model (stopping the old one first); see `PoolControl.retire`.
-    # Without it the run loop only stops retired models.
-
-
-def state_name(state: Any) -> str:
-    """ "ready" from ProcessState.READY, "ready", or anything with a text value."""
-    value = getattr(state, "value", state)
-    return str(value).lower()
+    def hold(self, model: str) -> Hold | None:
+        """A granted request starts using `model` (keeps the TTL from unloading it)."""
+        ...
 
 
 def swap_error(exc: BaseException) -> SwapError:
-    """A start failure as plain data: `StartError`'s reason, exit code and log tail."""
-    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-    tail = getattr(exc, "log_tail", "")
-    if not isinstance(tail, str):
-        tail = "\n".join(str(line) for line in tail)
-    code = getattr(exc, "exit_code", None)
-    return SwapError(
-        reason=str(reason), log_tail=tail, exit_code=code if isinstance(code, int) else None
-    )
+    """A start failure as plain data: its reason, exit code and log tail."""
+    if isinstance(exc, StartError):
+        return SwapError(
+            reason=exc.reason, log_tail="\n".join(exc.log_tail), exit_code=exc.exit_code
+        )
+    return SwapError(reason=str(exc) or type(exc).__name__)
 
 
 class PoolControl:
-    """`ProcessControl` over a `swapd.process.ProcessPool` (or anything shaped like it)."""
+    """`ProcessControl` over a `swapd.process.ProcessPool`."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: ProcessPool) -> None:
         self.pool = pool
 
-    def states(self) -> Mapping[str, Any]:
+    def states(self) -> Mapping[str, ProcessState]:
         return self.pool.states()
 
     def upstream(self, model: str) -> str:
-        return str(self.pool[model].spec.proxy_url)
+        return self.pool[model].spec.proxy_url
 
     async def ensure_ready(self, model: str) -> None:
         await self.pool[model].ensure_ready()
@@ -99,21 +96,11 @@ class PoolControl:
             log.exception("stopping %s failed", model)
 
     async def retire(self, models: Sequence[str], *, reason: str) -> None:
-        """Stop each model's old process and put its staged replacement in place
-        (`ProcessPool.stage`), or only stop it when the pool stages nothing."""
-        retire = getattr(self.pool, "retire", None)
-        if retire is not None:
-            await retire(models, reason=reason)
-        else:
-            await self.stop(models, grace=None, reason=reason)
+        await self.pool.retire(models, reason=reason)
 
-    def hold(self, model: str) -> object:
+    def hold(self, model: str) -> Supervisor | None:
         if model not in self.pool:
             return None
         supervisor = self.pool[model]
         supervisor.hold()
         return supervisor
-
-    def release(self, model: str, token: object) -> None:
-        if token is not None:
-            token.release()  # type: ignore[attr-defined]

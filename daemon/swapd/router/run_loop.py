@@ -1,37 +1,38 @@
 """The router's run loop: the one task that owns all routing state.
 
-HTTP handlers, the control socket and swap tasks only post messages to its
-inbox and wait on their own one-shot ticket; the loop turns each message
-into a typed scheduler input (stamped with the clock, the process states and
-the handlers already gone), hands it to the pure `FifoScheduler`, and
-carries out the effects: wake a ticket, start or abort a swap task, stop
-models for an unload, publish records.
+HTTP handlers, the control socket and swap tasks post typed scheduler
+inputs (`events.AnyInput`) to its inbox and wait on their own one-shot
+ticket; the loop hands each input, with the `Facts` of that moment (the
+clock, the running process states, the handlers already gone), to the pure
+`FifoScheduler`. The `Router` is the scheduler's `Effects`: it wakes tickets,
+starts and aborts swap tasks, starts stop and retire tasks, and publishes
+records. It never waits on a process itself.
 
 The inbox is unbounded on purpose: every message stands for a live handler
-(one request, one cancel or one serve-done each) or a swap task (one result
+(one request, one cancel or one serve-done each) or a task (one result
 each), so its length is bounded by those, and posting never blocks, which
 lets a cancelled handler still report from its `finally`.
 
-Reload (beyond llama-swap, which stops every model, spec router.md §7.5):
-`reload(swapper, settings, drain=...)` hands the scheduler the new config;
-the models in `drain` get no new grants and, once the scheduler sees none of
-their requests in flight (or their drain bound passed), it asks for their
+Reload (beyond llama-swap, which stops every model): `reload(swapper,
+settings, drain=...)` hands the scheduler the new config; the models in
+`drain` get no new grants and, once the scheduler sees none of their
+requests in flight (or their drain bound passed), it asks for their
 retirement, which a task carries out through `ProcessControl.retire` before
-reporting `Retired`. A timer task feeds `Tick` at the scheduler's next drain
-deadline, so the bound holds even when nothing else happens.
+reporting `Retired`. A timer task posts `Tick` at the scheduler's next
+deadline, so the bounds hold even when nothing else happens.
 
 Unload (beyond llama-swap, which cuts requests in flight): the scheduler
 asks for each unloaded model's stop once its requests in flight are done (or
 its `unloadTimeout` has passed, or at once with `now`); a task carries the
-stop out and reports `UnloadFinished`, and `unload()` returns once every
-model it named has stopped. Requests cut short are told through the
-`on_cut` callback their handler passed to `lease`, and are reported
-"aborted" instead of "done". The loop itself never waits on a stop.
+stop out and posts `UnloadFinished`, and `unload()` returns once every model
+it named has stopped. Requests cut short are told through the `on_cut`
+callback their handler passed to `lease`, and are reported "aborted"
+instead of "done".
 
-In-flight accounting (spec router.md §3.5, with the trio caveat): a grant
-is counted only when the scheduler saw the handler alive; the lease's
-`finally` reports serve-done whenever the ticket was granted, even if the
-handler was cancelled before it resumed, and reports a cancel otherwise.
+In-flight accounting: a grant is counted only when the scheduler saw the
+handler alive; leaving a lease posts serve-done whenever the ticket was
+granted, even if the handler was cancelled before it resumed, and a cancel
+otherwise.
 """
 
 from __future__ import annotations
@@ -39,31 +40,33 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any
 
 import msgspec
 import trio
 
 from swapd.events import EventBus
+from swapd.process.states import RUNNING_STATES
 from swapd.router.decision_log import DEFAULT_DECISION_LOG_SIZE, DecisionLog
 from swapd.router.errors import RequestAborted, RouterError, error_for
 from swapd.router.events import (
-    RUNNING_STATES,
     AnyInput,
     Cancel,
     Decision,
+    Facts,
     Failure,
+    Input,
     Policy,
     Preloaded,
     Progress,
     QueueChanged,
+    Recorded,
     Reload,
     RequestEvent,
     RequestIn,
+    RequestPhase,
     Retired,
     ServeDone,
     Shutdown,
@@ -77,25 +80,19 @@ from swapd.router.events import (
     UnloadFinished,
 )
 from swapd.router.explain import Explanation, explain
-from swapd.router.process_control import PoolControl, ProcessControl, state_name, swap_error
-from swapd.router.scheduler import (
-    DEFAULT_MAX_WAIT,
-    FifoScheduler,
-    ModelPolicy,
-    SchedulerSettings,
-)
+from swapd.router.process_control import ProcessControl, swap_error
+from swapd.router.scheduler import DEFAULT_MAX_WAIT, FifoScheduler, ModelPolicy, SchedulerSettings
+from swapd.router.snapshot import QueuedEntry, RouterSnapshot, SwapEntry
 from swapd.router.swapper import Swapper
 
 log = logging.getLogger(__name__)
 
-_NOBODY_GONE: frozenset[int] = frozenset()
-#: Distinct process states `Router._states` remembers the name of (a handful exist).
-_STATE_NAMES_BOUND = 64
+__all__ = ["CutCallback", "Grant", "Router", "RouterSettings", "RouterSnapshot"]
 
 
 @dataclass(frozen=True)
 class RouterSettings:
-    """`record_inputs` keeps every scheduler input in memory for replay (tests, debugging).
+    """`record_inputs` keeps every handled input with its facts, for replay.
 
     A model that a swap evicts gets its own `unloadTimeout` to stop before it is
     killed (llama-swap gives it the global healthCheckTimeout; docs/compat.md).
@@ -110,57 +107,15 @@ class RouterSettings:
 
 
 class Grant(msgspec.Struct, frozen=True):
-    """What a lease yields: where to relay the request (a Struct: built once per request)."""
+    """What a lease yields: where to relay the request."""
 
     model: str
     upstream: str
     request_id: int
 
 
-class QueuedEntry(msgspec.Struct, frozen=True):
-    request_id: int
-    model: str
-    position: int
-    waited: float
-
-
-class SwapEntry(msgspec.Struct, frozen=True):
-    swap_id: int
-    target: str
-    evict: tuple[str, ...]
-    set: str | None
-    cost: int
-    waiters: int
-    aborting: bool
-    seconds: float
-
-
-class RouterSnapshot(msgspec.Struct, frozen=True):
-    """A report of the router's state (advisory).
-
-    Per model: `in_flight` requests being served, `waiting` requests waiting for
-    its load (a swap in progress), `queued` requests in the queue (behind
-    another swap, or a model busy serving).
-    """
-
-    queue: tuple[QueuedEntry, ...]
-    swaps: tuple[SwapEntry, ...]
-    in_flight: dict[str, int]
-    reserved: dict[str, int]
-    queued: dict[str, int]
-    closed: bool
-    waiting: dict[str, int] = {}
-
-    @classmethod
-    def empty(cls) -> RouterSnapshot:
-        """Nothing queued, waiting or in flight (a router stand-in's report)."""
-        return cls(queue=(), swaps=(), in_flight={}, reserved={}, queued={}, closed=False)
-
-
-# ----------------------------------------------------------------- messages
-
-
 CutCallback = Callable[[str], None]
+ProgressChannel = trio.MemorySendChannel[Progress]
 
 
 class _Ticket:
@@ -170,14 +125,8 @@ class _Ticket:
     is cut short (its model is being unloaded); `cut` keeps the reason.
     """
 
-    __slots__ = ("closed", "cut", "done", "failure", "granted", "id", "model", "on_cut", "progress")
-
     def __init__(
-        self,
-        id: int,
-        model: str,
-        progress: trio.MemorySendChannel[Any] | None,
-        on_cut: CutCallback | None = None,
+        self, id: int, model: str, progress: ProgressChannel | None, on_cut: CutCallback | None
     ) -> None:
         self.id = id
         self.model = model
@@ -189,10 +138,6 @@ class _Ticket:
         self.closed = False
         self.done = trio.Event()
 
-    def resolve(self) -> None:
-        """Granted or failed: wake the lease."""
-        self.done.set()
-
     def tell(self, progress: Progress) -> None:
         if self.progress is None or self.closed:
             return
@@ -202,38 +147,8 @@ class _Ticket:
             pass  # a full or closed progress channel only loses a cosmetic update
 
 
-@dataclass(frozen=True)
-class _RequestMsg:
-    ticket: _Ticket
-
-
-@dataclass(frozen=True)
-class _CancelMsg:
-    request_id: int
-
-
-@dataclass(frozen=True)
-class _ServeDoneMsg:
-    request_id: int
-    model: str
-
-
-@dataclass(frozen=True)
-class _SwapResultMsg:
-    swap_id: int
-    model: str
-    error: SwapError | None
-
-
-@dataclass(frozen=True)
-class _UnloadMsg:
-    wait: _UnloadWait
-    now: bool
-
-
-@dataclass(frozen=True)
-class _StoppedMsg:
-    models: tuple[str, ...]
+# Commands the loop takes besides scheduler inputs: each carries what the caller
+# waits on, or code (a swapper), which inputs never hold.
 
 
 @dataclass
@@ -246,12 +161,13 @@ class _UnloadWait:
 
 
 @dataclass(frozen=True)
-class _ShutdownMsg:
-    done: trio.Event
+class _UnloadCmd:
+    wait: _UnloadWait
+    now: bool
 
 
 @dataclass(frozen=True)
-class _ReloadMsg:
+class _ReloadCmd:
     swapper: Swapper
     settings: RouterSettings
     drain: Mapping[str, float]
@@ -260,47 +176,42 @@ class _ReloadMsg:
 
 
 @dataclass(frozen=True)
-class _RetiredMsg:
-    models: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _TickMsg:
-    pass
-
-
-@dataclass(frozen=True)
-class _SyncMsg:
+class _SyncCmd:
     done: trio.Event
 
 
-# ----------------------------------------------------------------- effects
+@dataclass(frozen=True)
+class _ShutdownCmd:
+    pass
+
+
+_Message = AnyInput | _UnloadCmd | _ReloadCmd | _SyncCmd | _ShutdownCmd
 
 
 class _Inbox:
     """The loop's receive side: messages already waiting are taken without a checkpoint.
 
     A plain `async for` over a memory channel yields to the scheduler for every
-    message, so a burst of N requests needed N scheduler rounds to be granted,
+    message, so a burst of N requests needs N scheduler rounds to be granted,
     each round also running every other ready task (streams being relayed,
-    requests being parsed): 32 requests arriving together waited tens of ms.
-    Taking what is queued in one go (at most `BATCH`, then a real checkpoint)
-    handles them in the same order, with the same effects, in one round.
+    requests being parsed). Taking what is queued in one go (at most `BATCH`,
+    then a real checkpoint) handles them in the same order, with the same
+    effects, in one round.
     """
 
     BATCH = 64
 
-    def __init__(self, channel: trio.MemoryReceiveChannel[object]) -> None:
+    def __init__(self, channel: trio.MemoryReceiveChannel[_Message]) -> None:
         self._channel = channel
         self._taken = 0
 
-    def receive_nowait(self) -> object:
+    def receive_nowait(self) -> _Message:
         return self._channel.receive_nowait()
 
     def __aiter__(self) -> _Inbox:
         return self
 
-    async def __anext__(self) -> object:
+    async def __anext__(self) -> _Message:
         if self._taken < self.BATCH:
             try:
                 msg = self._channel.receive_nowait()
@@ -318,189 +229,29 @@ class _Inbox:
             raise StopAsyncIteration from None
 
 
-class _LoopEffects:
-    """The scheduler's effects, carried out by the run loop (never awaiting).
-
-    Records are stamped with `wall`, the wall clock of the input being
-    handled (set by `Router._handle`), like the decisions that input produces.
-    """
-
-    def __init__(self, router: Router) -> None:
-        self.r = router
-        self.wall = 0.0
-
-    def _event(self, rid: int, model: str, phase: Any, detail: str = "") -> None:
-        self.r.bus.publish(
-            RequestEvent(request_id=rid, model=model, phase=phase, time=self.wall, detail=detail)
-        )
-
-    def admit(self, request_id: int, model: str) -> None:
-        ticket = self.r._tickets.get(request_id)
-        if ticket is not None and ticket.progress is not None:
-            ticket.tell(Progress(kind="admitted", model=model))
-        self._event(request_id, model, "admitted")
-
-    def grant(self, request_id: int, model: str) -> None:
-        ticket = self.r._tickets.pop(request_id, None)
-        if ticket is None or ticket.closed:
-            # Cannot happen (the scheduler checks `gone`); if it ever does, balance
-            # the count at once rather than strand an in-flight slot forever.
-            log.error("grant for request %s whose handler has gone", request_id)
-            self.r._post(_ServeDoneMsg(request_id, model))
-            return
-        ticket.granted = True
-        self.r._serving[request_id] = ticket
-        if ticket.progress is not None:
-            ticket.tell(Progress(kind="granted", model=model))
-        ticket.resolve()
-        self._event(request_id, model, "granted")
-
-    def fail(self, request_id: int, failure: Failure) -> None:
-        ticket = self.r._tickets.pop(request_id, None)
-        if ticket is not None:
-            ticket.failure = failure
-            ticket.resolve()
-        self._event(request_id, failure.model, "failed", failure.message)
-
-    def waiting(self, request_id: int, swap_id: int, model: str) -> None:
-        ticket = self.r._tickets.get(request_id)
-        if ticket is not None:
-            ticket.tell(Progress(kind="loading", model=model))
-        self._event(request_id, model, "waiting", f"swap {swap_id}")
-
-    def queued(self, positions: Mapping[int, int]) -> None:
-        entries = []
-        for rid, pos in positions.items():
-            ticket = self.r._tickets.get(rid)
-            if ticket is not None:
-                ticket.tell(Progress(kind="queued", model=ticket.model, position=pos))
-                entries.append((rid, ticket.model))
-        self.r._queue_entries = tuple(entries)
-        self.r._queue_dirty = True
-
-    def start_swap(self, plan: SwapPlan) -> None:
-        self.r._start_swap_task(plan)
-
-    def abort_swap(self, swap_id: int, model: str, stop_target: bool) -> None:
-        scope = self.r._swap_scopes.get(swap_id)
-        if scope is not None:
-            if stop_target:
-                self.r._stop_on_abort.add(swap_id)
-            scope.cancel()
-
-    def stop(self, models: tuple[str, ...], reason: str) -> None:
-        self.r._start_stop_task(models, reason)
-
-    def cut(self, request_ids: tuple[int, ...], model: str, reason: str) -> None:
-        for rid in request_ids:
-            ticket = self.r._serving.get(rid)
-            if ticket is None or ticket.cut is not None:
-                continue
-            ticket.cut = reason
-            for wait in self.r._unload_waits:
-                if model in wait.models:
-                    wait.cut += 1
-            if ticket.on_cut is not None and not ticket.closed:
-                try:
-                    ticket.on_cut(reason)
-                except Exception:  # a handler's callback must never break the loop
-                    log.exception("telling request %s it was cut failed", rid)
-
-    def decided(self, decision: Decision) -> None:
-        self.r._log.append(decision)
-        self.r.bus.publish(decision)
-
-    def retire(self, models: tuple[str, ...], reason: str) -> None:
-        self.r._start_retire_task(models, reason)
-
-
-class _Lease(AbstractAsyncContextManager[Grant]):
-    """`Router.lease`: a plain context manager, cheaper than a generator-based one.
-
-    Entering opens a ticket and waits for the scheduler; a grant holds the
-    model (TTL) until the block is left. Leaving, or failing on the way in
-    (cancelled, an error), releases the hold and reports the end exactly once.
-    """
-
-    __slots__ = ("_held", "_model", "_on_cut", "_progress", "_router", "_ticket", "_token")
-
-    def __init__(
-        self,
-        router: Router,
-        model: str,
-        progress: trio.MemorySendChannel[Any] | None,
-        on_cut: CutCallback | None,
-    ) -> None:
-        self._router = router
-        self._model = model
-        self._progress = progress
-        self._on_cut = on_cut
-        self._ticket: _Ticket | None = None
-        self._token: object = None
-        self._held = False
-
-    async def __aenter__(self) -> Grant:
-        router, model = self._router, self._model
-        if router._closed or not router._started:
-            raise RequestAborted(f"{router.settings.name} is shutting down", model=model)
-        # A caller already cancelled never reaches the loop; one cancelled while
-        # its request is posted is settled by the in-flight accounting above.
-        await trio.lowlevel.checkpoint_if_cancelled()
-        ticket = self._ticket = router._open(model, self._progress, self._on_cut)
-        try:
-            await router._admit(ticket)
-            if ticket.failure is not None:
-                raise error_for(ticket.failure)
-            self._token = router.pool.hold(model)
-            self._held = True
-            return Grant(model=model, upstream=router.pool.upstream(model), request_id=ticket.id)
-        except BaseException:
-            self._finish()
-            raise
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._finish()
-
-    def _finish(self) -> None:
-        ticket = self._ticket
-        if ticket is None or ticket.closed:
-            return
-        try:
-            if self._held:
-                self._held = False
-                self._router.pool.release(self._model, self._token)
-        finally:
-            self._router._leave(ticket)
-
-
-# ----------------------------------------------------------------- router
-
-
 class Router:
-    """Owner of routing state. Start with `await nursery.start(router.run)`."""
+    """Owner of routing state. Start with `await nursery.start(router.run)`.
+
+    Its public methods above "effects" are its API; the methods under
+    "effects" implement the scheduler's `Effects` and are called by the
+    scheduler only, inside the loop.
+    """
 
     def __init__(
         self,
-        pool: ProcessControl | Any,
+        pool: ProcessControl,
         swapper: Swapper,
         bus: EventBus,
         settings: RouterSettings,
     ) -> None:
-        # A ProcessPool (or anything shaped like it) is wrapped; a ProcessControl is used as is.
-        self.pool: ProcessControl = pool if hasattr(pool, "upstream") else PoolControl(pool)
+        self.pool = pool
         self.swapper = swapper
         self.bus = bus
         self.settings = settings
-        self._effects = _LoopEffects(self)
         self._sched = FifoScheduler(
             settings.models,
             swapper,
-            self._effects,
+            self,
             SchedulerSettings(
                 max_wait=settings.max_wait,
                 keep_abandoned_loads=settings.keep_abandoned_loads,
@@ -508,16 +259,13 @@ class Router:
             ),
         )
         self._log = DecisionLog(settings.decision_log_size)
-        self._send, receive = trio.open_memory_channel[object](math.inf)
+        self._send, receive = trio.open_memory_channel[_Message](math.inf)
         self._recv = _Inbox(receive)
+        #: Tickets waiting for the scheduler. A lease registers its own before it
+        #: posts its request (the only entry callers write); the loop takes it out.
         self._tickets: dict[int, _Ticket] = {}
-        # What the last QueueChanged said, and whether the queue changed since.
-        self._queue_entries: tuple[tuple[int, str], ...] = ()
-        self._queue_dirty = False
-        self._last_waiting: dict[str, int] = {}
         #: Granted tickets, until their serve-done: an unload may have to cut them.
         self._serving: dict[int, _Ticket] = {}
-        #: The `unload()` calls still waiting for their models to stop.
         self._unload_waits: list[_UnloadWait] = []
         self._gone: set[int] = set()
         self._next_id = 1
@@ -530,46 +278,74 @@ class Router:
         self._ended = trio.Event()
         self._wake = trio.Event()
         self._armed: float | None = None
-        self._running_names: dict[Any, str | None] = {s: s for s in RUNNING_STATES}
-        self._last_states: Mapping[str, Any] | None = None
-        self._last_running: dict[str, str] = {}
-        self.inputs: list[AnyInput] = []
+        self._wall = 0.0  # the wall clock of the input being handled
+        # What the last QueueChanged said, and whether the queue changed since.
+        self._queue_entries: tuple[tuple[int, str], ...] = ()
+        self._queue_dirty = False
+        self._last_waiting: dict[str, int] = {}
+        self.inputs: list[Recorded] = []
 
     # ------------------------------------------------------------ public API
 
     def lease(
         self,
         model: str,
-        progress: trio.MemorySendChannel[Any] | None = None,
+        progress: ProgressChannel | None = None,
         on_cut: CutCallback | None = None,
     ) -> AbstractAsyncContextManager[Grant]:
         """`async with router.lease(model) as grant`: wait until `model` may serve
         this request, then yield where to send it.
 
         Raises a `RouterError` (404, 429, 500 load failed, 503 aborted). Leaving
-        the block reports serve-done exactly once, even on cancellation. After
-        the grant, `on_cut(reason)` is called (from the run loop, so it must not
-        block) if an unload cuts the request short: the handler should end its
-        response with an error.
+        the block reports serve-done exactly once, even on cancellation. While
+        granted, the model is held (its TTL does not run). After the grant,
+        `on_cut(reason)` is called (from the run loop, so it must not block) if
+        an unload cuts the request short: the handler should end its response
+        with an error.
         """
-        return _Lease(self, model, progress, on_cut)
+        return self._lease(model, progress, on_cut)
+
+    @asynccontextmanager
+    async def _lease(
+        self, model: str, progress: ProgressChannel | None, on_cut: CutCallback | None
+    ) -> AsyncIterator[Grant]:
+        if self._closed or not self._started:
+            raise RequestAborted(f"{self.settings.name} is shutting down", model=model)
+        # A caller already cancelled never reaches the loop.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        ticket = _Ticket(self._next_id, model, progress, on_cut)
+        self._next_id += 1
+        self._tickets[ticket.id] = ticket
+        held = None
+        try:
+            self._post(RequestIn(request_id=ticket.id, model=model))
+            await ticket.done.wait()
+            if ticket.failure is not None:
+                raise error_for(ticket.failure)
+            held = self.pool.hold(model)
+            yield Grant(model=model, upstream=self.pool.upstream(model), request_id=ticket.id)
+        finally:
+            if held is not None:
+                held.release()
+            self._leave(ticket)
 
     async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> int:
         """Stop these models (None: all); waiters and queued requests for them fail.
 
         Each model stops once its requests in flight have finished (at most its
         unloadTimeout, after which they are cut); with `now`, at once, cutting
-        them. Returns once every model named has stopped. Unknown names are
-        ignored. Requests for them that arrive meanwhile wait for the stop,
-        then start them again. All targets stop in parallel, each with its own
-        unloadTimeout before SIGKILL. Returns how many requests in flight were cut.
+        them. Returns once every model named has stopped, with how many
+        requests in flight were cut. Unknown names are ignored. Requests for
+        them that arrive meanwhile wait for the stop, then start them again.
+        All targets stop in parallel, each with its own unloadTimeout before
+        SIGKILL.
         """
         if self._closed or not self._started:
             return 0
         known = self._sched.models
-        targets = tuple(sorted(known)) if models is None else tuple(m for m in models if m in known)
+        targets = sorted(known) if models is None else [m for m in models if m in known]
         wait = _UnloadWait(set(targets), trio.Event())
-        self._post(_UnloadMsg(wait, now))
+        self._post(_UnloadCmd(wait, now))
         await wait.done.wait()
         return wait.cut
 
@@ -580,7 +356,7 @@ class Router:
             return
         if not self._shutdown_asked:
             self._shutdown_asked = True
-            self._post(_ShutdownMsg(trio.Event()))
+            self._post(_ShutdownCmd())
         await self._ended.wait()
 
     async def reload(
@@ -597,16 +373,15 @@ class Router:
         rules. `drain` maps the models whose process must be replaced or
         removed to their drain bound in seconds: they are retired through
         `ProcessControl.retire` once idle (stage the new processes first, e.g.
-        `ProcessPool.stage`). Without `drain` the caller replaces processes itself
-        (`ProcessPool.update`), cutting requests in flight. `after` maps a model
-        to the draining models whose old port its new process takes over: it
-        is not started before they are retired.
+        `ProcessPool.stage`). `after` maps a model to the draining models whose
+        old port its new process takes over: it is not started before they are
+        retired.
         """
         if self._closed or not self._started:
             return
         done = trio.Event()
         handover = {m: tuple(deps) for m, deps in (after or {}).items()}
-        self._post(_ReloadMsg(swapper, settings, dict(drain or {}), handover, done))
+        self._post(_ReloadCmd(swapper, settings, dict(drain or {}), handover, done))
         await done.wait()
 
     async def preload(self, models: Iterable[str]) -> None:
@@ -626,11 +401,11 @@ class Router:
         if self._closed or not self._started:
             return
         done = trio.Event()
-        self._post(_SyncMsg(done))
+        self._post(_SyncCmd(done))
         await done.wait()
 
     def explain(self, model: str) -> Explanation:
-        return explain(self._sched, model, now=trio.current_time(), running=self._states())
+        return explain(self._sched, model, self._facts())
 
     def decisions(self, limit: int | None = None) -> list[Decision]:
         return self._log.recent(limit)
@@ -669,9 +444,6 @@ class Router:
             waiting=self._waiting(),
         )
 
-    def _waiting(self) -> dict[str, int]:
-        return {t: len(a.waiters) for t, a in self._sched.active.items() if a.waiters}
-
     # ------------------------------------------------------------- the loop
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -679,7 +451,7 @@ class Router:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._started = True
-                nursery.start_soon(self._drain_timer)
+                nursery.start_soon(self._deadline_timer)
                 task_status.started()
                 await self._loop()
                 nursery.cancel_scope.cancel()
@@ -689,109 +461,71 @@ class Router:
     async def _loop(self) -> None:
         async for msg in self._recv:
             match msg:
-                case _RequestMsg(ticket):
-                    self._handle(
-                        RequestIn(request_id=ticket.id, model=ticket.model, **self._facts())
-                    )
-                case _CancelMsg(rid):
-                    self._handle(Cancel(request_id=rid, **self._facts()))
-                    self._gone.discard(rid)
-                    self._request_event(rid, "", "cancelled")
-                case _ServeDoneMsg(rid, model):
-                    self._handle(ServeDone(request_id=rid, model=model, **self._facts()))
-                    ticket = self._serving.pop(rid, None)
-                    cut = ticket is not None and ticket.cut is not None
-                    self._request_event(rid, model, "aborted" if cut else "done")
-                case _SwapResultMsg(swap_id, model, error):
-                    self._swap_scopes.pop(swap_id, None)
-                    self._handle(
-                        SwapDone(swap_id=swap_id, model=model, error=error, **self._facts())
-                    )
-                case _UnloadMsg(wait, now):
+                case Input():
+                    self._handle(msg)
+                case _UnloadCmd(wait, now):
                     if wait.models:
                         self._unload_waits.append(wait)
-                        models = tuple(sorted(wait.models))
-                        self._handle(Unload(models=models, now=now, **self._facts()))
+                        self._handle(Unload(models=tuple(sorted(wait.models)), now=now))
                     else:
                         wait.done.set()
-                case _StoppedMsg(models):
-                    self._handle(UnloadFinished(models=models, **self._facts()))
-                    self._unloaded(models)
-                case _ReloadMsg(swapper, settings, drain, after, done):
-                    self._reload(swapper, settings, drain, after)
+                case _ReloadCmd():
+                    self._reload(msg)
+                    msg.done.set()
+                case _SyncCmd(done):
                     done.set()
-                case _RetiredMsg(models):
-                    self._handle(Retired(models=models, **self._facts()))
-                case _TickMsg():
-                    self._handle(Tick(**self._facts()))
-                case _SyncMsg(done):
-                    done.set()
-                case _ShutdownMsg(done):
+                case _ShutdownCmd():
+                    self._handle(Shutdown())
+                    self._closed = True
                     try:
-                        await self._shutdown()
-                    finally:
-                        done.set()
+                        await self.pool.stop(
+                            tuple(self._sched.models), grace=None, reason="shutdown"
+                        )
+                    except Exception:
+                        log.exception("stopping the models at shutdown failed")
                     return
 
-    def _request_event(self, rid: int, model: str, phase: Any) -> None:
-        self.bus.publish(
-            RequestEvent(request_id=rid, model=model, phase=phase, time=self._effects.wall)
-        )
-
-    def _facts(self) -> dict[str, Any]:
-        """The facts every input carries: clock, wall clock, running states, gone."""
-        gone = frozenset(self._gone) if self._gone else _NOBODY_GONE
-        return {
-            "time": trio.current_time(),
-            "wall": time.time(),
-            "running": self._states(),
-            "gone": gone,
-        }
-
-    def _states(self) -> dict[str, str]:
-        """The running states, by model. The same dict as last time while the pool
-        reports the same states (no input changes it), so it is worked out only
-        when a process changed state."""
+    def _facts(self) -> Facts:
+        """The world as the next input sees it: clocks, running models, handlers gone."""
         try:
             states = self.pool.states()
         except Exception:  # a report only; never let it wedge the loop
             log.exception("reading process states failed")
-            return {}
-        if states == self._last_states:
-            return self._last_running
-        names = self._running_names
-        out = {}
-        for model, state in states.items():
-            try:
-                name = names[state]
-            except (KeyError, TypeError):
-                name = self._running_name(state)
-            if name is not None:
-                out[model] = name
-        # A copy: a ProcessControl may hand out a dict it keeps changing.
-        self._last_states, self._last_running = dict(states), out
-        return out
-
-    def _running_name(self, state: Any) -> str | None:
-        """The state's name when it counts as running, else None; remembered per
-        state value, since `state_name` costs more than the rest of `_states`."""
-        name = state_name(state)
-        result = name if name in RUNNING_STATES else None
-        try:
-            if len(self._running_names) < _STATE_NAMES_BOUND:
-                self._running_names[state] = result
-        except TypeError:
-            pass  # an unhashable state is only never remembered
-        return result
+            states = {}
+        return Facts(
+            time=trio.current_time(),
+            wall=time.time(),
+            running={m: s for m, s in states.items() if s in RUNNING_STATES},
+            gone=frozenset(self._gone),
+        )
 
     def _handle(self, inp: AnyInput) -> None:
+        facts = self._facts()
         if self.settings.record_inputs:
-            self.inputs.append(inp)
-        self._effects.wall = inp.wall
-        self._sched.handle(inp)
+            self.inputs.append(Recorded(facts, inp))
+        self._wall = facts.wall
+        self._sched.handle(inp, facts)
         if self._sched.next_deadline() != self._armed:
             self._wake.set()
         self._publish_queue()
+        match inp:  # what the loop itself reports about some inputs
+            case Cancel(request_id=rid):
+                self._gone.discard(rid)
+                self._request_event(rid, "", "cancelled")
+            case ServeDone(request_id=rid, model=model):
+                ticket = self._serving.pop(rid, None)
+                cut = ticket is not None and ticket.cut is not None
+                self._request_event(rid, model, "aborted" if cut else "done")
+            case UnloadFinished(models=models):
+                self._unloaded(models)
+
+    def _request_event(self, rid: int, model: str, phase: RequestPhase, detail: str = "") -> None:
+        self.bus.publish(
+            RequestEvent(request_id=rid, model=model, phase=phase, time=self._wall, detail=detail)
+        )
+
+    def _waiting(self) -> dict[str, int]:
+        return {t: len(a.waiters) for t, a in self._sched.active.items() if a.waiters}
 
     def _publish_queue(self) -> None:
         """One `QueueChanged` per input that changed the queue or who waits for a load."""
@@ -801,74 +535,24 @@ class Router:
         self._queue_dirty = False
         self._last_waiting = waiting
         self.bus.publish(
-            QueueChanged(time=self._effects.wall, entries=self._queue_entries, waiting=waiting)
+            QueueChanged(time=self._wall, entries=self._queue_entries, waiting=waiting)
         )
 
-    # ------------------------------------------------- requests in callers' tasks
-
-    def _open(
-        self,
-        model: str,
-        progress: trio.MemorySendChannel[Any] | None,
-        on_cut: CutCallback | None,
-    ) -> _Ticket:
-        ticket = _Ticket(self._next_id, model, progress, on_cut)
-        self._next_id += 1
-        self._tickets[ticket.id] = ticket
-        return ticket
-
-    async def _admit(self, ticket: _Ticket) -> None:
-        """Hand the request to the run loop and wait until it is granted or failed."""
-        self._post(_RequestMsg(ticket))
-        await ticket.done.wait()
-
-    def _leave(self, ticket: _Ticket) -> None:
-        """The lease is over: serve-done when it was granted, else a cancel."""
-        ticket.closed = True
-        if ticket.granted:
-            self._post(_ServeDoneMsg(ticket.id, ticket.model))
-        elif ticket.failure is None:
-            self._tickets.pop(ticket.id, None)
-            self._gone.add(ticket.id)
-            self._post(_CancelMsg(ticket.id))
-
-    async def _drain_timer(self) -> None:
-        """Feed a `Tick` when the clock reaches the scheduler's next drain deadline.
-
-        Woken whenever that deadline changes; after a tick it waits for the next
-        change, so a deadline the scheduler cannot act on yet never spins.
-        """
-        while True:
-            wake = self._wake = trio.Event()
-            deadline = self._armed = self._sched.next_deadline()
-            with trio.move_on_at(math.inf if deadline is None else deadline):
-                await wake.wait()
-                continue
-            self._post(_TickMsg())
-            await wake.wait()
-
-    def _reload(
-        self,
-        swapper: Swapper,
-        settings: RouterSettings,
-        drain: Mapping[str, float],
-        after: Mapping[str, tuple[str, ...]],
-    ) -> None:
-        self.swapper = swapper
-        self.settings = settings
-        self._sched.swapper = swapper
+    def _reload(self, cmd: _ReloadCmd) -> None:
+        self.swapper = cmd.swapper
+        self.settings = cmd.settings
+        self._sched.swapper = cmd.swapper
         policies = {
             m: Policy(limit=p.limit, priority=p.priority, unload_timeout=p.unload_timeout)
-            for m, p in settings.models.items()
+            for m, p in cmd.settings.models.items()
         }
         self._handle(
             Reload(
                 models=policies,
-                max_wait=settings.max_wait,
-                keep_abandoned_loads=settings.keep_abandoned_loads,
-                drain=dict(drain),
-                after=dict(after),
-                **self._facts(),
+                max_wait=cmd.settings.max_wait,
+                keep_abandoned_loads=cmd.settings.keep_abandoned_loads,
+                drain=dict(cmd.drain),
+                after=dict(cmd.after),
             )
         )
 
@@ -883,13 +567,30 @@ class Router:
                 wait.done.set()
         self._unload_waits = still
 
-    async def _shutdown(self) -> None:
-        self._handle(Shutdown(**self._facts()))
-        self._closed = True
-        try:
-            await self.pool.stop(tuple(self._sched.models), grace=None, reason="shutdown")
-        except Exception:
-            log.exception("stopping the models at shutdown failed")
+    def _leave(self, ticket: _Ticket) -> None:
+        """The lease is over: serve-done when it was granted, else a cancel."""
+        ticket.closed = True
+        if ticket.granted:
+            self._post(ServeDone(request_id=ticket.id, model=ticket.model))
+        elif ticket.failure is None:
+            self._tickets.pop(ticket.id, None)
+            self._gone.add(ticket.id)
+            self._post(Cancel(request_id=ticket.id))
+
+    async def _deadline_timer(self) -> None:
+        """Post a `Tick` when the clock reaches the scheduler's next deadline.
+
+        Woken whenever that deadline changes; after a tick it waits for the next
+        change, so a deadline the scheduler cannot act on yet never spins.
+        """
+        while True:
+            wake = self._wake = trio.Event()
+            deadline = self._armed = self._sched.next_deadline()
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await wake.wait()
+                continue
+            self._post(Tick())
+            await wake.wait()
 
     def _close(self) -> None:
         """The loop is over: every caller still waiting is released, every open
@@ -905,9 +606,9 @@ class Router:
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
             match msg:
-                case _UnloadMsg(wait, _):
+                case _UnloadCmd(wait, _):
                     wait.done.set()
-                case _ReloadMsg() | _SyncMsg() | _ShutdownMsg():
+                case _ReloadCmd() | _SyncCmd():
                     msg.done.set()
         for ticket in list(self._tickets.values()):
             ticket.failure = Failure(
@@ -915,60 +616,62 @@ class Router:
                 model=ticket.model,
                 message=f"{self.settings.name} is shutting down",
             )
-            ticket.resolve()
+            ticket.done.set()
         self._tickets.clear()
         self._ended.set()
 
-    def _post(self, msg: object) -> None:
+    def _post(self, msg: _Message) -> None:
         try:
             self._send.send_nowait(msg)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass  # the loop has ended; nothing is counted any more
 
-    # --------------------------------------------------------- unload stops
+    # ---------------------------------------------------------------- effects
 
-    def _start_stop_task(self, models: tuple[str, ...], reason: str) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._stop_task, models, reason, name="unload")
+    def admit(self, request_id: int, model: str) -> None:
+        ticket = self._tickets.get(request_id)
+        if ticket is not None:
+            ticket.tell(Progress(kind="admitted", model=model))
+        self._request_event(request_id, model, "admitted")
 
-    async def _stop_task(self, models: tuple[str, ...], reason: str) -> None:
-        """Stop unloaded models (each with its own unloadTimeout); report `UnloadFinished`.
+    def grant(self, request_id: int, model: str) -> None:
+        ticket = self._tickets.pop(request_id, None)
+        if ticket is None or ticket.closed:
+            # Cannot happen (the scheduler checks `gone`); if it ever does, balance
+            # the count at once rather than strand an in-flight slot forever.
+            log.error("grant for request %s whose handler has gone", request_id)
+            self._post(ServeDone(request_id=request_id, model=model))
+            return
+        ticket.granted = True
+        self._serving[request_id] = ticket
+        ticket.tell(Progress(kind="granted", model=model))
+        ticket.done.set()
+        self._request_event(request_id, model, "granted")
 
-        Failures are logged: the scheduler hears of the stop either way, so the
-        model's queue never waits forever.
-        """
-        try:
-            await self.pool.stop(models, grace=None, reason=reason)
-        except Exception:
-            log.exception("unloading %s failed", ", ".join(models))
-        self._post(_StoppedMsg(models))
+    def fail(self, request_id: int, failure: Failure) -> None:
+        ticket = self._tickets.pop(request_id, None)
+        if ticket is not None:
+            ticket.failure = failure
+            ticket.done.set()
+        self._request_event(request_id, failure.model, "failed", failure.message)
 
-    # --------------------------------------------------------- retirements
+    def waiting(self, request_id: int, swap_id: int, model: str) -> None:
+        ticket = self._tickets.get(request_id)
+        if ticket is not None:
+            ticket.tell(Progress(kind="loading", model=model))
+        self._request_event(request_id, model, "waiting", f"swap {swap_id}")
 
-    def _start_retire_task(self, models: tuple[str, ...], reason: str) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._retire_task, models, reason, name="retire")
+    def queued(self, positions: Mapping[int, int]) -> None:
+        entries = []
+        for rid, pos in positions.items():
+            ticket = self._tickets.get(rid)
+            if ticket is not None:
+                ticket.tell(Progress(kind="queued", model=ticket.model, position=pos))
+                entries.append((rid, ticket.model))
+        self._queue_entries = tuple(entries)
+        self._queue_dirty = True
 
-    async def _retire_task(self, models: tuple[str, ...], reason: str) -> None:
-        """Stop the drained models' old processes and swap in the new supervisors.
-
-        A `ProcessControl` without `retire` (nothing staged) only stops them.
-        Failures are logged: the scheduler hears `Retired` either way, so the
-        model's queue never waits forever.
-        """
-        try:
-            retire = getattr(self.pool, "retire", None)
-            if retire is not None:
-                await retire(models, reason=f"config reloaded ({reason})")
-            else:
-                await self.pool.stop(models, grace=None, reason=f"config reloaded ({reason})")
-        except Exception:
-            log.exception("retiring %s failed", ", ".join(models))
-        self._post(_RetiredMsg(models))
-
-    # --------------------------------------------------------- swap tasks
-
-    def _start_swap_task(self, plan: SwapPlan) -> None:
+    def start_swap(self, plan: SwapPlan) -> None:
         assert self._nursery is not None
         scope = trio.CancelScope()
         self._swap_scopes[plan.swap_id] = scope
@@ -984,12 +687,68 @@ class Router:
         )
         self._nursery.start_soon(self._swap_task, plan, scope, name=f"swap-{plan.target}")
 
+    def abort_swap(self, swap_id: int, model: str, stop_target: bool) -> None:
+        scope = self._swap_scopes.get(swap_id)
+        if scope is not None:
+            if stop_target:
+                self._stop_on_abort.add(swap_id)
+            scope.cancel()
+
+    def stop(self, models: tuple[str, ...], reason: str) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._stop_task, models, reason, name="unload")
+
+    def cut(self, request_ids: tuple[int, ...], model: str, reason: str) -> None:
+        for rid in request_ids:
+            ticket = self._serving.get(rid)
+            if ticket is None or ticket.cut is not None:
+                continue
+            ticket.cut = reason
+            for wait in self._unload_waits:
+                if model in wait.models:
+                    wait.cut += 1
+            if ticket.on_cut is not None and not ticket.closed:
+                try:
+                    ticket.on_cut(reason)
+                except Exception:  # a handler's callback must never break the loop
+                    log.exception("telling request %s it was cut failed", rid)
+
+    def decided(self, decision: Decision) -> None:
+        self._log.append(decision)
+        self.bus.publish(decision)
+
+    def retire(self, models: tuple[str, ...], reason: str) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._retire_task, models, reason, name="retire")
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _stop_task(self, models: tuple[str, ...], reason: str) -> None:
+        """Stop unloaded models (each with its own unloadTimeout); post `UnloadFinished`.
+
+        Failures are logged: the scheduler hears of the stop either way, so the
+        model's queue never waits forever.
+        """
+        try:
+            await self.pool.stop(models, grace=None, reason=reason)
+        except Exception:
+            log.exception("unloading %s failed", ", ".join(models))
+        self._post(UnloadFinished(models=models))
+
+    async def _retire_task(self, models: tuple[str, ...], reason: str) -> None:
+        """Stop the drained models' old processes and swap in the new supervisors;
+        post `Retired` whatever happened, so the model's queue never waits forever."""
+        try:
+            await self.pool.retire(models, reason=f"config reloaded ({reason})")
+        except Exception:
+            log.exception("retiring %s failed", ", ".join(models))
+        self._post(Retired(models=models))
+
     async def _swap_task(self, plan: SwapPlan, scope: trio.CancelScope) -> None:
-        """Stop the evicted models in parallel, then make the target ready (spec §3.6).
+        """Stop the evicted models in parallel, then make the target ready.
 
         An abort (abandoned load, unload, shutdown) cancels this and stops the
-        target, so a start it triggered does not keep going (llama-swap #727,
-        and the unload race of spec §4.9).
+        target, so a start it triggered does not keep going (llama-swap #727).
         """
         started = trio.current_time()
         error: SwapError | None = None
@@ -1021,4 +780,5 @@ class Router:
                 time=time.time(),
             )
         )
-        self._post(_SwapResultMsg(plan.swap_id, plan.target, error))
+        self._swap_scopes.pop(plan.swap_id, None)
+        self._post(SwapDone(swap_id=plan.swap_id, model=plan.target, error=error))

@@ -1,10 +1,12 @@
 """The FIFO scheduler with collation and bounded wait: a pure state machine.
 
-It never awaits and does no I/O. Each input (`events.AnyInput`) carries the
-clock, the running process states and the requests whose handler is gone;
-the scheduler changes its own state and calls `Effects` methods, which are
-pure outputs (grant, fail, start or abort a swap, stop models, record a
-decision). The run loop (`run_loop.Router`) turns those into I/O.
+It never awaits and does no I/O. Each input (`events.AnyInput`) comes with
+its `Facts` (the clock, the running process states, the requests whose
+handler is gone); the scheduler changes its own state and calls `Effects`
+methods, which are pure outputs (grant, fail, start or abort a swap, stop
+models, record a decision). The run loop (`run_loop.Router`) turns those
+into I/O. Each input type has one handler method, registered with
+`@_handles(InputType)`: adding an input is its Struct and its handler.
 
 Behaviour (spec router.md §4), with swapd's changes:
 
@@ -47,19 +49,21 @@ Behaviour (spec router.md §4), with swapd's changes:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import msgspec
 
+from swapd.process.states import ProcessState
 from swapd.router.events import (
-    RUNNING_STATES,
     Action,
     AnyInput,
     Cancel,
     Decision,
+    Facts,
     Failure,
+    Input,
     Reload,
     RequestIn,
     Retired,
@@ -71,6 +75,7 @@ from swapd.router.events import (
     Tick,
     Unload,
     UnloadFinished,
+    input_name,
 )
 from swapd.router.swapper import Swapper
 
@@ -190,6 +195,21 @@ class ActiveSwap:
     aborting: bool = False
 
 
+InputT = TypeVar("InputT", bound=Input)
+_Handler = Callable[["FifoScheduler", InputT], None]
+_HANDLERS: dict[type[Input], _Handler[Input]] = {}
+
+
+def _handles(kind: type[InputT]) -> Callable[[_Handler[InputT]], _Handler[InputT]]:
+    """Register the scheduler's handler of one input type."""
+
+    def register(handler: _Handler[InputT]) -> _Handler[InputT]:
+        _HANDLERS[kind] = handler  # type: ignore[assignment]
+        return handler
+
+    return register
+
+
 class FifoScheduler:
     def __init__(
         self,
@@ -223,82 +243,57 @@ class FifoScheduler:
         self.after: dict[str, tuple[str, ...]] = {}
         self._next_swap = 1
         self._seq = 0
-        # Facts of the input being handled.
+        # The input being handled, and its facts.
+        self._input = ""
         self._now = 0.0
         self._wall = 0.0
-        self._running: Mapping[str, str] = {}
-        # The input dict `_running` was filtered from: inputs are facts, never changed.
-        self._running_in: Mapping[str, str] | None = None
+        self._running: Mapping[str, ProcessState] = {}
         self._gone: frozenset[int] = frozenset()
-        self._input = ""
 
     # ------------------------------------------------------------------ inputs
 
-    def handle(self, inp: AnyInput) -> None:
-        """Apply one input. Never awaits; all consequences go through `effects`."""
-        self._now = inp.time
-        self._wall = inp.wall
-        if inp.running is not self._running_in:  # the run loop reuses an unchanged dict
-            self._running_in = inp.running
-            self._running = {m: s for m, s in inp.running.items() if s in RUNNING_STATES}
-        self._gone = inp.gone
-        match inp:  # the two inputs of every request first
-            case RequestIn():
-                self._input = "request"
-                self._on_request(inp)
-            case ServeDone():
-                self._input = "serve_done"
-                self._on_serve_done(inp)
-            case Cancel():
-                self._input = "cancel"
-                self._on_cancel(inp)
-            case SwapDone():
-                self._input = "swap_done"
-                self._on_swap_done(inp)
-            case Unload():
-                self._input = "unload"
-                self._on_unload(inp)
-            case UnloadFinished():
-                self._input = "unload_finished"
-                self.unload_stopping.difference_update(inp.models)
-                self._drain()
-            case Shutdown():
-                self._input = "shutdown"
-                self._on_shutdown()
-            case Reload():
-                self._input = "reload"
-                self._on_reload(inp)
-            case Retired():
-                self._input = "retired"
-                self._on_retired(inp)
-            case Tick():
-                self._input = "tick"
-            case _:
-                raise TypeError(f"not a scheduler input: {inp!r}")
+    def handle(self, inp: AnyInput, facts: Facts) -> None:
+        """Apply one input, decided against `facts`. Never awaits; all consequences go
+        through `effects`."""
+        self._input = input_name(inp)
+        self._now, self._wall = facts.time, facts.wall
+        self._running, self._gone = facts.running, facts.gone
+        _HANDLERS[type(inp)](self, inp)
         self._settle_draining()
         self._settle_unloading()
 
-    def _on_request(self, inp: RequestIn) -> None:
-        model, rid = inp.model, inp.request_id
+    def admission(self, model: str) -> Failure | None:
+        """Why a request for `model` arriving now would be refused; None if admitted."""
         if self.closed:
-            self._reject(rid, model, "shutdown", f"{self.settings.name} is shutting down")
-            return
+            message = f"{self.settings.name} is shutting down"
+            return Failure(kind="shutdown", model=model, message=message)
         policy = self.models.get(model)
         if policy is None:
-            self._reject(rid, model, "not_found", "no local server found for requested model")
-            return
+            message = "no local server found for requested model"
+            return Failure(kind="not_found", model=model, message=message)
         if self.reserved.get(model, 0) >= policy.effective_limit:
-            self._reject(rid, model, "too_many", "Too many requests")
+            return Failure(kind="too_many", model=model, message="Too many requests")
+        return None
+
+    @_handles(RequestIn)
+    def _on_request(self, inp: RequestIn) -> None:
+        model, rid = inp.model, inp.request_id
+        refused = self.admission(model)
+        if refused is not None:
+            self.effects.fail(rid, refused)
+            self._record("reject", model=model, request_id=rid, reason=refused.message)
             return
+        policy = self.models[model]
         if rid in self._gone:
             self._record("drop", model=model, request_id=rid, reason="client gone at admission")
             return
         self.reserved[model] = self.reserved.get(model, 0) + 1
-        req = Pending(id=rid, model=model, arrival=inp.time, priority=policy.priority)
+        req = Pending(id=rid, model=model, arrival=self._now, priority=policy.priority)
         self.pending[rid] = req
         self.effects.admit(rid, model)
         self._act(req, self._plan_for(req), fresh=True)
 
+    @_handles(Cancel)
     def _on_cancel(self, inp: Cancel) -> None:
         req = self.pending.get(inp.request_id)
         if req is None:
@@ -323,6 +318,7 @@ class FifoScheduler:
                 self._abort(swap, "every waiter of the load has gone")
         self._drain()
 
+    @_handles(SwapDone)
     def _on_swap_done(self, inp: SwapDone) -> None:
         swap = self.active.get(inp.model)
         if swap is None or swap.plan.swap_id != inp.swap_id:
@@ -366,6 +362,7 @@ class FifoScheduler:
                     self._broadcast_positions()
         self._drain()
 
+    @_handles(ServeDone)
     def _on_serve_done(self, inp: ServeDone) -> None:
         model = self.serving.pop(inp.request_id, None)
         if model is None:
@@ -377,6 +374,7 @@ class FifoScheduler:
             del self.in_flight[model]
             self._drain()
 
+    @_handles(Unload)
     def _on_unload(self, inp: Unload) -> None:
         targets = tuple(sorted(self.models)) if inp.models is None else tuple(inp.models)
         wanted = set(targets)
@@ -417,6 +415,15 @@ class FifoScheduler:
             self._cut([m for m in targets if m not in self.unload_stopping], "unload --now")
         self._stop_unloaded([m for m in targets if m not in self.unloading])
 
+    @_handles(UnloadFinished)
+    def _on_unload_finished(self, inp: UnloadFinished) -> None:
+        self.unload_stopping.difference_update(inp.models)
+        self._drain()
+
+    @_handles(Tick)
+    def _on_tick(self, inp: Tick) -> None:
+        """Nothing but the clock: the bounds are checked after every input."""
+
     def _settle_unloading(self) -> None:
         """Stop unloaded models whose requests in flight are done; past the wait's end,
         cut what is still in flight and stop them anyway."""
@@ -449,6 +456,7 @@ class FifoScheduler:
             self._record("stop", model=model, reason="unload")
         self.effects.stop(batch, "unload")
 
+    @_handles(Reload)
     def _on_reload(self, inp: Reload) -> None:
         """Adopt a new config. Requests for models it removed fail like an unload;
         requests being served finish normally and report serve-done as usual."""
@@ -494,6 +502,7 @@ class FifoScheduler:
             )
         self._drain()
 
+    @_handles(Retired)
     def _on_retired(self, inp: Retired) -> None:
         for model in inp.models:
             self.retiring.discard(model)
@@ -540,7 +549,8 @@ class FifoScheduler:
             return None
         return min((*self.draining.values(), *self.unloading.values()))
 
-    def _on_shutdown(self) -> None:
+    @_handles(Shutdown)
+    def _on_shutdown(self, inp: Shutdown) -> None:
         self.closed = True
         self.unloading.clear()  # every model is stopped now
         message = f"{self.settings.name} is shutting down"
@@ -711,11 +721,10 @@ class FifoScheduler:
         reason = f"load {model}" + (" evicting " + ", ".join(ev.evict) if ev.evict else "")
         return Plan("swap", model, **base, reason=reason)
 
-    def query(self, model: str, *, now: float, running: Mapping[str, str]) -> Plan:
-        """`plan` for a request arriving at `now` with these process states; changes nothing."""
+    def query(self, model: str, facts: Facts) -> Plan:
+        """`plan` for a request arriving now, as `facts` say; changes nothing."""
         saved = (self._now, self._running)
-        self._now = now
-        self._running = {m: s for m, s in running.items() if s in RUNNING_STATES}
+        self._now, self._running = facts.time, facts.running
         try:
             return self.plan(model)
         finally:
@@ -841,11 +850,6 @@ class FifoScheduler:
         self._release(req.model)
         self.effects.fail(req.id, failure)
         self._record("fail", model=req.model, request_id=req.id, reason=failure.message)
-
-    def _reject(self, rid: int, model: str, kind: str, message: str) -> None:
-        failure = Failure(kind=kind, model=model, message=message)  # type: ignore[arg-type]
-        self.effects.fail(rid, failure)
-        self._record("reject", model=model, request_id=rid, reason=message)
 
     def _load_failure(self, model: str, err: SwapError) -> Failure:
         return Failure(

@@ -14,7 +14,7 @@ import trio
 
 from swapd.events import EventBus
 from swapd.process import ProcessPool, ProcessSpec, StateChanged
-from swapd.router import GroupSwapper, ModelPolicy, Router, RouterSettings
+from swapd.router import GroupSwapper, ModelPolicy, PoolControl, Router, RouterSettings
 from swapd.router.errors import LoadFailed, RequestAborted
 from tests.integration.conftest import fake_argv, free_port
 
@@ -50,7 +50,7 @@ async def running_router(
     async with ProcessPool(specs, bus) as pool, trio.open_nursery() as nursery:
         nursery.start_soon(count_loads)
         router = Router(
-            pool,
+            PoolControl(pool),
             GroupSwapper.with_default({}, models),
             bus,
             RouterSettings(models={m: ModelPolicy() for m in models}, max_wait=max_wait),

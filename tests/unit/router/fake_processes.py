@@ -7,13 +7,24 @@ from collections.abc import Mapping, Sequence
 
 import trio
 
+from swapd.process.states import ProcessState
+from swapd.process.supervisor import StartError
 
-class FakeStartError(Exception):
-    def __init__(self, model: str, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.log_tail = ["line 1", "line 2"]
-        self.exit_code = 3
+
+def fake_start_error(model: str, reason: str) -> StartError:
+    return StartError(model, reason, 3, ["line 1", "line 2"])
+
+
+class _Held:
+    """A hold of one model: its `release` gives the slot back."""
+
+    def __init__(self, procs: FakeProcesses, model: str) -> None:
+        self.procs = procs
+        self.model = model
+
+    def release(self) -> None:
+        self.procs.held[self.model] -= 1
+        assert self.procs.held[self.model] >= 0
 
 
 class FakeProcesses:
@@ -34,8 +45,8 @@ class FakeProcesses:
         self.held: Counter[str] = Counter()
         self.ready_at: dict[str, float] = {}
 
-    def states(self) -> Mapping[str, str]:
-        return dict(self.state)
+    def states(self) -> Mapping[str, ProcessState]:
+        return {m: ProcessState(s) for m, s in self.state.items()}
 
     def upstream(self, model: str) -> str:
         return f"http://fake/{model}"
@@ -52,7 +63,7 @@ class FakeProcesses:
             raise
         if model in self.failing:
             self.state[model] = "stopped"
-            raise FakeStartError(model, "exited prematurely")
+            raise fake_start_error(model, "exited prematurely")
         if self.state[model] == "starting":
             self.state[model] = "ready"
             self.ready_at[model] = trio.current_time()
@@ -66,11 +77,9 @@ class FakeProcesses:
         for m in models:
             self.state[m] = "stopped"
 
-    def hold(self, model: str) -> object:
-        self.held[model] += 1
-        return model
+    async def retire(self, models: Sequence[str], *, reason: str) -> None:
+        await self.stop(models, grace=None, reason=reason)
 
-    def release(self, model: str, token: object) -> None:
-        assert token == model
-        self.held[model] -= 1
-        assert self.held[model] >= 0
+    def hold(self, model: str) -> _Held:
+        self.held[model] += 1
+        return _Held(self, model)

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from swapd.process.states import RUNNING_STATES, ProcessState
 from swapd.router.events import (
     AnyInput,
     Cancel,
     Decision,
+    Facts,
     Failure,
     Policy,
+    Recorded,
     Reload,
     RequestIn,
     ServeDone,
@@ -120,26 +123,29 @@ class Driver:
         self.states: dict[str, str] = {}
         self.gone: set[int] = set()
         self.now = 0.0
-        self.inputs: list[AnyInput] = []
+        self.inputs: list[Recorded] = []
         self._next = 1
         self.model_of: dict[int, str] = {}
 
-    def _facts(self) -> dict:
-        return {"time": self.now, "running": dict(self.states), "gone": frozenset(self.gone)}
+    def facts(self) -> Facts:
+        """What the run loop would capture now: the clock, running models, handlers gone."""
+        running = {m: ProcessState(s) for m, s in self.states.items() if s in RUNNING_STATES}
+        return Facts(time=self.now, running=running, gone=frozenset(self.gone))
 
     def feed(self, inp: AnyInput) -> None:
-        self.inputs.append(inp)
-        self.sched.handle(inp)
+        facts = self.facts()
+        self.inputs.append(Recorded(facts, inp))
+        self.sched.handle(inp, facts)
 
     def request(self, model: str) -> int:
         rid = self._next
         self._next += 1
         self.model_of[rid] = model
-        self.feed(RequestIn(request_id=rid, model=model, **self._facts()))
+        self.feed(RequestIn(request_id=rid, model=model))
         return rid
 
     def cancel(self, rid: int) -> None:
-        self.feed(Cancel(request_id=rid, **self._facts()))
+        self.feed(Cancel(request_id=rid))
 
     def swap_for(self, model: str) -> SwapPlan:
         return self.sched.active[model].plan
@@ -151,17 +157,15 @@ class Driver:
         if error is None and ready:
             self.states[model] = "ready"
         err = SwapError(reason=error) if error is not None else None
-        self.feed(SwapDone(swap_id=plan.swap_id, model=model, error=err, **self._facts()))
+        self.feed(SwapDone(swap_id=plan.swap_id, model=model, error=err))
 
     def serve_done(self, rid: int) -> None:
-        self.feed(ServeDone(request_id=rid, model=self.model_of[rid], **self._facts()))
+        self.feed(ServeDone(request_id=rid, model=self.model_of[rid]))
 
     def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> None:
         """An unload; every stop it asks for at once is carried out and reported."""
         before = len(self.fx.stops)
-        self.feed(
-            Unload(models=None if models is None else tuple(models), now=now, **self._facts())
-        )
+        self.feed(Unload(models=None if models is None else tuple(models), now=now))
         self.stopped(*(m for batch in self.fx.stops[before:] for m in batch))
 
     def stopped(self, *models: str) -> None:
@@ -170,7 +174,7 @@ class Driver:
             return
         for m in models:
             self.states.pop(m, None)
-        self.feed(UnloadFinished(models=tuple(models), **self._facts()))
+        self.feed(UnloadFinished(models=tuple(models)))
 
     def serve_done_then_stops(self, rid: int) -> None:
         """A serve-done, then whatever stop it released is carried out and reported."""
@@ -179,7 +183,7 @@ class Driver:
         self.stopped(*(m for batch in self.fx.stops[before:] for m in batch))
 
     def shutdown(self) -> None:
-        self.feed(Shutdown(**self._facts()))
+        self.feed(Shutdown())
 
     def reload(
         self,
@@ -196,7 +200,6 @@ class Driver:
                 models=policies,
                 max_wait=self.sched.settings.max_wait if max_wait is None else max_wait,
                 keep_abandoned_loads=self.sched.settings.keep_abandoned_loads,
-                **self._facts(),
             )
         )
 

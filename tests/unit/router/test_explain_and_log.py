@@ -18,7 +18,7 @@ def test_explain_covers_every_verdict_and_changes_nothing():
     d = Driver(one_at_a_time(list(models)), models, max_wait=30)
 
     def x(model):
-        return explain(d.sched, model, now=d.now, running=d.states)
+        return explain(d.sched, model, d.facts())
 
     assert x("zzz").verdict == "not_found"
     assert x("a").verdict == "swap" and x("a").evict == ()
@@ -49,7 +49,7 @@ def test_explain_names_the_overdue_request_and_the_queue_ahead():
     d.swap_done("a")
     b1 = d.request("b")
     d.now = 31
-    r = explain(d.sched, "a", now=d.now, running=d.states)
+    r = explain(d.sched, "a", d.facts())
     assert r.verdict == "queue" and f"#{b1}" in r.reason and r.queue_ahead == 1
 
 

@@ -49,7 +49,6 @@ def reload(
             keep_abandoned_loads=False,
             drain=dict(drain),
             after=dict(after or {}),
-            **d._facts(),
         )
     )
 
@@ -58,12 +57,12 @@ def retired(d: Driver, *models: str) -> None:
     """The run loop's retire task finished: the old processes are gone."""
     for m in models:
         d.states.pop(m, None)
-    d.feed(Retired(models=tuple(models), **d._facts()))
+    d.feed(Retired(models=tuple(models)))
 
 
 def tick(d: Driver, at: float) -> None:
     d.now = at
-    d.feed(Tick(**d._facts()))
+    d.feed(Tick())
 
 
 def ready(d: Driver, model: str) -> int:

@@ -339,8 +339,8 @@ def test_recorded_inputs_replay_to_the_same_decisions():
             recorder,
             SchedulerSettings(max_wait=3),
         )
-        for inp in router.inputs:
-            fresh.handle(inp)
+        for step in router.inputs:
+            fresh.handle(step.input, step.facts)
         assert recorder.decisions == router.decisions()
         assert len(recorder.decisions) > 20
 

@@ -67,8 +67,8 @@ def replay(router: Router, models: Sequence[str]) -> list:
         recorder,
         SchedulerSettings(max_wait=router.settings.max_wait),
     )
-    for inp in router.inputs:
-        fresh.handle(inp)
+    for step in router.inputs:
+        fresh.handle(step.input, step.facts)
     return recorder.decisions
 
 
@@ -88,7 +88,7 @@ def test_caller_already_cancelled_never_reaches_the_loop():
             assert router.snapshot().reserved == {}
             await router.shutdown()
         assert [d.action for d in router.decisions()] == ["shutdown"]
-        assert [type(i).__name__ for i in router.inputs] == ["Shutdown"]
+        assert [type(i.input).__name__ for i in router.inputs] == ["Shutdown"]
         assert procs.held["a"] == 0
 
     run(main)

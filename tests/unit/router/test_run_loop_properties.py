@@ -79,8 +79,8 @@ def test_nothing_is_stranded(clients, failing, unload_at, max_wait):
             recorder,
             SchedulerSettings(max_wait=max_wait),
         )
-        for inp in router.inputs:
-            fresh.handle(inp)
+        for step in router.inputs:
+            fresh.handle(step.input, step.facts)
         assert recorder.decisions == router.decisions()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -392,10 +392,10 @@ def test_an_unload_that_waited_its_unload_timeout_cuts_what_is_left():
     d.unload(["a"])
     assert d.sched.next_deadline() == 3.0
     d.now = 2.9
-    d.feed(Tick(time=d.now, running=dict(d.states)))
+    d.feed(Tick())
     assert d.fx.stops == [] and d.fx.cuts == []
     d.now = 3.0
-    d.feed(Tick(time=d.now, running=dict(d.states)))
+    d.feed(Tick())
     assert d.fx.cuts == [a1] and d.fx.stops == [("a",)]
     assert "outlasted unloadTimeout" in d.fx.decisions[-2].reason
     d.stopped("a")
@@ -407,7 +407,7 @@ def test_a_request_during_an_unload_waits_for_the_stop_then_starts_the_model_aga
     d = Driver(one_at_a_time(["a", "b"]), ["a", "b"])
     a1 = d.request("a")
     d.swap_done("a")
-    d.feed(Unload(models=("a",), time=d.now, running=dict(d.states)))
+    d.feed(Unload(models=("a",)))
     a2 = d.request("a")
     b1 = d.request("b")
     assert d.queue == [a2, b1], "neither starts while a is unloading under a request"
@@ -436,7 +436,7 @@ def test_stale_swap_done_is_ignored():
     a2 = d.request("a")
     new = d.swap_for("a")
     assert new.swap_id != old.swap_id
-    d.feed(SwapDone(swap_id=old.swap_id, model="a", time=d.now))
+    d.feed(SwapDone(swap_id=old.swap_id, model="a"))
     assert d.sched.active["a"].plan == new and d.fx.granted == []
     assert d.fx.decisions[-1].reason.startswith("ignored")
     d.swap_done("a")

@@ -17,6 +17,8 @@ Checked after every step and at the end:
 
 from __future__ import annotations
 
+import copy
+
 import msgspec
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -29,11 +31,14 @@ from hypothesis.stateful import (
 )
 
 from swapd.matrix import compile_matrix
+from swapd.process.states import RUNNING_STATES, ProcessState
 from swapd.router.events import (
     AnyInput,
     Cancel,
     Decision,
+    Facts,
     Failure,
+    Recorded,
     RequestIn,
     ServeDone,
     SwapDone,
@@ -43,6 +48,7 @@ from swapd.router.events import (
     Unload,
     UnloadFinished,
 )
+from swapd.router.explain import explain
 from swapd.router.group_swapper import GroupSwapper
 from swapd.router.matrix_swapper import MatrixSwapper
 from swapd.router.scheduler import FifoScheduler, ModelPolicy, SchedulerSettings
@@ -184,24 +190,30 @@ class SchedulerMachine(RuleBasedStateMachine):
             SchedulerSettings(max_wait=max_wait, keep_abandoned_loads=keep),
         )
 
-    def facts(self) -> dict:
-        return {"time": self.now, "running": dict(self.states), "gone": frozenset(self.gone)}
+    def facts(self) -> Facts:
+        running = {m: ProcessState(s) for m, s in self.states.items() if s in RUNNING_STATES}
+        return Facts(time=self.now, running=running, gone=frozenset(self.gone))
 
     def feed(self, inp: AnyInput) -> None:
-        self.inputs.append(inp)
-        self.sched.handle(inp)
+        facts = self.facts()
+        self.inputs.append(Recorded(facts, inp))
+        self.sched.handle(inp, facts)
 
     # ------------------------------------------------------------ properties
 
     def check_bounded_wait(self, granted: int) -> None:
         """Nothing younger is granted while an older request that waited max_wait
-        in the queue is still unresolved."""
+        in the queue is still unresolved, unless its model is being unloaded (it
+        waits for the stop; holding others back would not make that faster)."""
         max_wait = self.config[1]
         if max_wait <= 0:
             return
         key = (self.arrival[granted], granted)
+        blocked = self.sched.unloading.keys() | self.sched.unload_stopping
         for rid, since in self.queued_since.items():
             if rid in self.outcome or (self.arrival[rid], rid) >= key:
+                continue
+            if self.model_of[rid] in blocked:
                 continue
             waited_until = self.left_queue.get(rid, self.now)
             assert waited_until - self.arrival[rid] < max_wait, (
@@ -233,6 +245,22 @@ class SchedulerMachine(RuleBasedStateMachine):
                 assert t1 not in s2.plan.evict and t2 not in s1.plan.evict
                 assert not set(s1.plan.evict) & set(s2.plan.evict)
 
+    @rule(model=st.sampled_from([*MODELS, "unknown"]))
+    def explain_agrees_with_the_scheduler(self, model: str) -> None:
+        """explain's verdict is what a request for `model` arriving now really gets."""
+        facts = self.facts()
+        verdict = explain(self.sched, model, facts).verdict
+        # A deep copy of the scheduler's state; the (stateless) swapper is shared.
+        memo = {id(self.sched.swapper): self.sched.swapper, id(self.sched.effects): Recorder()}
+        twin = copy.deepcopy(self.sched, memo)
+        rid = 10**9
+        twin.handle(RequestIn(request_id=rid, model=model), facts)
+        recorder = twin.effects
+        assert isinstance(recorder, Recorder)
+        first = next(d for d in recorder.decisions if d.request_id == rid)
+        happened = recorder.failed[rid].kind if first.action == "reject" else first.action
+        assert verdict == happened, (model, first)
+
     # ----------------------------------------------------------------- rules
 
     @rule(model=st.sampled_from([*MODELS, *MODELS, "unknown"]))
@@ -241,7 +269,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.next_id += 1
         self.arrival[rid] = self.now
         self.model_of[rid] = model
-        self.feed(RequestIn(request_id=rid, model=model, **self.facts()))
+        self.feed(RequestIn(request_id=rid, model=model))
         if rid not in self.fx.admitted:
             assert self.outcome.get(rid, "").startswith("failed:")
 
@@ -265,7 +293,7 @@ class SchedulerMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancel_arrives(self, data: st.DataObject) -> None:
         rid = self.cancels.pop(data.draw(st.integers(0, len(self.cancels) - 1)))
-        self.feed(Cancel(request_id=rid, **self.facts()))
+        self.feed(Cancel(request_id=rid))
         self.gone.discard(rid)
         self.outcome.setdefault(rid, "cancelled-late")
 
@@ -288,7 +316,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         else:
             self.states.pop(plan.target, None)
             err = SwapError(reason="aborted" if aborted else "boom", aborted=aborted)
-        self.feed(SwapDone(swap_id=swap_id, model=plan.target, error=err, **self.facts()))
+        self.feed(SwapDone(swap_id=swap_id, model=plan.target, error=err))
 
     @precondition(lambda self: self.tasks)
     @rule(data=st.data())
@@ -300,7 +328,7 @@ class SchedulerMachine(RuleBasedStateMachine):
     def serve_finishes(self, data: st.DataObject) -> None:
         rid = data.draw(st.sampled_from(sorted(self.serving)))
         self.serving.discard(rid)
-        self.feed(ServeDone(request_id=rid, model=self.model_of[rid], **self.facts()))
+        self.feed(ServeDone(request_id=rid, model=self.model_of[rid]))
 
     @rule(
         gate=st.integers(0, 3),
@@ -311,7 +339,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         if gate:  # unloads are rarer than the rest
             return
         targets = tuple(models) if models is not None else None
-        self.feed(Unload(models=targets, now=now, **self.facts()))
+        self.feed(Unload(models=targets, now=now))
 
     @precondition(lambda self: self.stops_pending)
     @rule(data=st.data())
@@ -322,14 +350,14 @@ class SchedulerMachine(RuleBasedStateMachine):
     def _stopped(self, models: tuple[str, ...]) -> None:
         for m in models:
             self.states.pop(m, None)
-        self.feed(UnloadFinished(models=models, **self.facts()))
+        self.feed(UnloadFinished(models=models))
 
     @rule()
     def tick(self) -> None:
         """The run loop's timer: fed when the clock reached `next_deadline`."""
         deadline = self.sched.next_deadline()
         if deadline is not None and deadline <= self.now:
-            self.feed(Tick(**self.facts()))
+            self.feed(Tick())
 
     @precondition(lambda self: self.states)
     @rule(data=st.data())
@@ -359,7 +387,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             progressed = False
             while self.cancels:
                 rid = self.cancels.pop(0)
-                self.feed(Cancel(request_id=rid, **self.facts()))
+                self.feed(Cancel(request_id=rid))
                 self.gone.discard(rid)
                 progressed = True
             for swap_id in sorted(self.tasks):
@@ -370,7 +398,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                 progressed = True
             for rid in sorted(self.serving):
                 self.serving.discard(rid)
-                self.feed(ServeDone(request_id=rid, model=self.model_of[rid], **self.facts()))
+                self.feed(ServeDone(request_id=rid, model=self.model_of[rid]))
                 progressed = True
             if not progressed:
                 break
@@ -384,12 +412,12 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     def _check_replay(self) -> None:
         encoded = msgspec.json.encode(self.inputs)
-        inputs = msgspec.json.decode(encoded, type=list[AnyInput])
+        inputs = msgspec.json.decode(encoded, type=list[Recorded])
         assert inputs == self.inputs
         fresh = Recorder()
         sched = self._fresh(fresh)
-        for inp in inputs:
-            sched.handle(inp)
+        for step in inputs:
+            sched.handle(step.input, step.facts)
         assert fresh.decisions == self.fx.decisions
         assert fresh.calls == self.fx.calls
 
