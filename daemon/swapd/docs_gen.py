@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("docs", help="print a document generated from the code")
     parser.add_argument("name", choices=["lifecycle"])
     parser.set_defaults(func=_run)

@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("demo-env", help="print where the demo's llama-server and model are")
     parser.add_argument("--json", action="store_true", help="print a JSON object")
     parser.set_defaults(func=_run)

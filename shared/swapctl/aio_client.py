@@ -26,7 +26,7 @@ import itertools
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -308,7 +308,13 @@ class AsyncClient:
                 self._finish(f"connection lost: {exc}")
                 raise ConnectionClosed(self.close_reason) from None
 
-    async def request(self, message: p.Request, reply_type: type[R] = Any) -> R:  # type: ignore[assignment]
+    @overload
+    async def request(self, message: p.Request) -> p.ServerMessage: ...
+
+    @overload
+    async def request(self, message: p.Request, reply_type: type[R]) -> R: ...
+
+    async def request(self, message: p.Request, reply_type: type[object] | None = None) -> object:
         """Send a request (its id is assigned here) and wait for its reply."""
         message = msgspec.structs.replace(message, id=next(self._ids))
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -318,7 +324,7 @@ class AsyncClient:
             reply = await future
         finally:
             self._pending.pop(message.id, None)
-        if reply_type is not Any and not isinstance(reply, reply_type):
+        if reply_type is not None and not isinstance(reply, reply_type):
             raise ConnectionFailed(f"unexpected reply {type(reply).__name__} to {message}")
         return reply
 

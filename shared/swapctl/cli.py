@@ -299,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, func: Callable[[argparse.Namespace, Output], int], help: str):
+    def add(
+        name: str, func: Callable[[argparse.Namespace, Output], int], help: str
+    ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, parents=[common], help=help, description=help)
         sp.set_defaults(func=func, subparser=sp)
         return sp

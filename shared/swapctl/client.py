@@ -25,7 +25,7 @@ import socket
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -199,14 +199,21 @@ class Client:
                 return message
             # A reply to a request this client no longer waits for: ignore it.
 
-    def request(self, message: p.Request, reply_type: type[R] = Any) -> R:  # type: ignore[assignment]
-        """Send one request (its id is assigned here) and wait for its reply."""
+    @overload
+    def request(self, message: p.Request) -> p.ServerMessage: ...
+
+    @overload
+    def request(self, message: p.Request, reply_type: type[R]) -> R: ...
+
+    def request(self, message: p.Request, reply_type: type[object] | None = None) -> object:
+        """Send one request (its id is assigned here) and wait for its reply, which must
+        be a `reply_type` when one is given."""
         if self._sock is None:
             self.connect()
         message = msgspec.structs.replace(message, id=next(self._ids))
         self._send(message)
         reply = self._receive_reply(message.id)
-        if reply_type is not Any and not isinstance(reply, reply_type):
+        if reply_type is not None and not isinstance(reply, reply_type):
             raise ConnectionFailed(f"unexpected reply {type(reply).__name__} to {message}")
         return reply
 

@@ -65,22 +65,21 @@ def diagnose(line: bytes, error: msgspec.DecodeError) -> BadLine:
     if not isinstance(raw, dict):
         kind = type(raw).__name__
         return BadLine(line, f"expected a JSON object with a 'type' field, got {kind}")
-    rid = raw.get("id")
-    if not isinstance(rid, int | str) or isinstance(rid, bool):
-        rid = None
-    kind = raw.get("type")
-    if kind is None:
+    found = raw.get("id")
+    rid = found if isinstance(found, int | str) and not isinstance(found, bool) else None
+    tag = raw.get("type")
+    if tag is None:
         return BadLine(line, "missing the 'type' field", rid)
     if text.startswith("Invalid value") and text.endswith("at `$.type`"):
-        return BadLine(line, f"unknown message type {kind!r}", rid)
-    return BadLine(line, f"invalid {kind!r} message: {text}", rid)
+        return BadLine(line, f"unknown message type {tag!r}", rid)
+    return BadLine(line, f"invalid {tag!r} message: {text}", rid)
 
 
 class Decoder(Generic[T]):
     """Incremental newline-delimited decoder for one direction of a connection."""
 
     def __init__(self, message_type: Any, max_line: int = MAX_LINE_BYTES) -> None:
-        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(message_type)
+        self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(message_type)
         self._buffer = bytearray()
         self._start = 0
         """Where the current (unconsumed) line begins in the buffer."""
@@ -94,7 +93,7 @@ class Decoder(Generic[T]):
         """Bytes received but not yet returned as a line."""
         return len(self._buffer) - self._start
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         """Add received bytes; `b""` marks the end of the stream."""
         if not data:
             self._eof = True

@@ -49,7 +49,7 @@ class Payload(msgspec.Struct, kw_only=True, frozen=True):
     """Base of the structured values carried inside messages."""
 
 
-class Problem(Payload, kw_only=True):
+class Problem(Payload, kw_only=True, frozen=True):
     """One config or request problem, with its location when known.
 
     Formatted like the config loader's errors:
@@ -75,7 +75,7 @@ class Problem(Payload, kw_only=True):
         return f"{where}{key}{self.message}"
 
 
-class DaemonInfo(Payload, kw_only=True):
+class DaemonInfo(Payload, kw_only=True, frozen=True):
     """Who answered: sent in `welcome` and `status`."""
 
     name: str = "swapd"
@@ -89,7 +89,7 @@ class DaemonInfo(Payload, kw_only=True):
     """The HTTP addresses the daemon serves the OpenAI API on."""
 
 
-class StateLegend(Payload, kw_only=True):
+class StateLegend(Payload, kw_only=True, frozen=True):
     """One process state, from the supervisor's transition table."""
 
     name: str
@@ -98,7 +98,7 @@ class StateLegend(Payload, kw_only=True):
     """States reachable from this one."""
 
 
-class Status(Payload, kw_only=True):
+class Status(Payload, kw_only=True, frozen=True):
     """The daemon at a glance."""
 
     daemon: DaemonInfo
@@ -116,7 +116,7 @@ class Status(Payload, kw_only=True):
     legend: list[StateLegend] = []
 
 
-class ModelInfo(Payload, kw_only=True):
+class ModelInfo(Payload, kw_only=True, frozen=True):
     """One model's row: everything the TUI's models table shows."""
 
     id: str
@@ -152,7 +152,7 @@ class ModelInfo(Payload, kw_only=True):
     """When it happened, Unix time."""
 
 
-class LoadResult(Payload, kw_only=True):
+class LoadResult(Payload, kw_only=True, frozen=True):
     model: str
     state: str
     seconds: float | None = None
@@ -161,7 +161,7 @@ class LoadResult(Payload, kw_only=True):
     """The models stopped to make room for it."""
 
 
-class ReloadResult(Payload, kw_only=True):
+class ReloadResult(Payload, kw_only=True, frozen=True):
     path: str
     added: list[str] = []
     removed: list[str] = []
@@ -184,7 +184,7 @@ def changed_labels(changed: list[str], changes: dict[str, list[str]]) -> list[st
     return [f"{m} ({', '.join(changes[m])})" if changes.get(m) else m for m in changed]
 
 
-class LogText(Payload, kw_only=True):
+class LogText(Payload, kw_only=True, frozen=True):
     source: str
     """"proxy" or a model ID."""
     text: str
@@ -192,7 +192,7 @@ class LogText(Payload, kw_only=True):
     """True when older text was cut to honour the size bound."""
 
 
-class Explanation(Payload, kw_only=True):
+class Explanation(Payload, kw_only=True, frozen=True):
     """What the router would do with a request for `model` right now, and why."""
 
     model: str
@@ -216,7 +216,7 @@ class Explanation(Payload, kw_only=True):
     """Requests in flight on the models it would evict."""
 
 
-class Decision(Payload, kw_only=True):
+class Decision(Payload, kw_only=True, frozen=True):
     """One entry of the router's decision log."""
 
     time: float
@@ -236,7 +236,7 @@ class Decision(Payload, kw_only=True):
     queue_length: int = 0
 
 
-class MatrixSet(Payload, kw_only=True):
+class MatrixSet(Payload, kw_only=True, frozen=True):
     name: str
     dsl: str = ""
     combinations: list[list[str]] = []
@@ -245,7 +245,7 @@ class MatrixSet(Payload, kw_only=True):
     """How many combinations were left out, when known."""
 
 
-class GroupInfo(Payload, kw_only=True):
+class GroupInfo(Payload, kw_only=True, frozen=True):
     name: str
     members: list[str]
     swap: bool = True
@@ -253,7 +253,7 @@ class GroupInfo(Payload, kw_only=True):
     persistent: bool = False
 
 
-class MatrixView(Payload, kw_only=True):
+class MatrixView(Payload, kw_only=True, frozen=True):
     """The swap policy: matrix sets (or groups), what runs, and one model's answer."""
 
     router: Literal["group", "matrix"]
@@ -276,7 +276,7 @@ class EventData(msgspec.Struct, tag_field="kind", kw_only=True, frozen=True):
     time: float
 
 
-class StateChanged(EventData, tag="state_changed", kw_only=True):
+class StateChanged(EventData, tag="state_changed", kw_only=True, frozen=True):
     topic: ClassVar[str] = "state"
     model: str
     old: str
@@ -284,7 +284,7 @@ class StateChanged(EventData, tag="state_changed", kw_only=True):
     reason: str = ""
 
 
-class SwapStarted(EventData, tag="swap_started", kw_only=True):
+class SwapStarted(EventData, tag="swap_started", kw_only=True, frozen=True):
     topic: ClassVar[str] = "swap"
     target: str
     evict: list[str] = []
@@ -295,7 +295,7 @@ class SwapStarted(EventData, tag="swap_started", kw_only=True):
     """The swap's id; decisions about it carry the same `swap`."""
 
 
-class SwapFinished(EventData, tag="swap_finished", kw_only=True):
+class SwapFinished(EventData, tag="swap_finished", kw_only=True, frozen=True):
     topic: ClassVar[str] = "swap"
     target: str
     ok: bool = True
@@ -309,12 +309,12 @@ class SwapFinished(EventData, tag="swap_finished", kw_only=True):
     swap: int | None = None
 
 
-class DecisionMade(EventData, tag="decision", kw_only=True):
+class DecisionMade(EventData, tag="decision", kw_only=True, frozen=True):
     topic: ClassVar[str] = "decision"
     decision: Decision
 
 
-class RequestEvent(EventData, tag="request", kw_only=True):
+class RequestEvent(EventData, tag="request", kw_only=True, frozen=True):
     topic: ClassVar[str] = "request"
     model: str
     phase: str
@@ -325,7 +325,7 @@ class RequestEvent(EventData, tag="request", kw_only=True):
     detail: str = ""
 
 
-class QueueChanged(EventData, tag="queue", kw_only=True):
+class QueueChanged(EventData, tag="queue", kw_only=True, frozen=True):
     topic: ClassVar[str] = "queue"
     queued: dict[str, int] = {}
     """Queued request count per model (behind another swap, or a busy model)."""
@@ -336,7 +336,7 @@ class QueueChanged(EventData, tag="queue", kw_only=True):
     """Requests waiting for the model's load (a swap in progress), per model."""
 
 
-class LogLines(EventData, tag="log", kw_only=True):
+class LogLines(EventData, tag="log", kw_only=True, frozen=True):
     topic: ClassVar[str] = "log"
     source: str
     """"proxy" or a model ID."""
@@ -348,7 +348,7 @@ class LogLines(EventData, tag="log", kw_only=True):
     """"stdout", "stderr", or swapd's own ("info", "swapd", "dropped", ...)."""
 
 
-class ConfigReloaded(EventData, tag="config", kw_only=True):
+class ConfigReloaded(EventData, tag="config", kw_only=True, frozen=True):
     """A reload, whatever asked for it (swapctl, SIGHUP, the file watcher)."""
 
     topic: ClassVar[str] = "config"
@@ -366,7 +366,7 @@ class ConfigReloaded(EventData, tag="config", kw_only=True):
         return changed_labels(self.changed, self.changes)
 
 
-class OtherEvent(EventData, tag="other", kw_only=True):
+class OtherEvent(EventData, tag="other", kw_only=True, frozen=True):
     """A daemon event this protocol version has no dedicated kind for."""
 
     event_topic: str
@@ -389,30 +389,30 @@ EventPayload = (
 # --- client -> daemon -------------------------------------------------------
 
 
-class Hello(Message, tag="hello", kw_only=True):
+class Hello(Message, tag="hello", kw_only=True, frozen=True):
     client: str = ""
     protocol: int = PROTOCOL_VERSION
 
 
-class Request(Message, kw_only=True):
+class Request(Message, kw_only=True, frozen=True):
     """A request; its reply echoes `id`."""
 
     id: RequestId = 0
 
 
-class StatusRequest(Request, tag="status", kw_only=True):
+class StatusRequest(Request, tag="status", kw_only=True, frozen=True):
     pass
 
 
-class ModelsRequest(Request, tag="models", kw_only=True):
+class ModelsRequest(Request, tag="models", kw_only=True, frozen=True):
     pass
 
 
-class LoadRequest(Request, tag="load", kw_only=True):
+class LoadRequest(Request, tag="load", kw_only=True, frozen=True):
     model: str
 
 
-class UnloadRequest(Request, tag="unload", kw_only=True):
+class UnloadRequest(Request, tag="unload", kw_only=True, frozen=True):
     models: list[str] = []
     all: bool = False
     now: bool = False
@@ -420,17 +420,17 @@ class UnloadRequest(Request, tag="unload", kw_only=True):
     waiting for them (at most each model's unloadTimeout)."""
 
 
-class ReloadRequest(Request, tag="reload", kw_only=True):
+class ReloadRequest(Request, tag="reload", kw_only=True, frozen=True):
     pass
 
 
-class LogsRequest(Request, tag="logs", kw_only=True):
+class LogsRequest(Request, tag="logs", kw_only=True, frozen=True):
     source: str = "proxy"
     """"proxy" or a model ID."""
     max_bytes: int = 64 * 1024
 
 
-class SubscribeRequest(Request, tag="subscribe", kw_only=True):
+class SubscribeRequest(Request, tag="subscribe", kw_only=True, frozen=True):
     topics: list[str] = []
     """Topics from TOPICS; empty means all of them."""
     models: list[str] = []
@@ -439,22 +439,22 @@ class SubscribeRequest(Request, tag="subscribe", kw_only=True):
     """Start with recent events (and, for "log", the buffered log text)."""
 
 
-class UnsubscribeRequest(Request, tag="unsubscribe", kw_only=True):
+class UnsubscribeRequest(Request, tag="unsubscribe", kw_only=True, frozen=True):
     subscription: int
 
 
-class ExplainRequest(Request, tag="explain", kw_only=True):
+class ExplainRequest(Request, tag="explain", kw_only=True, frozen=True):
     model: str
 
 
-class MatrixRequest(Request, tag="matrix", kw_only=True):
+class MatrixRequest(Request, tag="matrix", kw_only=True, frozen=True):
     model: str | None = None
     """Also explain a request for this model."""
     limit: int = 1000
     """At most this many combinations are expanded per set."""
 
 
-class DecisionsRequest(Request, tag="decisions", kw_only=True):
+class DecisionsRequest(Request, tag="decisions", kw_only=True, frozen=True):
     limit: int = 100
 
 
@@ -476,66 +476,66 @@ ClientMessage = (
 # --- daemon -> client -------------------------------------------------------
 
 
-class Welcome(Message, tag="welcome", kw_only=True):
+class Welcome(Message, tag="welcome", kw_only=True, frozen=True):
     protocol: int
     daemon: DaemonInfo
 
 
-class Reply(Message, kw_only=True):
+class Reply(Message, kw_only=True, frozen=True):
     id: RequestId = 0
 
 
-class StatusReply(Reply, tag="status_reply", kw_only=True):
+class StatusReply(Reply, tag="status_reply", kw_only=True, frozen=True):
     status: Status
 
 
-class ModelsReply(Reply, tag="models_reply", kw_only=True):
+class ModelsReply(Reply, tag="models_reply", kw_only=True, frozen=True):
     models: list[ModelInfo]
 
 
-class LoadReply(Reply, tag="load_reply", kw_only=True):
+class LoadReply(Reply, tag="load_reply", kw_only=True, frozen=True):
     result: LoadResult
 
 
-class UnloadReply(Reply, tag="unload_reply", kw_only=True):
+class UnloadReply(Reply, tag="unload_reply", kw_only=True, frozen=True):
     models: list[str]
     """The models that were asked to stop."""
     cut: int = 0
     """Requests in flight that were cut short (with `now`, or past unloadTimeout)."""
 
 
-class ReloadReply(Reply, tag="reload_reply", kw_only=True):
+class ReloadReply(Reply, tag="reload_reply", kw_only=True, frozen=True):
     result: ReloadResult
 
 
-class LogsReply(Reply, tag="logs_reply", kw_only=True):
+class LogsReply(Reply, tag="logs_reply", kw_only=True, frozen=True):
     log: LogText
 
 
-class Subscribed(Reply, tag="subscribed", kw_only=True):
+class Subscribed(Reply, tag="subscribed", kw_only=True, frozen=True):
     subscription: int
     topics: list[str]
     history: int = 0
     """How many history events come first (delivered or counted in `lagged`), before live ones."""
 
 
-class Unsubscribed(Reply, tag="unsubscribed", kw_only=True):
+class Unsubscribed(Reply, tag="unsubscribed", kw_only=True, frozen=True):
     subscription: int
 
 
-class ExplainReply(Reply, tag="explain_reply", kw_only=True):
+class ExplainReply(Reply, tag="explain_reply", kw_only=True, frozen=True):
     explanation: Explanation
 
 
-class MatrixReply(Reply, tag="matrix_reply", kw_only=True):
+class MatrixReply(Reply, tag="matrix_reply", kw_only=True, frozen=True):
     matrix: MatrixView
 
 
-class DecisionsReply(Reply, tag="decisions_reply", kw_only=True):
+class DecisionsReply(Reply, tag="decisions_reply", kw_only=True, frozen=True):
     decisions: list[Decision]
 
 
-class Error(Message, tag="error", kw_only=True):
+class Error(Message, tag="error", kw_only=True, frozen=True):
     """A refusal or failure. `id` is the request's, or None for a bad line."""
 
     id: RequestId | None = None
@@ -545,13 +545,13 @@ class Error(Message, tag="error", kw_only=True):
     log_tail: str = ""
 
 
-class Event(Message, tag="event", kw_only=True):
+class Event(Message, tag="event", kw_only=True, frozen=True):
     subscription: int
     topic: str
     data: EventPayload
 
 
-class Lagged(Message, tag="lagged", kw_only=True):
+class Lagged(Message, tag="lagged", kw_only=True, frozen=True):
     """The subscriber fell behind: `missed` events were dropped before the next one."""
 
     subscription: int

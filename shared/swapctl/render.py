@@ -275,6 +275,4 @@ def event(item: p.Event | p.Lagged) -> str:
             body += "".join(f"\n    {problem.format()}" for problem in d.problems)
         case p.OtherEvent():
             body = f"{d.name} {d.fields}"
-        case _:
-            body = repr(d)
     return f"{head} {body}\n"

@@ -29,7 +29,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import trio
@@ -405,7 +405,10 @@ class ControlConnection:
                     sub.dropped = 0
                     if missed:
                         await self._send(p.Lagged(subscription=sub_id, missed=missed))
-                    line = codec.encode(p.Event(subscription=sub_id, topic=data.topic, data=data))
+                    event = p.Event(
+                        subscription=sub_id, topic=data.topic, data=cast(p.EventPayload, data)
+                    )
+                    line = codec.encode(event)
                     if len(line) - 1 > self._limits.max_line:
                         sub.dropped += 1
                         continue

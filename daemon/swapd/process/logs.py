@@ -178,7 +178,7 @@ class LineSplitter:
         self._partial = bytearray()
         self._max_line = max_line
 
-    def feed(self, data: bytes) -> list[str]:
+    def feed(self, data: bytes | bytearray) -> list[str]:
         self._partial += data
         out: list[str] = []
         while True:

@@ -30,7 +30,7 @@ def probe_interval(elapsed: float) -> float:
     if elapsed <= FAST_PHASE:
         return FIRST_INTERVAL
     exponent = min((elapsed - FAST_PHASE) / DOUBLING_TIME, 16.0)
-    return min(MAX_INTERVAL, FIRST_INTERVAL * 2.0**exponent)
+    return min(MAX_INTERVAL, FIRST_INTERVAL * float(2.0**exponent))
 
 
 def parse_status(head: bytes) -> int | None:

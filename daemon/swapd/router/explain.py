@@ -48,20 +48,23 @@ def explain(scheduler: FifoScheduler, model: str, facts: Facts) -> Explanation:
     """
     state = str(facts.running.get(model, "stopped"))
     refused = scheduler.admission(model)
-    if refused is not None and refused.kind != "too_many":
-        reason = "the router is shutting down" if refused.kind == "shutdown" else refused.message
-        shown = state if refused.kind == "shutdown" else "stopped"
-        return Explanation(model=model, verdict=refused.kind, reason=reason, state=shown)
+    if refused is not None and refused.kind == "shutdown":
+        return Explanation(
+            model=model, verdict="shutdown", reason="the router is shutting down", state=state
+        )
+    if refused is not None and refused.kind == "not_found":
+        return Explanation(model=model, verdict="not_found", reason=refused.message)
     policy = scheduler.models[model]
     reserved = scheduler.reserved.get(model, 0)
     limit = policy.effective_limit
-    common = {"reserved": reserved, "limit": limit, "state": state}
     if refused is not None:
         return Explanation(
             model=model,
             verdict="too_many",
             reason=f"{reserved} requests admitted for {model}, concurrencyLimit is {limit}",
-            **common,
+            reserved=reserved,
+            limit=limit,
+            state=state,
         )
     plan = scheduler.query(model, facts)
     busy = {m: scheduler.in_flight[m] for m in plan.evict if scheduler.in_flight.get(m, 0) > 0}
@@ -76,5 +79,7 @@ def explain(scheduler: FifoScheduler, model: str, facts: Facts) -> Explanation:
         blocked_by=plan.blocked_by,
         queue_ahead=ahead,
         in_flight=busy,
-        **common,
+        reserved=reserved,
+        limit=limit,
+        state=state,
     )

@@ -26,10 +26,14 @@ DEFAULT_GROUP = "(default)"
 
 
 class GroupLike(Protocol):
-    swap: bool
-    exclusive: bool
-    persistent: bool
-    members: Sequence[str]
+    @property
+    def swap(self) -> bool: ...
+    @property
+    def exclusive(self) -> bool: ...
+    @property
+    def persistent(self) -> bool: ...
+    @property
+    def members(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -700,12 +700,13 @@ class FifoScheduler:
             return Plan(
                 "serve", model, evict=ev.evict, set=ev.set, cost=ev.cost, reason=f"{model} is ready"
             )
-        base = {"evict": ev.evict, "set": ev.set, "cost": ev.cost}
         if blockers:
             return Plan(
                 "queue",
                 model,
-                **base,
+                evict=ev.evict,
+                set=ev.set,
+                cost=ev.cost,
                 blocked_by=blockers,
                 reason="collides with the swap of " + ", ".join(blockers),
             )
@@ -714,12 +715,14 @@ class FifoScheduler:
             return Plan(
                 "queue",
                 model,
-                **base,
+                evict=ev.evict,
+                set=ev.set,
+                cost=ev.cost,
                 blocked_by=busy,
                 reason="would evict " + ", ".join(busy) + " while serving requests",
             )
         reason = f"load {model}" + (" evicting " + ", ".join(ev.evict) if ev.evict else "")
-        return Plan("swap", model, **base, reason=reason)
+        return Plan("swap", model, evict=ev.evict, set=ev.set, cost=ev.cost, reason=reason)
 
     def query(self, model: str, facts: Facts) -> Plan:
         """`plan` for a request arriving now, as `facts` say; changes nothing."""
