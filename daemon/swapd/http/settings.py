@@ -25,10 +25,6 @@ class Filters:
     set_params: Mapping[str, Any] = field(default_factory=dict)
     set_params_by_id: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    @property
-    def empty(self) -> bool:
-        return not (self.strip_params.strip() or self.set_params or self.set_params_by_id)
-
 
 @dataclass(frozen=True)
 class Capabilities:

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 import trio
@@ -75,7 +74,6 @@ class Child:
         self.pid = popen.pid
         self.argv = list(argv)
         self.spawned_at = trio.current_time()
-        self.spawned_wall = time.time()
         self.returncode: int | None = None
         self.exited = trio.Event()
         self.drained = trio.Event()

@@ -26,8 +26,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -239,14 +238,6 @@ class Supervisor:
         never later than the deadline this release sets.
         """
         self._idle.release(trio.current_time())
-
-    @contextmanager
-    def in_use(self) -> Iterator[None]:
-        self.hold()
-        try:
-            yield
-        finally:
-            self.release()
 
     async def _ask(self, message: _Ensure | _Stop) -> None:
         if self._state is ProcessState.SHUTDOWN:

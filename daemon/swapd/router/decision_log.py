@@ -29,9 +29,6 @@ class DecisionLog:
         """The newest `limit` decisions (all when None or more than there are), oldest first."""
         return _newest(list(self._entries), limit)
 
-    def for_model(self, model: str, limit: int | None = None) -> list[Decision]:
-        return _newest([d for d in self._entries if d.model == model], limit)
-
     def evicted_for(self, request_id: int) -> tuple[str, ...]:
         """What the swap that served `request_id` evicted: its own swap, or the one it
         joined; () when it needed none (or its decisions are no longer in the log)."""

@@ -75,8 +75,12 @@ class StandInRouter:
                 reason=exc.reason,
                 log_tail="\n".join(exc.log_tail),
             ) from None
-        with self.pool[model].in_use():
-            yield SimpleNamespace(upstream=self.pool[model].snapshot().proxy_url, request_id=0)
+        supervisor = self.pool[model]
+        supervisor.hold()
+        try:
+            yield SimpleNamespace(upstream=supervisor.snapshot().proxy_url, request_id=0)
+        finally:
+            supervisor.release()
 
     async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> int:
         for model in models if models is not None else list(self.pool):

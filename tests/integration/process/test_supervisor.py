@@ -407,10 +407,11 @@ async def test_ttl_unloads_an_idle_model() -> None:
 async def test_ttl_waits_for_requests_in_flight() -> None:
     async with supervised(fake_spec(ttl=0.2)) as run:
         await ready_run(run)
-        with run.sup.in_use():
-            assert run.sup.snapshot().ttl_left is None
-            await trio.sleep(0.6)  # three TTLs with a request in flight
-            assert run.sup.state is S.READY
+        run.sup.hold()
+        assert run.sup.snapshot().ttl_left is None
+        await trio.sleep(0.6)  # three TTLs with a request in flight
+        assert run.sup.state is S.READY
+        run.sup.release()
         released = trio.current_time()
         ttl_left = run.sup.snapshot().ttl_left
         assert ttl_left is not None and ttl_left > 0.1

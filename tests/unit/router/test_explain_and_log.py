@@ -64,7 +64,6 @@ def test_decision_log_is_bounded_and_counts_what_it_dropped():
     assert [d.seq for d in log.recent()] == [2, 3, 4]
     assert [d.seq for d in log.recent(2)] == [3, 4]
     assert log.recent(0) == []
-    assert [d.seq for d in log.for_model("a")] == [3]
     assert log.dropped == 2 and len(log) == 3
     with pytest.raises(ValueError):
         DecisionLog(0)
@@ -79,9 +78,6 @@ def test_recent_is_the_newest_limit_entries(count: int, limit: int | None) -> No
     everything = list(range(count))
     wanted = everything if limit is None or limit < 0 else everything[max(0, count - limit) :]
     assert [d.seq for d in log.recent(limit)] == wanted
-    of_a = [i for i in everything if i % 2]
-    wanted_a = of_a if limit is None or limit < 0 else of_a[max(0, len(of_a) - limit) :]
-    assert [d.seq for d in log.for_model("a", limit)] == wanted_a
 
 
 def test_a_limit_over_the_count_returns_everything() -> None:
