@@ -42,7 +42,7 @@ from typing import Any
 import psutil
 import trio
 
-from swapd.http.upstream import H11Client
+from swapd.http.upstream import UpstreamClient
 
 SMALL_REQUESTS = 500
 STREAMS = 32
@@ -164,7 +164,7 @@ def body(model: str, *, stream: bool = False, tokens: int = 4) -> bytes:
     return json.dumps(payload).encode()
 
 
-async def wait_http(client: H11Client, url: str, within: float = 20.0) -> None:
+async def wait_http(client: UpstreamClient, url: str, within: float = 20.0) -> None:
     with trio.fail_after(within):
         while True:
             try:
@@ -181,7 +181,7 @@ async def wait_http(client: H11Client, url: str, within: float = 20.0) -> None:
 # ----- measurements ---------------------------------------------------------------
 
 
-async def sequential(client: H11Client, base: str, model: str, count: int) -> list[float]:
+async def sequential(client: UpstreamClient, base: str, model: str, count: int) -> list[float]:
     """Latencies (ms) of `count` small non-streaming requests, one after the other."""
     out = []
     data = body(model)
@@ -207,7 +207,7 @@ class StreamRun:
         return self.events / self.seconds
 
 
-async def streams(client: H11Client, base: str, model: str, count: int, tokens: int) -> StreamRun:
+async def streams(client: UpstreamClient, base: str, model: str, count: int, tokens: int) -> StreamRun:
     """`count` concurrent streaming requests; SSE events delivered and time to first byte."""
     ttft: list[float] = []
     events = 0
@@ -232,7 +232,7 @@ async def streams(client: H11Client, base: str, model: str, count: int, tokens: 
     return StreamRun(events, time.perf_counter() - start, ttft)
 
 
-async def warm(client: H11Client, base: str, model: str, count: int, tokens: int) -> None:
+async def warm(client: UpstreamClient, base: str, model: str, count: int, tokens: int) -> None:
     """Open `count` keep-alive connections on every hop before a measure.
 
     `count` streams are held open together (none is read before all have their
@@ -268,7 +268,7 @@ def pct(values: Sequence[float], q: float) -> float:
 
 async def measure(direct: dict[str, str], relayed: str, names: dict[str, str]) -> dict[str, Any]:
     """Run every measurement against `direct[kind]` and `relayed` (model `names[kind]`)."""
-    client = H11Client(max_idle_per_origin=STREAMS * 2)
+    client = UpstreamClient(max_idle_per_origin=STREAMS * 2)
     figures: dict[str, Any] = {}
     await sequential(client, direct["small"], names["small"], 50)
     await sequential(client, relayed, names["small"], 50)
@@ -378,7 +378,7 @@ async def swapd_daemon(ports: dict[str, int]) -> AsyncIterator[str]:
         proc = spawn(argv, death_signal=signal.SIGTERM)
         try:
             base = f"http://127.0.0.1:{listen}"
-            client = H11Client()
+            client = UpstreamClient()
             await wait_http(client, base + "/health")
             for kind in ports:  # load every model through swapd first
                 response = await client.request(
@@ -401,7 +401,7 @@ async def upstream_fakes() -> AsyncIterator[dict[str, tuple[int, str]]]:
     try:
         for kind, port in ports.items():
             procs.append(spawn(fake_argv(port, *UPSTREAMS[kind])))
-        client = H11Client()
+        client = UpstreamClient()
         for port in ports.values():
             await wait_http(client, f"http://127.0.0.1:{port}/health")
         await client.aclose()
@@ -438,7 +438,7 @@ async def run_relay_only(client_name: str, server_name: str) -> dict[str, Any]:
         proc = spawn(argv)
         try:
             base = f"http://127.0.0.1:{listen}"
-            client = H11Client()
+            client = UpstreamClient()
             await wait_http(client, base + "/health")
             await client.aclose()
             direct = {kind: url for kind, (_port, url) in fakes.items()}
@@ -451,7 +451,7 @@ async def run_relay_only(client_name: str, server_name: str) -> dict[str, Any]:
 
 
 class HttpxClient:
-    """httpx2 behind the interface of `swapd.http.upstream.H11Client`, for comparison."""
+    """httpx2 behind the interface of `swapd.http.upstream.UpstreamClient`, for comparison."""
 
     def __init__(self) -> None:
         import httpx2
@@ -506,7 +506,7 @@ def serve_relay(client_name: str, server_name: str, listen: int, upstreams: dict
 
     async def main() -> None:
         bus = EventBus()
-        client: Any = H11Client(max_idle_per_origin=128) if client_name == "h11" else HttpxClient()
+        client: Any = UpstreamClient(max_idle_per_origin=128) if client_name == "h11" else HttpxClient()
         settings = ApiSettings(models={k: ModelView(k) for k in upstreams})
         services = Services(
             settings, GrantAtOnce(upstreams), NoPool(), bus, LogHub(bus), client=client

@@ -19,7 +19,7 @@ from swapd.http.logs_hub import LogHub
 from swapd.http.metrics import Metrics
 from swapd.http.names import Resolver
 from swapd.http.settings import ApiSettings
-from swapd.http.upstream import H11Client
+from swapd.http.upstream import UpstreamClient
 from swapd.router.run_loop import RouterSnapshot
 
 
@@ -62,7 +62,7 @@ class Services:
     pool: PoolLike
     bus: EventBus
     logs: LogHub
-    client: H11Client = field(default_factory=H11Client)
+    client: UpstreamClient = field(default_factory=UpstreamClient)
     metrics: Metrics = field(default_factory=Metrics)
     resolver: Resolver = field(init=False)
     in_flight: InFlightRegistry = field(init=False)
