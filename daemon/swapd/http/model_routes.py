@@ -45,12 +45,19 @@ from swapd.http.asgi import (
     send_response,
 )
 from swapd.http.auth import check as check_auth
+from swapd.http.budget import BodyHold
 from swapd.http.errors import ApiError, envelope, too_many_requests, unknown_model
 from swapd.http.loading_state import LoadingWriter
 from swapd.http.metrics import parse_usage
 from swapd.http.names import Target
 from swapd.http.relay import RelayResult, relay_response, request_headers
-from swapd.http.request_model import MISSING_MODEL, ModelRequest, extract
+from swapd.http.request_model import (
+    MISSING_MODEL,
+    FormLimits,
+    ModelRequest,
+    extract_off_loop,
+    with_form_model,
+)
 from swapd.http.services import Services
 from swapd.http.upstream import UpstreamError, UpstreamResponse
 from swapd.router.errors import LoadFailed, RouterError, TooManyRequests
@@ -232,13 +239,14 @@ class ModelRoutes:
         error: ApiError | None = None
         body: bytes | None = None
         cut: _CutShort | None = None
+        hold = self.services.body_budget.hold(self.services.settings.request_body_budget)
         try:
             async with trio.open_nursery() as nursery:
                 # The body must arrive in time (no slow-loris). The nursery's
                 # scope keeps that time: a cancel scope of its own was a
                 # measurable part of a small request's CPU.
                 nursery.cancel_scope.deadline = trio.current_time() + BODY_TIMEOUT
-                body = await self._read(scope, receive)
+                body = await self._read(scope, receive, hold)
                 nursery.cancel_scope.deadline = math.inf
                 # A client leaving cancels the nursery: the request and the watcher.
                 watch = _DisconnectWatch(receive, nursery.cancel_scope, response)
@@ -265,6 +273,7 @@ class ModelRoutes:
                         tail += b"\n\n"
                     await response({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
+            hold.release()
             tracked = outcome.get("tracked")
             if tracked is not None:
                 self.services.in_flight.remove(tracked)
@@ -292,11 +301,13 @@ class ModelRoutes:
             return leaf
         if isinstance(leaf, RouterError):
             return router_error(leaf)
+        if isinstance(leaf, RecursionError):  # a client's input nested too deeply to handle
+            return ApiError(400, "the request is nested too deeply", "nested_too_deeply")
         detail = "".join(traceback.format_exception(leaf)).rstrip()
         self.services.logs.info(f"internal error while handling a request: {detail}")
         return ApiError(500, f"internal error: {type(leaf).__name__}: {leaf}")
 
-    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read(self, scope: Scope, receive: Receive, hold: BodyHold) -> bytes:
         """Authenticate, then read the body, bounded in size (the caller bounds its time)."""
         if self.services.closing.is_set():
             raise ApiError(503, "swapd is shutting down", "shutting_down", {"retry-after": "5"})
@@ -304,7 +315,7 @@ class ModelRoutes:
         if settings.api_keys:
             auth = header(scope, b"authorization")
             check_auth(settings.api_keys, auth, header(scope, b"x-api-key"))
-        return await read_body(scope, receive, settings.max_request_body_size)
+        return await read_body(scope, receive, settings.max_request_body_size, hold)
 
     async def _dispatch(
         self, scope: Scope, body: bytes, send: _Response, outcome: dict[str, Any]
@@ -314,7 +325,10 @@ class ModelRoutes:
         if path.startswith("/upstream/"):
             await self._upstream(scope, body, send, outcome)
             return
-        req = extract(method, header(scope, b"content-type"), scope["query_string"], body)
+        settings = self.services.settings
+        limits = FormLimits(settings.max_form_parts, settings.max_form_field_size)
+        content_type = header(scope, b"content-type")
+        req = await extract_off_loop(method, content_type, scope["query_string"], body, limits)
         if not req.model:
             raise ApiError(400, MISSING_MODEL, "missing_model")
         target = self.services.resolver.resolve(req.model)
@@ -357,6 +371,8 @@ class ModelRoutes:
         if req.kind == "multipart" and req.parts is not None and use_model_name:
             rebuilt = multipart.with_field(req.parts, "model", use_model_name)
             return multipart.build(rebuilt, req.boundary)
+        if req.kind == "form" and use_model_name:
+            return with_form_model(body, use_model_name)
         return body
 
     def _peer_body(self, req: ModelRequest, body: bytes, target: Target) -> bytes:
@@ -374,6 +390,8 @@ class ModelRoutes:
             return multipart.build(
                 multipart.with_field(req.parts, "model", target.model), req.boundary
             )
+        if req.kind == "form" and rename:
+            return with_form_model(body, target.model)
         return body
 
     # ----- local models ----------------------------------------------------------

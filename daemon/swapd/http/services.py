@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from swapd.events import EventBus
+from swapd.http.budget import BodyBudget
 from swapd.http.inflight import InFlightRegistry
 from swapd.http.logs_hub import LogHub
 from swapd.http.metrics import Metrics
@@ -64,6 +65,7 @@ class Services:
     logs: LogHub
     client: UpstreamClient = field(default_factory=UpstreamClient)
     metrics: Metrics = field(default_factory=Metrics)
+    body_budget: BodyBudget = field(default_factory=BodyBudget)
     resolver: Resolver = field(init=False)
     in_flight: InFlightRegistry = field(init=False)
     closing: trio.Event = field(default_factory=trio.Event)
