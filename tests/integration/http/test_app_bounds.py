@@ -164,8 +164,7 @@ def multipart_form(parts: int, boundary: bytes = b"b") -> bytes:
 
 
 async def test_a_form_of_too_many_parts_is_a_413_and_stalls_nobody() -> None:
-    settings = ApiSettings(max_form_parts=1000)
-    async with app_only(settings) as (base, _):
+    async with app_only(ApiSettings()) as (base, _):  # the default: 1000 parts
         port = port_of(base)
         body = multipart_form(300_000)
         request = post(FORM_ROUTE, body, b"multipart/form-data; boundary=b")
@@ -185,7 +184,7 @@ async def test_a_form_of_too_many_parts_is_a_413_and_stalls_nobody() -> None:
 
 
 async def test_an_url_encoded_form_of_too_many_fields_is_a_413() -> None:
-    async with app_only(ApiSettings(max_form_parts=1000)) as (base, _):
+    async with app_only(ApiSettings()) as (base, _):
         request = post(FORM_ROUTE, b"a&" * 2_000_000, b"application/x-www-form-urlencoded")
         head, body = await exchange(port_of(base), request)
     assert status_of(head) == 413 and reason_of(body) == "form_too_large"
