@@ -124,7 +124,12 @@ async def run(requests: int, rounds: int, profile: bool, sort: str) -> dict[str,
         bus = EventBus()
         settings = ApiSettings(models={MODEL: ModelView(MODEL, proxy=upstream)})
         services = Services(
-            settings, GrantAtOnce({MODEL: upstream}), NoPool(), bus, LogHub(bus), client=UpstreamClient()
+            settings,
+            GrantAtOnce({MODEL: upstream}),
+            NoPool(),
+            bus,
+            LogHub(bus),
+            client=UpstreamClient(),
         )
         app = create_app(services)
         data = body(MODEL)

@@ -35,14 +35,16 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 import trio
 
+from bench.anchor import ABSENT_NOTE, llama_swap, llama_swap_binary
 from swapd.http.upstream import UpstreamClient
+from swapd.testing.ports import free_port_run
 
 SMALL_REQUESTS = 500
 STREAMS = 32
@@ -50,7 +52,8 @@ PACED_TOKENS = 200
 PACED_INTERVAL = 1 / 200
 FAST_TOKENS = 4000
 WARM_PACED_TOKENS = 20  # 100 ms per stream: the 32 overlap
-PACED_ROUNDS = 5
+ROUNDS = 5
+PACED_ROUNDS = ROUNDS
 CHAT = "/v1/chat/completions"
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -207,7 +210,9 @@ class StreamRun:
         return self.events / self.seconds
 
 
-async def streams(client: UpstreamClient, base: str, model: str, count: int, tokens: int) -> StreamRun:
+async def streams(
+    client: UpstreamClient, base: str, model: str, count: int, tokens: int
+) -> StreamRun:
     """`count` concurrent streaming requests; SSE events delivered and time to first byte."""
     ttft: list[float] = []
     events = 0
@@ -266,90 +271,134 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(direct: dict[str, str], relayed: str, names: dict[str, str]) -> dict[str, Any]:
-    """Run every measurement against `direct[kind]` and `relayed` (model `names[kind]`)."""
+@dataclass
+class Side:
+    """One way to reach the fakes: directly, or through a proxy (`pid` for its CPU)."""
+
+    name: str
+    bases: dict[str, str]  # kind -> base URL (a proxy serves every kind on one)
+    pid: int | None = None
+    small_ms: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    paced: list[StreamRun] = field(default_factory=list)
+    fast: list[StreamRun] = field(default_factory=list)
+
+
+def _cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def rotated(sides: list[Side], turn: int) -> list[Side]:
+    """The sides in a different order each round, so no side always goes first."""
+    turn %= len(sides)
+    return sides[turn:] + sides[:turn]
+
+
+async def measure(sides: list[Side], names: dict[str, str], rounds: int) -> dict[str, Any]:
+    """Every measurement on every side, in `rounds` interleaved rounds (sides[0] is direct)."""
     client = UpstreamClient(max_idle_per_origin=STREAMS * 2)
-    figures: dict[str, Any] = {}
-    await sequential(client, direct["small"], names["small"], 50)
-    await sequential(client, relayed, names["small"], 50)
-    d = await sequential(client, direct["small"], names["small"], SMALL_REQUESTS)
-    r = await sequential(client, relayed, names["small"], SMALL_REQUESTS)
-    figures["direct_p50_ms"], figures["direct_p99_ms"] = pct(d, 0.5), pct(d, 0.99)
-    figures["swapd_p50_ms"], figures["swapd_p99_ms"] = pct(r, 0.5), pct(r, 0.99)
-    figures["added_p50_ms"] = figures["swapd_p50_ms"] - figures["direct_p50_ms"]
-    figures["added_p99_ms"] = figures["swapd_p99_ms"] - figures["direct_p99_ms"]
-
-    for base, name in ((direct["paced"], names["paced"]), (relayed, names["paced"])):
-        await warm(client, base, name, STREAMS, WARM_PACED_TOKENS)
-    # A round's 32 first tokens arrive within a few ms of each other, and where that
-    # burst falls varies by tens of percent from round to round on a shared
-    # machine: the figure is the median over PACED_ROUNDS rounds, each direct
-    # then through swapd.
-    rounds = []
-    for _ in range(PACED_ROUNDS):
-        dp = await streams(client, direct["paced"], names["paced"], STREAMS, PACED_TOKENS)
-        rp = await streams(client, relayed, names["paced"], STREAMS, PACED_TOKENS)
-        rounds.append((dp, rp))
-    figures["paced_direct_tokens_s"] = statistics.median(d.rate for d, _ in rounds)
-    figures["paced_swapd_tokens_s"] = statistics.median(r.rate for _, r in rounds)
-    figures["paced_ratio"] = figures["paced_swapd_tokens_s"] / figures["paced_direct_tokens_s"]
-    figures["paced_direct_ttft_ms"] = statistics.median(
-        statistics.median(d.ttft_ms) for d, _ in rounds
-    )
-    figures["paced_swapd_ttft_ms"] = statistics.median(
-        statistics.median(r.ttft_ms) for _, r in rounds
-    )
-    figures["paced_added_ttft_ms"] = (
-        figures["paced_swapd_ttft_ms"] - figures["paced_direct_ttft_ms"]
-    )
-    figures["paced_rounds"] = PACED_ROUNDS
-
-    for base, name in ((direct["fast"], names["fast"]), (relayed, names["fast"])):
-        await warm(client, base, name, STREAMS, FAST_TOKENS)
-    df = await streams(client, direct["fast"], names["fast"], STREAMS, FAST_TOKENS)
-    rf = await streams(client, relayed, names["fast"], STREAMS, FAST_TOKENS)
-    figures["fast_direct_events_s"] = df.rate
-    figures["fast_swapd_events_s"] = rf.rate
-    figures["fast_ratio"] = rf.rate / df.rate
+    per_round = max(1, SMALL_REQUESTS // rounds)
+    for side in sides:
+        await sequential(client, side.bases["small"], names["small"], 50)
+        await warm(client, side.bases["paced"], names["paced"], STREAMS, WARM_PACED_TOKENS)
+        await warm(client, side.bases["fast"], names["fast"], STREAMS, FAST_TOKENS // 10)
+    # Where a round's burst of 32 first tokens falls varies by tens of percent from
+    # round to round on a shared machine: each figure is over rounds in which every
+    # side had its turn, in a rotating order.
+    for turn in range(rounds):
+        for side in rotated(sides, turn):
+            cpu = _cpu(side.pid)
+            small = side.bases["small"]
+            side.small_ms += await sequential(client, small, names["small"], per_round)
+            side.cpu_s += _cpu(side.pid) - cpu
+        for side in rotated(sides, turn):
+            run = await streams(client, side.bases["paced"], names["paced"], STREAMS, PACED_TOKENS)
+            side.paced.append(run)
+        for side in rotated(sides, turn):
+            run = await streams(client, side.bases["fast"], names["fast"], STREAMS, FAST_TOKENS)
+            side.fast.append(run)
     await client.aclose()
+    figures: dict[str, Any] = {"rounds": rounds}
+    for side in sides:
+        key = side.name.replace("-", "_")
+        figures[key] = {
+            "p50_ms": pct(side.small_ms, 0.5),
+            "p99_ms": pct(side.small_ms, 0.99),
+            "cpu_us_per_request": side.cpu_s / len(side.small_ms) * 1e6,
+            "paced_tokens_s": statistics.median(r.rate for r in side.paced),
+            "ttft_p50_ms": statistics.median(statistics.median(r.ttft_ms) for r in side.paced),
+            "ttft_p90_ms": statistics.median(pct(r.ttft_ms, 0.9) for r in side.paced),
+            "ttft_p50_rounds_ms": [statistics.median(r.ttft_ms) for r in side.paced],
+            "fast_events_s": statistics.median(r.rate for r in side.fast),
+        }
+    direct = figures[sides[0].name]
+    for side in sides[1:]:
+        f = figures[side.name.replace("-", "_")]
+        for name in ("p50_ms", "p99_ms", "ttft_p50_ms", "ttft_p90_ms"):
+            f[f"added_{name}"] = f[name] - direct[name]
+        f["paced_ratio"] = f["paced_tokens_s"] / direct["paced_tokens_s"]
+        f["fast_ratio"] = f["fast_events_s"] / direct["fast_events_s"]
     return figures
 
 
-def table(figures: dict[str, Any], title: str) -> str:
-    f = figures
-    rows = [
-        ("500 small requests, p50 (ms)", f["direct_p50_ms"], f["swapd_p50_ms"],
-         f"+{f['added_p50_ms']:.2f} ms", "<= +1.0 ms"),
-        ("500 small requests, p99 (ms)", f["direct_p99_ms"], f["swapd_p99_ms"],
-         f"+{f['added_p99_ms']:.2f} ms", ""),
-        ("32 streams @200 tok/s, tokens/s", f["paced_direct_tokens_s"],
-         f["paced_swapd_tokens_s"], f"{f['paced_ratio']:.3f} x", ">= 0.98 x"),
-        ("32 streams @200 tok/s, TTFT p50 (ms)", f["paced_direct_ttft_ms"],
-         f["paced_swapd_ttft_ms"], f"+{f['paced_added_ttft_ms']:.2f} ms", "<= +2 ms"),
-        ("32 streams, as fast as possible, events/s", f["fast_direct_events_s"],
-         f["fast_swapd_events_s"], f"{f['fast_ratio']:.3f} x", "(llama-swap 0.70 x)"),
-    ]  # fmt: skip
+ROWS = [
+    ("500 small requests, added p50 (ms)", "added_p50_ms", "{:+.2f}", "lower"),
+    ("500 small requests, added p99 (ms)", "added_p99_ms", "{:+.2f}", "lower"),
+    ("CPU per small request (us)", "cpu_us_per_request", "{:.0f}", "lower"),
+    ("32 streams @200 tok/s, tokens/s vs direct", "paced_ratio", "{:.3f}", "higher"),
+    ("32 streams @200 tok/s, added TTFT p50 (ms)", "added_ttft_p50_ms", "{:+.2f}", "lower"),
+    ("32 streams @200 tok/s, added TTFT p90 (ms)", "added_ttft_p90_ms", "{:+.2f}", "lower"),
+    ("32 streams, fastest, events/s vs direct", "fast_ratio", "{:.3f}", "higher"),
+]
+GOALS = {"added_ttft_p50_ms": "<= 1.5 x", "added_p99_ms": "<= 1.0 x"}
+
+
+def ratio(swapd: float, anchor: float) -> str:
+    if anchor <= 0:
+        return "n/a"
+    return f"{swapd / anchor:.2f} x"
+
+
+def table(figures: dict[str, Any], title: str, proxy: str = "swapd") -> str:
+    """direct | llama-swap | swapd | swapd vs llama-swap (llama-swap's columns when measured)."""
+    d = figures["direct"]
+    s = figures[proxy]
+    a = figures.get("llama_swap")
     lines = [
         title,
-        f"| {'measure':<42} | {'direct':>10} | {'swapd':>10} | {'swapd vs direct':>15} | goal |",
+        "| measure | direct | llama-swap | swapd | swapd vs llama-swap | goal |",
+        "|---|---|---|---|---|---|",
+        f"| small request p50 / p99 (ms) | {d['p50_ms']:.2f} / {d['p99_ms']:.2f} | "
+        + (f"{a['p50_ms']:.2f} / {a['p99_ms']:.2f}" if a else "-")
+        + f" | {s['p50_ms']:.2f} / {s['p99_ms']:.2f} | | |",
+        f"| 32 streams, TTFT p50 (ms) | {d['ttft_p50_ms']:.2f} | "
+        + (f"{a['ttft_p50_ms']:.2f}" if a else "-")
+        + f" | {s['ttft_p50_ms']:.2f} | | |",
     ]
-    lines.append("|" + "-" * 44 + "|" + "-" * 12 + "|" + "-" * 12 + "|" + "-" * 17 + "|------|")
-    for name, direct, relayed, delta, goal in rows:
-        lines.append(f"| {name:<42} | {direct:>10.2f} | {relayed:>10.2f} | {delta:>15} | {goal} |")
+    for label, key, fmt, _ in ROWS:
+        anchor = fmt.format(a[key]) if a else "-"
+        versus = ratio(s[key], a[key]) if a else ""
+        lines.append(
+            f"| {label} | | {anchor} | {fmt.format(s[key])} | {versus} | {GOALS.get(key, '')} |"
+        )
     return "\n".join(lines)
 
 
 # ----- the swapd side -------------------------------------------------------------------
 
 
-def write_config(path: Path, ports: dict[str, int]) -> None:
-    lines = ["healthCheckTimeout: 15", "models:"]
-    for kind, port in ports.items():
-        cmd = shlex.join(fake_argv(port, *UPSTREAMS[kind]))
+def write_config(path: Path, start_port: int) -> None:
+    """The config swapd and llama-swap both read: the three fakes as models, side by side."""
+    lines = ["healthCheckTimeout: 15", f"startPort: {start_port}", "models:"]
+    for kind in UPSTREAMS:
+        cmd = shlex.join(fake_argv(0, *UPSTREAMS[kind])).replace("--port 0", "--port ${PORT}")
         lines += [
             f"  {kind}:",
             f"    cmd: {cmd}",
-            f"    proxy: http://127.0.0.1:{port}",
+            "    proxy: http://127.0.0.1:${PORT}",
             "    concurrencyLimit: 64",
         ]
     # one group that is not swapping: the three fakes run side by side
@@ -357,41 +406,33 @@ def write_config(path: Path, ports: dict[str, int]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+async def load_every_model(base: str) -> None:
+    """Wait for the proxy, then load each model through it."""
+    client = UpstreamClient()
+    await wait_http(client, base + "/health")
+    for kind in UPSTREAMS:
+        response = await client.request("POST", base + CHAT, JSON_HEADERS, body(kind, tokens=1))
+        await response.read()
+        await response.aclose()
+        if response.status != 200:
+            raise RuntimeError(f"{base} could not load {kind}: {response.status}")
+    await client.aclose()
+
+
 @asynccontextmanager
-async def swapd_daemon(ports: dict[str, int]) -> AsyncIterator[str]:
+async def swapd_daemon(config: Path) -> AsyncIterator[tuple[str, int]]:
     listen = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bench.yaml"
-        write_config(config, ports)
-        argv = [
-            sys.executable,
-            "-m",
-            "swapd",
-            "serve",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{listen}",
-        ]
-        # SIGTERM if the bench dies: swapd then stops its models itself
-        # (they would also get SIGKILL from their own death signal if it died).
-        proc = spawn(argv, death_signal=signal.SIGTERM)
-        try:
-            base = f"http://127.0.0.1:{listen}"
-            client = UpstreamClient()
-            await wait_http(client, base + "/health")
-            for kind in ports:  # load every model through swapd first
-                response = await client.request(
-                    "POST", base + CHAT, JSON_HEADERS, body(kind, tokens=1)
-                )
-                await response.read()
-                await response.aclose()
-                if response.status != 200:
-                    raise RuntimeError(f"swapd could not load {kind}: {response.status}")
-            await client.aclose()
-            yield base
-        finally:
-            stop(proc, grace=30)
+    argv = [sys.executable, "-m", "swapd", "serve", "--config", str(config)]
+    argv += ["--listen", f"127.0.0.1:{listen}"]
+    # SIGTERM if the bench dies: swapd then stops its models itself
+    # (they would also get SIGKILL from their own death signal if it died).
+    proc = spawn(argv, death_signal=signal.SIGTERM)
+    try:
+        base = f"http://127.0.0.1:{listen}"
+        await load_every_model(base)
+        yield base, proc.pid
+    finally:
+        stop(proc, grace=30)
 
 
 @asynccontextmanager
@@ -411,38 +452,49 @@ async def upstream_fakes() -> AsyncIterator[dict[str, tuple[int, str]]]:
             stop(proc, grace=10)
 
 
-async def run_daemon() -> dict[str, Any]:
-    ports = {kind: free_port() for kind in UPSTREAMS}
-    direct = {kind: f"http://127.0.0.1:{port}" for kind, port in ports.items()}
-    async with swapd_daemon(ports) as base:
-        return await measure(direct, base, {k: k for k in ports})
+async def run_daemon(rounds: int, with_anchor: bool = True) -> dict[str, Any]:
+    names = {k: k for k in UPSTREAMS}
+    binary = llama_swap_binary() if with_anchor else None
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        workdir = Path(tmp)
+        async with upstream_fakes() as fakes, contextlib.AsyncExitStack() as proxies:
+            sides = [Side("direct", {kind: url for kind, (_, url) in fakes.items()})]
+            swapd_config = workdir / "swapd.yaml"
+            write_config(swapd_config, free_port_run(len(UPSTREAMS)))
+            base, pid = await proxies.enter_async_context(swapd_daemon(swapd_config))
+            swapd = Side("swapd", dict.fromkeys(UPSTREAMS, base), pid)
+            if binary is not None:
+                anchor_config = workdir / "llama-swap.yaml"
+                write_config(anchor_config, free_port_run(len(UPSTREAMS)))
+                running = stack.enter_context(llama_swap(binary, anchor_config, workdir))
+                await load_every_model(running.base_url)
+                sides.append(
+                    Side("llama-swap", dict.fromkeys(UPSTREAMS, running.base_url), running.pid)
+                )
+            sides.append(swapd)
+            figures = await measure(sides, names, rounds)
+    if binary is None:
+        figures["note"] = ABSENT_NOTE
+    return figures
 
 
-async def run_relay_only(client_name: str, server_name: str) -> dict[str, Any]:
+async def run_relay_only(client_name: str, server_name: str, rounds: int) -> dict[str, Any]:
     async with upstream_fakes() as fakes:
         listen = free_port()
         spec = json.dumps({kind: url for kind, (_port, url) in fakes.items()})
-        argv = [
-            sys.executable,
-            "-m",
-            "bench.bench_relay",
-            "--serve-relay",
-            client_name,
-            "--server",
-            server_name,
-            "--listen",
-            str(listen),
-            "--upstreams",
-            spec,
-        ]
+        argv = [sys.executable, "-m", "bench.bench_relay", "--serve-relay", client_name]
+        argv += ["--server", server_name, "--listen", str(listen), "--upstreams", spec]
         proc = spawn(argv)
         try:
             base = f"http://127.0.0.1:{listen}"
             client = UpstreamClient()
             await wait_http(client, base + "/health")
             await client.aclose()
-            direct = {kind: url for kind, (_port, url) in fakes.items()}
-            return await measure(direct, base, {k: k for k in fakes})
+            sides = [
+                Side("direct", {kind: url for kind, (_port, url) in fakes.items()}),
+                Side("swapd", dict.fromkeys(fakes, base), proc.pid),
+            ]
+            return await measure(sides, {k: k for k in fakes}, rounds)
         finally:
             stop(proc, grace=10)
 
@@ -506,7 +558,9 @@ def serve_relay(client_name: str, server_name: str, listen: int, upstreams: dict
 
     async def main() -> None:
         bus = EventBus()
-        client: Any = UpstreamClient(max_idle_per_origin=128) if client_name == "h11" else HttpxClient()
+        client: Any = (
+            UpstreamClient(max_idle_per_origin=128) if client_name == "h11" else HttpxClient()
+        )
         settings = ApiSettings(models={k: ModelView(k) for k in upstreams})
         services = Services(
             settings, GrantAtOnce(upstreams), NoPool(), bus, LogHub(bus), client=client
@@ -526,6 +580,8 @@ def serve_relay(client_name: str, server_name: str, listen: int, upstreams: dict
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_relay", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (5)")
+    parser.add_argument("--no-llama-swap", action="store_true", help="skip the llama-swap side")
     parser.add_argument("--relay-only", choices=("h11", "httpx2"), help="bench a bare relay")
     parser.add_argument(
         "--server",
@@ -541,15 +597,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         serve_relay(args.serve_relay, args.server, args.listen, json.loads(args.upstreams))
         return {}
     if args.relay_only:
-        figures = trio.run(run_relay_only, args.relay_only, args.server)
+        figures = trio.run(run_relay_only, args.relay_only, args.server, args.rounds)
         title = (
             f"relay only, upstream client {args.relay_only}, server {args.server} "
-            f"(cores: {os.cpu_count()})"
+            f"(cores: {os.cpu_count()}, {args.rounds} rounds)"
         )
     else:
-        figures = trio.run(run_daemon)
-        title = f"swapd serve vs direct (cores: {os.cpu_count()})"
+        figures = trio.run(run_daemon, args.rounds, not args.no_llama_swap)
+        title = (
+            f"swapd serve vs llama-swap vs direct (cores: {os.cpu_count()}, {args.rounds} rounds)"
+        )
     print(table(figures, title))
+    if "note" in figures:
+        print(figures["note"])
     return figures
 
 
