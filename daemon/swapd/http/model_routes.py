@@ -59,6 +59,7 @@ from swapd.http.request_model import (
     with_form_model,
 )
 from swapd.http.services import Services
+from swapd.http.timeline import Timeline
 from swapd.http.upstream import UpstreamError, UpstreamResponse
 from swapd.router.errors import LoadFailed, RouterError, TooManyRequests
 
@@ -234,8 +235,9 @@ class ModelRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = _Response(send)
-        started = time.perf_counter()
-        outcome: dict[str, Any] = {"model": "", "status": 0, "usage": (0, 0)}
+        timeline = Timeline()
+        started = timeline.started
+        outcome: dict[str, Any] = {"model": "", "status": 0, "usage": (0, 0), "timeline": timeline}
         error: ApiError | None = None
         body: bytes | None = None
         cut: _CutShort | None = None
@@ -274,6 +276,8 @@ class ModelRoutes:
                     await response({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
             hold.release()
+            if timeline.slow(response.finished and error is None):
+                self._log_slow(scope, outcome, timeline, response.finished)
             tracked = outcome.get("tracked")
             if tracked is not None:
                 self.services.in_flight.remove(tracked)
@@ -282,6 +286,18 @@ class ModelRoutes:
                     outcome["model"], metric_route(scope["path"]), outcome["status"] or 499,
                     time.perf_counter() - started, outcome["usage"],
                 )  # fmt: skip
+
+    def _log_slow(
+        self, scope: Scope, outcome: dict[str, Any], timeline: Timeline, finished: bool
+    ) -> None:
+        """Where a slow request waited: queue, load, upstream connect or head, or its body."""
+        ending = f"status {outcome['status']}" if finished else "ended without its response"
+        if not finished and not outcome["status"]:
+            ending = "client gone or cancelled"
+        self.services.logs.info(
+            f"slow request: {scope['method']} {scope['path']} for {outcome['model'] or '?'} "
+            f"took {timeline.elapsed():.2f} s ({ending}): {timeline.summary()}"
+        )
 
     def _classify(self, exc: Exception) -> ApiError | None:
         """The answer for whatever ended a request: None when the client is gone.
@@ -403,12 +419,14 @@ class ModelRoutes:
 
     async def _open_upstream(
         self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes,
-        head_timeout: float | None = None,
+        timeline: Timeline, head_timeout: float | None = None,
     ) -> UpstreamResponse:  # fmt: skip
         try:
-            return await self.services.client.request(
-                method, url, headers, body, head_timeout=head_timeout
+            upstream = await self.services.client.request(
+                method, url, headers, body, head_timeout=head_timeout, timeline=timeline
             )
+            timeline.enter("response")
+            return upstream
         except UpstreamError as exc:
             raise ApiError(502, f"upstream unreachable: {exc}") from None
 
@@ -421,6 +439,10 @@ class ModelRoutes:
                 f"(after {result.bytes} bytes); the client's response was closed cleanly"
             )
 
+    def _waiting_for(self, model_id: str) -> str:
+        """The phase of a lease: `queue` for a model ready on arrival, else `load`."""
+        return "queue" if self.services.state_of(model_id) == "ready" else "load"
+
     async def _to_local(
         self, scope: Scope, target: Target, path: str, query: bytes, body: bytes,
         send: _Response, outcome: dict[str, Any], loading: bool,
@@ -431,10 +453,12 @@ class ModelRoutes:
                 scope, target, path, query, headers, body, send, outcome
             )
             return
+        timeline: Timeline = outcome["timeline"]
+        timeline.enter(self._waiting_for(target.model))
         try:
             async with self.services.router.lease(target.model, on_cut=outcome["cut"]) as grant:
                 url = join_url(grant.upstream, path, query)
-                upstream = await self._open_upstream(scope["method"], url, headers, body)
+                upstream = await self._open_upstream(scope["method"], url, headers, body, timeline)
                 self._record(outcome, await relay_response(send, upstream))
         except RouterError as exc:
             raise router_error(exc) from None
@@ -449,6 +473,8 @@ class ModelRoutes:
         waits (queued or loading), so a 429 or an immediate grant is answered
         normally. After it started, errors are appended to the stream.
         """
+        timeline: Timeline = outcome["timeline"]
+        timeline.enter(self._waiting_for(target.model))
         progress_tx, progress_rx = trio.open_memory_channel[Any](PROGRESS_BUFFER)
         state: dict[str, Any] = {"granted": False, "writer": None}
 
@@ -481,7 +507,9 @@ class ModelRoutes:
                         await writer.finish()
                     url = join_url(grant.upstream, path, query)
                     try:
-                        upstream = await self._open_upstream(scope["method"], url, headers, body)
+                        upstream = await self._open_upstream(
+                            scope["method"], url, headers, body, timeline
+                        )
                     except ApiError as exc:
                         if writer is None:
                             raise
@@ -529,10 +557,13 @@ class ModelRoutes:
         )
         headers = [(n, v) for n, v in headers if not n.startswith(b"x-forwarded-")]
         url = join_url(peer.proxy, path, scope["query_string"] if query is None else query)
+        timeline: Timeline = outcome["timeline"]
         try:
             upstream = await self.services.client.request(
-                scope["method"], url, headers, body, head_timeout=PEER_HEAD_TIMEOUT
-            )
+                scope["method"], url, headers, body, head_timeout=PEER_HEAD_TIMEOUT,
+                timeline=timeline,
+            )  # fmt: skip
+            timeline.enter("response")
         except UpstreamError as exc:
             self.services.logs.info(f"peer {peer.id}: proxy error: {exc}")
             raise ApiError(502, f"peer proxy error: {exc}") from None

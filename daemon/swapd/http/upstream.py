@@ -33,6 +33,7 @@ import trio
 
 from swapd.http.http1 import HeadError, request_head
 from swapd.http.parse import ResponseError, ResponseParser
+from swapd.http.timeline import Timeline
 
 READ_SIZE = 64 * 1024
 # A request body up to this size goes out in the same write as its head.
@@ -254,6 +255,7 @@ class UpstreamClient:
         body: bytes = b"",
         *,
         head_timeout: float | None = None,
+        timeline: Timeline | None = None,
     ) -> UpstreamResponse:
         """Send a request and wait for the response head; the body is read later.
 
@@ -276,7 +278,14 @@ class UpstreamClient:
             # the others to the same upstream (an old process) likely are too.
             pooled = self._take_idle(origin) if attempt == 0 else None
             reused = pooled is not None
-            conn = pooled if pooled is not None else await self._connect(origin)
+            if pooled is None:
+                if timeline is not None:
+                    timeline.enter("upstream connect")
+                conn = await self._connect(origin)
+            else:
+                conn = pooled
+            if timeline is not None:
+                timeline.enter("upstream head")
             try:
                 parser = ResponseParser(method)
                 if deadline == math.inf:

@@ -338,3 +338,34 @@ async def test_with_api_keys_the_loopback_checks_are_off() -> None:
             b"Authorization: Bearer k\r\nConnection: close\r\n\r\n",
         )
     assert status_of(head) == 200
+
+
+# ----- slow requests say where they waited ---------------------------------------------------
+
+
+async def test_a_slow_request_is_logged_with_the_phase_it_waited_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("swapd.http.timeline.SLOW_SECONDS", 0.05)
+
+    async def slow_head(stream: trio.SocketStream) -> None:
+        while line := await read_request_line(stream):
+            await trio.sleep(0.2)  # the model server takes its time to answer
+            await stream.send_all(answer(line.split(" ")[1]))
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, slow_head, 0, host="127.0.0.1"))
+        url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+        bus = EventBus()
+        settings = ApiSettings(models={"m": ModelView("m")})
+        services = Services(settings, GrantAtOnce({"m": url}), NoPool(), bus, LogHub(bus))
+        async with serve_app(services) as base:
+            head, _ = await exchange(
+                port_of(base), b"GET /upstream/m/x HTTP/1.1\r\nConnection: close\r\n\r\n"
+            )
+            assert status_of(head) == 200
+        nursery.cancel_scope.cancel()
+    lines = [line.text for line in services.logs.proxy.lines() if "slow request" in line.text]
+    assert len(lines) == 1, lines
+    assert "for m took" in lines[0] and "upstream head 0." in lines[0]
+    assert "(ended in response)" in lines[0]
