@@ -233,6 +233,11 @@ class ResponseParser:
             self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # 101 (or a response to CONNECT): what follows is not HTTP; never reused.
+            self.complete = True
+            self.keep_alive = False
+            return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, ResponseError):

@@ -300,3 +300,43 @@ def test_a_body_until_eof_is_complete_at_eof_and_not_reused() -> None:
 def test_malformed_responses(data: bytes) -> None:
     with pytest.raises(ResponseError):
         ResponseParser().feed(data)
+
+
+RESPONSE = b"HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.lists(st.tuples(st.integers(0, len(RESPONSE)), st.binary(max_size=3)), max_size=5).map(
+            lambda edits: _mutate(RESPONSE, edits)
+        ),
+    ),
+    st.sampled_from(["GET", "HEAD", "POST"]),
+    st.lists(st.integers(0, 200), max_size=5),
+)
+def test_any_response_bytes_parse_or_raise_response_error(
+    data: bytes, method: str, cuts: list[int]
+) -> None:
+    parser = ResponseParser(method)
+    try:
+        feed_split(parser, data, cuts)
+        parser.feed_eof()
+    except ResponseError:
+        return
+    if parser.complete:
+        assert parser.head is not None
+
+
+def _mutate(data: bytes, edits: list[tuple[int, bytes]]) -> bytes:
+    out = bytearray(data)
+    for at, insert in edits:
+        out[at : at + 1] = insert
+    return bytes(out)
+
+
+def test_a_switching_protocols_response_is_never_reused() -> None:
+    parser = ResponseParser()
+    parser.feed(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\nraw")
+    assert parser.head is not None and parser.head.status == 101
+    assert parser.complete and not parser.keep_alive
