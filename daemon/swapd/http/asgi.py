@@ -9,6 +9,12 @@ from swapd.http.budget import BodyHold
 from swapd.http.errors import ApiError, render_error
 
 Scope = dict[str, Any]
+
+# A key of `http.response.start` that swapd's server honours: the app has the
+# body's first piece in hand and sends it next, so the head may wait for it
+# and both go out in one write (a relayed stream whose first event came with
+# the upstream's head). Other servers ignore it.
+BODY_FOLLOWS = "swapd.body_follows"
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 

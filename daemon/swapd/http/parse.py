@@ -258,6 +258,11 @@ class ResponseParser:
             self.complete = True
             self.keep_alive = False
 
+    @property
+    def has_body(self) -> bool:
+        """Body bytes are parsed and not yet taken."""
+        return bool(self._pieces)
+
     def take(self) -> bytes:
         """The body bytes parsed since the last call, in one piece."""
         pieces = self._pieces

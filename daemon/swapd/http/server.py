@@ -46,7 +46,7 @@ from urllib.parse import unquote
 
 import trio
 
-from swapd.http.asgi import Scope
+from swapd.http.asgi import BODY_FOLLOWS, Scope
 from swapd.http.errors import render_error
 from swapd.http.http1 import HeadError, Headers
 from swapd.http.http1 import response_head as build_head
@@ -550,13 +550,14 @@ class Exchange:
     async def send(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            await self._start(int(message["status"]), message.get("headers") or [])
+            status, headers = int(message["status"]), message.get("headers") or []
+            await self._start(status, headers, bool(message.get(BODY_FOLLOWS)))
         elif kind == "http.response.body":
             await self._body(bytes(message.get("body", b"")), bool(message.get("more_body")))
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
 
-    async def _start(self, status: int, app_headers: Any) -> None:
+    async def _start(self, status: int, app_headers: Any, body_follows: bool = False) -> None:
         if self.started:
             raise RuntimeError("the response has already started")
         self.started = True
@@ -605,7 +606,7 @@ class Exchange:
             head = build_head(status, headers)
         except HeadError as exc:
             raise RuntimeError(f"the app sent a bad header: {exc}") from None
-        if self.framing in ("length", "none"):
+        if body_follows or self.framing in ("length", "none"):
             self.pending = head  # the body follows at once: one write for both
         else:
             await self._write(head)  # a stream: its head goes out now

@@ -139,6 +139,11 @@ class UpstreamResponse:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return b""
 
+    @property
+    def body_at_hand(self) -> bool:
+        """Some of the body came with the head: the first piece needs no read."""
+        return self._parser.has_body
+
     def body_if_buffered(self) -> bytes | None:
         """The whole body if it already arrived with the head, else None (use `chunks`).
 

@@ -575,3 +575,40 @@ async def test_garbage_from_many_clients_leaves_the_server_serving() -> None:
                 )
                 head, body = await client.response()
                 assert head.status_code == 200 and echo(body)["body"] == "ok"
+
+
+async def test_a_head_marked_body_follows_goes_out_with_the_first_piece() -> None:
+    """A relayed stream whose first event came with the upstream head: one write, not two."""
+    import trio.testing
+
+    from swapd.http.asgi import BODY_FOLLOWS
+    from swapd.http.server import Connection, Server
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        start = {"type": "http.response.start", "status": 200, "headers": [], BODY_FOLLOWS: True}
+        await send(start)
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    client, server_side = trio.testing.memory_stream_pair()
+    writes: list[bytes] = []
+
+    async def each_write() -> None:  # instead of the pair's pump: note each write, pass it on
+        data = server_side.send_stream.get_data_nowait()
+        writes.append(data)
+        client.receive_stream.put_data(data)
+
+    server_side.send_stream.send_all_hook = each_write
+    connection = Connection(Server(app), server_side)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connection.run)
+        await client.send_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        with trio.fail_after(WAIT):
+            while chunk := await client.receive_some(65536):
+                data += chunk
+                if data.endswith(b"0\r\n\r\n"):
+                    break
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\n\r\n5\r\nfirst\r\n" in data
+    assert writes[0].startswith(b"HTTP/1.1 200 OK") and writes[0].endswith(b"5\r\nfirst\r\n")
