@@ -149,10 +149,6 @@ class Server:
         self._connections: set[Connection] = set()
         self._refusing = 0
 
-    @property
-    def open_connections(self) -> int:
-        return len(self._connections)
-
     async def serve(
         self,
         listen: str,
