@@ -81,7 +81,9 @@ _PRCTL = _prctl()
 PR_SET_PDEATHSIG = 1
 
 
-def spawn(argv: list[str], death_signal: int = signal.SIGKILL) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str], death_signal: int = signal.SIGKILL, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a helper process (before the measured part; blocking is fine here).
 
     It leads a process group of its own (so `stop` reaches everything it
@@ -103,6 +105,7 @@ def spawn(argv: list[str], death_signal: int = signal.SIGKILL) -> subprocess.Pop
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         preexec_fn=die_with_parent,
+        env=env,
     )
 
 
@@ -374,11 +377,16 @@ def compare(
     return f"{added_swapd / added_anchor:.2f} x added"
 
 
-def table(figures: dict[str, Any], title: str, proxy: str = "swapd") -> str:
-    """direct | llama-swap | swapd | swapd vs llama-swap (llama-swap's columns when measured)."""
+def table(
+    figures: dict[str, Any], title: str, proxy: str = "swapd", anchor: str = "llama_swap"
+) -> str:
+    """direct | llama-swap | swapd | swapd vs llama-swap (llama-swap's columns when measured).
+
+    `anchor` names another side to put in llama-swap's columns (`--other`).
+    """
     d = figures["direct"]
     s = figures[proxy]
-    a = figures.get("llama_swap")
+    a = figures.get(anchor)
     lines = [
         title,
         "| measure | direct | llama-swap | swapd | swapd vs llama-swap | goal |",
@@ -428,13 +436,18 @@ async def load_every_model(base: str) -> None:
 
 
 @asynccontextmanager
-async def swapd_daemon(config: Path) -> AsyncIterator[tuple[str, int]]:
+async def swapd_daemon(config: Path, source: str = "") -> AsyncIterator[tuple[str, int]]:
+    """`swapd serve` on `config`; `source`, when given, is where its packages are imported from."""
     listen = free_port()
     argv = [sys.executable, "-m", "swapd", "serve", "--config", str(config)]
     argv += ["--listen", f"127.0.0.1:{listen}"]
     # SIGTERM if the bench dies: swapd then stops its models itself
     # (they would also get SIGKILL from their own death signal if it died).
-    proc = spawn(argv, death_signal=signal.SIGTERM)
+    env = None
+    if source:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(source) / p) for p in ("daemon", "shared"))
+    proc = spawn(argv, death_signal=signal.SIGTERM, env=env)
     try:
         base = f"http://127.0.0.1:{listen}"
         await load_every_model(base)
@@ -460,7 +473,7 @@ async def upstream_fakes() -> AsyncIterator[dict[str, tuple[int, str]]]:
             stop(proc, grace=10)
 
 
-async def run_daemon(rounds: int, with_anchor: bool = True) -> dict[str, Any]:
+async def run_daemon(rounds: int, with_anchor: bool = True, other: str = "") -> dict[str, Any]:
     names = {k: k for k in UPSTREAMS}
     binary = llama_swap_binary() if with_anchor else None
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
@@ -480,6 +493,11 @@ async def run_daemon(rounds: int, with_anchor: bool = True) -> dict[str, Any]:
                     Side("llama-swap", dict.fromkeys(UPSTREAMS, running.base_url), running.pid)
                 )
             sides.append(swapd)
+            if other:  # another checkout of swapd, measured as one more side
+                other_config = workdir / "other.yaml"
+                write_config(other_config, free_port_run(len(UPSTREAMS)))
+                base, pid = await proxies.enter_async_context(swapd_daemon(other_config, other))
+                sides.append(Side("other", dict.fromkeys(UPSTREAMS, base), pid))
             figures = await measure(sides, names, rounds)
     if binary is None:
         figures["note"] = ABSENT_NOTE
@@ -590,6 +608,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_relay", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (5)")
     parser.add_argument("--no-llama-swap", action="store_true", help="skip the llama-swap side")
+    parser.add_argument(
+        "--other",
+        metavar="CHECKOUT",
+        default="",
+        help="also measure the swapd of another checkout (its daemon/ and shared/), e.g. main's",
+    )
     parser.add_argument("--relay-only", choices=("own", "httpx2"), help="bench a bare relay")
     parser.add_argument(
         "--server",
@@ -611,11 +635,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"(cores: {os.cpu_count()}, {args.rounds} rounds)"
         )
     else:
-        figures = trio.run(run_daemon, args.rounds, not args.no_llama_swap)
+        figures = trio.run(run_daemon, args.rounds, not args.no_llama_swap, args.other)
         title = (
             f"swapd serve vs llama-swap vs direct (cores: {os.cpu_count()}, {args.rounds} rounds)"
         )
     print(table(figures, title))
+    if "other" in figures:
+        print(
+            table(
+                figures, f"this swapd (swapd) vs {args.other} (llama-swap column)", "swapd", "other"
+            )
+        )
     if "note" in figures:
         print(figures["note"])
     return figures
