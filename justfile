@@ -67,3 +67,7 @@ generate: setup
     "{{venv}}/bin/swapd" config schema > config/schema.json
     "{{py}}" -m swapctl.schema -o docs/protocol.schema.json
     "{{venv}}/bin/swapd" docs lifecycle > docs/lifecycle.md
+
+# soak swapd on the demo's real llama.cpp server: 3000 requests from 16 clients, 5 runs, no hangs
+soak *ARGS: setup
+    "{{py}}" -m bench.soak {{ARGS}}

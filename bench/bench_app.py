@@ -6,7 +6,7 @@ No HTTP server in front: each request is a synthetic scope, a `receive` that
 hands over the body once and then waits until the response is complete (as
 swapd's server does, without its socket reads), and a `send` that only notes
 the status. The router grants at once (as in `bench_relay --relay-only`), and
-the real `H11Client` talks to a real fake upstream in a subprocess, so what
+the real `UpstreamClient` talks to a real fake upstream in a subprocess, so what
 is measured is the relay's own work per request: routing, auth, body read,
 model extraction, in-flight bookkeeping, lease, the upstream exchange, the
 relay of the response and the metrics. The server's share is not in it.
@@ -36,7 +36,7 @@ from swapd.http.app import create_app
 from swapd.http.logs_hub import LogHub
 from swapd.http.services import Services
 from swapd.http.settings import ApiSettings, ModelView
-from swapd.http.upstream import H11Client
+from swapd.http.upstream import UpstreamClient
 from swapd.testing.stand_ins import GrantAtOnce, NoPool
 
 MODEL = "small"
@@ -118,13 +118,18 @@ async def run(requests: int, rounds: int, profile: bool, sort: str) -> dict[str,
     proc = spawn(fake_argv(port, "--tokens", "4"))
     upstream = f"http://127.0.0.1:{port}"
     try:
-        probe = H11Client()
+        probe = UpstreamClient()
         await wait_http(probe, upstream + "/health")
         await probe.aclose()
         bus = EventBus()
         settings = ApiSettings(models={MODEL: ModelView(MODEL, proxy=upstream)})
         services = Services(
-            settings, GrantAtOnce({MODEL: upstream}), NoPool(), bus, LogHub(bus), client=H11Client()
+            settings,
+            GrantAtOnce({MODEL: upstream}),
+            NoPool(),
+            bus,
+            LogHub(bus),
+            client=UpstreamClient(),
         )
         app = create_app(services)
         data = body(MODEL)

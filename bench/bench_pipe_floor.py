@@ -31,7 +31,7 @@ from bench.bench_relay import (
     wait_http,
     warm,
 )
-from swapd.http.upstream import H11Client
+from swapd.http.upstream import UpstreamClient
 
 READ_SIZE = 64 * 1024
 
@@ -65,7 +65,7 @@ async def measure() -> dict[str, Any]:
         argv = [sys.executable, "-m", "bench.bench_pipe_floor", "--serve", str(listen), str(port)]
         proc = spawn(argv)
         try:
-            client = H11Client(max_idle_per_origin=STREAMS * 2)
+            client = UpstreamClient(max_idle_per_origin=STREAMS * 2)
             piped = f"http://127.0.0.1:{listen}"
             await wait_http(client, piped + "/health")
             for base in (direct, piped):

@@ -1,21 +1,27 @@
-"""Relay overhead: the fake upstream directly vs through swapd (issue 5's benchmark).
+"""Relay overhead: the fake upstream directly, through llama-swap and through swapd.
 
-One run of each, printed as a table and returned as figures:
+The three sides are measured in one run, on the same fake upstreams (one
+per kind, reached directly; each proxy runs its own copies from the same
+config, which llama-swap reads as swapd does), in `--rounds` rounds (5) in
+which every side takes its turn in a rotating order, so that the noise of a
+shared machine hits all alike:
 
-* added latency of 500 small sequential requests (p50, p99; goal p50 <= 1.0 ms);
-* 32 concurrent streams at 200 tokens/s each: delivered tokens/s against
-  direct (goal >= 0.98) and added time to first token (goal <= 2 ms), the
-  median of 5 rounds;
+* 500 small sequential requests: p50 and p99 latency, and the proxy's CPU
+  per request;
+* 32 concurrent streams at 200 tokens/s each: delivered tokens/s and time
+  to first token (p50 and p90 of each round, median over rounds; goal:
+  swapd adds at most 1.5 x what llama-swap adds);
 * relay capacity: 32 concurrent streams from an upstream sending as fast as
-  it can, SSE events/s through swapd as a fraction of direct.
+  it can, SSE events/s.
 
 "Through swapd" is a real `swapd serve` subprocess whose config runs the
 fake upstreams as its models, so the figures include the router and the
-whole HTTP stack. With `--relay-only CLIENT` the swapd side is instead a
-bare relay (the HTTP app with a router that grants at once) using CLIENT
-(`h11` or `httpx2`) as its upstream client, served by `--server` (swapd's
-own HTTP server or hypercorn): that is how the upstream client and the
-server were chosen.
+whole HTTP stack. llama-swap is skipped, with a note, when its binary is
+absent (`bench.anchor`), or with `--no-llama-swap`. With `--relay-only
+CLIENT` the swapd side is instead a bare relay (the HTTP app with a router
+that grants at once) using CLIENT (`own`, swapd's, or `httpx2`) as its
+upstream client, served by `--server` (swapd's own HTTP server or
+hypercorn): that is how the upstream client and the server were chosen.
 """
 
 from __future__ import annotations
@@ -35,14 +41,16 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 import trio
 
-from swapd.http.upstream import H11Client
+from bench.anchor import ABSENT_NOTE, llama_swap, llama_swap_binary
+from swapd.http.upstream import UpstreamClient
+from swapd.testing.ports import free_port_run
 
 SMALL_REQUESTS = 500
 STREAMS = 32
@@ -50,7 +58,8 @@ PACED_TOKENS = 200
 PACED_INTERVAL = 1 / 200
 FAST_TOKENS = 4000
 WARM_PACED_TOKENS = 20  # 100 ms per stream: the 32 overlap
-PACED_ROUNDS = 5
+ROUNDS = 5
+PACED_ROUNDS = ROUNDS
 CHAT = "/v1/chat/completions"
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -72,7 +81,9 @@ _PRCTL = _prctl()
 PR_SET_PDEATHSIG = 1
 
 
-def spawn(argv: list[str], death_signal: int = signal.SIGKILL) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str], death_signal: int = signal.SIGKILL, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a helper process (before the measured part; blocking is fine here).
 
     It leads a process group of its own (so `stop` reaches everything it
@@ -94,6 +105,7 @@ def spawn(argv: list[str], death_signal: int = signal.SIGKILL) -> subprocess.Pop
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         preexec_fn=die_with_parent,
+        env=env,
     )
 
 
@@ -164,7 +176,7 @@ def body(model: str, *, stream: bool = False, tokens: int = 4) -> bytes:
     return json.dumps(payload).encode()
 
 
-async def wait_http(client: H11Client, url: str, within: float = 20.0) -> None:
+async def wait_http(client: UpstreamClient, url: str, within: float = 20.0) -> None:
     with trio.fail_after(within):
         while True:
             try:
@@ -181,7 +193,7 @@ async def wait_http(client: H11Client, url: str, within: float = 20.0) -> None:
 # ----- measurements ---------------------------------------------------------------
 
 
-async def sequential(client: H11Client, base: str, model: str, count: int) -> list[float]:
+async def sequential(client: UpstreamClient, base: str, model: str, count: int) -> list[float]:
     """Latencies (ms) of `count` small non-streaming requests, one after the other."""
     out = []
     data = body(model)
@@ -207,7 +219,9 @@ class StreamRun:
         return self.events / self.seconds
 
 
-async def streams(client: H11Client, base: str, model: str, count: int, tokens: int) -> StreamRun:
+async def streams(
+    client: UpstreamClient, base: str, model: str, count: int, tokens: int
+) -> StreamRun:
     """`count` concurrent streaming requests; SSE events delivered and time to first byte."""
     ttft: list[float] = []
     events = 0
@@ -232,7 +246,7 @@ async def streams(client: H11Client, base: str, model: str, count: int, tokens: 
     return StreamRun(events, time.perf_counter() - start, ttft)
 
 
-async def warm(client: H11Client, base: str, model: str, count: int, tokens: int) -> None:
+async def warm(client: UpstreamClient, base: str, model: str, count: int, tokens: int) -> None:
     """Open `count` keep-alive connections on every hop before a measure.
 
     `count` streams are held open together (none is read before all have their
@@ -266,90 +280,141 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def measure(direct: dict[str, str], relayed: str, names: dict[str, str]) -> dict[str, Any]:
-    """Run every measurement against `direct[kind]` and `relayed` (model `names[kind]`)."""
-    client = H11Client(max_idle_per_origin=STREAMS * 2)
-    figures: dict[str, Any] = {}
-    await sequential(client, direct["small"], names["small"], 50)
-    await sequential(client, relayed, names["small"], 50)
-    d = await sequential(client, direct["small"], names["small"], SMALL_REQUESTS)
-    r = await sequential(client, relayed, names["small"], SMALL_REQUESTS)
-    figures["direct_p50_ms"], figures["direct_p99_ms"] = pct(d, 0.5), pct(d, 0.99)
-    figures["swapd_p50_ms"], figures["swapd_p99_ms"] = pct(r, 0.5), pct(r, 0.99)
-    figures["added_p50_ms"] = figures["swapd_p50_ms"] - figures["direct_p50_ms"]
-    figures["added_p99_ms"] = figures["swapd_p99_ms"] - figures["direct_p99_ms"]
+@dataclass
+class Side:
+    """One way to reach the fakes: directly, or through a proxy (`pid` for its CPU)."""
 
-    for base, name in ((direct["paced"], names["paced"]), (relayed, names["paced"])):
-        await warm(client, base, name, STREAMS, WARM_PACED_TOKENS)
-    # A round's 32 first tokens arrive within a few ms of each other, and where that
-    # burst falls varies by tens of percent from round to round on a shared
-    # machine: the figure is the median over PACED_ROUNDS rounds, each direct
-    # then through swapd.
-    rounds = []
-    for _ in range(PACED_ROUNDS):
-        dp = await streams(client, direct["paced"], names["paced"], STREAMS, PACED_TOKENS)
-        rp = await streams(client, relayed, names["paced"], STREAMS, PACED_TOKENS)
-        rounds.append((dp, rp))
-    figures["paced_direct_tokens_s"] = statistics.median(d.rate for d, _ in rounds)
-    figures["paced_swapd_tokens_s"] = statistics.median(r.rate for _, r in rounds)
-    figures["paced_ratio"] = figures["paced_swapd_tokens_s"] / figures["paced_direct_tokens_s"]
-    figures["paced_direct_ttft_ms"] = statistics.median(
-        statistics.median(d.ttft_ms) for d, _ in rounds
-    )
-    figures["paced_swapd_ttft_ms"] = statistics.median(
-        statistics.median(r.ttft_ms) for _, r in rounds
-    )
-    figures["paced_added_ttft_ms"] = (
-        figures["paced_swapd_ttft_ms"] - figures["paced_direct_ttft_ms"]
-    )
-    figures["paced_rounds"] = PACED_ROUNDS
+    name: str
+    bases: dict[str, str]  # kind -> base URL (a proxy serves every kind on one)
+    pid: int | None = None
+    small_ms: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    paced: list[StreamRun] = field(default_factory=list)
+    fast: list[StreamRun] = field(default_factory=list)
 
-    for base, name in ((direct["fast"], names["fast"]), (relayed, names["fast"])):
-        await warm(client, base, name, STREAMS, FAST_TOKENS)
-    df = await streams(client, direct["fast"], names["fast"], STREAMS, FAST_TOKENS)
-    rf = await streams(client, relayed, names["fast"], STREAMS, FAST_TOKENS)
-    figures["fast_direct_events_s"] = df.rate
-    figures["fast_swapd_events_s"] = rf.rate
-    figures["fast_ratio"] = rf.rate / df.rate
+
+def _cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def rotated(sides: list[Side], turn: int) -> list[Side]:
+    """The sides in a different order each round, so no side always goes first."""
+    turn %= len(sides)
+    return sides[turn:] + sides[:turn]
+
+
+async def measure(sides: list[Side], names: dict[str, str], rounds: int) -> dict[str, Any]:
+    """Every measurement on every side, in `rounds` interleaved rounds (sides[0] is direct)."""
+    client = UpstreamClient(max_idle_per_origin=STREAMS * 2)
+    per_round = max(1, SMALL_REQUESTS // rounds)
+    for side in sides:
+        await sequential(client, side.bases["small"], names["small"], 50)
+        await warm(client, side.bases["paced"], names["paced"], STREAMS, WARM_PACED_TOKENS)
+        await warm(client, side.bases["fast"], names["fast"], STREAMS, FAST_TOKENS // 10)
+    # Where a round's burst of 32 first tokens falls varies by tens of percent from
+    # round to round on a shared machine: each figure is over rounds in which every
+    # side had its turn, in a rotating order.
+    for turn in range(rounds):
+        for side in rotated(sides, turn):
+            cpu = _cpu(side.pid)
+            small = side.bases["small"]
+            side.small_ms += await sequential(client, small, names["small"], per_round)
+            side.cpu_s += _cpu(side.pid) - cpu
+        for side in rotated(sides, turn):
+            run = await streams(client, side.bases["paced"], names["paced"], STREAMS, PACED_TOKENS)
+            side.paced.append(run)
+        for side in rotated(sides, turn):
+            run = await streams(client, side.bases["fast"], names["fast"], STREAMS, FAST_TOKENS)
+            side.fast.append(run)
     await client.aclose()
+    figures: dict[str, Any] = {"rounds": rounds}
+    for side in sides:
+        key = side.name.replace("-", "_")
+        figures[key] = {
+            "p50_ms": pct(side.small_ms, 0.5),
+            "p99_ms": pct(side.small_ms, 0.99),
+            "cpu_us_per_request": side.cpu_s / len(side.small_ms) * 1e6,
+            "paced_tokens_s": statistics.median(r.rate for r in side.paced),
+            "ttft_p50_ms": statistics.median(statistics.median(r.ttft_ms) for r in side.paced),
+            "ttft_p90_ms": statistics.median(pct(r.ttft_ms, 0.9) for r in side.paced),
+            "ttft_p50_rounds_ms": [statistics.median(r.ttft_ms) for r in side.paced],
+            "fast_events_s": statistics.median(r.rate for r in side.fast),
+        }
+    direct = figures[sides[0].name]
+    for side in sides[1:]:
+        f = figures[side.name.replace("-", "_")]
+        for name in ("p50_ms", "p99_ms", "ttft_p50_ms", "ttft_p90_ms"):
+            f[f"added_{name}"] = f[name] - direct[name]
+        f["paced_ratio"] = f["paced_tokens_s"] / direct["paced_tokens_s"]
+        f["fast_ratio"] = f["fast_events_s"] / direct["fast_events_s"]
     return figures
 
 
-def table(figures: dict[str, Any], title: str) -> str:
-    f = figures
-    rows = [
-        ("500 small requests, p50 (ms)", f["direct_p50_ms"], f["swapd_p50_ms"],
-         f"+{f['added_p50_ms']:.2f} ms", "<= +1.0 ms"),
-        ("500 small requests, p99 (ms)", f["direct_p99_ms"], f["swapd_p99_ms"],
-         f"+{f['added_p99_ms']:.2f} ms", ""),
-        ("32 streams @200 tok/s, tokens/s", f["paced_direct_tokens_s"],
-         f["paced_swapd_tokens_s"], f"{f['paced_ratio']:.3f} x", ">= 0.98 x"),
-        ("32 streams @200 tok/s, TTFT p50 (ms)", f["paced_direct_ttft_ms"],
-         f["paced_swapd_ttft_ms"], f"+{f['paced_added_ttft_ms']:.2f} ms", "<= +2 ms"),
-        ("32 streams, as fast as possible, events/s", f["fast_direct_events_s"],
-         f["fast_swapd_events_s"], f"{f['fast_ratio']:.3f} x", "(llama-swap 0.70 x)"),
-    ]  # fmt: skip
+# (label, key, how swapd is compared with llama-swap, goal): "added" compares what each
+# adds to direct, "ratio" the figures themselves.
+ROWS = [
+    ("small request p50 (ms)", "p50_ms", "added", ""),
+    ("small request p99 (ms)", "p99_ms", "ratio", "<= 1.0 x"),
+    ("CPU per small request (us)", "cpu_us_per_request", "ratio", ""),
+    ("32 streams @200 tok/s, tokens/s", "paced_tokens_s", "ratio", ""),
+    ("32 streams @200 tok/s, TTFT p50 (ms)", "ttft_p50_ms", "added", "<= 1.5 x"),
+    ("32 streams @200 tok/s, TTFT p90 (ms)", "ttft_p90_ms", "added", ""),
+    ("32 streams, fastest, events/s", "fast_events_s", "ratio", ""),
+]
+
+
+def compare(
+    how: str, key: str, direct: dict[str, Any], anchor: dict[str, Any], swapd: dict[str, Any]
+) -> str:
+    if how == "ratio":
+        return f"{swapd[key] / anchor[key]:.2f} x" if anchor[key] > 0 else "n/a"
+    added_anchor, added_swapd = anchor[key] - direct[key], swapd[key] - direct[key]
+    if added_anchor <= 0:
+        return f"adds {added_swapd:+.2f} vs {added_anchor:+.2f}"
+    return f"{added_swapd / added_anchor:.2f} x added"
+
+
+def table(
+    figures: dict[str, Any], title: str, proxy: str = "swapd", anchor: str = "llama_swap"
+) -> str:
+    """direct | llama-swap | swapd | swapd vs llama-swap (llama-swap's columns when measured).
+
+    `anchor` names another side to put in llama-swap's columns (`--other`).
+    """
+    d = figures["direct"]
+    s = figures[proxy]
+    a = figures.get(anchor)
     lines = [
         title,
-        f"| {'measure':<42} | {'direct':>10} | {'swapd':>10} | {'swapd vs direct':>15} | goal |",
+        "| measure | direct | llama-swap | swapd | swapd vs llama-swap | goal |",
+        "|---|---|---|---|---|---|",
     ]
-    lines.append("|" + "-" * 44 + "|" + "-" * 12 + "|" + "-" * 12 + "|" + "-" * 17 + "|------|")
-    for name, direct, relayed, delta, goal in rows:
-        lines.append(f"| {name:<42} | {direct:>10.2f} | {relayed:>10.2f} | {delta:>15} | {goal} |")
+    for label, key, how, goal in ROWS:
+        fmt = "{:.0f}" if key.endswith("_s") or key.startswith("cpu") else "{:.2f}"
+        shown_direct = "" if key.startswith("cpu") else fmt.format(d[key])
+        anchor = fmt.format(a[key]) if a else "-"
+        versus = compare(how, key, d, a, s) if a else ""
+        lines.append(
+            f"| {label} | {shown_direct} | {anchor} | {fmt.format(s[key])} | {versus} | {goal} |"
+        )
     return "\n".join(lines)
 
 
 # ----- the swapd side -------------------------------------------------------------------
 
 
-def write_config(path: Path, ports: dict[str, int]) -> None:
-    lines = ["healthCheckTimeout: 15", "models:"]
-    for kind, port in ports.items():
-        cmd = shlex.join(fake_argv(port, *UPSTREAMS[kind]))
+def write_config(path: Path, start_port: int) -> None:
+    """The config swapd and llama-swap both read: the three fakes as models, side by side."""
+    lines = ["healthCheckTimeout: 15", f"startPort: {start_port}", "models:"]
+    for kind in UPSTREAMS:
+        cmd = shlex.join(fake_argv(0, *UPSTREAMS[kind])).replace("--port 0", "--port ${PORT}")
         lines += [
             f"  {kind}:",
             f"    cmd: {cmd}",
-            f"    proxy: http://127.0.0.1:{port}",
+            "    proxy: http://127.0.0.1:${PORT}",
             "    concurrencyLimit: 64",
         ]
     # one group that is not swapping: the three fakes run side by side
@@ -357,41 +422,38 @@ def write_config(path: Path, ports: dict[str, int]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+async def load_every_model(base: str) -> None:
+    """Wait for the proxy, then load each model through it."""
+    client = UpstreamClient()
+    await wait_http(client, base + "/health")
+    for kind in UPSTREAMS:
+        response = await client.request("POST", base + CHAT, JSON_HEADERS, body(kind, tokens=1))
+        await response.read()
+        await response.aclose()
+        if response.status != 200:
+            raise RuntimeError(f"{base} could not load {kind}: {response.status}")
+    await client.aclose()
+
+
 @asynccontextmanager
-async def swapd_daemon(ports: dict[str, int]) -> AsyncIterator[str]:
+async def swapd_daemon(config: Path, source: str = "") -> AsyncIterator[tuple[str, int]]:
+    """`swapd serve` on `config`; `source`, when given, is where its packages are imported from."""
     listen = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bench.yaml"
-        write_config(config, ports)
-        argv = [
-            sys.executable,
-            "-m",
-            "swapd",
-            "serve",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{listen}",
-        ]
-        # SIGTERM if the bench dies: swapd then stops its models itself
-        # (they would also get SIGKILL from their own death signal if it died).
-        proc = spawn(argv, death_signal=signal.SIGTERM)
-        try:
-            base = f"http://127.0.0.1:{listen}"
-            client = H11Client()
-            await wait_http(client, base + "/health")
-            for kind in ports:  # load every model through swapd first
-                response = await client.request(
-                    "POST", base + CHAT, JSON_HEADERS, body(kind, tokens=1)
-                )
-                await response.read()
-                await response.aclose()
-                if response.status != 200:
-                    raise RuntimeError(f"swapd could not load {kind}: {response.status}")
-            await client.aclose()
-            yield base
-        finally:
-            stop(proc, grace=30)
+    argv = [sys.executable, "-m", "swapd", "serve", "--config", str(config)]
+    argv += ["--listen", f"127.0.0.1:{listen}"]
+    # SIGTERM if the bench dies: swapd then stops its models itself
+    # (they would also get SIGKILL from their own death signal if it died).
+    env = None
+    if source:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(source) / p) for p in ("daemon", "shared"))
+    proc = spawn(argv, death_signal=signal.SIGTERM, env=env)
+    try:
+        base = f"http://127.0.0.1:{listen}"
+        await load_every_model(base)
+        yield base, proc.pid
+    finally:
+        stop(proc, grace=30)
 
 
 @asynccontextmanager
@@ -401,7 +463,7 @@ async def upstream_fakes() -> AsyncIterator[dict[str, tuple[int, str]]]:
     try:
         for kind, port in ports.items():
             procs.append(spawn(fake_argv(port, *UPSTREAMS[kind])))
-        client = H11Client()
+        client = UpstreamClient()
         for port in ports.values():
             await wait_http(client, f"http://127.0.0.1:{port}/health")
         await client.aclose()
@@ -411,38 +473,54 @@ async def upstream_fakes() -> AsyncIterator[dict[str, tuple[int, str]]]:
             stop(proc, grace=10)
 
 
-async def run_daemon() -> dict[str, Any]:
-    ports = {kind: free_port() for kind in UPSTREAMS}
-    direct = {kind: f"http://127.0.0.1:{port}" for kind, port in ports.items()}
-    async with swapd_daemon(ports) as base:
-        return await measure(direct, base, {k: k for k in ports})
+async def run_daemon(rounds: int, with_anchor: bool = True, other: str = "") -> dict[str, Any]:
+    names = {k: k for k in UPSTREAMS}
+    binary = llama_swap_binary() if with_anchor else None
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        workdir = Path(tmp)
+        async with upstream_fakes() as fakes, contextlib.AsyncExitStack() as proxies:
+            sides = [Side("direct", {kind: url for kind, (_, url) in fakes.items()})]
+            swapd_config = workdir / "swapd.yaml"
+            write_config(swapd_config, free_port_run(len(UPSTREAMS)))
+            base, pid = await proxies.enter_async_context(swapd_daemon(swapd_config))
+            swapd = Side("swapd", dict.fromkeys(UPSTREAMS, base), pid)
+            if binary is not None:
+                anchor_config = workdir / "llama-swap.yaml"
+                write_config(anchor_config, free_port_run(len(UPSTREAMS)))
+                running = stack.enter_context(llama_swap(binary, anchor_config, workdir))
+                await load_every_model(running.base_url)
+                sides.append(
+                    Side("llama-swap", dict.fromkeys(UPSTREAMS, running.base_url), running.pid)
+                )
+            sides.append(swapd)
+            if other:  # another checkout of swapd, measured as one more side
+                other_config = workdir / "other.yaml"
+                write_config(other_config, free_port_run(len(UPSTREAMS)))
+                base, pid = await proxies.enter_async_context(swapd_daemon(other_config, other))
+                sides.append(Side("other", dict.fromkeys(UPSTREAMS, base), pid))
+            figures = await measure(sides, names, rounds)
+    if binary is None:
+        figures["note"] = ABSENT_NOTE
+    return figures
 
 
-async def run_relay_only(client_name: str, server_name: str) -> dict[str, Any]:
+async def run_relay_only(client_name: str, server_name: str, rounds: int) -> dict[str, Any]:
     async with upstream_fakes() as fakes:
         listen = free_port()
         spec = json.dumps({kind: url for kind, (_port, url) in fakes.items()})
-        argv = [
-            sys.executable,
-            "-m",
-            "bench.bench_relay",
-            "--serve-relay",
-            client_name,
-            "--server",
-            server_name,
-            "--listen",
-            str(listen),
-            "--upstreams",
-            spec,
-        ]
+        argv = [sys.executable, "-m", "bench.bench_relay", "--serve-relay", client_name]
+        argv += ["--server", server_name, "--listen", str(listen), "--upstreams", spec]
         proc = spawn(argv)
         try:
             base = f"http://127.0.0.1:{listen}"
-            client = H11Client()
+            client = UpstreamClient()
             await wait_http(client, base + "/health")
             await client.aclose()
-            direct = {kind: url for kind, (_port, url) in fakes.items()}
-            return await measure(direct, base, {k: k for k in fakes})
+            sides = [
+                Side("direct", {kind: url for kind, (_port, url) in fakes.items()}),
+                Side("swapd", dict.fromkeys(fakes, base), proc.pid),
+            ]
+            return await measure(sides, {k: k for k in fakes}, rounds)
         finally:
             stop(proc, grace=10)
 
@@ -451,7 +529,7 @@ async def run_relay_only(client_name: str, server_name: str) -> dict[str, Any]:
 
 
 class HttpxClient:
-    """httpx2 behind the interface of `swapd.http.upstream.H11Client`, for comparison."""
+    """httpx2 behind the interface of `swapd.http.upstream.UpstreamClient`, for comparison."""
 
     def __init__(self) -> None:
         import httpx2
@@ -506,7 +584,9 @@ def serve_relay(client_name: str, server_name: str, listen: int, upstreams: dict
 
     async def main() -> None:
         bus = EventBus()
-        client: Any = H11Client(max_idle_per_origin=128) if client_name == "h11" else HttpxClient()
+        client: Any = (
+            UpstreamClient(max_idle_per_origin=128) if client_name == "own" else HttpxClient()
+        )
         settings = ApiSettings(models={k: ModelView(k) for k in upstreams})
         services = Services(
             settings, GrantAtOnce(upstreams), NoPool(), bus, LogHub(bus), client=client
@@ -526,14 +606,22 @@ def serve_relay(client_name: str, server_name: str, listen: int, upstreams: dict
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_relay", description=__doc__.splitlines()[0])
-    parser.add_argument("--relay-only", choices=("h11", "httpx2"), help="bench a bare relay")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (5)")
+    parser.add_argument("--no-llama-swap", action="store_true", help="skip the llama-swap side")
+    parser.add_argument(
+        "--other",
+        metavar="CHECKOUT",
+        default="",
+        help="also measure the swapd of another checkout (its daemon/ and shared/), e.g. main's",
+    )
+    parser.add_argument("--relay-only", choices=("own", "httpx2"), help="bench a bare relay")
     parser.add_argument(
         "--server",
         choices=("swapd", "hypercorn"),
         default="swapd",
         help="the HTTP server of the bare relay (default swapd's own)",
     )
-    parser.add_argument("--serve-relay", choices=("h11", "httpx2"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-relay", choices=("own", "httpx2"), help=argparse.SUPPRESS)
     parser.add_argument("--listen", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstreams", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -541,15 +629,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         serve_relay(args.serve_relay, args.server, args.listen, json.loads(args.upstreams))
         return {}
     if args.relay_only:
-        figures = trio.run(run_relay_only, args.relay_only, args.server)
+        figures = trio.run(run_relay_only, args.relay_only, args.server, args.rounds)
         title = (
             f"relay only, upstream client {args.relay_only}, server {args.server} "
-            f"(cores: {os.cpu_count()})"
+            f"(cores: {os.cpu_count()}, {args.rounds} rounds)"
         )
     else:
-        figures = trio.run(run_daemon)
-        title = f"swapd serve vs direct (cores: {os.cpu_count()})"
+        figures = trio.run(run_daemon, args.rounds, not args.no_llama_swap, args.other)
+        title = (
+            f"swapd serve vs llama-swap vs direct (cores: {os.cpu_count()}, {args.rounds} rounds)"
+        )
     print(table(figures, title))
+    if "other" in figures:
+        print(
+            table(
+                figures, f"this swapd (swapd) vs {args.other} (llama-swap column)", "swapd", "other"
+            )
+        )
+    if "note" in figures:
+        print(figures["note"])
     return figures
 
 

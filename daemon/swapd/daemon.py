@@ -31,6 +31,7 @@ from pathlib import Path
 import trio
 
 from swapd.config import LoadedConfig
+from swapd.config.model import Config
 from swapd.control.backend import DaemonBackend, DaemonParts
 from swapd.control.reload import (
     WATCH_INTERVAL,
@@ -88,11 +89,21 @@ async def drain(services: Services) -> None:
             await sub.receive()
 
 
-# In-flight model requests are drained before the server is told to stop
-# (`drain`); what is left then are idle keep-alive connections and admin
-# requests, which must not hold the stop up for long. Long idle keep-alive
-# connections are fine; streams are never cut by a timeout.
-SERVER_CONFIG = ServerConfig(keep_alive_timeout=75.0, graceful_timeout=HTTP_CLOSE_SECONDS)
+def server_config(config: Config) -> ServerConfig:
+    """The HTTP server's bounds from the `http:` section.
+
+    In-flight model requests are drained before the server is told to stop
+    (`drain`); what is left then are idle keep-alive connections and admin
+    requests, which must not hold the stop up for long. Streams are never
+    cut by a timeout.
+    """
+    http = config.http
+    return ServerConfig(
+        keep_alive_timeout=http.keep_alive_timeout,
+        head_timeout=http.head_timeout,
+        max_connections=http.max_connections,
+        graceful_timeout=HTTP_CLOSE_SECONDS,
+    )
 
 
 class Daemon:
@@ -218,7 +229,7 @@ class Daemon:
         task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         try:
-            await Server(create_app(services), SERVER_CONFIG).serve(
+            await Server(create_app(services), server_config(self.loaded.config)).serve(
                 self.listen, shutdown_trigger=self._http_stop.wait, task_status=task_status
             )
         finally:

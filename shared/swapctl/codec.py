@@ -132,9 +132,14 @@ class Decoder(Generic[T]):
             if not line.strip():
                 continue
             try:
-                return self._decoder.decode(line)
-            except msgspec.DecodeError as exc:
-                return diagnose(line, exc)
+                try:
+                    return self._decoder.decode(line)
+                except msgspec.DecodeError as exc:
+                    return diagnose(line, exc)
+            except UnicodeDecodeError as exc:
+                return BadLine(line, f"not valid JSON: invalid UTF-8 at byte {exc.start}")
+            except RecursionError:
+                return BadLine(line, "not valid JSON here: nested too deeply")
         return None
 
     def __iter__(self) -> Decoder[T]:

@@ -20,6 +20,7 @@ from swapd.config.schema import (
     Compat,
     Filters,
     HooksDoc,
+    HttpDoc,
     MatrixDoc,
     PeerDoc,
     ProfileDoc,
@@ -127,6 +128,7 @@ class Config(_Frozen):
     session_id_headers: list[str]
     upstream_ignore_paths: list[str]
     control: ControlConfig
+    http: HttpDoc
     log_ring_bytes: int
     max_request_body_size: int
     macros: dict[str, str | int | float | bool]

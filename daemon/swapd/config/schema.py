@@ -290,6 +290,47 @@ class ControlDoc(_Doc):
     ] = None
 
 
+class HttpDoc(_Doc):
+    """swapd: the HTTP server's bounds and who may reach it."""
+
+    max_connections: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description="Open connections at most; one more closes the longest idle "
+            "connection, or gets 503 when none is idle. Read at start.",
+        ),
+    ] = 1024
+    head_timeout: Annotated[
+        float, Meta(gt=0, description="Seconds a request head may take from its first byte (408).")
+    ] = 10.0
+    keep_alive_timeout: Annotated[
+        float,
+        Meta(gt=0, description="Seconds an idle keep-alive connection is kept. Read at start."),
+    ] = 75.0
+    request_body_budget: Annotated[
+        int,
+        Meta(
+            ge=1024,
+            description="Bytes of request bodies held at once, all requests together; "
+            "a body beyond it gets 503 with Retry-After.",
+        ),
+    ] = 256 * 1024 * 1024
+    allowed_hosts: Annotated[
+        list[str],
+        Meta(
+            description="Host names (or host:port) accepted besides loopback ones when swapd "
+            "listens on loopback without apiKeys."
+        ),
+    ] = field(default_factory=list)
+    max_form_parts: Annotated[
+        int, Meta(ge=1, description="Parts of a multipart or url-encoded form at most (413).")
+    ] = 1000
+    max_form_field_size: Annotated[
+        int, Meta(ge=1, description="Bytes of one form field that is not a file at most (413).")
+    ] = 1024 * 1024
+
+
 class ConfigDoc(_Doc):
     """A swapd (llama-swap compatible) configuration file."""
 
@@ -335,6 +376,7 @@ class ConfigDoc(_Doc):
     ui: UIDoc = field(default_factory=UIDoc)
     upstream: UpstreamDoc = field(default_factory=UpstreamDoc)
     control: ControlDoc = field(default_factory=ControlDoc)
+    http: HttpDoc = field(default_factory=HttpDoc)
     log_ring_bytes: Annotated[
         int, Meta(ge=1024, description="swapd: bytes of each model's output kept in memory.")
     ] = 256 * 1024

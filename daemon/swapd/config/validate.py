@@ -246,6 +246,7 @@ def build(doc: ConfigDoc, expanded: Expanded) -> Built:
         session_id_headers=sessions,
         upstream_ignore_paths=ignore_paths,
         control=ControlConfig(group=doc.control.group.strip() if doc.control.group else None),
+        http=doc.http,
         log_ring_bytes=doc.log_ring_bytes,
         max_request_body_size=doc.max_request_body_size,
         macros=dict(doc.macros),

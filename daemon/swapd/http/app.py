@@ -21,7 +21,8 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from swapd.http.asgi import Receive, Scope, Send, send_error, send_response
+from swapd.http import origin
+from swapd.http.asgi import Receive, Scope, Send, header, send_error, send_response
 from swapd.http.auth import check as check_auth
 from swapd.http.errors import ApiError, render_error
 from swapd.http.events_route import HEADERS as EVENT_HEADERS
@@ -37,6 +38,7 @@ OPEN_PATHS = frozenset({"/health", "/wol-health"})
 
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 DEFAULT_ALLOW_HEADERS = "Content-Type, Authorization, Accept, X-Requested-With"
+_GUARDED = frozenset({b"host", b"origin", b"content-type"})
 
 _encoder = msgspec.json.Encoder()
 
@@ -180,6 +182,10 @@ class SwapdApp:
         if scope["type"] == "http":
             method: str = scope["method"]
             path: str = scope["path"]
+            refusal = self._refusal(scope, method, path)
+            if refusal is not None:
+                await send_error(send, refusal, header(scope, b"accept"))
+                return
             if method == "OPTIONS":
                 await self._preflight(scope, send)
                 return
@@ -199,6 +205,28 @@ class SwapdApp:
                 await send_error(send, error)
                 return
         await self.admin(scope, receive, send)
+
+    def _refusal(self, scope: Scope, method: str, path: str) -> ApiError | None:
+        """Host, Origin and Content-Type checks on loopback without keys (`swapd.http.origin`)."""
+        settings = self.services.settings
+        if settings.api_keys:
+            return None
+        server = scope.get("server")
+        found: dict[bytes, str] = {}
+        for key, value in scope["headers"]:
+            if key in _GUARDED and key not in found:
+                found[key] = bytes(value).decode("latin-1")
+        return origin.check(
+            local_address=server[0] if server else None,
+            api_keys=False,
+            allowed=settings.allowed_hosts,
+            method=method,
+            path=path,
+            model_route=path.startswith("/upstream/") or bool(is_model_route(method, path)),
+            host=found.get(b"host"),
+            origin=found.get(b"origin"),
+            content_type=found.get(b"content-type"),
+        )
 
     @staticmethod
     async def _preflight(scope: Scope, send: Send) -> None:

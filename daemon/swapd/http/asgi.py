@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from swapd.http.budget import BodyHold
 from swapd.http.errors import ApiError, render_error
 
 Scope = dict[str, Any]
+
+# A key of `http.response.start` that swapd's server honours: the app has the
+# body's first piece in hand and sends it next, so the head may wait for it
+# and both go out in one write (a relayed stream whose first event came with
+# the upstream's head). Other servers ignore it.
+BODY_FOLLOWS = "swapd.body_follows"
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -29,15 +36,23 @@ def client_ip(scope: Scope) -> str:
     return str(client[0]) if client else ""
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body, refusing more than `limit` bytes with a 413."""
+async def read_body(scope: Scope, receive: Receive, limit: int, hold: BodyHold) -> bytes:
+    """The whole request body, refusing more than `limit` bytes with a 413.
+
+    The body's bytes are taken from the shared budget through `hold` (its
+    declared length before reading, as it arrives otherwise), which may
+    refuse it with a 503.
+    """
     declared = header(scope, b"content-length")
-    if declared.isdigit() and int(declared) > limit:
+    expected = int(declared) if declared.isdigit() else 0
+    if expected > limit:
         raise ApiError(
             413,
             f"request body of {declared} bytes is over the {limit}-byte limit",
             "request_too_large",
         )
+    if expected:
+        hold.take(expected)
     parts: list[bytes] = []
     size = 0
     while True:
@@ -48,6 +63,8 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise ApiError(413, f"request body is over the {limit}-byte limit", "request_too_large")
+        if size > hold.size:
+            hold.take(size - hold.size)
         parts.append(chunk)
         if not message.get("more_body", False):
             return b"".join(parts)

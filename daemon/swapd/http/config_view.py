@@ -70,6 +70,10 @@ def settings_from_config(loaded: LoadedConfig) -> ApiSettings:
         api_keys=tuple(config.api_keys),
         include_aliases_in_list=config.include_aliases_in_list,
         max_request_body_size=config.max_request_body_size,
+        request_body_budget=config.http.request_body_budget,
+        allowed_hosts=tuple(config.http.allowed_hosts),
+        max_form_parts=config.http.max_form_parts,
+        max_form_field_size=config.http.max_form_field_size,
         upstream_ignore_paths=tuple(re.compile(p) for p in config.upstream_ignore_paths)
         or DEFAULT_IGNORE_PATHS,
     )

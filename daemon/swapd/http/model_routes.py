@@ -45,13 +45,21 @@ from swapd.http.asgi import (
     send_response,
 )
 from swapd.http.auth import check as check_auth
+from swapd.http.budget import BodyHold
 from swapd.http.errors import ApiError, envelope, too_many_requests, unknown_model
 from swapd.http.loading_state import LoadingWriter
 from swapd.http.metrics import parse_usage
 from swapd.http.names import Target
 from swapd.http.relay import RelayResult, relay_response, request_headers
-from swapd.http.request_model import MISSING_MODEL, ModelRequest, extract
+from swapd.http.request_model import (
+    MISSING_MODEL,
+    FormLimits,
+    ModelRequest,
+    extract_off_loop,
+    with_form_model,
+)
 from swapd.http.services import Services
+from swapd.http.timeline import Timeline
 from swapd.http.upstream import UpstreamError, UpstreamResponse
 from swapd.router.errors import LoadFailed, RouterError, TooManyRequests
 
@@ -227,18 +235,20 @@ class ModelRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = _Response(send)
-        started = time.perf_counter()
-        outcome: dict[str, Any] = {"model": "", "status": 0, "usage": (0, 0)}
+        timeline = Timeline()
+        started = timeline.started
+        outcome: dict[str, Any] = {"model": "", "status": 0, "usage": (0, 0), "timeline": timeline}
         error: ApiError | None = None
         body: bytes | None = None
         cut: _CutShort | None = None
+        hold = self.services.body_budget.hold(self.services.settings.request_body_budget)
         try:
             async with trio.open_nursery() as nursery:
                 # The body must arrive in time (no slow-loris). The nursery's
                 # scope keeps that time: a cancel scope of its own was a
                 # measurable part of a small request's CPU.
                 nursery.cancel_scope.deadline = trio.current_time() + BODY_TIMEOUT
-                body = await self._read(scope, receive)
+                body = await self._read(scope, receive, hold)
                 nursery.cancel_scope.deadline = math.inf
                 # A client leaving cancels the nursery: the request and the watcher.
                 watch = _DisconnectWatch(receive, nursery.cancel_scope, response)
@@ -265,6 +275,9 @@ class ModelRoutes:
                         tail += b"\n\n"
                     await response({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
+            hold.release()
+            if timeline.slow(response.finished and error is None):
+                self._log_slow(scope, outcome, timeline, response.finished)
             tracked = outcome.get("tracked")
             if tracked is not None:
                 self.services.in_flight.remove(tracked)
@@ -273,6 +286,18 @@ class ModelRoutes:
                     outcome["model"], metric_route(scope["path"]), outcome["status"] or 499,
                     time.perf_counter() - started, outcome["usage"],
                 )  # fmt: skip
+
+    def _log_slow(
+        self, scope: Scope, outcome: dict[str, Any], timeline: Timeline, finished: bool
+    ) -> None:
+        """Where a slow request waited: queue, load, upstream connect or head, or its body."""
+        ending = f"status {outcome['status']}" if finished else "ended without its response"
+        if not finished and not outcome["status"]:
+            ending = "client gone or cancelled"
+        self.services.logs.info(
+            f"slow request: {scope['method']} {scope['path']} for {outcome['model'] or '?'} "
+            f"took {timeline.elapsed():.2f} s ({ending}): {timeline.summary()}"
+        )
 
     def _classify(self, exc: Exception) -> ApiError | None:
         """The answer for whatever ended a request: None when the client is gone.
@@ -292,11 +317,13 @@ class ModelRoutes:
             return leaf
         if isinstance(leaf, RouterError):
             return router_error(leaf)
+        if isinstance(leaf, RecursionError):  # a client's input nested too deeply to handle
+            return ApiError(400, "the request is nested too deeply", "nested_too_deeply")
         detail = "".join(traceback.format_exception(leaf)).rstrip()
         self.services.logs.info(f"internal error while handling a request: {detail}")
         return ApiError(500, f"internal error: {type(leaf).__name__}: {leaf}")
 
-    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read(self, scope: Scope, receive: Receive, hold: BodyHold) -> bytes:
         """Authenticate, then read the body, bounded in size (the caller bounds its time)."""
         if self.services.closing.is_set():
             raise ApiError(503, "swapd is shutting down", "shutting_down", {"retry-after": "5"})
@@ -304,7 +331,7 @@ class ModelRoutes:
         if settings.api_keys:
             auth = header(scope, b"authorization")
             check_auth(settings.api_keys, auth, header(scope, b"x-api-key"))
-        return await read_body(scope, receive, settings.max_request_body_size)
+        return await read_body(scope, receive, settings.max_request_body_size, hold)
 
     async def _dispatch(
         self, scope: Scope, body: bytes, send: _Response, outcome: dict[str, Any]
@@ -314,7 +341,10 @@ class ModelRoutes:
         if path.startswith("/upstream/"):
             await self._upstream(scope, body, send, outcome)
             return
-        req = extract(method, header(scope, b"content-type"), scope["query_string"], body)
+        settings = self.services.settings
+        limits = FormLimits(settings.max_form_parts, settings.max_form_field_size)
+        content_type = header(scope, b"content-type")
+        req = await extract_off_loop(method, content_type, scope["query_string"], body, limits)
         if not req.model:
             raise ApiError(400, MISSING_MODEL, "missing_model")
         target = self.services.resolver.resolve(req.model)
@@ -357,6 +387,8 @@ class ModelRoutes:
         if req.kind == "multipart" and req.parts is not None and use_model_name:
             rebuilt = multipart.with_field(req.parts, "model", use_model_name)
             return multipart.build(rebuilt, req.boundary)
+        if req.kind == "form" and use_model_name:
+            return with_form_model(body, use_model_name)
         return body
 
     def _peer_body(self, req: ModelRequest, body: bytes, target: Target) -> bytes:
@@ -374,6 +406,8 @@ class ModelRoutes:
             return multipart.build(
                 multipart.with_field(req.parts, "model", target.model), req.boundary
             )
+        if req.kind == "form" and rename:
+            return with_form_model(body, target.model)
         return body
 
     # ----- local models ----------------------------------------------------------
@@ -385,12 +419,14 @@ class ModelRoutes:
 
     async def _open_upstream(
         self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes,
-        head_timeout: float | None = None,
+        timeline: Timeline, head_timeout: float | None = None,
     ) -> UpstreamResponse:  # fmt: skip
         try:
-            return await self.services.client.request(
-                method, url, headers, body, head_timeout=head_timeout
+            upstream = await self.services.client.request(
+                method, url, headers, body, head_timeout=head_timeout, timeline=timeline
             )
+            timeline.enter("response")
+            return upstream
         except UpstreamError as exc:
             raise ApiError(502, f"upstream unreachable: {exc}") from None
 
@@ -403,6 +439,10 @@ class ModelRoutes:
                 f"(after {result.bytes} bytes); the client's response was closed cleanly"
             )
 
+    def _waiting_for(self, model_id: str) -> str:
+        """The phase of a lease: `queue` for a model ready on arrival, else `load`."""
+        return "queue" if self.services.state_of(model_id) == "ready" else "load"
+
     async def _to_local(
         self, scope: Scope, target: Target, path: str, query: bytes, body: bytes,
         send: _Response, outcome: dict[str, Any], loading: bool,
@@ -413,10 +453,12 @@ class ModelRoutes:
                 scope, target, path, query, headers, body, send, outcome
             )
             return
+        timeline: Timeline = outcome["timeline"]
+        timeline.enter(self._waiting_for(target.model))
         try:
             async with self.services.router.lease(target.model, on_cut=outcome["cut"]) as grant:
                 url = join_url(grant.upstream, path, query)
-                upstream = await self._open_upstream(scope["method"], url, headers, body)
+                upstream = await self._open_upstream(scope["method"], url, headers, body, timeline)
                 self._record(outcome, await relay_response(send, upstream))
         except RouterError as exc:
             raise router_error(exc) from None
@@ -431,6 +473,8 @@ class ModelRoutes:
         waits (queued or loading), so a 429 or an immediate grant is answered
         normally. After it started, errors are appended to the stream.
         """
+        timeline: Timeline = outcome["timeline"]
+        timeline.enter(self._waiting_for(target.model))
         progress_tx, progress_rx = trio.open_memory_channel[Any](PROGRESS_BUFFER)
         state: dict[str, Any] = {"granted": False, "writer": None}
 
@@ -463,7 +507,9 @@ class ModelRoutes:
                         await writer.finish()
                     url = join_url(grant.upstream, path, query)
                     try:
-                        upstream = await self._open_upstream(scope["method"], url, headers, body)
+                        upstream = await self._open_upstream(
+                            scope["method"], url, headers, body, timeline
+                        )
                     except ApiError as exc:
                         if writer is None:
                             raise
@@ -511,10 +557,13 @@ class ModelRoutes:
         )
         headers = [(n, v) for n, v in headers if not n.startswith(b"x-forwarded-")]
         url = join_url(peer.proxy, path, scope["query_string"] if query is None else query)
+        timeline: Timeline = outcome["timeline"]
         try:
             upstream = await self.services.client.request(
-                scope["method"], url, headers, body, head_timeout=PEER_HEAD_TIMEOUT
-            )
+                scope["method"], url, headers, body, head_timeout=PEER_HEAD_TIMEOUT,
+                timeline=timeline,
+            )  # fmt: skip
+            timeline.enter("response")
         except UpstreamError as exc:
             self.services.logs.info(f"peer {peer.id}: proxy error: {exc}")
             raise ApiError(502, f"peer proxy error: {exc}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import (
     Data,
@@ -42,21 +43,40 @@ def boundary_of(content_type: str) -> bytes:
     return boundary.encode("latin-1")
 
 
-def parse(body: bytes, boundary: bytes) -> list[Part]:
-    """Every part of the form, in order."""
-    decoder = MultipartDecoder(boundary)
+class FormTooLarge(MultipartError):
+    """More parts, or a larger field, than the bounds allow (413)."""
+
+
+def parse(
+    body: bytes, boundary: bytes, *, max_parts: int = 1000, max_field: int = 1024 * 1024
+) -> list[Part]:
+    """Every part of the form, in order.
+
+    At most `max_parts` parts, and at most `max_field` bytes in a part that
+    is not a file (FormTooLarge beyond): decoding stops at the first part
+    over the bound, so a body of a million tiny parts costs no more than
+    `max_parts` of them.
+    """
+    decoder = MultipartDecoder(boundary, max_parts=max_parts)
     decoder.receive_data(body)
     decoder.receive_data(None)
     parts: list[Part] = []
     current: Field | File | None = None
     chunks: list[bytes] = []
+    size = 0
     try:
         while True:
             event = decoder.next_event()
             if isinstance(event, Field | File):
-                current, chunks = event, []
+                current, chunks, size = event, [], 0
             elif isinstance(event, Data):
                 chunks.append(event.data)
+                size += len(event.data)
+                if size > max_field and isinstance(current, Field):
+                    raise FormTooLarge(
+                        f"form field {current.name!r} is over {max_field} bytes "
+                        "(http.maxFormFieldSize)"
+                    )
                 if not event.more_data and current is not None:
                     filename = current.filename if isinstance(current, File) else None
                     headers = tuple((k, v) for k, v in current.headers.items())
@@ -66,6 +86,8 @@ def parse(body: bytes, boundary: bytes) -> list[Part]:
                 return parts
             elif isinstance(event, NeedData):
                 raise MultipartError("truncated multipart body")
+    except RequestEntityTooLarge:
+        raise FormTooLarge(f"form of more than {max_parts} parts (http.maxFormParts)") from None
     except ValueError as exc:
         if isinstance(exc, MultipartError):
             raise

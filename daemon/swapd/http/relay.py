@@ -20,6 +20,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+from swapd.http.asgi import BODY_FOLLOWS
 from swapd.http.upstream import Headers, UpstreamResponse
 
 ASGISend = Callable[[dict[str, Any]], Awaitable[None]]
@@ -158,6 +159,7 @@ async def relay_response(
                     "type": "http.response.start",
                     "status": upstream.status,
                     "headers": response_headers(headers),
+                    BODY_FOLLOWS: upstream.body_at_hand,
                 }
             )
         whole = upstream.body_if_buffered()

@@ -14,12 +14,13 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from swapd.events import EventBus
+from swapd.http.budget import BodyBudget
 from swapd.http.inflight import InFlightRegistry
 from swapd.http.logs_hub import LogHub
 from swapd.http.metrics import Metrics
 from swapd.http.names import Resolver
 from swapd.http.settings import ApiSettings
-from swapd.http.upstream import H11Client
+from swapd.http.upstream import UpstreamClient
 from swapd.router.run_loop import RouterSnapshot
 
 
@@ -62,8 +63,9 @@ class Services:
     pool: PoolLike
     bus: EventBus
     logs: LogHub
-    client: H11Client = field(default_factory=H11Client)
+    client: UpstreamClient = field(default_factory=UpstreamClient)
     metrics: Metrics = field(default_factory=Metrics)
+    body_budget: BodyBudget = field(default_factory=BodyBudget)
     resolver: Resolver = field(init=False)
     in_flight: InFlightRegistry = field(init=False)
     closing: trio.Event = field(default_factory=trio.Event)

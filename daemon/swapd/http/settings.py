@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+DEFAULT_BODY_BUDGET = 256 * 1024 * 1024
+DEFAULT_MAX_FORM_PARTS = 1000
+DEFAULT_MAX_FORM_FIELD = 1024 * 1024
 DEFAULT_IGNORE_PATHS = (re.compile(r".*\.(js|json|css|png|gif|jpg|jpeg|ico|txt)$"),)
 
 
@@ -81,5 +84,11 @@ class ApiSettings:
     api_keys: tuple[str, ...] = ()
     include_aliases_in_list: bool = False
     max_request_body_size: int = DEFAULT_MAX_BODY
+    # bytes of request bodies held at once, every request together
+    request_body_budget: int = DEFAULT_BODY_BUDGET
+    # Host (or Origin) names accepted besides loopback ones (see `swapd.http.origin`)
+    allowed_hosts: tuple[str, ...] = ()
+    max_form_parts: int = DEFAULT_MAX_FORM_PARTS
+    max_form_field_size: int = DEFAULT_MAX_FORM_FIELD
     # /upstream/<model>/<path> paths that never start a model (spec api.md §6.3)
     upstream_ignore_paths: tuple[re.Pattern[str], ...] = DEFAULT_IGNORE_PATHS

@@ -2,21 +2,27 @@
 
 Chosen over httpx2 by `bench/bench_relay.py`: it reads the upstream socket
 in large reads and hands the relay the payload of each read as one piece
-(`http1` parses the head, `chunked` decodes a chunked body), so a fast
-stream of small SSE events costs one downstream write per socket read rather
-than one per event, and per request it does little more than format the
-request and parse the response head (h11 did those two, at a cost per
-request that showed in the relay's profile).
+(llhttp parses the response, `swapd.http.parse`), so a fast stream of small
+SSE events costs one downstream write per socket read rather than one per
+event, and per request it does little more than format the request and
+parse the response head.
 
 Only what a relay needs: plain `http://` origins, a pool of idle keep-alive
 connections per origin, a connect timeout, an optional response-head timeout,
 and a body iterator that ends cleanly (with `truncated` set) when the
 upstream dies mid-body.
+
+The pool takes a connection back only when its response was read to its
+framed end with nothing after it, and hands one out only when nothing is
+waiting on its socket: bytes an upstream wrote past a response (after a
+204, a body after HEAD, a response too many) would otherwise answer the
+next client's request.
 """
 
 from __future__ import annotations
 
 import math
+import select
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,8 +31,9 @@ from urllib.parse import urlsplit
 
 import trio
 
-from swapd.http.chunked import ChunkedDecoder, ChunkedError
-from swapd.http.http1 import HeadError, ResponseHead, parse_response_head, request_head
+from swapd.http.http1 import HeadError, request_head
+from swapd.http.parse import ResponseError, ResponseParser
+from swapd.http.timeline import Timeline
 
 READ_SIZE = 64 * 1024
 # A request body up to this size goes out in the same write as its head.
@@ -83,55 +90,48 @@ class _Connection:
     def __init__(self, stream: trio.SocketStream, origin: Origin) -> None:
         self.stream = stream
         self.origin = origin
-        self.leftover = b""  # bytes read after the response head: the start of the body
         self.idle_since = 0.0
+
+    def has_input(self) -> bool:
+        """Bytes (or an EOF) are waiting: an idle connection in that state is not reusable."""
+        try:
+            readable, _, _ = select.select([self.stream.socket.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def drop(self) -> None:
+        self.stream.socket.close()
 
     async def close(self) -> None:
         with trio.CancelScope(shield=True):
             await self.stream.aclose()
 
 
-def body_framing(method: str, head: ResponseHead) -> tuple[str, int]:
-    """How the body of a response is delimited: ("none" | "chunked" | "length" | "eof", length)."""
-    if method == "HEAD" or head.status < 200 or head.status in (204, 304):
-        return ("none", 0)
-    length = -1
-    for name, value in head.headers:
-        if name == b"transfer-encoding" and b"chunked" in value.lower():
-            return ("chunked", 0)
-        if name == b"content-length" and value.strip().isdigit():
-            length = int(value)
-    return ("length", length) if length >= 0 else ("eof", 0)
-
-
-def keeps_alive(head: ResponseHead) -> bool:
-    if head.http_version != b"1.1":
-        return False
-    return not any(n == b"connection" and b"close" in v.lower() for n, v in head.headers)
-
-
 class UpstreamResponse:
     """A response head plus its body, read on demand by `chunks()`.
 
-    The body is read here directly (`ChunkedDecoder`, or a byte count), one
-    piece per socket read. Always `aclose()` it (the
-    relay does so with `aclosing`): a fully read response returns its
-    connection to the pool, anything else closes it, which is how an
+    The body is parsed by llhttp as it arrives and handed out one piece per
+    socket read. Always `aclose()` it (the relay does so with `aclosing`):
+    a response read to its framed end, with nothing after it, returns its
+    connection to the pool; anything else closes it, which is also how an
     upstream learns that its client went away.
     """
 
-    def __init__(
-        self, client: H11Client, conn: _Connection, head: ResponseHead, method: str = "GET"
-    ) -> None:
+    def __init__(self, client: UpstreamClient, conn: _Connection, parser: ResponseParser) -> None:
+        assert parser.head is not None
         self._client = client
         self._conn: _Connection | None = conn
+        self._parser = parser
+        head = parser.head
         self.status = head.status
         self.reason = head.reason.decode("latin-1")
         self.headers: Headers = head.headers
-        self._framing = body_framing(method, head)
-        self._reusable = keeps_alive(head) and self._framing[0] != "eof"
-        self.complete = False
         self.truncated = False
+
+    @property
+    def complete(self) -> bool:
+        return self._parser.complete
 
     async def _receive(self, conn: _Connection) -> bytes:
         try:
@@ -139,85 +139,43 @@ class UpstreamResponse:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return b""
 
+    @property
+    def body_at_hand(self) -> bool:
+        """Some of the body came with the head: the first piece needs no read."""
+        return self._parser.has_body
+
     def body_if_buffered(self) -> bytes | None:
         """The whole body if it already arrived with the head, else None (use `chunks`).
 
         A small answer usually comes in the same socket read as its head;
-        taking it here needs neither an async generator nor another read. The
-        response is then complete, as after `chunks` ran to its end.
+        taking it here needs neither an async generator nor another read.
         """
-        conn = self._conn
-        if conn is None:
+        if self._conn is None or not self._parser.complete:
             return None
-        mode, length = self._framing
-        data = conn.leftover
-        if mode == "none":
-            self._reusable = self._reusable and not data
-            body = b""
-        elif mode != "length" or len(data) < length:
-            return None
-        elif length == 0:  # as in `chunks`, bytes after an empty body are not looked at
-            body = b""
-        else:
-            self._reusable = self._reusable and len(data) == length
-            body = data[:length]
-        conn.leftover = b""
-        self.complete = True
-        return body
+        return self._parser.take()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives: the payload of each socket read, in one piece."""
         conn = self._conn
-        if conn is None or self.complete:
+        parser = self._parser
+        if conn is None:
             return
-        data, conn.leftover = conn.leftover, b""
-        mode, length = self._framing
-        if mode == "none":
-            self.complete = True
-            self._reusable = self._reusable and not data
-            return
-        if mode == "chunked":
-            decoder = ChunkedDecoder()
-            while True:
-                if data:
-                    try:
-                        piece = decoder.feed(data)
-                    except ChunkedError:
-                        self.truncated = True
-                        return
-                    if piece:
-                        yield piece
-                    if decoder.done:
-                        self.complete = True
-                        self._reusable = self._reusable and not decoder.leftover
-                        return
-                data = await self._receive(conn)
-                if not data:
-                    self.truncated = True
-                    return
-        elif mode == "length":
-            remaining = length
-            while remaining > 0:
-                if data:
-                    piece = data[:remaining]
-                    remaining -= len(piece)
-                    self._reusable = self._reusable and len(data) == len(piece)
-                    yield piece
-                    if remaining == 0:
-                        break
-                data = await self._receive(conn)
-                if not data:
-                    self.truncated = True
-                    return
-            self.complete = True
-        else:  # until the upstream closes the connection
-            while True:
-                if data:
-                    yield data
-                data = await self._receive(conn)
-                if not data:
-                    self.complete = True
-                    return
+        while True:
+            piece = parser.take()
+            if piece:
+                yield piece
+            if parser.complete:
+                return
+            data = await self._receive(conn)
+            if not data:
+                parser.feed_eof()
+                self.truncated = not parser.complete
+                return
+            try:
+                parser.feed(data)
+            except ResponseError:
+                self.truncated = True
+                return
 
     async def read(self) -> bytes:
         """The whole body (for small answers such as health checks and tests)."""
@@ -227,13 +185,14 @@ class UpstreamResponse:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self.complete and self._reusable:
+        parser = self._parser
+        if parser.complete and parser.keep_alive and not parser.spoiled:
             self._client._release(conn)
         else:
             await conn.close()
 
 
-class H11Client:
+class UpstreamClient:
     """Pooled HTTP/1.1 client; one instance serves every upstream of the daemon."""
 
     def __init__(
@@ -250,26 +209,36 @@ class H11Client:
     def _release(self, conn: _Connection) -> None:
         idle = self._idle[conn.origin]
         if self._closed or len(idle) >= self.max_idle_per_origin:
-            conn.stream.socket.close()
+            conn.drop()
         else:
             conn.idle_since = trio.current_time()
             idle.append(conn)
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
-        """The most recently used idle connection that is young enough to trust."""
+        """The most recently used idle connection that is young enough and quiet.
+
+        One with bytes waiting (what an upstream wrote past its last
+        response, or its close) is dropped: a request sent on it would be
+        answered by those bytes.
+        """
         idle = self._idle.get(origin)
         if not idle:
             return None
         horizon = trio.current_time() - IDLE_EXPIRY
         while idle and idle[0].idle_since < horizon:
-            idle.pop(0).stream.socket.close()
-        return idle.pop() if idle else None
+            idle.pop(0).drop()
+        while idle:
+            conn = idle.pop()
+            if not conn.has_input():
+                return conn
+            conn.drop()
+        return None
 
     def forget(self, origin_url: str) -> None:
         """Close every idle connection to an upstream (its process stopped or was replaced)."""
         origin, _ = split_url(origin_url)
         for conn in self._idle.pop(origin, []):
-            conn.stream.socket.close()
+            conn.drop()
 
     async def _connect(self, origin: Origin) -> _Connection:
         # "localhost" (the default proxy host) is taken as IPv4 loopback, where
@@ -291,6 +260,7 @@ class H11Client:
         body: bytes = b"",
         *,
         head_timeout: float | None = None,
+        timeline: Timeline | None = None,
     ) -> UpstreamResponse:
         """Send a request and wait for the response head; the body is read later.
 
@@ -313,20 +283,27 @@ class H11Client:
             # the others to the same upstream (an old process) likely are too.
             pooled = self._take_idle(origin) if attempt == 0 else None
             reused = pooled is not None
-            conn = pooled if pooled is not None else await self._connect(origin)
+            if pooled is None:
+                if timeline is not None:
+                    timeline.enter("upstream connect")
+                conn = await self._connect(origin)
+            else:
+                conn = pooled
+            if timeline is not None:
+                timeline.enter("upstream head")
             try:
+                parser = ResponseParser(method)
                 if deadline == math.inf:
-                    response_head = await self._exchange(conn, head, body)
+                    await self._exchange(conn, head, body, parser)
                 else:
-                    response_head = None
                     with trio.CancelScope(deadline=deadline):
-                        response_head = await self._exchange(conn, head, body)
-                    if response_head is None:
+                        await self._exchange(conn, head, body, parser)
+                    if parser.head is None:
                         await conn.close()
                         raise UpstreamError(
                             f"no response from {origin.authority} in {head_timeout}s"
                         )
-                return UpstreamResponse(self, conn, response_head, method)
+                return UpstreamResponse(self, conn, parser)
             except _StaleConnection:
                 await conn.close()
                 if reused and attempt == 0:
@@ -339,7 +316,7 @@ class H11Client:
                     self.forget(url)
                     continue
                 raise UpstreamError(f"connection to {origin.authority} failed: {exc}") from exc
-            except HeadError as exc:
+            except ResponseError as exc:
                 await conn.close()
                 raise UpstreamError(f"bad response from {origin.authority}: {exc}") from exc
             except BaseException:
@@ -347,25 +324,25 @@ class H11Client:
                 raise
         raise AssertionError("unreachable")
 
-    async def _exchange(self, conn: _Connection, head: bytes, body: bytes) -> ResponseHead:
+    async def _exchange(
+        self, conn: _Connection, head: bytes, body: bytes, parser: ResponseParser
+    ) -> None:
+        """Send the request; read until `parser` has the response head."""
         if len(body) <= COALESCE_BODY:
             await conn.stream.send_all(head + body)
         else:  # no copy of a large body just to save a write
             await conn.stream.send_all(head)
             await conn.stream.send_all(body)
-        data = b""
-        while True:
+        started = False
+        while parser.head is None:
             chunk = await conn.stream.receive_some(READ_SIZE)
             if not chunk:
-                if not data:
+                if not started:
                     raise _StaleConnection
-                raise HeadError("the connection closed inside the response head")
-            data = data + chunk if data else chunk
-            parsed = parse_response_head(data)
-            if parsed is not None:
-                response_head, offset = parsed
-                conn.leftover = data[offset:]
-                return response_head
+                parser.feed_eof()
+                raise ResponseError("the connection closed inside the response head")
+            started = True
+            parser.feed(chunk)
 
     async def aclose(self) -> None:
         self._closed = True

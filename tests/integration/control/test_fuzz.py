@@ -149,3 +149,27 @@ def test_oversized_lines_close_only_their_connection(
     finally:
         client.close()
     assert bystander.probe() == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"type":"status","id":"\xff"}',
+        b'"\xc3("',
+        b"[" * 2000 + b"]" * 2000,
+        b'{"type":"status","id":"deep","x":' + b"[" * 1500 + b"]" * 1500 + b"}",
+    ],
+    ids=["utf8-in-string", "utf8-alone", "nested-arrays", "nested-in-a-request"],
+)
+def test_undecodable_lines_get_an_error_frame_and_the_connection_stays(
+    server: ServerThread, bystander: Raw, line: bytes
+) -> None:
+    client = Raw(server.path)
+    try:
+        client.sock.sendall(line + b"\n")
+        replies = client.probe()
+        assert len(replies) == 1 and isinstance(replies[0], p.Error), replies
+        assert replies[0].code == "bad_frame" and replies[0].message
+    finally:
+        client.close()
+    assert bystander.probe() == []

@@ -280,3 +280,19 @@ async def test_multipart_peer_rewrite_keeps_the_form() -> None:
             r = await c.get("/props", params={"model": "p/whisper"})
             assert r.json()["request"] == "GET /props?model=whisper HTTP/1.1"
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_url_encoded_peer_rewrite_sets_the_peer_name_and_keeps_the_rest() -> None:
+    async with trio.open_nursery() as nursery:
+        url = await echo_server(nursery)
+        settings = ApiSettings(peers={"p": PeerView("p", url, ("whisper",))})
+        async with app_only(settings) as (base, _), client(base) as c:
+            r = await c.post(
+                "/v1/audio/transcriptions",
+                content=b"language=en&model=p%2Fwhisper&prompt=a+b%26c",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["body"] == "language=en&model=whisper&prompt=a+b%26c"
+        nursery.cancel_scope.cancel()

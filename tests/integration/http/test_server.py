@@ -6,6 +6,7 @@ on command, waits for the client's disconnect, fails on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -420,22 +421,121 @@ async def test_shutdown_closes_idle_connections_and_finishes_busy_ones() -> None
             assert data.endswith(b"3\r\nend\r\n0\r\n\r\n")
 
 
-async def test_connections_beyond_the_limit_wait_their_turn() -> None:
-    config = ServerConfig(max_connections=1, keep_alive_timeout=WAIT)
+async def test_over_the_cap_the_longest_idle_connection_makes_room() -> None:
+    """Idle keep-alive connections cannot lock everyone out: the oldest is closed."""
+    config = ServerConfig(max_connections=2, keep_alive_timeout=WAIT)
     async with running(config) as (host, port, _, _):
-        async with connect(host, port) as first:
-            await first.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
-            with trio.fail_after(WAIT):
-                await first.response()
-            async with connect(host, port) as second:
+        async with connect(host, port) as first, connect(host, port) as second:
+            for c in (first, second):
+                await c.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+                with trio.fail_after(WAIT):
+                    await c.response()
+            async with connect(host, port) as third:
+                await third.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+                with trio.fail_after(WAIT):
+                    head, _ = await third.response()
+                assert head.status_code == 200
+                with trio.fail_after(WAIT):
+                    assert await first.read_until_eof() == b"", "the oldest idle one was closed"
                 await second.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
-                with trio.move_on_after(0.3):
-                    await second.response()
-                    pytest.fail("a second connection was served beyond max_connections=1")
-                await first.stream.aclose()
                 with trio.fail_after(WAIT):
                     head, _ = await second.response()
                 assert head.status_code == 200
+
+
+async def test_over_the_cap_with_none_idle_is_a_503_at_once() -> None:
+    config = ServerConfig(max_connections=1, keep_alive_timeout=WAIT, head_timeout=WAIT)
+    async with running(config) as (host, port, _, _):
+        async with connect(host, port) as busy:
+            await busy.send_raw(b"GET /echo HTTP/1.1\r\n")  # a head in progress: not idle
+            async with connect(host, port) as refused:
+                await refused.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+                with trio.fail_after(WAIT):
+                    data = await refused.read_until_eof()
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503 ")
+            assert b"retry-after: 1" in head
+            assert json.loads(body)["error"]["reason"] == "over_capacity"
+            await busy.send_raw(b"Host: x\r\n\r\n")
+            with trio.fail_after(WAIT):
+                head_event, _ = await busy.response()
+            assert head_event.status_code == 200
+
+
+async def test_a_head_must_arrive_within_the_head_timeout() -> None:
+    config = ServerConfig(keep_alive_timeout=WAIT, head_timeout=0.2)
+    async with running(config) as (host, port, _, _), connect(host, port) as client:
+        await client.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
+        with trio.fail_after(WAIT):
+            data = await client.read_until_eof()
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert json.loads(data.partition(b"\r\n\r\n")[2])["error"]["reason"] == "head_timeout"
+
+
+async def test_an_idle_connection_waits_for_the_keep_alive_timeout_not_the_head_timeout() -> None:
+    config = ServerConfig(keep_alive_timeout=WAIT, head_timeout=0.05)
+    async with running(config) as (host, port, probe, _), connect(host, port) as client:
+        await client.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        with trio.fail_after(WAIT):
+            await client.response()
+        await trio.sleep(0.3)  # idle well past the head timeout, within keep-alive
+        await client.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        with trio.fail_after(WAIT):
+            head, _ = await client.response()
+        assert head.status_code == 200 and len(probe.scopes) == 2
+
+
+async def test_four_mib_of_blank_lines_cost_little_and_stall_nobody() -> None:
+    """Blank lines before a request count against the head bound and are not rescanned."""
+    async with running() as (host, port, _, _):
+        async with connect(host, port) as flood, connect(host, port) as bystander:
+
+            async def send_flood() -> None:
+                with contextlib.suppress(trio.BrokenResourceError):
+                    for _ in range(64):
+                        await flood.send_raw(b"\n" * 65536)
+                    await flood.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send_flood)
+                with trio.fail_after(2):
+                    await bystander.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+                    head, _ = await bystander.response()
+                assert head.status_code == 200
+                with trio.fail_after(5):
+                    data = await flood.read_until_eof()
+                assert data.startswith(b"HTTP/1.1 431 ")
+
+
+LENIENT_FRAMING = {
+    "chunk-size-0x": b"0x3a\r\n" + b"a" * 0x3A + b"\r\n0\r\n\r\n",
+    "chunk-size-plus": b"+3a\r\n" + b"a" * 0x3A + b"\r\n0\r\n\r\n",
+    "chunk-size-underscore": b"0_3a\r\n" + b"a" * 0x3A + b"\r\n0\r\n\r\n",
+    "chunk-size-space": b" 3a\r\n" + b"a" * 0x3A + b"\r\n0\r\n\r\n",
+    "lf-in-chunk-extension": b"3;a\nb\r\nabc\r\n0\r\n\r\n",
+    "trailer-without-colon": b"3\r\nabc\r\n0\r\nnocolon\r\n\r\n",
+    "trailer-with-nul": b"3\r\nabc\r\n0\r\nA: a\x00b\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("body", LENIENT_FRAMING.values(), ids=LENIENT_FRAMING.keys())
+async def test_lenient_chunked_framing_is_refused(body: bytes) -> None:
+    async with running() as (host, port, _, _), connect(host, port) as client:
+        await client.send_raw(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+        )
+        with trio.fail_after(WAIT):
+            data = await client.read_until_eof()
+    assert data.startswith(b"HTTP/1.1 400 "), data[:200]
+    assert b"connection: close" in data
+
+
+async def test_a_stray_cr_before_the_end_of_a_head_is_refused() -> None:
+    async with running() as (host, port, probe, _), connect(host, port) as client:
+        await client.send_raw(b"GET /echo HTTP/1.1\r\nHost: x\r\r\n\r\n")
+        with trio.fail_after(WAIT):
+            data = await client.read_until_eof()
+    assert data.startswith(b"HTTP/1.1 400 ") and not probe.scopes
 
 
 async def test_garbage_from_many_clients_leaves_the_server_serving() -> None:
@@ -475,3 +575,40 @@ async def test_garbage_from_many_clients_leaves_the_server_serving() -> None:
                 )
                 head, body = await client.response()
                 assert head.status_code == 200 and echo(body)["body"] == "ok"
+
+
+async def test_a_head_marked_body_follows_goes_out_with_the_first_piece() -> None:
+    """A relayed stream whose first event came with the upstream head: one write, not two."""
+    import trio.testing
+
+    from swapd.http.asgi import BODY_FOLLOWS
+    from swapd.http.server import Connection, Server
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        start = {"type": "http.response.start", "status": 200, "headers": [], BODY_FOLLOWS: True}
+        await send(start)
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    client, server_side = trio.testing.memory_stream_pair()
+    writes: list[bytes] = []
+
+    async def each_write() -> None:  # instead of the pair's pump: note each write, pass it on
+        data = server_side.send_stream.get_data_nowait()
+        writes.append(data)
+        client.receive_stream.put_data(data)
+
+    server_side.send_stream.send_all_hook = each_write
+    connection = Connection(Server(app), server_side)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connection.run)
+        await client.send_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        with trio.fail_after(WAIT):
+            while chunk := await client.receive_some(65536):
+                data += chunk
+                if data.endswith(b"0\r\n\r\n"):
+                    break
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\n\r\n5\r\nfirst\r\n" in data
+    assert writes[0].startswith(b"HTTP/1.1 200 OK") and writes[0].endswith(b"5\r\nfirst\r\n")

@@ -9,7 +9,7 @@ from functools import partial
 import pytest
 import trio
 
-from swapd.http.upstream import H11Client, UpstreamError, split_url
+from swapd.http.upstream import UpstreamClient, UpstreamError, split_url
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
 
@@ -55,7 +55,7 @@ async def test_keep_alive_reuse_and_chunked_body() -> None:
 
     async with trio.open_nursery() as nursery:
         url = await serving(nursery, handler)
-        client = H11Client()
+        client = UpstreamClient()
         for _ in range(2):
             response = await client.request("GET", url + "/x", [])
             assert response.status == 200
@@ -75,7 +75,7 @@ async def test_stale_pooled_connection_is_replaced() -> None:
 
     async with trio.open_nursery() as nursery:
         url = await serving(nursery, handler)
-        client = H11Client()
+        client = UpstreamClient()
         for _ in range(3):
             response = await client.request("POST", url, [], b"{}")
             assert await response.read() == b"ok"
@@ -93,7 +93,7 @@ async def test_death_mid_body_is_a_clean_truncated_end() -> None:
 
     async with trio.open_nursery() as nursery:
         url = await serving(nursery, handler)
-        client = H11Client()
+        client = UpstreamClient()
         response = await client.request("GET", url, [])
         assert await response.read() == b"data"
         assert response.truncated and not response.complete
@@ -104,7 +104,7 @@ async def test_death_mid_body_is_a_clean_truncated_end() -> None:
 
 @pytest.mark.trio
 async def test_unreachable_and_head_timeout(autojump_clock: trio.testing.MockClock) -> None:
-    client = H11Client()
+    client = UpstreamClient()
     with trio.socket.socket() as s:
         await s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -123,7 +123,7 @@ async def test_unreachable_and_head_timeout(autojump_clock: trio.testing.MockClo
     await client.aclose()
 
 
-async def _concurrent_gets(client: H11Client, url: str, n: int) -> None:
+async def _concurrent_gets(client: UpstreamClient, url: str, n: int) -> None:
     """n requests in flight at once, so the pool ends up with n idle connections."""
     ready = trio.Event()
     count = 0
@@ -156,7 +156,7 @@ async def test_every_pooled_connection_dead_still_gets_through() -> None:
 
     async with trio.open_nursery() as nursery:
         url = await serving(nursery, handler)
-        client = H11Client()
+        client = UpstreamClient()
         await _concurrent_gets(client, url, 4)
         assert len(live) == 4
         for stream in live:  # the "old process" goes away without a word
@@ -181,7 +181,7 @@ async def test_old_idle_connections_are_not_trusted(autojump_clock: trio.abc.Clo
 
     async with trio.open_nursery() as nursery:
         url = await serving(nursery, handler)
-        client = H11Client()
+        client = UpstreamClient()
         for pause in (0, 1, 10):
             await trio.sleep(pause)
             response = await client.request("GET", url, [])
@@ -219,7 +219,7 @@ async def test_body_that_came_with_the_head_is_taken_whole() -> None:
 
     async with trio.open_nursery() as nursery:
         url = await serving(nursery, handler)
-        client = H11Client()
+        client = UpstreamClient()
         response = await client.request("GET", url, [])
         assert response.body_if_buffered() == b"ok" and response.complete
         await response.aclose()

@@ -78,6 +78,7 @@ class Response:
         ]
         self.truncated = False
         self.closed = False
+        self.body_at_hand = True
 
     def body_if_buffered(self) -> bytes:
         return ANSWER

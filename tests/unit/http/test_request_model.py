@@ -180,3 +180,30 @@ def test_no_json_body_escapes_as_anything_but_a_400(body: bytes) -> None:
             req.body_object()
         except ApiError as exc:
             assert exc.status == 400
+
+
+def test_forms_over_their_bounds_are_413() -> None:
+    from swapd.http.request_model import FormLimits
+
+    limits = FormLimits(max_parts=3, max_field=10)
+    form = "application/x-www-form-urlencoded"
+    with pytest.raises(ApiError) as refused:
+        extract("POST", form, b"", b"a&b&c&d", limits)
+    assert (refused.value.status, refused.value.reason) == (413, "form_too_large")
+    with pytest.raises(ApiError):
+        extract("POST", form, b"", b"model=" + b"x" * 11, limits)
+    assert extract("POST", form, b"", b"model=m&stream=true", limits).model == "m"
+
+
+def test_with_form_model_keeps_every_other_byte() -> None:
+    from swapd.http.request_model import with_form_model
+
+    body = b"a=%2F1&model=p%2Fx&mod%65l=p%2Fy&b=+"
+    assert with_form_model(body, "x y/z") == b"a=%2F1&model=x+y%2Fz&model=x+y%2Fz&b=+"
+
+
+def test_json_nested_too_deeply_is_a_400() -> None:
+    deep = b'{"model": "m", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(ApiError) as refused:
+        extract("POST", "application/json", b"", deep)
+    assert refused.value.status == 400 and "nested too deeply" in refused.value.message
