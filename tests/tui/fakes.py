@@ -313,6 +313,11 @@ def screen_text(app: App[object]) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
+def rows_of(text: str) -> list[str]:
+    """Each screen line with its runs of spaces collapsed: a table row as one string."""
+    return [" ".join(line.split()) for line in text.splitlines()]
+
+
 async def settle(pilot: Pilot[object]) -> None:
     """Apply pending state changes to the widgets and let Textual process the messages."""
     app = pilot.app

@@ -21,6 +21,7 @@ from tests.tui.fakes import (
     T0,
     FakeSource,
     make_app,
+    rows_of,
     sample_models,
     screen_text,
     settle,
@@ -40,11 +41,6 @@ async def started(pilot, source: FakeSource) -> None:  # type: ignore[no-untyped
 async def acted(source: FakeSource) -> None:
     await asyncio.wait_for(source.acted.wait(), WAIT)
     source.acted.clear()
-
-
-def rows_of(text: str) -> list[str]:
-    """Each screen line with its runs of spaces collapsed: a table row as one string."""
-    return [" ".join(line.split()) for line in text.splitlines()]
 
 
 async def test_models_view_shows_every_model_with_its_state_and_the_legend() -> None:
