@@ -38,6 +38,9 @@ LEGEND = [
     ),
     p.StateLegend(name="ready", description="serving requests", next=["stopping", "stopped"]),
     p.StateLegend(name="stopping", description="terminating the process group", next=["stopped"]),
+    p.StateLegend(
+        name="failed", description="ended on its own (failed start, crash)", next=["starting"]
+    ),
     p.StateLegend(name="shutdown", description="the supervisor has exited", next=[]),
 ]
 
@@ -49,6 +52,9 @@ DAEMON = p.DaemonInfo(
     router="matrix",
     listen=["127.0.0.1:8080"],
 )
+
+
+FAILURE = "killed by SIGSEGV (segmentation fault: ...) while serving"
 
 
 def sample_models() -> list[p.ModelInfo]:
@@ -76,15 +82,28 @@ def sample_models() -> list[p.ModelInfo]:
             sets=["chat", "code"],
         ),
         p.ModelInfo(id="qwen-coder", state="stopped", port=5803, queued=3, ttl=600, sets=["code"]),
+        # Its swap started (maxWait) and waits for llama-8b's requests before evicting it.
         p.ModelInfo(
             id="whisper",
             state="stopped",
             port=5804,
-            queued=1,
+            waiting=1,
             last_load_seconds=12.5,
             sets=["audio"],
+            starts=1,
         ),
-        p.ModelInfo(id="qwen-72b", state="stopped", port=5805, ttl=900, sets=["big"]),
+        p.ModelInfo(
+            id="qwen-72b",
+            state="failed",
+            port=5805,
+            ttl=900,
+            sets=["big"],
+            last_exit_code=-11,
+            starts=5,
+            failures=2,
+            last_failure=FAILURE,
+            last_failure_at=T0 - 125,
+        ),
     ]
 
 
@@ -226,7 +245,7 @@ class FakeSource:
                     daemon=DAEMON,
                     uptime=3 * 3600 + 125,
                     models=5,
-                    states={"ready": 2, "stopped": 3},
+                    states={"ready": 2, "stopped": 2, "failed": 1},
                     running=["embed", "llama-8b"],
                     legend=LEGEND,
                 )
@@ -246,6 +265,12 @@ class FakeSource:
             self.state.apply_event(event)
         self._changed()
 
+    def reply_models(self, models: list[p.ModelInfo]) -> None:
+        """A `models` reply, as the real source asks for one after a state change."""
+        assert self.state is not None
+        self.state.apply_models(models)
+        self._changed()
+
     def _answer(self, action: str, arg: object) -> Verdict:
         self.actions.append((action, arg))
         self.acted.set()
@@ -254,8 +279,11 @@ class FakeSource:
     async def load(self, model: str) -> Verdict:
         return self._answer("load", model)
 
-    async def unload(self, models: Sequence[str] | None) -> Verdict:
-        return self._answer("unload", None if models is None else list(models))
+    async def unload(self, models: Sequence[str] | None, *, now: bool = False) -> Verdict:
+        """Recorded as "unload", or "unload --now" when it cuts the requests in flight."""
+        return self._answer(
+            "unload --now" if now else "unload", None if models is None else list(models)
+        )
 
     async def reload(self) -> Verdict:
         return self._answer("reload", None)
@@ -283,6 +311,11 @@ def make_app(source: FakeSource | None = None, **kwargs: object) -> SwapTUI:
 def screen_text(app: App[object]) -> str:
     """What the terminal shows, as plain text, one line per row."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def rows_of(text: str) -> list[str]:
+    """Each screen line with its runs of spaces collapsed: a table row as one string."""
+    return [" ".join(line.split()) for line in text.splitlines()]
 
 
 async def settle(pilot: Pilot[object]) -> None:

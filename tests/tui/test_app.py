@@ -5,16 +5,28 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 import pytest
 
 from swapctl import protocol as p
 from swaptui.screens.confirm import ConfirmScreen
 from swaptui.screens.help import HelpScreen
+from swaptui.screens.unload import UnloadScreen
 from swaptui.screens.verdict import VerdictScreen
 from swaptui.state import Verdict
 from swaptui.widgets.log_view import LogView
 from swaptui.widgets.models_table import ModelsTable
-from tests.tui.fakes import T0, FakeSource, make_app, screen_text, settle
+from tests.tui.fakes import (
+    FAILURE,
+    T0,
+    FakeSource,
+    make_app,
+    rows_of,
+    sample_models,
+    screen_text,
+    settle,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -38,10 +50,15 @@ async def test_models_view_shows_every_model_with_its_state_and_the_legend() -> 
         await started(pilot, source)
         text = screen_text(app)
         assert "● connected │ swapd 0.1.0 │ up 3h02m │ 127.0.0.1:8080" in text
-        rows = [line.split() for line in text.splitlines()]
-        assert ["llama-8b", "ready", "41234", "5801", "2", "-", "4m05s", "3.4s", "chat"] in rows
-        assert ["qwen-coder", "stopped", "-", "5803", "-", "3", "(10m00s)", "-", "code"] in rows
-        assert "states: ● stopped  ● starting  ● ready  ● stopping  ● shutdown" in text
+        rows = rows_of(text)
+        # Every column fits in 80 columns, the last one included.
+        assert "Model State PID Port Busy Wait Queue TTL Load Group/sets" in rows
+        assert "embed ready 41240 5802 - - - - 420ms chat,code" in rows
+        assert "llama-8b ready 41234 5801 2 - - 4m05s 3.4s chat" in rows
+        assert "qwen-coder stopped - 5803 - - 3 (10m00s) - code" in rows
+        assert "whisper stopped - 5804 - 1 - - 12s audio" in rows
+        assert "states: ● stopped  ● starting  ● ready  ● stopping  ● failed  ● shutdown" in text
+        assert "q Quit" in text
 
 
 async def test_events_update_rows_in_place() -> None:
@@ -51,12 +68,14 @@ async def test_events_update_rows_in_place() -> None:
         await started(pilot, source)
         source.emit(
             p.StateChanged(time=T0, model="qwen-coder", old="stopped", new="starting"),
-            p.QueueChanged(time=T0, queued={"qwen-coder": 5}, in_flight={}),
+            p.QueueChanged(time=T0, queued={"whisper": 2}, waiting={"qwen-coder": 5}),
         )
         await settle(pilot)
-        rows = [line.split() for line in screen_text(app).splitlines()]
-        assert ["qwen-coder", "starting", "-", "5803", "-", "5", "(10m00s)", "-", "code"] in rows
-        assert ["llama-8b", "ready", "41234", "5801", "-", "-", "4m05s", "3.4s", "chat"] in rows
+        rows = rows_of(screen_text(app))
+        assert "qwen-coder starting - 5803 - 5 - (10m00s) - code" in rows
+        assert "whisper stopped - 5804 - - 2 - 12s audio" in rows
+        # The queue says who waits; what is in flight comes with the models reply.
+        assert "llama-8b ready 41234 5801 2 - - 4m05s 3.4s chat" in rows
 
 
 async def test_switching_views_with_number_keys() -> None:
@@ -115,6 +134,93 @@ async def test_selecting_a_model_and_loading_it_reaches_the_daemon() -> None:
         assert "evicts llama-8b" in screen_text(app)
 
 
+async def test_a_failed_model_says_how_and_when_under_the_table() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await started(pilot, source)
+        assert app.selected_model == "embed" and not app.model_note.display
+        await pilot.press("down", "down")  # qwen-72b: crashed twice in five starts
+        await settle(pilot)
+        note = f"qwen-72b: failed 2m05s ago: {FAILURE} (2 failures in 5 starts)"
+        assert note in screen_text(app)
+        # llama-8b crashes while serving: its row and the note follow the event.
+        await pilot.press("up")
+        source.emit(
+            p.StateChanged(
+                time=T0 - 4,
+                model="llama-8b",
+                old="ready",
+                new="failed",
+                reason="exited with code 3 while serving",
+            )
+        )
+        await settle(pilot)
+        text = screen_text(app)
+        assert "llama-8b failed - 5801 - - - (5m00s) 3.4s chat" in rows_of(text)
+        assert "llama-8b: failed 4.0s ago: exited with code 3 while serving" in text
+        # The models reply the event prompts brings the daemon's counts.
+        models = [
+            msgspec.structs.replace(
+                m,
+                state="failed",
+                pid=None,
+                starts=3,
+                failures=1,
+                last_failure="exited with code 3 while serving",
+                last_failure_at=T0 - 4,
+            )
+            if m.id == "llama-8b"
+            else m
+            for m in sample_models()
+        ]
+        source.reply_models(models)
+        await settle(pilot)
+        assert (
+            "llama-8b: failed 4.0s ago: exited with code 3 while serving (1 failure in 3 starts)"
+            in screen_text(app)
+        )
+        # A model that never failed has no note.
+        await pilot.press("up")
+        await settle(pilot)
+        assert not app.model_note.display
+        assert "failed 4.0s ago" not in screen_text(app)
+
+
+async def test_unloading_a_busy_model_asks_whether_to_wait_or_cut() -> None:
+    cut = Verdict(
+        "unload",
+        True,
+        "unloaded llama-8b",
+        warnings=("cut 2 requests in flight: their clients got an error",),
+    )
+    source = FakeSource(verdicts={"unload --now": cut})
+    app = make_app(source)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await started(pilot, source)
+        await pilot.press("down", "u")  # llama-8b, 2 requests in flight
+        await settle(pilot)
+        assert isinstance(app.screen, UnloadScreen)
+        text = screen_text(app)
+        assert "llama-8b is serving 2 requests in flight. Unload it:" in text
+        assert "enter  wait for them to finish (at most its unloadTimeout)" in text
+        assert "cut them now: their clients get an error" in text
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, UnloadScreen)
+        assert source.actions == []
+        # Enter: the default unload, which waits for them.
+        await pilot.press("u", "enter")
+        await acted(source)
+        assert source.actions == [("unload", ["llama-8b"])]
+        # c: cut them now; the verdict says how many were cut.
+        await pilot.press("u", "c")
+        await acted(source)
+        assert source.actions[-1] == ("unload --now", ["llama-8b"])
+        await until(pilot, lambda: app.state.verdict == cut, "the verdict")
+        await until(pilot, lambda: "cut 2 requests in flight" in screen_text(app), "its toast")
+
+
 async def test_unload_all_asks_first() -> None:
     source = FakeSource()
     app = make_app(source)
@@ -154,6 +260,25 @@ async def test_reload_shows_the_daemons_verdict_with_locations() -> None:
         await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, VerdictScreen)
+
+
+async def test_a_reload_verdict_shows_the_configs_warnings() -> None:
+    verdict = Verdict(
+        "reload",
+        True,
+        "/etc/swapd/config.yaml: reloaded (changed: llama-8b (cmd, env))",
+        warnings=("config.yaml:40:3: models.lonely: in no set: it runs alone",),
+    )
+    source = FakeSource(verdicts={"reload": verdict})
+    app = make_app(source)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("r")
+        await acted(source)
+        await until(pilot, lambda: isinstance(app.screen, VerdictScreen), "the verdict")
+        text = screen_text(app)
+        assert "✔ /etc/swapd/config.yaml: reloaded (changed: llama-8b (cmd, env))" in text
+        assert "warning: config.yaml:40:3: models.lonely: in no set: it runs alone" in text
 
 
 async def test_a_source_that_raises_becomes_a_verdict_not_a_crash() -> None:

@@ -13,23 +13,26 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from swapctl import protocol as p
 from swaptui.app import SwapTUI
 from swaptui.connection import Backoff, DaemonSource, Target
 from swaptui.screens.confirm import ConfirmScreen
+from swaptui.screens.unload import UnloadScreen
 from swaptui.screens.verdict import VerdictScreen
 from swaptui.state import DashboardState
 from swaptui.widgets.log_view import LogView
-from tests.tui.fakes import screen_text, until
+from tests.tui.fakes import rows_of, screen_text, until
 
 pytest.importorskip("swapd.control.server", reason="the control server is not in this tree")
 
 from swapd.control.interface import ControlError
+from tests.integration.control.fake_backend import FakeBackend
 from tests.tui.control_server import ServerThread
 
 pytestmark = pytest.mark.anyio
@@ -62,17 +65,15 @@ def live_app(path: Path) -> tuple[SwapTUI, DaemonSource]:
 async def test_views_show_what_the_daemon_reports(server: ServerThread) -> None:
     app, _ = live_app(server.path)
     async with app.run_test(size=(100, 30)) as pilot:
-        alpha = ["alpha", "stopped", "-", "5800", "-", "-", "(1m00s)", "-", "s1"]
         # Waits on the screen itself: a table re-laid out with new rows takes a refresh.
         await until(
             pilot,
-            lambda: alpha in [line.split() for line in screen_text(app).splitlines()],
+            lambda: "alpha stopped - 5800 - - - (1m00s) - s1" in rows_of(screen_text(app)),
             "the models on screen",
         )
         text = screen_text(app)
         assert text.splitlines()[0].startswith("● connected │ swapd 0.1.0-test │ up ")
-        rows = [line.split() for line in text.splitlines()]
-        assert ["beta", "stopped", "-", "5801", "-", "-", "(1m00s)", "-", "s2"] in rows
+        assert "beta stopped - 5801 - - - (1m00s) - s2" in rows_of(text)
         assert "states: ● stopped  ● starting  ● ready  ● stopping" in text
         # Matrix view: the daemon's sets and its explanation of the selected model.
         await pilot.press("4")
@@ -167,8 +168,6 @@ async def test_reconnects_and_resubscribes_after_the_daemon_restarts(
         await until(pilot, lambda: app.state.connection.attempts >= 2, "a failed retry")
         assert "no such socket (is swapd running?" in screen_text(app).splitlines()[0]
         # The daemon comes back with different models.
-        from tests.integration.control.fake_backend import FakeBackend
-
         restarted = ServerThread(sock_path, FakeBackend(models=("delta",))).start()
         try:
             await until(pilot, lambda: source.connections == 2, "the reconnection")
@@ -264,3 +263,144 @@ async def test_an_unexpected_error_reconnects_instead_of_freezing(server: Server
         assert calls == 2
         assert app.state.connection.status == "connected"
         assert "gamma" in app.state.models
+
+
+class CuttingBackend(FakeBackend):
+    """Records each unload; one with `now` cuts what is in flight on the models it stops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unloads: list[tuple[list[str] | None, bool]] = []
+
+    async def unload(self, models: Sequence[str] | None, now: bool = False) -> p.UnloadReply:
+        self.unloads.append((None if models is None else list(models), now))
+        names = list(self.models_) if models is None else list(models)
+        in_flight = sum(self.models_[m].in_flight for m in names if m in self.models_)
+        reply = await super().unload(models, now)
+        return msgspec.structs.replace(reply, cut=in_flight if now else 0)
+
+
+def set_model(backend: FakeBackend, model: str, **fields: object) -> Callable[[], None]:
+    """A change to one of the backend's models, to run in the server's loop."""
+
+    def change() -> None:
+        backend.models_[model] = msgspec.structs.replace(backend.models_[model], **fields)
+
+    return change
+
+
+async def test_requests_in_flight_are_kept_current_and_cutting_them_asks_first(
+    sock_path: Path,
+) -> None:
+    backend = CuttingBackend()
+    server = ServerThread(sock_path, backend).start()
+    try:
+        app, _ = live_app(sock_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: "gamma" in app.state.models, "the models reply")
+            await pilot.press("l")
+            await until(pilot, lambda: app.state.models["alpha"].state == "ready", "alpha ready")
+            # Two requests are granted: their events make the dashboard ask for the counts.
+            server.call(set_model(backend, "alpha", state="ready", in_flight=2))
+            server.call(
+                backend.bus.publish,
+                p.RequestEvent(time=time.time(), model="alpha", phase="granted", request="1"),
+            )
+            await until(
+                pilot,
+                lambda: any(
+                    row.startswith("alpha ready - 5800 2 ") for row in rows_of(screen_text(app))
+                ),
+                "2 in flight on alpha's row",
+            )
+            await pilot.press("u")
+            await until(pilot, lambda: isinstance(app.screen, UnloadScreen), "the question")
+            assert "alpha is serving 2 requests in flight" in screen_text(app)
+            await pilot.press("c")
+            await until(
+                pilot,
+                lambda: app.state.verdict is not None and app.state.verdict.action == "unload",
+                "the unload's verdict",
+            )
+            assert backend.unloads == [(["alpha"], True)]
+            verdict = app.state.verdict
+            assert verdict is not None and verdict.message == "unloaded alpha"
+            assert verdict.warnings == ("cut 2 requests in flight: their clients got an error",)
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def test_who_waits_and_how_a_model_failed_come_from_the_daemon(server: ServerThread) -> None:
+    backend = server.backend
+    app, _ = live_app(server.path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: "gamma" in app.state.models, "the models reply")
+        server.call(
+            backend.bus.publish,
+            p.QueueChanged(
+                time=time.time(), queued={"beta": 1}, waiting={"gamma": 3}, order=["beta"]
+            ),
+        )
+        await until(pilot, lambda: app.state.models["gamma"].waiting == 3, "the queue event")
+        rows = rows_of(screen_text(app))
+        assert "beta stopped - 5801 - - 1 (1m00s) - s2" in rows
+        assert "gamma stopped - 5802 - 3 - (1m00s) - s1" in rows
+        # beta crashes: the event says how, the models reply it prompts brings the counts.
+        failed_at = time.time() - 1
+        change = set_model(
+            backend,
+            "beta",
+            state="failed",
+            starts=2,
+            failures=1,
+            last_failure="exited with code 3 while serving",
+            last_failure_at=failed_at,
+        )
+        server.call(change)
+        server.call(
+            backend.bus.publish,
+            p.StateChanged(
+                time=failed_at,
+                model="beta",
+                old="ready",
+                new="failed",
+                reason="exited with code 3 while serving",
+            ),
+        )
+        await pilot.press("down")
+        await until(pilot, lambda: app.state.models["beta"].failures == 1, "the counts")
+        await until(
+            pilot,
+            lambda: "exited with code 3 while serving (1 failure in 2 starts)" in screen_text(app),
+            "the note under the table",
+        )
+        assert any(row.startswith("beta failed - 5801") for row in rows_of(screen_text(app)))
+
+
+async def test_a_reload_verdict_carries_what_changed_and_the_warnings(server: ServerThread) -> None:
+    server.backend.reload_outcome = p.ReloadResult(
+        path="/etc/swapd/config.yaml",
+        changed=["alpha"],
+        changes={"alpha": ["cmd", "env"]},
+        unchanged=["beta", "gamma"],
+        warnings=[
+            p.Problem(
+                message="in no set: it runs alone and evicts everything",
+                file="config.yaml",
+                line=9,
+                column=3,
+                path="models.gamma",
+            )
+        ],
+    )
+    app, _ = live_app(server.path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: "gamma" in app.state.models, "the models reply")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, VerdictScreen), "the verdict")
+        text = screen_text(app)
+        assert "/etc/swapd/config.yaml: reloaded (changed: alpha (cmd, env))" in text
+        assert (
+            "warning: config.yaml:9:3: models.gamma: in no set: it runs alone and evicts everything"
+            in text
+        )

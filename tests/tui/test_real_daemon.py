@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,15 +14,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from swaptui.app import SwapTUI
 from swaptui.connection import Backoff, DaemonSource, Target
 from swaptui.screens.confirm import ConfirmScreen
+from swaptui.screens.unload import UnloadScreen
 from swaptui.screens.verdict import VerdictScreen
 from swaptui.state import DashboardState
 from swaptui.widgets.log_view import LogView
-from tests.tui.fakes import screen_text, until
+from tests.tui.fakes import rows_of, screen_text, until
 from tests.tui.swapd_process import FAKE_UPSTREAM_CMD, SwapdProcess
 from tests.tui.tmux import TMUX, Tmux
 
@@ -67,8 +70,16 @@ async def test_dashboard_drives_a_real_daemon(workdir: Path) -> None:
             assert screen_text(app).splitlines()[0].startswith("● connected │ swapd ")
             # Load alpha (first row, sorted): a real process with a pid and a port.
             await pilot.press("l")
-            await until(pilot, lambda: app.state.models["alpha"].pid is not None, "alpha's pid")
-            assert app.state.models["alpha"].state == "ready"
+            # Ready and with its pid: the pid comes with the models reply a state change
+            # prompts, which may have been taken while it was still starting.
+            await until(
+                pilot,
+                lambda: (
+                    app.state.models["alpha"].state == "ready"
+                    and app.state.models["alpha"].pid is not None
+                ),
+                "alpha ready, with its pid",
+            )
             rows = [line.split() for line in screen_text(app).splitlines()]
             alpha = next(row for row in rows if row[:1] == ["alpha"])
             assert alpha[1] == "ready" and alpha[2].isdigit()
@@ -161,6 +172,96 @@ async def test_reload_verdict_from_a_real_daemon(workdir: Path) -> None:
             )
             assert "added: delta" in app.state.verdict.message
             await until(pilot, lambda: "delta" in app.state.models, "the new model")
+    finally:
+        await asyncio.to_thread(daemon.stop)
+
+
+@pytest.mark.anyio
+async def test_a_failed_start_is_shown_as_failed_with_how_and_counts(workdir: Path) -> None:
+    control = workdir / "c.sock"
+    config = workdir / "swapd.yaml"
+    config.write_text(
+        f"models:\n  broken:\n    cmd: {FAKE_UPSTREAM_CMD} --exit-during-start 0 --exit-code 3\n"
+    )
+    daemon = SwapdProcess(config, control)
+    try:
+        await asyncio.to_thread(daemon.wait_serving)
+        source = DaemonSource(Target(socket=control), backoff=Backoff(initial=0.05, maximum=0.3))
+        app = SwapTUI(source, DashboardState(), refresh_interval=0.01)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await until(pilot, lambda: "broken" in app.state.models, "the models")
+            await pilot.press("l")
+            await until(
+                pilot,
+                lambda: app.state.verdict is not None and app.state.verdict.action == "load",
+                "the load's verdict",
+            )
+            assert app.state.verdict is not None and not app.state.verdict.ok
+            await until(pilot, lambda: app.state.models["broken"].failures == 1, "the counts")
+            rows = rows_of(screen_text(app))
+            assert any(row.startswith("broken failed - ") for row in rows), rows
+            note = next(row for row in rows if row.startswith("broken: failed "))
+            assert re.fullmatch(
+                r"broken: failed \S+ ago: exited with code 3 while starting "
+                r"\(1 failure in 1 start\)",
+                note,
+            ), note
+    finally:
+        await asyncio.to_thread(daemon.stop)
+
+
+async def stream_until_cut(url: str, model: str, first: asyncio.Event) -> str:
+    """A streaming chat request: set `first` once a chunk arrived, return its whole text."""
+    async with httpx2.AsyncClient(base_url=url, timeout=60) as client:
+        body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            chunks = response.aiter_text()
+            text = await anext(chunks)
+            first.set()
+            return text + "".join([chunk async for chunk in chunks])
+
+
+@pytest.mark.anyio
+async def test_unloading_a_model_that_streams_asks_then_cuts_the_stream(workdir: Path) -> None:
+    control = workdir / "c.sock"
+    config = workdir / "swapd.yaml"
+    config.write_text(
+        f"models:\n  endless:\n    cmd: {FAKE_UPSTREAM_CMD} --token-interval 0.01 --tokens 100000\n"
+    )
+    daemon = SwapdProcess(config, control)
+    try:
+        await asyncio.to_thread(daemon.wait_serving)
+        source = DaemonSource(Target(socket=control), backoff=Backoff(initial=0.05, maximum=0.3))
+        app = SwapTUI(source, DashboardState(), refresh_interval=0.01)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: "endless" in app.state.models, "the models")
+            first = asyncio.Event()
+            stream = asyncio.create_task(
+                stream_until_cut(f"http://127.0.0.1:{daemon.port}", "endless", first)
+            )
+            await asyncio.wait_for(first.wait(), 30)
+            # The request's events make the dashboard ask for the count in flight.
+            await until(
+                pilot, lambda: app.state.models["endless"].in_flight == 1, "1 request in flight"
+            )
+            await pilot.press("u")
+            await until(pilot, lambda: isinstance(app.screen, UnloadScreen), "the question")
+            assert "endless is serving 1 request in flight" in screen_text(app)
+            await pilot.press("c")
+            text = await asyncio.wait_for(stream, 30)
+            await until(
+                pilot,
+                lambda: app.state.verdict is not None and app.state.verdict.action == "unload",
+                "the verdict",
+            )
+            verdict = app.state.verdict
+            assert verdict is not None and verdict.message == "unloaded endless"
+            assert verdict.warnings == ("cut 1 request in flight: their clients got an error",)
+            assert "[DONE]" not in text and '"error"' in text.rstrip().split("\n\n")[-1]
+            await until(
+                pilot, lambda: app.state.models["endless"].state == "stopped", "endless stopped"
+            )
     finally:
         await asyncio.to_thread(daemon.stop)
 

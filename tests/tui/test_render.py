@@ -12,17 +12,26 @@ from rich.console import Console, RenderableType
 
 from swapctl import protocol as p
 from swaptui.cli import parse_args
-from swaptui.connection import Backoff, Target, error_verdict, make_target
+from swaptui.connection import (
+    Backoff,
+    Target,
+    error_verdict,
+    make_target,
+    reload_result_verdict,
+    unload_verdict,
+)
 from swaptui.screens.help import help_renderable
+from swaptui.screens.unload import unload_question
 from swaptui.screens.verdict import verdict_text
 from swaptui.state import DashboardState, LegendEntry, LogLine, TimelineEntry, Verdict
 from swaptui.widgets.header import header_text, short_path
 from swaptui.widgets.log_view import clean, line_segments
 from swaptui.widgets.matrix_view import explain_renderable, matrix_renderable
-from swaptui.widgets.models_table import legend_text, model_rows
+from swaptui.widgets.models_table import legend_text, model_note, model_rows
+from swaptui.widgets.palette import STATE_STYLES, state_style
 from swaptui.widgets.timeline import status_text as timeline_status
 from swaptui.widgets.timeline import timeline_rows
-from tests.tui.fakes import DAEMON, T0, FixedClock, sample_matrix, sample_models
+from tests.tui.fakes import DAEMON, FAILURE, T0, FixedClock, sample_matrix, sample_models
 
 
 def text_of(renderable: RenderableType, width: int = 100) -> str:
@@ -82,12 +91,44 @@ def test_model_rows_are_sorted_filtered_and_formatted() -> None:
         "5801",
         "2",
         "-",
+        "-",
         "4m05s",
         "3.4s",
         "chat",
     ]
+    assert cells_text(rows[4][1])[4:7] == ["-", "1", "-"]  # whisper: one request waits
     assert [key for key, _ in model_rows(state, "QWEN")] == ["qwen-72b", "qwen-coder"]
     assert model_rows(state, "nothing") == []
+
+
+def test_failed_has_a_colour_of_its_own() -> None:
+    failed = state_style("failed")
+    assert failed == STATE_STYLES["failed"]
+    assert all(failed != style for state, style in STATE_STYLES.items() if state != "failed")
+    assert failed.bgcolor is not None  # a badge: it stands out of a column of states
+
+
+def test_the_note_says_how_and_when_the_selected_model_failed() -> None:
+    state = DashboardState(clock=FixedClock())
+    state.apply_models(sample_models())
+    note = model_note(state.models["qwen-72b"], T0)
+    assert note is not None
+    assert note.plain == f"qwen-72b: failed 2m05s ago: {FAILURE} (2 failures in 5 starts)"
+    assert note.style == "bold red"
+    # Never failed: no note at all.
+    assert model_note(state.models["embed"], T0) is None
+    assert model_note(None, T0) is None
+    # Running again after a crash: the history stays in view, quietly.
+    state.apply_event(p.StateChanged(time=T0, model="qwen-72b", old="failed", new="starting"))
+    note = model_note(state.models["qwen-72b"], T0 + 3600)
+    assert note is not None and note.style == "dim"
+    assert note.plain.startswith("qwen-72b: failed 1h02m ago: killed by SIGSEGV")
+    # A failure the daemon reported in an event, before its counts arrive.
+    state.apply_event(
+        p.StateChanged(time=T0 - 1, model="embed", old="ready", new="failed", reason="x")
+    )
+    note = model_note(state.models["embed"], T0)
+    assert note is not None and note.plain == "embed: failed 1.0s ago: x (0 failures in 0 starts)"
 
 
 def test_legend_names_every_state_in_the_daemons_order() -> None:
@@ -274,6 +315,59 @@ def test_verdict_text_lists_problems() -> None:
     verdict = Verdict("reload", False, "config_invalid: bad", ("c.yaml:1:2: x: y",))
     assert verdict_text(verdict).plain == "✖ config_invalid: bad\n  c.yaml:1:2: x: y"
     assert verdict_text(Verdict("load", True)).plain == "✔ ok"
+
+
+def test_verdict_text_lists_warnings_after_what_happened() -> None:
+    verdict = Verdict("reload", True, "c.yaml: reloaded", warnings=("c.yaml:9:3: m: in no set",))
+    assert verdict_text(verdict).plain == (
+        "✔ c.yaml: reloaded\n  warning: c.yaml:9:3: m: in no set"
+    )
+
+
+def test_a_reload_verdict_names_what_changed_and_carries_the_warnings() -> None:
+    result = p.ReloadResult(
+        path="/etc/swapd/config.yaml",
+        added=["new"],
+        changed=["chat", "code"],
+        changes={"chat": ["cmd", "env"], "code": ["port"]},
+        unchanged=["embed"],
+        warnings=[
+            p.Problem(
+                message="in no set: it runs alone and evicts everything",
+                file="config.yaml",
+                line=40,
+                column=3,
+                path="models.lonely",
+            )
+        ],
+    )
+    verdict = reload_result_verdict(result)
+    assert verdict.ok
+    assert verdict.message == (
+        "/etc/swapd/config.yaml: reloaded (added: new; changed: chat (cmd, env), code (port))"
+    )
+    assert verdict.warnings == (
+        "config.yaml:40:3: models.lonely: in no set: it runs alone and evicts everything",
+    )
+    assert reload_result_verdict(p.ReloadResult(path="c.yaml")).warnings == ()
+
+
+def test_an_unload_verdict_says_how_many_requests_were_cut() -> None:
+    quiet = unload_verdict(p.UnloadReply(models=["chat"]), now=False)
+    assert (quiet.ok, quiet.message, quiet.warnings) == (True, "unloaded chat", ())
+    cut = unload_verdict(p.UnloadReply(models=["chat"], cut=2), now=True)
+    assert cut.message == "unloaded chat"
+    assert cut.warnings == ("cut 2 requests in flight: their clients got an error",)
+    late = unload_verdict(p.UnloadReply(models=["chat"], cut=1), now=False)
+    assert late.warnings == (
+        "cut 1 request in flight (still running at the unloadTimeout): their clients got an error",
+    )
+    assert unload_verdict(p.UnloadReply(models=[]), now=False).message == "unloaded nothing"
+
+
+def test_the_unload_question_names_the_requests_in_flight() -> None:
+    assert unload_question("chat", 2).plain == "chat is serving 2 requests in flight. Unload it:"
+    assert unload_question("chat", 1).plain == "chat is serving 1 request in flight. Unload it:"
 
 
 def test_error_verdict_formats_problems_and_the_log_tail() -> None:

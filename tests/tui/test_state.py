@@ -130,6 +130,7 @@ def test_status_sets_daemon_uptime_legend_and_marks_header() -> None:
         "starting",
         "ready",
         "stopping",
+        "failed",
         "shutdown",
     ]
     assert state.uptime() == 100.0
@@ -171,20 +172,65 @@ def test_state_change_clears_pid_and_ttl_when_stopped_and_starts_ttl_when_ready(
     assert state.running() == ["embed", "new", "qwen-coder"]
 
 
-def test_queue_event_sets_every_count_and_requests_restart_the_ttl() -> None:
+def test_queue_event_sets_who_waits_and_requests_restart_the_ttl() -> None:
     state, clock = make_state()
     state.apply_models(sample_models())
+    assert state.models["whisper"].waiting == 1
     state.apply_event(
-        p.QueueChanged(time=T0, queued={"whisper": 4}, in_flight={"embed": 1}, order=["whisper"])
+        p.QueueChanged(
+            time=T0,
+            queued={"whisper": 4},
+            waiting={"qwen-coder": 2},
+            in_flight={"embed": 1},
+            order=["whisper"] * 4,
+        )
     )
-    counts = {m: (r.in_flight, r.queued) for m, r in state.models.items()}
-    assert counts["whisper"] == (0, 4)
-    assert counts["embed"] == (1, 0)
-    assert counts["llama-8b"] == (0, 0)
-    assert counts["qwen-coder"] == (0, 0)
+    counts = {m: (r.in_flight, r.waiting, r.queued) for m, r in state.models.items()}
+    assert counts["whisper"] == (0, 0, 4)
+    assert counts["qwen-coder"] == (0, 2, 0)
+    # What is in flight comes with the models reply, not with the queue's changes.
+    assert counts["embed"] == (0, 0, 0)
+    assert counts["llama-8b"] == (2, 0, 0)
+    assert state.take_dirty() == {MODELS}
     clock.now += 100
     state.apply_event(p.RequestEvent(time=T0, model="llama-8b", phase="done"))
     assert state.models["llama-8b"].ttl_left(clock()) == 300
+
+
+def test_models_reply_carries_who_waits_and_how_each_model_last_failed() -> None:
+    state, _ = make_state()
+    state.apply_models(sample_models())
+    row = state.models["qwen-72b"]
+    assert (row.state, row.starts, row.failures) == ("failed", 5, 2)
+    assert row.last_failure == "killed by SIGSEGV (segmentation fault: ...) while serving"
+    assert row.last_failure_at == T0 - 125
+    assert (state.models["whisper"].waiting, state.models["qwen-coder"].queued) == (1, 3)
+    assert (state.models["embed"].failures, state.models["embed"].last_failure) == (0, None)
+
+
+def test_a_model_that_fails_loses_its_process_and_says_how() -> None:
+    state, _ = make_state()
+    state.apply_models(sample_models())
+    state.take_dirty()
+    state.apply_event(
+        p.StateChanged(
+            time=T0 - 3,
+            model="llama-8b",
+            old="ready",
+            new="failed",
+            reason="exited with code 3 while serving",
+        )
+    )
+    row = state.models["llama-8b"]
+    assert (row.state, row.pid, row.ttl_deadline, row.in_flight) == ("failed", None, None, 0)
+    assert (row.last_failure, row.last_failure_at) == ("exited with code 3 while serving", T0 - 3)
+    # Counting is the daemon's: the counts arrive with the models reply the event prompts.
+    assert (row.starts, row.failures) == (0, 0)
+    assert state.take_dirty() == {MODELS, MATRIX}
+    assert "llama-8b" not in state.running()
+    # Started again: still the last failure on record, until the daemon says otherwise.
+    state.apply_event(p.StateChanged(time=T0, model="llama-8b", old="failed", new="starting"))
+    assert state.models["llama-8b"].last_failure == "exited with code 3 while serving"
 
 
 def test_log_events_and_lag_notes() -> None:

@@ -22,13 +22,14 @@ from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, Tab
 from swaptui import state as areas
 from swaptui.screens.confirm import ConfirmScreen
 from swaptui.screens.help import HelpScreen
+from swaptui.screens.unload import UnloadChoice, UnloadScreen
 from swaptui.screens.verdict import VerdictScreen
 from swaptui.source import Source
 from swaptui.state import PROXY_SOURCE, DashboardState, LogFilter, Verdict
 from swaptui.widgets.header import DaemonHeader
 from swaptui.widgets.log_view import LogStatus, LogView
 from swaptui.widgets.matrix_view import explain_renderable, matrix_renderable
-from swaptui.widgets.models_table import ModelsTable, legend_text, model_rows
+from swaptui.widgets.models_table import ModelsTable, legend_text, model_note, model_rows
 from swaptui.widgets.timeline import TimelineTable, timeline_rows
 from swaptui.widgets.timeline import status_text as timeline_status
 
@@ -81,6 +82,7 @@ class SwapTUI(App[None]):
         # Held directly: queries go to the active screen, which may be a modal one.
         self.header = DaemonHeader(self.state, id="header")
         self.models_table = ModelsTable(id="models-table")
+        self.model_note = Static(id="model-note")
         self.legend = Static(id="legend")
         self.log_view = LogView(self.state.logs, id="log-view")
         self.log_status = LogStatus(self.log_view, id="log-status")
@@ -98,6 +100,7 @@ class SwapTUI(App[None]):
         with self.tabs:
             with TabPane("1 Models", id="models"):
                 yield self.models_table
+                yield self.model_note
                 yield self.legend
             with TabPane("2 Logs", id="logs"):
                 yield self.log_status
@@ -164,6 +167,15 @@ class SwapTUI(App[None]):
         self.legend.update(legend_text(self.state.legend))
         if self.selected_model is None:
             self.selected_model = table.selected_model
+        self._show_model_note()
+
+    def _show_model_note(self) -> None:
+        """How the selected model last failed, if it did; nothing (no line) otherwise."""
+        model = self.selected_model
+        note = model_note(self.state.models.get(model) if model else None, self.state.clock())
+        self.model_note.display = note is not None
+        if note is not None:
+            self.model_note.update(note)
 
     def _show_timeline(self) -> None:
         show_routine = self.timeline.show_routine
@@ -209,6 +221,7 @@ class SwapTUI(App[None]):
         model = event.row_key.value
         if model and model != self.selected_model:
             self.selected_model = model
+            self._show_model_note()
             self.state.touch(areas.EXPLAIN)
             self.changed()
 
@@ -239,10 +252,25 @@ class SwapTUI(App[None]):
         self._act("load", self.selected_model)
 
     def action_unload(self) -> None:
-        if self.selected_model is None:
+        """Unload the selected model; if it is serving, ask whether to wait or cut first."""
+        model = self.selected_model
+        if model is None:
             self.notify("no model selected", severity="warning")
             return
-        self._act("unload", self.selected_model)
+        row = self.state.models.get(model)
+        in_flight = row.in_flight if row is not None else 0
+        if not in_flight:
+            self._act("unload", model)
+            return
+
+        def answered(choice: UnloadChoice | None) -> None:
+            if choice == "wait":
+                self.notify(f"unloading {model} once its requests in flight are done…")
+                self._act("unload", model)
+            elif choice == "now":
+                self._act("unload", model, now=True)
+
+        self.push_screen(UnloadScreen(model, in_flight), answered)
 
     def action_unload_all(self) -> None:
         running = self.state.running()
@@ -263,26 +291,27 @@ class SwapTUI(App[None]):
         self._act("reload", None)
 
     @work(group="actions", exit_on_error=False)
-    async def _act(self, action: str, model: str | None) -> None:
-        verdict = await self._call(action, model)
+    async def _act(self, action: str, model: str | None, *, now: bool = False) -> None:
+        verdict = await self._call(action, model, now=now)
         self.state.set_verdict(verdict)
         if action == "reload":
             self.push_screen(VerdictScreen(verdict))
         else:
+            calm = verdict.ok and not verdict.warnings
             self.notify(
-                verdict.message or action,
-                severity="information" if verdict.ok else "error",
-                timeout=4 if verdict.ok else 10,
+                "\n".join((verdict.message or action, *verdict.warnings)),
+                severity="error" if not verdict.ok else "information" if calm else "warning",
+                timeout=4 if calm else 10,
             )
         if action in ("load", "unload", "unload_all") and self.current_view == "matrix":
             self._ask_explain()
 
-    async def _call(self, action: str, model: str | None) -> Verdict:
+    async def _call(self, action: str, model: str | None, *, now: bool = False) -> Verdict:
         try:
             if action == "load" and model is not None:
                 return await self.source.load(model)
             if action == "unload" and model is not None:
-                return await self.source.unload([model])
+                return await self.source.unload([model], now=now)
             if action == "unload_all":
                 return await self.source.unload(None)
             return await self.source.reload()

@@ -4,9 +4,9 @@
 connects (a Unix socket, or `ssh HOST swapctl bridge` whose stdio carries the
 same protocol), subscribes to every topic with history, and asks for the
 status, models, swap policy and decision log. Events go into the
-`DashboardState` as they arrive; a few (state changes, reloads, lost events)
-make it re-ask for the models and the matrix view, coalesced over a short
-window, never on a timer.
+`DashboardState` as they arrive; a few (state changes, requests, reloads, lost
+events) make it re-ask for the models and the matrix view, coalesced over a
+short window, never on a timer.
 
 When the link drops or the daemon restarts, the state says "disconnected"
 with the reason, and the source retries with exponential backoff, then
@@ -93,6 +93,27 @@ def error_verdict(action: str, error: p.Error) -> Verdict:
         problems += ["log tail:", *error.log_tail.rstrip().splitlines()[-10:]]
     return Verdict(
         action=action, ok=False, message=f"{error.code}: {error.message}", problems=tuple(problems)
+    )
+
+
+def unload_verdict(reply: p.UnloadReply, *, now: bool) -> Verdict:
+    """What an unload stopped, and how many requests in flight it cut short."""
+    message = "unloaded " + (", ".join(reply.models) or "nothing")
+    warnings: tuple[str, ...] = ()
+    if reply.cut:
+        requests = f"{reply.cut} request{'s' if reply.cut != 1 else ''} in flight"
+        when = "" if now else " (still running at the unloadTimeout)"
+        warnings = (f"cut {requests}{when}: their clients got an error",)
+    return Verdict(action="unload", ok=True, message=message, warnings=warnings)
+
+
+def reload_result_verdict(result: p.ReloadResult) -> Verdict:
+    """A reload that went through: what changed in each model, and the config's warnings."""
+    return Verdict(
+        action="reload",
+        ok=True,
+        message=describe_changes(result),
+        warnings=tuple(warning.format() for warning in result.warnings),
     )
 
 
@@ -195,10 +216,14 @@ class DaemonSource:
         self._changed()
 
     def _after_event(self, event: p.EventPayload) -> None:
-        # Events carry the change, not the whole row (pid, port, TTL left, running set):
-        # re-ask for those, coalesced.
+        # Events carry the change, not the whole row (pid, port, TTL left, running set,
+        # a failed model's counts): re-ask for those, coalesced. A request's events do
+        # not say how many are in flight on its model (a cancelled one names no model),
+        # the models reply does.
         if isinstance(event, p.StateChanged):
             self._schedule_refetch({"models", "matrix"})
+        elif isinstance(event, p.RequestEvent):
+            self._schedule_refetch({"models"})
         elif isinstance(event, p.ConfigReloaded) and event.ok:
             self._schedule_refetch({"status", "models", "matrix"})
 
@@ -227,37 +252,37 @@ class DaemonSource:
 
     # -- actions ----------------------------------------------------------------
 
-    async def _act(self, action: str, call: Callable[[AsyncClient], Awaitable[str]]) -> Verdict:
+    async def _act(self, action: str, call: Callable[[AsyncClient], Awaitable[Verdict]]) -> Verdict:
         client = self.client
         if client is None:
             return Verdict(action=action, ok=False, message="not connected to the daemon")
         try:
-            message = await call(client)
+            return await call(client)
         except DaemonError as exc:
             return error_verdict(action, exc.error)
         except (ConnectionFailed, OSError) as exc:
             return Verdict(action=action, ok=False, message=str(exc))
-        return Verdict(action=action, ok=True, message=message)
 
     async def load(self, model: str) -> Verdict:
-        async def call(client: AsyncClient) -> str:
+        async def call(client: AsyncClient) -> Verdict:
             result = await client.load(model)
             if result.seconds is None:
-                return f"{result.model} is {result.state}"
-            return f"{result.model} {result.state} in {result.seconds:.1f}s"
+                message = f"{result.model} is {result.state}"
+            else:
+                message = f"{result.model} {result.state} in {result.seconds:.1f}s"
+            return Verdict(action="load", ok=True, message=message)
 
         return await self._act("load", call)
 
-    async def unload(self, models: Sequence[str] | None) -> Verdict:
-        async def call(client: AsyncClient) -> str:
-            stopped = await client.unload(models)
-            return "unloaded " + (", ".join(stopped) or "nothing")
+    async def unload(self, models: Sequence[str] | None, *, now: bool = False) -> Verdict:
+        async def call(client: AsyncClient) -> Verdict:
+            return unload_verdict(await client.unload_reply(models, now=now), now=now)
 
         return await self._act("unload", call)
 
     async def reload(self) -> Verdict:
-        async def call(client: AsyncClient) -> str:
-            return describe_changes(await client.reload())
+        async def call(client: AsyncClient) -> Verdict:
+            return reload_result_verdict(await client.reload())
 
         return await self._act("reload", call)
 

@@ -27,8 +27,10 @@ class Source(Protocol):
 
     async def load(self, model: str) -> Verdict: ...
 
-    async def unload(self, models: Sequence[str] | None) -> Verdict:
-        """Unload these models, or every model when `models` is None."""
+    async def unload(self, models: Sequence[str] | None, *, now: bool = False) -> Verdict:
+        """Unload these models, or every model when `models` is None. Each stops once its
+        requests in flight are done (at most its unloadTimeout); with `now`, at once,
+        cutting them (the verdict says how many)."""
         ...
 
     async def reload(self) -> Verdict:

@@ -52,7 +52,10 @@ class ModelRow:
     pid: int | None = None
     port: int | None = None
     in_flight: int = 0
+    waiting: int = 0
+    """Requests waiting for its load (a swap in progress)."""
     queued: int = 0
+    """Requests in the queue: behind another swap, or a model busy serving."""
     ttl: float = 0.0
     """Configured TTL in seconds (0 = never unloads for idleness)."""
     ttl_deadline: float | None = None
@@ -61,6 +64,13 @@ class ModelRow:
     memberships: tuple[str, ...] = ()
     """Groups or matrix sets this model belongs to."""
     argv: tuple[str, ...] = ()
+    starts: int = 0
+    failures: int = 0
+    """Failed starts and crashes among `starts`."""
+    last_failure: str | None = None
+    """How it last ended on its own, in the daemon's words."""
+    last_failure_at: float | None = None
+    """When (the daemon's Unix time)."""
 
     def ttl_left(self, now: float) -> float | None:
         if self.ttl_deadline is None:
@@ -172,6 +182,8 @@ class Verdict:
     message: str = ""
     problems: tuple[str, ...] = ()
     """Each problem formatted `file:line:column: path: message`."""
+    warnings: tuple[str, ...] = ()
+    """What went through but deserves a look: a reload's config warnings, requests cut."""
 
 
 @dataclass(slots=True)
@@ -294,12 +306,17 @@ class DashboardState:
                 pid=m.pid,
                 port=m.port,
                 in_flight=m.in_flight,
+                waiting=m.waiting,
                 queued=m.queued,
                 ttl=m.ttl,
                 ttl_deadline=ttl_deadline,
                 last_load_seconds=m.last_load_seconds,
                 memberships=tuple(m.sets or m.groups),
                 argv=tuple(m.argv),
+                starts=m.starts,
+                failures=m.failures,
+                last_failure=m.last_failure,
+                last_failure_at=m.last_failure_at,
             )
         self.models = rows
         self.touch(MODELS)
@@ -366,19 +383,25 @@ class DashboardState:
         if row is None:
             row = self.models[event.model] = ModelRow(event.model)
         row.state = event.new
-        if event.new in ("stopped", "shutdown"):
+        if event.new in ("stopped", "failed", "shutdown"):
             row.pid = None
             row.ttl_deadline = None
             row.in_flight = 0
             self.logs.flush(event.model, event.time)
+        if event.new == "failed":
+            # The event says how and when; the counts come with the models reply it prompts.
+            row.last_failure = event.reason or None
+            row.last_failure_at = event.time
         elif event.new == "ready" and row.ttl > 0:
             row.ttl_deadline = self.clock() + row.ttl
         self.touch(MODELS, MATRIX)
 
     def _queue_changed(self, event: p.QueueChanged) -> None:
+        # Who waits, and nothing else: requests in flight are the models reply's (the
+        # source re-asks after request events; the queue event's `in_flight` is not filled).
         for model, row in self.models.items():
             row.queued = event.queued.get(model, 0)
-            row.in_flight = event.in_flight.get(model, 0)
+            row.waiting = event.waiting.get(model, 0)
         self.touch(MODELS)
 
     def _request(self, event: p.RequestEvent) -> None:

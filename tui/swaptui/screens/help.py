@@ -19,7 +19,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("1 2 3 4", "views: models, logs, swaps, matrix"),
     ("↑ ↓", "select a model (models view)"),
     ("enter", "the selected model's log"),
-    ("l / u", "load / unload the selected model"),
+    ("l / u", "load / unload the selected model (serving: wait or cut?)"),
     ("U", "unload every model (asks first)"),
     ("r", "reload the daemon's config and show its verdict"),
     ("/", "filter the current view (logs: search); esc clears"),

@@ -1,5 +1,6 @@
-"""The daemon's verdict on a reload: what changed, or every config problem
-with its file:line:column, exactly as the daemon reported them."""
+"""The daemon's verdict on a reload: what changed (and the new config's
+warnings), or every config problem with its file:line:column, exactly as the
+daemon reported them."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def verdict_text(verdict: Verdict) -> Text:
     for problem in verdict.problems:
         text.append("\n  ")
         text.append(problem, style="red")
+    for warning in verdict.warnings:
+        text.append("\n  ")
+        text.append("warning: ", style="bold yellow")
+        text.append(warning, style="yellow")
     return text
 
 

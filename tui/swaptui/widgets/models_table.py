@@ -3,6 +3,9 @@
 Rows are computed by the pure `model_rows` (tested without Textual); the
 widget only diffs them against what it shows, touching changed cells, so a
 storm of queue events costs a few cell updates per repaint tick.
+
+Columns are one space apart (each cell carries a leading space, the table adds
+no padding), so all of them fit in 80 columns.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
+from swapctl import protocol as p
+from swapctl.render import failure_note
 from swaptui.state import DashboardState, LegendEntry, ModelRow, format_duration
 from swaptui.widgets.palette import state_style
 
@@ -20,13 +25,16 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("pid", "PID", 7),
     ("port", "Port", 5),
     ("in_flight", "Busy", 4),
+    ("waiting", "Wait", 4),
     ("queued", "Queue", 5),
     ("ttl", "TTL", 8),
     ("load", "Load", 6),
     ("sets", "Group/sets", None),
 )
 """Key, label and width (None: as wide as the content). Fixed widths keep the columns
-still while states and countdowns change, and cannot lag behind a new, wider value."""
+still while states and countdowns change, and cannot lag behind a new, wider value.
+Busy: requests in flight; Wait: waiting for its load; Queue: behind another swap or
+a busy model."""
 
 Cells = tuple[str | Text, ...]
 
@@ -45,6 +53,7 @@ def model_cells(row: ModelRow, now: float) -> Cells:
         "-" if row.pid is None else str(row.pid),
         "-" if row.port is None else str(row.port),
         str(row.in_flight) if row.in_flight else "-",
+        str(row.waiting) if row.waiting else "-",
         str(row.queued) if row.queued else "-",
         ttl,
         format_duration(row.last_load_seconds),
@@ -63,6 +72,25 @@ def model_rows(state: DashboardState, filter_text: str = "") -> list[tuple[str, 
     ]
 
 
+def model_note(row: ModelRow | None, now: float) -> Text | None:
+    """The line under the table for the selected model: how and when it last failed,
+    with its counts; in the failed colour while it is failed, dim once it ran again."""
+    if row is None or (row.state != "failed" and not row.failures and not row.last_failure):
+        return None
+    info = p.ModelInfo(
+        id=row.id,
+        state=row.state,
+        starts=row.starts,
+        failures=row.failures,
+        last_failure=row.last_failure,
+        last_failure_at=row.last_failure_at,
+    )
+    note = failure_note(info, now)
+    if row.state == "failed":
+        return Text(note, style="bold red")
+    return Text(note, style="dim")
+
+
 def legend_text(legend: tuple[LegendEntry, ...]) -> Text:
     """One line naming every state in the daemon's table, in its colour."""
     text = Text("states: ", style="dim", no_wrap=True, overflow="ellipsis")
@@ -77,12 +105,12 @@ class ModelsTable(DataTable[str | Text]):
     """The models table; the app reads `selected_model` for l/u/explain."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)
         self._shown: list[tuple[str, Cells]] = []
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+            self.add_column(_spaced(label), key=key, width=None if width is None else width + 1)
 
     @property
     def selected_model(self) -> str | None:
@@ -102,7 +130,7 @@ class ModelsTable(DataTable[str | Text]):
                 for (column, _, _), value, before in zip(COLUMNS, cells, old, strict=True):
                     if value != before:
                         try:
-                            self.update_cell(key, column, value, update_width=True)
+                            self.update_cell(key, column, _spaced(value), update_width=True)
                         except (CellDoesNotExist, RowDoesNotExist):
                             pass
             self._shown = rows
@@ -117,7 +145,7 @@ class ModelsTable(DataTable[str | Text]):
 
     def add_rows_with_keys(self, rows: list[tuple[str, Cells]]) -> None:
         for key, cells in rows:
-            self.add_row(*cells, key=key)
+            self.add_row(*map(_spaced, cells), key=key)
 
     def select(self, model: str) -> bool:
         keys = [key for key, _ in self._shown]
@@ -125,3 +153,10 @@ class ModelsTable(DataTable[str | Text]):
             return False
         self.move_cursor(row=keys.index(model), animate=False)
         return True
+
+
+def _spaced(cell: str | Text) -> str | Text:
+    """The cell with the one space that separates it from the column to its left."""
+    if isinstance(cell, Text):
+        return Text.assemble(" ", cell)
+    return " " + cell

@@ -9,9 +9,11 @@ STATE_STYLES: dict[str, Style] = {
     "starting": Style(color="yellow", bold=True),
     "ready": Style(color="green", bold=True),
     "stopping": Style(color="magenta"),
+    "failed": Style(color="bright_white", bgcolor="red", bold=True),
     "shutdown": Style(color="red"),
 }
-"""Known states get a colour; a state a newer daemon adds is shown plain."""
+"""Known states get a colour; a state a newer daemon adds is shown plain. A model that
+ended on its own (`failed`) is the one thing an operator must not miss: it is a badge."""
 
 
 def state_style(state: str) -> Style:
