@@ -72,6 +72,8 @@ class HistoryStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Records lost since the store opened: queue full, storage failing, or after close."""
     pending: int
     """Records waiting for the writer now."""
+    pruned: int
+    """Rows deleted by retention since the store opened."""
 
 
 class HistoryStore:
@@ -90,6 +92,7 @@ class HistoryStore:
         self._done = 0  # of those, written or dropped by the writer
         self._written = 0
         self._dropped = 0
+        self._pruned = 0
         self._closing = False
         self._arrived = trio.Event()
         self._full = trio.Event()
@@ -147,6 +150,7 @@ class HistoryStore:
             written=self._written,
             dropped=self._dropped,
             pending=len(self._pending),
+            pruned=self._pruned,
         )
 
     def update_settings(self, settings: HistorySettings) -> None:
@@ -222,10 +226,11 @@ class HistoryStore:
                 self._done += len(batch)
                 if not self._pending:
                     self._queue_full_logged = False
-                self._progress.set()
-                self._progress = trio.Event()
             if trio.current_time() >= self._next_prune:
                 await self._prune()
+            # After the retention pass too: a flush waited for now follows any pass due.
+            self._progress.set()
+            self._progress = trio.Event()
 
     async def _write(self, batch: list[AnyRecord]) -> None:
         if not batch:
@@ -258,7 +263,7 @@ class HistoryStore:
             return
         self._writer_busy = True
         try:
-            await trio.to_thread.run_sync(
+            self._pruned += await trio.to_thread.run_sync(
                 db.prune, self.settings, self._clock(), limiter=self._limiter,
                 abandon_on_cancel=True,
             )  # fmt: skip

@@ -145,6 +145,11 @@ class UsageParser:
         """Bytes fed so far."""
         return self._total
 
+    @property
+    def held(self) -> int:
+        """Bytes kept in memory now (at most `head_bytes + 2 * tail_bytes`)."""
+        return len(self._head) + len(self._tail)
+
     def feed(self, chunk: bytes) -> None:
         total = self._total
         if total < self._head_bytes:
