@@ -28,7 +28,7 @@ from swapd.history.queries import (
 )
 from swapd.history.records import AnyRecord, HistoryRecord, RequestRecord, SwapRecord
 from swapd.history.rows import EXITS, HISTORY_TABLES, RELOADS, REQUESTS, SWAPS, TABLE_OF, Table
-from swapd.history.schema import migrate
+from swapd.history.schema import SCHEMA_VERSION, NewerSchema, migrate, schema_version
 from swapd.history.settings import DAY, HistorySettings
 
 FILE_MODE = 0o600
@@ -57,6 +57,10 @@ class Database:
             path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
         )
         try:
+            # Before anything changes the file (WAL mode is written into it).
+            version = schema_version(conn)
+            if version > SCHEMA_VERSION:
+                raise NewerSchema(f"schema version {version}, newer than this swapd's")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot use WAL mode (got {mode})")
@@ -69,21 +73,37 @@ class Database:
 
     @classmethod
     def open_reader(cls, path: Path) -> Database:
-        """A read-only connection; HistoryUnavailable if there is no readable file."""
+        """A read-only connection; HistoryUnavailable if there is no readable file.
+
+        In a directory swapd cannot write, SQLite cannot create the shared
+        memory file a WAL database is read through; the file is then read as
+        immutable (no writer can be at work there), which is what lets an
+        operator still read the history of a read-only state directory.
+        """
         if not path.exists():
             raise HistoryUnavailable(f"no history at {path}")
-        try:
-            conn = sqlite3.connect(
-                path.absolute().as_uri() + "?mode=ro",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT,
-            )
-            conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
-        except sqlite3.Error as exc:
-            raise HistoryUnavailable(f"cannot read {path}: {exc}") from None
-        return cls(conn, path)
+        uri = path.absolute().as_uri() + "?mode=ro"
+        error: sqlite3.Error | None = None
+        for options in ("", "&immutable=1"):
+            try:
+                conn = sqlite3.connect(
+                    uri + options,
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=BUSY_TIMEOUT,
+                )
+            except sqlite3.Error as exc:
+                error = exc
+                continue
+            try:
+                conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                conn.close()
+                error = exc
+                continue
+            return cls(conn, path)
+        raise HistoryUnavailable(f"cannot read {path}: {error}")
 
     def close(self) -> None:
         self.conn.close()

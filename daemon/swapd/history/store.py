@@ -134,12 +134,17 @@ class HistoryStore:
                 len(self._pending),
             )
 
-    async def flushed(self) -> None:
-        """Return once every record given before this call is written (or dropped)."""
+    async def flushed(self, *, hurry: bool = True) -> None:
+        """Return once every record given before this call is written (or dropped).
+
+        With `hurry` the writer writes what waits at once; without, at its own
+        pace (a full batch, or `flush_interval` after the first record).
+        """
         target = self._accepted
         while self._done < target:
-            self._arrived.set()
-            self._full.set()
+            if hurry:
+                self._arrived.set()
+                self._full.set()
             await self._progress.wait()
 
     def status(self) -> HistoryStatus:
