@@ -53,7 +53,7 @@ async def scenario(state_dir: Path, count: int) -> dict[str, object]:
                     stream=False,
                     outcome="done",
                     status=200,
-                )  # fmt: skip
+                )
             )
         with trio.fail_after(30):
             await store.flushed()
