@@ -61,6 +61,26 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     """Prompt processing speed as the server measured it (`prompt_per_second`)."""
 
 
+class _Holder(msgspec.Struct):
+    """An object that may hold a `usage`: a Responses API `response`, an Anthropic `message`."""
+
+    usage: Any = None
+
+
+class _Answer(msgspec.Struct):
+    """The keys of an answer or an event that carry figures; msgspec skips the rest unread."""
+
+    usage: Any = None
+    timings: Any = None
+    tokens_evaluated: Any = None
+    tokens_predicted: Any = None
+    response: _Holder | None = None
+    message: _Holder | None = None
+
+
+_decode_answers = msgspec.json.Decoder(_Answer | list[_Answer]).decode
+
+
 class _Found:
     """Figures gathered while reading, before `usage` and `timings` are merged."""
 
@@ -85,9 +105,14 @@ class _Found:
         if _is_int(cached) and cached >= 0:
             self.cached = cached
 
-    def read_object(self, obj: dict[str, Any]) -> None:
-        """Absorb one decoded JSON object (a whole answer or one stream event)."""
-        for usage in (obj.get("usage"), _sub(obj, "response"), _sub(obj, "message")):
+    def read(self, answer: _Answer) -> None:
+        """Absorb one decoded answer (a whole response or one stream event)."""
+        response, message = answer.response, answer.message
+        for usage in (
+            answer.usage,
+            None if response is None else response.usage,
+            None if message is None else message.usage,
+        ):
             if isinstance(usage, dict):
                 self.counts(
                     _first(usage, "prompt_tokens", "input_tokens"),
@@ -95,10 +120,9 @@ class _Found:
                     _cached(usage),
                 )
         # llama-server's own /completion answer keeps its counts at the top level.
-        self.counts(obj.get("tokens_evaluated"), obj.get("tokens_predicted"))
-        timings = obj.get("timings")
-        if isinstance(timings, dict):
-            self.timings = timings
+        self.counts(answer.tokens_evaluated, answer.tokens_predicted)
+        if isinstance(answer.timings, dict):
+            self.timings = answer.timings
 
     def usage(self) -> Usage:
         t = self.timings or {}
@@ -128,13 +152,16 @@ class UsageParser:
     Memory is bounded by `head_bytes + 2 * tail_bytes` whatever the body's size.
     """
 
-    __slots__ = ("_event_stream", "_head", "_head_bytes", "_tail", "_tail_bytes", "_total")
+    __slots__ = (
+        "_event_stream", "_head", "_head_bytes", "_tail", "_tail_bytes", "_total", "_trim_at",
+    )  # fmt: skip
 
     def __init__(
         self, event_stream: bool, *, tail_bytes: int = TAIL_BYTES, head_bytes: int = HEAD_BYTES
     ) -> None:
         self._event_stream = event_stream
         self._tail_bytes = tail_bytes
+        self._trim_at = 2 * tail_bytes
         self._head_bytes = head_bytes
         self._head = b""
         self._tail = bytearray()
@@ -157,7 +184,7 @@ class UsageParser:
         self._total = total + len(chunk)
         tail = self._tail
         tail += chunk
-        if len(tail) > 2 * self._tail_bytes:  # trimmed now and then, not per chunk
+        if len(tail) > self._trim_at:  # trimmed now and then, not per chunk
             del tail[: len(tail) - self._tail_bytes]
 
     def result(self) -> Usage:
@@ -202,40 +229,42 @@ def generation_rate(
 
 
 def _read_events(data: bytes, found: _Found, *, first_cut: bool, last_cut: bool) -> None:
-    lines = data.split(b"\n")
-    if first_cut:
-        lines = lines[1:]
-    if last_cut and lines:
-        lines = lines[:-1]
-    for line in lines:
-        line = line.strip()
-        if not line.startswith(b"data:"):
+    """The `data:` lines that mention a figure, in order; `first_cut`/`last_cut`: the
+    first or last line may be a piece of a longer one, and is skipped."""
+    lines: set[tuple[int, int]] = set()
+    for marker in _MARKERS:  # found by memchr-speed search, not line by line in Python
+        at = data.find(marker)
+        while at != -1:
+            start = data.rfind(b"\n", 0, at) + 1
+            end = data.find(b"\n", at)
+            if end == -1:
+                end = len(data)
+            lines.add((start, end))
+            at = data.find(marker, end)
+    for start, end in sorted(lines):
+        if (first_cut and start == 0) or (last_cut and end == len(data)):
             continue
-        payload = line[5:].strip()
-        if not any(marker in payload for marker in _MARKERS):
-            continue
-        obj = _decode(payload)
-        if isinstance(obj, dict):
-            found.read_object(obj)
+        line = data[start:end].strip()
+        if line.startswith(b"data:"):
+            for answer in _answers(line[5:].strip()):
+                found.read(answer)
 
 
 def _read_json(data: bytes, found: _Found) -> None:
-    obj = _decode(data)
-    if isinstance(obj, dict):
-        found.read_object(obj)
-    elif isinstance(obj, list):
-        for item in obj:
-            if isinstance(item, dict):
-                found.read_object(item)
+    for answer in _answers(data):
+        found.read(answer)
 
 
 def _read_raw(data: bytes, found: _Found) -> None:
-    inputs = _RAW_INPUT.findall(data)
-    outputs = _RAW_OUTPUT.findall(data)
-    found.counts(
-        int(inputs[-1]) if inputs else None,
-        int(outputs[-1]) if outputs else None,
-    )
+    if b"tokens" in data:
+        inputs = _RAW_INPUT.findall(data)
+        outputs = _RAW_OUTPUT.findall(data)
+        found.counts(
+            int(inputs[-1]) if inputs else None,
+            int(outputs[-1]) if outputs else None,
+        )
+    if b'_n"' not in data and b"per_second" not in data:
+        return
     timings: dict[str, Any] = {}
     for key, pattern in _RAW_TIMINGS.items():
         values = pattern.findall(data)
@@ -257,16 +286,39 @@ def _fill_from(found: _Found, head: bytes) -> None:
             found.outputs = early.outputs
 
 
-def _decode(payload: bytes) -> Any:
+def _answers(payload: bytes) -> list[_Answer]:
+    """The answers in a JSON payload (an object, or a list of them); [] if it is not JSON."""
     try:
-        return msgspec.json.decode(payload)
+        decoded = _decode_answers(payload)
+    except msgspec.ValidationError:  # valid JSON of another shape: read it loosely
+        return _loose(payload)
     except msgspec.DecodeError:
-        return None
+        return []
+    return decoded if isinstance(decoded, list) else [decoded]
 
 
-def _sub(obj: dict[str, Any], key: str) -> Any:
-    inner = obj.get(key)
-    return inner.get("usage") if isinstance(inner, dict) else None
+def _loose(payload: bytes) -> list[_Answer]:
+    try:  # the typed pass may stop at a wrong type before a syntax error further on
+        obj = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return []
+    items = obj if isinstance(obj, list) else [obj]
+    return [
+        _Answer(
+            usage=item.get("usage"),
+            timings=item.get("timings"),
+            tokens_evaluated=item.get("tokens_evaluated"),
+            tokens_predicted=item.get("tokens_predicted"),
+            response=_holder(item.get("response")),
+            message=_holder(item.get("message")),
+        )
+        for item in items
+        if isinstance(item, dict)
+    ]
+
+
+def _holder(value: Any) -> _Holder | None:
+    return _Holder(usage=value.get("usage")) if isinstance(value, dict) else None
 
 
 def _first(usage: dict[str, Any], *keys: str) -> Any:
