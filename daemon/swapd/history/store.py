@@ -93,6 +93,7 @@ class HistoryStore:
         self._written = 0
         self._dropped = 0
         self._pruned = 0
+        self._passes = 0  # retention passes run (or skipped for want of a file)
         self._closing = False
         self._arrived = trio.Event()
         self._full = trio.Event()
@@ -135,13 +136,15 @@ class HistoryStore:
             )
 
     async def flushed(self, *, hurry: bool = True) -> None:
-        """Return once every record given before this call is written (or dropped).
+        """Return once every record given before this call is written (or dropped),
+        and a retention pass that was due has run.
 
         With `hurry` the writer writes what waits at once; without, at its own
         pace (a full batch, or `flush_interval` after the first record).
         """
         target = self._accepted
-        while self._done < target:
+        passes = self._passes if trio.current_time() >= self._next_prune else None
+        while self._done < target or self._passes == passes:
             if hurry:
                 self._arrived.set()
                 self._full.set()
@@ -265,6 +268,7 @@ class HistoryStore:
         self._next_prune = trio.current_time() + self.settings.prune_interval
         db = self._writer
         if db is None:
+            self._passes += 1
             return
         self._writer_busy = True
         try:
@@ -275,6 +279,7 @@ class HistoryStore:
         except _STORAGE_ERRORS as exc:
             self._failed(f"cannot apply retention to {self.path}: {exc}")
         self._writer_busy = False
+        self._passes += 1
 
     def _failed(self, error: str) -> None:
         """Log the first failure of a run of them; the rest are only counted."""
