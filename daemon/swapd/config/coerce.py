@@ -67,7 +67,7 @@ def unknown_key(key: str, known: Collection[str]) -> str:
     return f"unknown key {describe(key)}{hint}"
 
 
-def _int_bounds(t: mi.IntType) -> str:
+def _int_bounds(t: mi.IntType | mi.FloatType) -> str:
     parts = []
     if t.ge is not None:
         parts.append(f">= {t.ge}")
@@ -78,6 +78,15 @@ def _int_bounds(t: mi.IntType) -> str:
     if t.lt is not None:
         parts.append(f"< {t.lt}")
     return (" " + " and ".join(parts)) if parts else ""
+
+
+def _out_of_bounds(t: mi.IntType | mi.FloatType, value: float) -> bool:
+    return (
+        (t.ge is not None and value < t.ge)
+        or (t.gt is not None and value <= t.gt)
+        or (t.le is not None and value > t.le)
+        or (t.lt is not None and value >= t.lt)
+    )
 
 
 class Coercer:
@@ -139,6 +148,10 @@ class Coercer:
             return self.integer(t, value, path)
         if isinstance(t, mi.FloatType):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if _out_of_bounds(t, value):
+                    return self.problem(
+                        path, f"expected number{_int_bounds(t)}, got {describe(value)}"
+                    )
                 return float(value)
             return self.problem(path, f"expected number, got {describe(value)}")
         if isinstance(t, mi.LiteralType):
@@ -191,12 +204,7 @@ class Coercer:
             if not math.isfinite(value):
                 return self.problem(path, f"{want}, got {describe(value)}")
             value = int(value)  # yaml.v3 truncates floats into int fields
-        if (
-            (t.ge is not None and value < t.ge)
-            or (t.gt is not None and value <= t.gt)
-            or (t.le is not None and value > t.le)
-            or (t.lt is not None and value >= t.lt)
-        ):
+        if _out_of_bounds(t, value):
             return self.problem(path, f"{want}, got {value}")
         return value
 

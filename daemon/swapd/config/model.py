@@ -101,6 +101,12 @@ class ControlConfig(_Frozen):
     group: str | None
 
 
+class HistoryConfig(_Frozen):
+    enabled: bool = True
+    retention_days: float = 7.0  # 0 = no age limit
+    max_requests: int = 1_000_000  # 0 = no limit
+
+
 class Config(_Frozen):
     """The whole effective configuration."""
 
@@ -132,3 +138,4 @@ class Config(_Frozen):
     log_ring_bytes: int
     max_request_body_size: int
     macros: dict[str, str | int | float | bool]
+    history: HistoryConfig = field(default_factory=HistoryConfig)

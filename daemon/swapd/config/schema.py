@@ -331,6 +331,18 @@ class HttpDoc(_Doc):
     ] = 1024 * 1024
 
 
+class HistoryDoc(_Doc):
+    """swapd: the request, swap, exit and reload history kept in the state directory."""
+
+    enabled: Annotated[bool, Meta(description="Record history; false keeps none.")] = True
+    retention_days: Annotated[
+        float, Meta(ge=0, description="Days of history kept; 0 = no age limit.")
+    ] = 7.0
+    max_requests: Annotated[
+        int, Meta(ge=0, description="Most request records kept (oldest go first); 0 = no limit.")
+    ] = 1_000_000
+
+
 class ConfigDoc(_Doc):
     """A swapd (llama-swap compatible) configuration file."""
 
@@ -377,6 +389,7 @@ class ConfigDoc(_Doc):
     upstream: UpstreamDoc = field(default_factory=UpstreamDoc)
     control: ControlDoc = field(default_factory=ControlDoc)
     http: HttpDoc = field(default_factory=HttpDoc)
+    history: HistoryDoc = field(default_factory=HistoryDoc)
     log_ring_bytes: Annotated[
         int, Meta(ge=1024, description="swapd: bytes of each model's output kept in memory.")
     ] = 256 * 1024

@@ -32,6 +32,7 @@ from swapd.config.model import (
     ControlConfig,
     FifoConfig,
     GroupConfig,
+    HistoryConfig,
     ModelConfig,
     PerformanceConfig,
     RouterUse,
@@ -250,6 +251,11 @@ def build(doc: ConfigDoc, expanded: Expanded) -> Built:
         log_ring_bytes=doc.log_ring_bytes,
         max_request_body_size=doc.max_request_body_size,
         macros=dict(doc.macros),
+        history=HistoryConfig(
+            enabled=doc.history.enabled,
+            retention_days=float(doc.history.retention_days),
+            max_requests=doc.history.max_requests,
+        ),
     )
     return out
 

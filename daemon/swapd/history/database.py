@@ -1,0 +1,276 @@
+"""The history file itself: opening, writing batches, retention, reading. Every call blocks.
+
+Nothing here may run on the event loop: `HistoryStore` calls it through
+`trio.to_thread`, one batch at a time on the writer connection, one question
+at a time on the reader connection. The file is SQLite in WAL mode (readers
+never wait for the writer, nor the writer for them) with `synchronous =
+NORMAL`: a crash of swapd loses nothing committed, a power cut may lose the
+last batches, which is the right price for history.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from swapd.history import stats as st
+from swapd.history.queries import (
+    ActivityQuery,
+    HistoryQuery,
+    activity_sql,
+    clamp_limit,
+    history_sql,
+    load_times_sql,
+)
+from swapd.history.records import AnyRecord, HistoryRecord, RequestRecord, SwapRecord
+from swapd.history.rows import EXITS, HISTORY_TABLES, RELOADS, REQUESTS, SWAPS, TABLE_OF, Table
+from swapd.history.schema import SCHEMA_VERSION, NewerSchema, migrate, schema_version
+from swapd.history.settings import DAY, HistorySettings
+
+FILE_MODE = 0o600
+BUSY_TIMEOUT = 5.0
+#: Rows deleted per retention transaction, so one pass never holds a huge one.
+PRUNE_CHUNK = 20_000
+
+
+class HistoryUnavailable(Exception):
+    """The history file cannot be read (never created, unreadable, or too new)."""
+
+
+class Database:
+    """One connection to the history file (autocommit; transactions are explicit)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open_writer(cls, path: Path) -> Database:
+        """Open (creating it 0600 if needed) and migrate. Raises OSError, sqlite3.Error,
+        NewerSchema."""
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
+        )
+        try:
+            # Before anything changes the file (WAL mode is written into it).
+            version = schema_version(conn)
+            if version > SCHEMA_VERSION:
+                raise NewerSchema(f"schema version {version}, newer than this swapd's")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot use WAL mode (got {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    @classmethod
+    def open_reader(cls, path: Path) -> Database:
+        """A read-only connection; HistoryUnavailable if there is no readable file.
+
+        In a directory swapd cannot write, SQLite cannot create the shared
+        memory file a WAL database is read through; the file is then read as
+        immutable (no writer can be at work there), which is what lets an
+        operator still read the history of a read-only state directory.
+        """
+        if not path.exists():
+            raise HistoryUnavailable(f"no history at {path}")
+        uri = path.absolute().as_uri() + "?mode=ro"
+        error: sqlite3.Error | None = None
+        for options in ("", "&immutable=1"):
+            try:
+                conn = sqlite3.connect(
+                    uri + options,
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=BUSY_TIMEOUT,
+                )
+            except sqlite3.Error as exc:
+                error = exc
+                continue
+            try:
+                conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                conn.close()
+                error = exc
+                continue
+            return cls(conn, path)
+        raise HistoryUnavailable(f"cannot read {path}: {error}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ----- writing -----------------------------------------------------------
+
+    def write(self, records: Sequence[AnyRecord]) -> None:
+        """All of `records` in one transaction, or none (the error is raised)."""
+        by_table: dict[str, tuple[Table[Any], list[tuple[Any, ...]]]] = {}
+        for record in records:
+            table = TABLE_OF[type(record)]
+            by_table.setdefault(table.name, (table, []))[1].append(table.to_row(record))
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            for table, rows in by_table.values():
+                conn.executemany(table.insert_sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def prune(self, settings: HistorySettings, now: float) -> int:
+        """Apply retention; the number of rows deleted."""
+        deleted = 0
+        if settings.retention_days > 0:
+            cutoff = now - settings.retention_days * DAY
+            for table in (REQUESTS, SWAPS, EXITS, RELOADS):
+                deleted += self._delete_chunked(
+                    table, f"SELECT seq FROM {table.name} WHERE {table.time_column} < ?", [cutoff]
+                )
+        caps = [(REQUESTS, settings.max_requests)]
+        caps += [(t, settings.max_events) for t in (SWAPS, EXITS, RELOADS)]
+        for table, cap in caps:
+            if cap <= 0:
+                continue
+            row = self.conn.execute(
+                f"SELECT seq FROM {table.name} ORDER BY seq DESC LIMIT 1 OFFSET ?", [cap]
+            ).fetchone()
+            if row is not None:
+                deleted += self._delete_chunked(
+                    table, f"SELECT seq FROM {table.name} WHERE seq <= ?", [row[0]]
+                )
+        return deleted
+
+    def _delete_chunked(self, table: Table[Any], select: str, params: list[Any]) -> int:
+        deleted = 0
+        while True:
+            cursor = self.conn.execute(
+                f"DELETE FROM {table.name} WHERE seq IN ({select} LIMIT {PRUNE_CHUNK})", params
+            )
+            deleted += cursor.rowcount
+            if cursor.rowcount < PRUNE_CHUNK:
+                return deleted
+
+    # ----- reading -----------------------------------------------------------
+
+    def activity(self, query: ActivityQuery) -> list[RequestRecord]:
+        sql, params = activity_sql(query)
+        return [REQUESTS.from_row(row) for row in self.conn.execute(sql, params)]
+
+    def request(self, request_id: int) -> RequestRecord | None:
+        """The newest request with this id (ids restart when the daemon does)."""
+        row = self.conn.execute(
+            f"SELECT {REQUESTS.select_columns} FROM requests WHERE id = ?"
+            " ORDER BY seq DESC LIMIT 1",
+            [request_id],
+        ).fetchone()
+        return None if row is None else REQUESTS.from_row(row)
+
+    def history(self, query: HistoryQuery) -> list[HistoryRecord]:
+        """The newest `limit` swaps, exits and reloads (of `query.kinds`), merged by time."""
+        streams: list[Iterable[tuple[float, HistoryRecord]]] = []
+        for kind in dict.fromkeys(query.kinds):
+            sql, params = history_sql(kind, query)
+            table = HISTORY_TABLES[kind]
+            records = [table.from_row(row) for row in self.conn.execute(sql, params)]
+            streams.append((_time_of(r), r) for r in records)
+        merged = heapq.merge(*streams, key=lambda pair: pair[0], reverse=True)
+        return [record for _, record in list(merged)[: clamp_limit(query.limit)]]
+
+    def load_times(self, model: str, limit: int) -> list[float]:
+        sql, params = load_times_sql(model, limit)
+        return [row[0] for row in self.conn.execute(sql, params)]
+
+    def next_request_id(self) -> int:
+        """One past the largest request id kept, so a new run's ids follow the old ones."""
+        row = self.conn.execute("SELECT MAX(id) FROM requests").fetchone()
+        return 1 if row[0] is None else int(row[0]) + 1
+
+    def stats(self, since: float, until: float) -> st.Stats:
+        window = [since, until]
+        models: dict[str, dict[str, Any]] = {}
+        for row in self.conn.execute(
+            f"""SELECT model, COUNT(*), SUM({st.ERROR_SQL}), COUNT(ttfb_s), COUNT(duration_s),
+                       COUNT(tokens_per_s), TOTAL(prompt_tokens), TOTAL(completion_tokens)
+                FROM requests WHERE model IS NOT NULL AND start >= ? AND start < ?
+                GROUP BY model""",
+            window,
+        ):
+            model, count, errors, n_ttfb, n_duration, n_rate, prompt, completion = row
+            spot = (model, since, until)
+            models[model] = {
+                "requests": count,
+                "errors": int(errors or 0),
+                "ttfb_p50_s": self._percentile("ttfb_s", n_ttfb, 0.5, spot),
+                "ttfb_p95_s": self._percentile("ttfb_s", n_ttfb, 0.95, spot),
+                "duration_p50_s": self._percentile("duration_s", n_duration, 0.5, spot),
+                "duration_p95_s": self._percentile("duration_s", n_duration, 0.95, spot),
+                "tokens_per_s_p50": self._percentile("tokens_per_s", n_rate, 0.5, spot),
+                "prompt_tokens": int(prompt),
+                "completion_tokens": int(completion),
+            }
+        for target, loads, failures, n_ok in self.conn.execute(
+            """SELECT target, COUNT(*), SUM(result = 'failed'),
+                      COUNT(CASE WHEN result = 'ok' THEN load_s END)
+               FROM swaps WHERE start >= ? AND start < ? GROUP BY target""",
+            window,
+        ):
+            entry = models.setdefault(target, {})
+            entry["loads"] = loads
+            entry["load_failures"] = int(failures or 0)
+            entry["load_p50_s"] = self._load_percentile(target, n_ok, since, until)
+        for model, crashes in self.conn.execute(
+            "SELECT model, SUM(failed) FROM exits WHERE time >= ? AND time < ? GROUP BY model",
+            window,
+        ):
+            if crashes:
+                models.setdefault(model, {})["crashes"] = int(crashes)
+        return st.Stats(
+            since=since,
+            until=until,
+            models=[st.ModelStats(model=m, **models[m]) for m in sorted(models)],
+        )
+
+    def _percentile(
+        self, column: str, count: int, p: float, spot: tuple[str, float, float]
+    ) -> float | None:
+        """The percentile of a request column, sorted by SQLite: two rows come back."""
+        if count <= 0:
+            return None
+        index, weight = st.rank(count, p)
+        values = [
+            row[0]
+            for row in self.conn.execute(
+                f"SELECT {column} FROM requests WHERE model = ? AND start >= ? AND start < ?"
+                f" AND {column} IS NOT NULL ORDER BY {column} LIMIT 2 OFFSET ?",
+                [*spot, index],
+            )
+        ]
+        return st.between(values[0], values[1] if len(values) > 1 else None, weight)
+
+    def _load_percentile(self, target: str, count: int, since: float, until: float) -> float | None:
+        if count <= 0:
+            return None
+        index, weight = st.rank(count, 0.5)
+        values = [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT load_s FROM swaps WHERE target = ? AND start >= ? AND start < ?"
+                " AND result = 'ok' AND load_s IS NOT NULL ORDER BY load_s LIMIT 2 OFFSET ?",
+                [target, since, until, index],
+            )
+        ]
+        return st.between(values[0], values[1] if len(values) > 1 else None, weight)
+
+
+def _time_of(record: HistoryRecord) -> float:
+    return record.start if isinstance(record, SwapRecord) else record.time

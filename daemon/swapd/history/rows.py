@@ -1,0 +1,94 @@
+"""Records to table rows and back: one `Table` per record type, no I/O.
+
+Columns follow the record's fields in order (so a row is built from
+`astuple` with a few values converted): tuples are stored as JSON text,
+booleans as 0/1, and `SwapRecord.set` in the column `set_name` (`set` is an
+SQL keyword).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from swapd.history.records import ExitRecord, ReloadRecord, RequestRecord, SwapRecord
+
+R = TypeVar("R", RequestRecord, SwapRecord, ExitRecord, ReloadRecord)
+
+_encode = msgspec.json.encode
+_decode_names = msgspec.json.Decoder(tuple[str, ...]).decode
+
+
+@dataclass(frozen=True)
+class Table(Generic[R]):
+    """How one record type is stored."""
+
+    name: str
+    record: type[R]
+    time_column: str
+    json_fields: frozenset[str] = frozenset()
+    bool_fields: frozenset[str] = frozenset()
+    renamed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.record.__struct_fields__
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.renamed.get(f, f) for f in self.fields)
+
+    @property
+    def insert_sql(self) -> str:
+        marks = ", ".join("?" for _ in self.fields)
+        return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks})"
+
+    @property
+    def select_columns(self) -> str:
+        return ", ".join(self.columns)
+
+    def to_row(self, record: R) -> tuple[Any, ...]:
+        values = msgspec.structs.astuple(record)
+        if not self.json_fields:
+            return values
+        return tuple(
+            _encode(v).decode() if f in self.json_fields else v
+            for f, v in zip(self.fields, values, strict=True)
+        )
+
+    def from_row(self, row: Sequence[Any]) -> R:
+        values: dict[str, Any] = {}
+        for f, v in zip(self.fields, row, strict=True):
+            if f in self.json_fields:
+                v = _decode_names(v)
+            elif f in self.bool_fields:
+                v = bool(v)
+            values[f] = v
+        return self.record(**values)
+
+
+REQUESTS: Table[RequestRecord] = Table(
+    "requests", RequestRecord, "start", bool_fields=frozenset({"stream"})
+)
+SWAPS: Table[SwapRecord] = Table(
+    "swaps", SwapRecord, "start", json_fields=frozenset({"evicted"}), renamed={"set": "set_name"}
+)
+EXITS: Table[ExitRecord] = Table("exits", ExitRecord, "time", bool_fields=frozenset({"failed"}))
+RELOADS: Table[ReloadRecord] = Table(
+    "reloads",
+    ReloadRecord,
+    "time",
+    json_fields=frozenset({"added", "removed", "changed", "errors"}),
+    bool_fields=frozenset({"ok"}),
+)
+
+TABLE_OF: dict[type, Table[Any]] = {
+    RequestRecord: REQUESTS,
+    SwapRecord: SWAPS,
+    ExitRecord: EXITS,
+    ReloadRecord: RELOADS,
+}
+HISTORY_TABLES: dict[str, Table[Any]] = {"swap": SWAPS, "exit": EXITS, "reload": RELOADS}
