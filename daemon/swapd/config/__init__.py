@@ -61,7 +61,7 @@ class LoadedConfig:
     aliases: dict[str, str]  # alias (explicit or setParamsByID) -> model ID
     matrix: Matrix | None  # compiled when the matrix router is in use
     groups: dict[str, GroupConfig]  # effective groups, "(default)" included
-    router_use: Literal["group", "matrix"]
+    router_use: Literal["group", "matrix", "budget"]
     warnings: tuple[ConfigProblem, ...] = ()  # e.g. a matrix model in no set
 
     @property

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import msgspec
 
 from swapd.config import (
+    Config,
     ConfigError,
     ConfigProblem,
     LoadedConfig,
@@ -24,6 +25,7 @@ from swapd.config import (
     load_config,
 )
 from swapd.config.schema import json_schema
+from swapd.config.sizes import format_size
 
 
 def register(subparsers: Any) -> None:
@@ -117,9 +119,39 @@ def summary(loaded: LoadedConfig) -> str:
     elif config.routing.matrix is not None:
         for name, dsl in config.routing.matrix.sets.items():
             lines.append(f"  {name}: {dsl}")
+    elif loaded.router_use == "budget":
+        costs = config.routing.budget.costs
+        shown = (
+            costs if isinstance(costs, str) else ", ".join(f"{m}={c:g}" for m, c in costs.items())
+        )
+        lines.append(f"  costs: {shown or 'uniform'}")
+    lines.extend(_resources_summary(config))
     if config.peers:
         lines.append(f"peers: {', '.join(config.peers)}")
     return "\n".join(lines)
+
+
+def _resources_summary(config: Config) -> list[str]:
+    """The capacity, then each model's declared footprint (and its devices)."""
+    res = config.resources
+    if res is None:
+        return []
+
+    def size(resource: str, amount: int) -> str:
+        return format_size(amount, unit=resource in res.sized)
+
+    capacity = ", ".join(f"{k} {size(k, v)}" for k, v in res.capacity.items())
+    lines = [f"resources: {capacity}" + (" (learn from measurements)" if res.learn else "")]
+    width = max((len(m) for m in config.models), default=0)
+    for model_id, m in config.models.items():
+        unit_of = {
+            k: (m.devices[0] if k not in res.capacity and m.devices else k) for k in m.resources
+        }
+        parts = [f"{k} {size(unit_of[k], v)}" for k, v in m.resources.items()]
+        if m.devices:
+            parts.append(f"on {' | '.join(m.devices)}")
+        lines.append(f"  {model_id:<{width}}  {', '.join(parts) or 'nothing declared'}")
+    return lines
 
 
 def write_text(loaded: LoadedConfig, out: TextIO) -> None:

@@ -214,6 +214,22 @@ class Coercer:
             return None if len(types) < len(t.types) else MISSING
         if len(types) == 1:
             return self.coerce(types[0], value, path)
+        bases = [x.type if isinstance(x, mi.Metadata) else x for x in types]
+        if isinstance(value, dict):  # a word or a mapping (budget costs)
+            for x, base in zip(types, bases, strict=True):
+                if isinstance(base, (mi.DictType, mi.StructType)):
+                    return self.coerce(x, value, path)
+        literals = [v for base in bases if isinstance(base, mi.LiteralType) for v in base.values]
+        if literals:
+            if isinstance(value, str) and value in literals:
+                return value
+            mapping = any(isinstance(b, (mi.DictType, mi.StructType)) for b in bases)
+            words = ", ".join(str(v) for v in literals if v != "")
+            return self.problem(
+                path,
+                f"must be one of: {words}" + (" or a mapping" if mapping else "")
+                + f", got {describe(value)}",
+            )  # fmt: skip
         for x in types:  # scalar unions (macro values): take the matching kind as is
             base = x.type if isinstance(x, mi.Metadata) else x
             if (

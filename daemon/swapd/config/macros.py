@@ -11,8 +11,10 @@
   `cmd` uses it, in sorted model-ID order, and substituted across that model.
 - A model without a command (no `cmd`, or one with only comment lines) is
   reported as such, not as a proxy that uses `${PORT}` when cmd does not.
-- `${PID}` is left in `cmdStop` for the supervisor; anywhere else, and any
-  other leftover `${...}`, is an error. Keys are never expanded except those of
+- `${PID}` is left in `cmdStop` for the supervisor, and `${DEVICE}` and
+  `${DEVICE_INDEX}` in `cmd`, `cmdStop` and `env` of a model with `devices`
+  for the start that chooses its device; anywhere else, and any other
+  leftover `${...}`, is an error. Keys are never expanded except those of
   `filters.setParamsByID`.
 - `cmd`/`cmdStop` comment lines are dropped before expansion.
 
@@ -36,7 +38,8 @@ from swapd.config.ports import PortAllocator, PortsInUse
 
 MACRO_RE = re.compile(r"\$\{([a-zA-Z0-9_-]+)\}")
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")
-RESERVED = frozenset({"PID", "PORT", "MODEL_ID"})
+DEVICE_MACROS = frozenset({"DEVICE", "DEVICE_INDEX"})
+RESERVED = frozenset({"PID", "PORT", "MODEL_ID", *DEVICE_MACROS})
 DEFAULT_PROXY = "http://localhost:${PORT}"
 DEFAULT_START_PORT = 5800
 
@@ -270,7 +273,15 @@ def _expand_model(
             result.issues.append(
                 Issue((*by_id_path, new), f"unknown macro '${{{m.group(1)}}}' in this key")
             )
-    _leftovers(model, base, result.issues, allow_pid=True, skip_port_msg=not used_port)
+    devices = model.get("devices")
+    _leftovers(
+        model,
+        base,
+        result.issues,
+        allow_pid=True,
+        skip_port_msg=not used_port,
+        allow_device=isinstance(devices, list) and bool(devices),
+    )
     if not used_port and "proxy" not in model and reported is not None:
         model["proxy"] = ""
     return model
@@ -320,6 +331,7 @@ def _leftovers(
     *,
     allow_pid: bool,
     skip_port_msg: bool = True,
+    allow_device: bool = False,
 ) -> None:
     if isinstance(value, str):
         for m in ENV_RE.finditer(value):
@@ -328,6 +340,12 @@ def _leftovers(
             name = m.group(1)
             in_cmd_stop = len(path) == 3 and path[0] == "models" and path[2] == "cmdStop"
             if name == "PID" and allow_pid and in_cmd_stop:
+                continue
+            if name in DEVICE_MACROS and allow_pid:
+                if allow_device and _device_key(path):
+                    continue
+                where = "cmd, cmdStop and env" if allow_device else "a model with devices"
+                issues.append(Issue(path, f"macro '${{{name}}}' is only available in {where}"))
                 continue
             if name == "PID" and allow_pid:
                 msg = "macro '${PID}' is only available in cmdStop"
@@ -340,7 +358,22 @@ def _leftovers(
             issues.append(Issue(path, msg))
     elif isinstance(value, dict):
         for k, v in value.items():
-            _leftovers(v, (*path, k), issues, allow_pid=allow_pid, skip_port_msg=skip_port_msg)
+            _leftovers(
+                v, (*path, k), issues,
+                allow_pid=allow_pid, skip_port_msg=skip_port_msg, allow_device=allow_device,
+            )  # fmt: skip
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _leftovers(v, (*path, i), issues, allow_pid=allow_pid, skip_port_msg=skip_port_msg)
+            _leftovers(
+                v, (*path, i), issues,
+                allow_pid=allow_pid, skip_port_msg=skip_port_msg, allow_device=allow_device,
+            )  # fmt: skip
+
+
+def _device_key(path: Path) -> bool:
+    """`models.X.cmd`, `models.X.cmdStop` or `models.X.env[i]`: where a device may be named."""
+    if len(path) < 3 or path[0] != "models":
+        return False
+    return (len(path) == 3 and path[2] in ("cmd", "cmdStop")) or (
+        len(path) == 4 and path[2] == "env"
+    )

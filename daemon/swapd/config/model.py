@@ -30,7 +30,7 @@ from swapd.config.schema import (
 
 DEFAULT_GROUP = "(default)"
 DEFAULT_CONCURRENCY = 10
-RouterUse = Literal["group", "matrix"]
+RouterUse = Literal["group", "matrix", "budget"]
 
 #: What swapd prints on its output and keeps in the combined log (`GET /logs`).
 LogToStdout = Literal["proxy", "upstream", "both", "none"]
@@ -69,6 +69,9 @@ class ModelConfig(_Frozen):
     compat: Compat
     log_ring_bytes: int
     priority: int  # routing.scheduler.settings.fifo.priority
+    # Declared footprint, in whole units (bytes for sizes written with a unit).
+    resources: dict[str, int] = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)  # candidate devices, in the file's order
 
 
 class GroupConfig(_Frozen):
@@ -84,12 +87,28 @@ class FifoConfig(_Frozen):
     keep_abandoned_loads: bool
 
 
+class BudgetConfig(_Frozen):
+    """`routing.router.settings.budget`: how evictions are priced (a map: by model ID)."""
+
+    costs: Literal["measured", "uniform"] | dict[str, float] = "measured"
+
+
 class RoutingConfig(_Frozen):
     use: RouterUse
-    groups: dict[str, GroupConfig]  # with "(default)"; empty in matrix mode
+    groups: dict[str, GroupConfig]  # with "(default)"; empty in matrix and budget modes
     matrix: MatrixDoc | None  # the block in use (matrix mode only)
     scheduler: Literal["fifo"]
     fifo: FifoConfig
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+
+
+class ResourcesConfig(_Frozen):
+    """`resources`: capacity per resource or device, in whole units, and `learn`."""
+
+    capacity: dict[str, int]
+    learn: bool = True
+    devices: list[str] = field(default_factory=list)  # capacity keys some model runs on
+    sized: list[str] = field(default_factory=list)  # resources written with a unit (bytes)
 
 
 class PerformanceConfig(_Frozen):
@@ -139,3 +158,4 @@ class Config(_Frozen):
     max_request_body_size: int
     macros: dict[str, str | int | float | bool]
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    resources: ResourcesConfig | None = None  # None: no capacity, nothing is budgeted

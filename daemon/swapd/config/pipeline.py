@@ -74,7 +74,7 @@ def load_text(
     built = build(config_doc, expanded)
     issues.extend(built.issues)
     matrix = None
-    warnings: list[Issue] = []
+    warnings: list[Issue] = list(built.warnings)
     if built.routing is not None and built.routing.use == "matrix" and built.config is not None:
         matrix, matrix_issues = compile_block(built.routing, list(config_doc.models))
         issues.extend(matrix_issues)

@@ -19,6 +19,10 @@ from msgspec import Meta, field
 
 NonNegInt = Annotated[int, Meta(ge=0)]
 MacroValue = str | int | float | bool
+Size = Annotated[
+    str | int | float,
+    Meta(description="A size with a binary unit (B, KiB, MiB, GiB, TiB), or a plain number."),
+]
 
 
 class _Doc(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -136,6 +140,21 @@ class ModelDoc(_Doc):
         Annotated[int, Meta(ge=1024)] | None,
         Meta(description="swapd: bytes of process output kept; unset = global value."),
     ] = None
+    resources: Annotated[
+        dict[str, Size],
+        Meta(
+            description="swapd: declared footprint, resource -> size (a resource not named "
+            "counts 0); with devices, the one resource that is not in resources.capacity is "
+            "what it takes on the device it is given."
+        ),
+    ] = field(default_factory=dict)
+    devices: Annotated[
+        list[str],
+        Meta(
+            description="swapd: devices (keys of resources.capacity) it may run on, any one "
+            "of them; ${DEVICE} and ${DEVICE_INDEX} in cmd and env name the one chosen."
+        ),
+    ] = field(default_factory=list)
     health_check_timeout: Annotated[
         Any, Meta(description="Ignored: the global healthCheckTimeout applies to every model.")
     ] = None
@@ -179,13 +198,26 @@ class MatrixDoc(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ] = field(default_factory=dict)
 
 
+class BudgetDoc(_Doc):
+    """swapd: the budget router: evict the cheapest idle models that make the target fit."""
+
+    costs: Annotated[
+        Literal["measured", "uniform"] | dict[str, float],
+        Meta(
+            description="Cost of evicting a model: measured (its median load time in "
+            "seconds, 1 before it ever loaded), uniform (1 each) or a map model -> number."
+        ),
+    ] = "measured"
+
+
 class RouterSettings(_Doc):
     groups: dict[str, GroupDoc] = field(default_factory=dict)
     matrix: MatrixDoc | None = None
+    budget: BudgetDoc = field(default_factory=BudgetDoc)
 
 
 class RouterDoc(_Doc):
-    use: Annotated[str, Meta(description="group (default) or matrix.")] = ""
+    use: Annotated[str, Meta(description="group (default), matrix or budget.")] = ""
     settings: RouterSettings = field(default_factory=RouterSettings)
 
 
@@ -343,6 +375,25 @@ class HistoryDoc(_Doc):
     ] = 1_000_000
 
 
+class ResourcesDoc(_Doc):
+    """swapd: what this machine has, for routing by what fits."""
+
+    capacity: Annotated[
+        dict[str, Size],
+        Meta(
+            description="Resource or device -> size, e.g. vram: 24GiB, ram: 64GiB, "
+            "gpu0: 24GiB; any names."
+        ),
+    ] = field(default_factory=dict)
+    learn: Annotated[
+        bool,
+        Meta(
+            description="Plan with measured footprints too: the larger of declared and "
+            "measured (with a 10% margin on measured)."
+        ),
+    ] = True
+
+
 class ConfigDoc(_Doc):
     """A swapd (llama-swap compatible) configuration file."""
 
@@ -390,6 +441,7 @@ class ConfigDoc(_Doc):
     control: ControlDoc = field(default_factory=ControlDoc)
     http: HttpDoc = field(default_factory=HttpDoc)
     history: HistoryDoc = field(default_factory=HistoryDoc)
+    resources: ResourcesDoc | None = None
     log_ring_bytes: Annotated[
         int, Meta(ge=1024, description="swapd: bytes of each model's output kept in memory.")
     ] = 256 * 1024

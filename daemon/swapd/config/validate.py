@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from swapd.config import cmdline
+from swapd.config import cmdline, resources
 from swapd.config.errors import Issue, Path
 from swapd.config.goparse import parse_duration, url_problem
 from swapd.config.macros import Expanded
@@ -66,6 +66,7 @@ class Built:
     aliases: dict[str, str] = field(default_factory=dict)
     routing: Routing | None = None
     issues: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
 
 
 def build(doc: ConfigDoc, expanded: Expanded) -> Built:
@@ -188,11 +189,16 @@ def build(doc: ConfigDoc, expanded: Expanded) -> Built:
         else:
             priority[target] = value
 
+    budgeted = resources.check(doc, aliases, routing.use if routing else None)
+    issues.extend(budgeted.issues)
+    out.warnings.extend(budgeted.warnings)
+
     models: dict[str, ModelConfig] = {}
     for model_id in model_ids:
         models[model_id] = _model(
             doc, model_id, doc.models[model_id], expanded, auto[model_id], health,
             unload_timeout, priority.get(model_id, 0), issues,
+            budgeted.declared.get(model_id, {}),
         )  # fmt: skip
 
     preload: list[str] = []
@@ -240,6 +246,7 @@ def build(doc: ConfigDoc, expanded: Expanded) -> Built:
                 max_wait=fifo.max_wait,
                 keep_abandoned_loads=fifo.keep_abandoned_loads,
             ),
+            budget=budgeted.budget,
         ),
         profiles=dict(doc.profiles),
         selectors=dict(doc.selectors),
@@ -256,6 +263,7 @@ def build(doc: ConfigDoc, expanded: Expanded) -> Built:
             retention_days=float(doc.history.retention_days),
             max_requests=doc.history.max_requests,
         ),
+        resources=budgeted.resources,
     )
     return out
 
@@ -270,6 +278,7 @@ def _model(
     unload_timeout: int,
     priority: int,
     issues: list[Issue],
+    declared: dict[str, int],
 ) -> ModelConfig:
     base: Path = ("models", model_id)
     ttl = doc.global_ttl if m.ttl == -1 else m.ttl
@@ -322,6 +331,8 @@ def _model(
         compat=compat,
         log_ring_bytes=m.log_ring_bytes if m.log_ring_bytes is not None else doc.log_ring_bytes,
         priority=priority,
+        resources=declared,
+        devices=list(m.devices),
     )
 
 
@@ -366,11 +377,13 @@ def _routing(doc: ConfigDoc, tree: dict[str, Any], issues: list[Issue]) -> Routi
             router.settings.matrix,
             (*settings_path, "matrix"),
         )
+    if router.use == "budget":
+        return Routing("budget", {}, (*settings_path, "groups"), None, (*settings_path, "matrix"))
     if router.use not in ("", "group"):
         issues.append(
             Issue(
                 ("routing", "router", "use"),
-                f'unknown router "{router.use}" (valid: group, matrix)',
+                f'unknown router "{router.use}" (valid: group, matrix, budget)',
             )
         )
         return None

@@ -72,9 +72,12 @@ class Matrix:
         """What evicting `model` costs (1 unless evict_costs says otherwise)."""
         return self._program.cost_of(model)
 
-    def solve(self, target: str, running: Sequence[str]) -> _solver.Solution:
-        """Which running models to evict so `target` can run; see `swapd.matrix.solver`."""
-        return _solver.solve(self._program, target, running)
+    def solve(
+        self, target: str, running: Sequence[str], keep: _solver.Keep | None = None
+    ) -> _solver.Solution:
+        """Which running models to evict so `target` can run; see `swapd.matrix.solver`
+        (`keep`: with a capacity, which running models may stay beside the target)."""
+        return _solver.solve(self._program, target, running, keep=keep)
 
     def can_contain_all(self, models: Sequence[str]) -> bool:
         """True if some combination of some set holds every model (empty: True)."""

@@ -70,6 +70,16 @@ with all of them running gives 2^N masks. Comparing a mask only with larger
 ones keeps that linear in the masks: N = 12 (24 models running) takes about
 25 ms, N = 14 about 0.1 s (it was 1.6 s and 31 s with all-pairs comparison).
 
+With a capacity (`keep`), only what fits counts: a combination keeps the
+running models in it that can stay beside the target, the subset `keep`
+chooses (the one whose evict costs weigh most, so the eviction is the
+cheapest), and the others are evicted too. Everything above holds with
+`weight(mask)` replaced by the weight of `keep`'s subset of the mask's
+running models: it still only grows with the mask (a larger mask offers
+more to keep), so the maximal masks and the descent give brute force's
+answer over the combinations, each kept to what fits. Each distinct mask
+asks `keep` once and pays `KEEP_PRICE` from the budget.
+
 A query runs inside the router's run loop, so it has a budget: the masks
 its joins may produce (`MASK_BUDGET`, about a tenth of a second of work).
 A query over budget, which takes dozens of running models that are
@@ -88,8 +98,13 @@ from typing import Any
 from swapd.matrix.nodes import AllOf, AnyOf, CompiledSet, Leaf, Node, Program, SetRef
 
 Accept = Callable[[int], bool]
+#: With a capacity: given the running models a combination holds (in `running` order),
+#: the ones that may stay beside the target, keeping the most evict cost. The caller
+#: makes sure the target fits alone.
+Keep = Callable[[tuple[str, ...]], tuple[str, ...]]
 
 MASK_BUDGET = 1 << 16  # masks the joins of one query may produce
+KEEP_PRICE = 64  # what one call of `keep` costs, in masks
 
 
 class _OverBudget(Exception):
@@ -126,12 +141,16 @@ class Solution:
 
 
 def solve(
-    program: Program, target: str, running: Sequence[str], budget: int = MASK_BUDGET
+    program: Program,
+    target: str,
+    running: Sequence[str],
+    budget: int = MASK_BUDGET,
+    keep: Keep | None = None,
 ) -> Solution:
     """Decide what to evict so `target` can run (see the module docstring)."""
     running = list(dict.fromkeys(running))
     try:
-        return _solve(program, target, running, budget)
+        return _solve(program, target, running, budget, keep)
     except _OverBudget:
         if target in running:
             return Solution(target, None, tuple(sorted(running)), (), 0, exhaustive=False)
@@ -140,7 +159,9 @@ def solve(
         return Solution(target, None, (target,), evict, total, exhaustive=False)
 
 
-def _solve(program: Program, target: str, running: list[str], budget: int) -> Solution:
+def _solve(
+    program: Program, target: str, running: list[str], budget: int, keep: Keep | None
+) -> Solution:
     if target in running:
         found = _containing(program, running, budget)
         if found is None:
@@ -163,14 +184,23 @@ def _solve(program: Program, target: str, running: list[str], budget: int) -> So
             weights.append((bit, program.cost_of(model)))
 
     weights_of: dict[int, int] = {}
+    kept_of: dict[int, tuple[str, ...]] = {}
+    query = _Query(relevant, budget)
 
     def weight(mask: int) -> int:
         value = weights_of.get(mask)
-        if value is None:
-            value = weights_of[mask] = sum(cost for bit, cost in weights if mask & bit)
+        if value is not None:
+            return value
+        if keep is None:
+            value = sum(cost for bit, cost in weights if mask & bit)
+        else:
+            query.pay(KEEP_PRICE)
+            held = tuple(m for m in running if program.bits.get(m, 0) & mask)
+            kept = kept_of[mask] = keep(held)
+            value = sum(program.cost_of(m) for m in kept)
+        weights_of[mask] = value
         return value
 
-    query = _Query(relevant, budget)
     needed = 0
     for candidate in candidates:
         needed |= candidate.needs
@@ -196,10 +226,17 @@ def _solve(program: Program, target: str, running: list[str], budget: int) -> So
         return bool(mask & target_bit) and weight(mask) >= least
 
     found_first = query.first(chosen.root, accept)
+    if found_first is None and keep is not None:
+        raise _OverBudget  # `keep` cut its own search short and broke monotony: play safe
     if found_first is None:  # unreachable: the set's maximal masks pass `accept`
         raise AssertionError(f"set {chosen.name!r} lost its best combination")
-    combination = found_first[1]
-    evict = tuple(model for model in running if model not in combination)
+    mask, combination = found_first
+    if keep is None:
+        evict = tuple(model for model in running if model not in combination)
+    else:
+        weight(mask)
+        stays = set(kept_of[mask])
+        evict = tuple(model for model in running if model not in stays)
     return Solution(target, chosen.name, tuple(sorted(combination)), evict, cost)
 
 

@@ -100,7 +100,8 @@ routing:
 """
     )
     assert errs == [
-        'config.yaml:8:12: routing.router.use: unknown router "Matrix" (valid: group, matrix)',
+        'config.yaml:8:12: routing.router.use: unknown router "Matrix" '
+        "(valid: group, matrix, budget)",
         'config.yaml:10:5: routing.scheduler.use: unknown scheduler "lifo" (valid: fifo)',
         "config.yaml:11:34: routing.scheduler.settings.fifo.priority.ghost: "
         'references unknown model "ghost"',

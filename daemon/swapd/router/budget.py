@@ -1,0 +1,483 @@
+"""The budget planner: which idle models to stop so that a target fits (pure).
+
+`plan(Situation)` answers, for one target:
+
+- **fit**: the device (for a model with `devices`) and the set of idle
+  running models to evict, possibly empty, after which the target fits;
+- **wait**: no set of idle models is enough, but evicting models that are
+  serving requests would be: `evict` is the plan once they are idle and
+  `wait_for` names them (the scheduler queues the request, as it does when a
+  matrix eviction hits a busy model);
+- **never**: the target does not fit even with nothing else running: which
+  resource, needed and capacity.
+
+What "fits" means: for every resource the target needs some of, the
+target's amount plus what the models that stay running take is within the
+capacity. Resources the target takes none of are not its concern: a
+resource already over its capacity (a learned footprint grew) is not fixed by
+evicting for an unrelated model. A resource that is not in the capacity is
+not limited.
+
+Which set: the lowest total cost; then the fewest models; then the set that
+evicts the least recently used model first (`recency`, oldest first; a
+model it does not name counts as older than any it does), then the file's
+order (`order`), then the name. Those rules are one total order: each model
+gets a rank, and a set's key is (cost, size, the ranks it contains, most
+significant first), so the answer is unique and the same for the same
+inputs. Among devices: the lowest cost, then the device with the most free
+before evicting, then the same set order, then the order of `devices`.
+
+How it stays fast: the set is a minimum-cost multi-dimensional covering
+problem. The key above is one integer per model (`cost * M1 + M2 - 2^rank`),
+so the search minimises a sum of positive integers: a depth-first branch and
+bound over the models that free something the target is short of, ordered
+by efficiency, with a greedy solution as the first bound, the best
+fractional cover of each short resource as the lower bound, and, across
+devices, bounds that only let a device whose answer could still win be
+searched. Thirty models running on four devices take well under a
+millisecond (bench/bench_budget.py). The search has a budget of nodes
+(`NODE_BUDGET`); past it, the best set found so far is kept (it always fits)
+and the plan is marked `exhaustive=False`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+NODE_BUDGET = 20_000  # branch-and-bound nodes per device searched
+
+PlanKind = Literal["fit", "wait", "never"]
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """What a model takes: `amounts` per resource (devices named directly included),
+    plus `on_device` on the one device of `devices` it runs on."""
+
+    amounts: Mapping[str, int] = field(default_factory=dict)
+    on_device: int = 0
+    devices: tuple[str, ...] = ()
+
+
+NOTHING = Footprint()
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """Everything one decision depends on.
+
+    `running` may contain the target. `placed` says where each running model
+    with devices runs (one it does not name counts on its first device).
+    `costs` are whole numbers (a missing model costs `default_cost`).
+    `busy` models have requests in flight: they are never evicted.
+    """
+
+    target: str
+    running: Sequence[str]
+    footprints: Mapping[str, Footprint]
+    capacity: Mapping[str, int]
+    costs: Mapping[str, int] = field(default_factory=dict)
+    busy: frozenset[str] = frozenset()
+    placed: Mapping[str, str] = field(default_factory=dict)
+    recency: Sequence[str] = ()
+    order: Sequence[str] = ()
+    default_cost: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Shortage:
+    """Why a target can never run: `needed` of `resource` against `capacity`
+    (for a model with devices: the largest capacity among them, `device`)."""
+
+    resource: str
+    needed: int
+    capacity: int
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The answer for one target (see the module docstring).
+
+    `evict` keeps the order of `running`. `need` is what the target takes,
+    per resource it is short of or takes on its device; `free` what is free
+    of it before evicting; `freed` what each evicted model frees of it.
+    """
+
+    kind: PlanKind
+    target: str
+    device: str | None = None
+    evict: tuple[str, ...] = ()
+    cost: int = 0
+    wait_for: tuple[str, ...] = ()
+    need: Mapping[str, int] = field(default_factory=dict)
+    free: Mapping[str, int] = field(default_factory=dict)
+    freed: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    shortage: Shortage | None = None
+    exhaustive: bool = True
+
+
+def ranks(situation: Situation) -> dict[str, int]:
+    """Each running model's rank: 0 is evicted first when costs tie."""
+    recency = {m: i for i, m in enumerate(situation.recency)}
+    order = {m: i for i, m in enumerate(situation.order)}
+    others = [m for m in dict.fromkeys(situation.running) if m != situation.target]
+    others.sort(key=lambda m: (recency.get(m, -1), order.get(m, len(order)), m))
+    return {m: i for i, m in enumerate(others)}
+
+
+def plan(situation: Situation) -> Plan:
+    """The cheapest way to make `situation.target` fit (see the module docstring)."""
+    s = situation
+    target = s.target
+    running = list(dict.fromkeys(s.running))
+    foot = s.footprints.get(target, NOTHING)
+    if target in running:
+        return Plan("fit", target, device=_where(s, target, foot))
+    devices: tuple[str | None, ...] = foot.devices or (None,)
+    shortage = _shortage(s, foot)
+    if shortage is not None:
+        return Plan("never", target, shortage=shortage)
+
+    rank = ranks(s)
+    n = len(rank)
+    m2 = 1 << n
+    m1 = (n + 1) * m2
+    usage, used = _usage(s, running)
+    weight = {m: _cost(s, m) * m1 + m2 - (1 << (n - 1 - r)) for m, r in rank.items()}
+
+    options: list[_Option] = []
+    for pos, device in enumerate(devices):
+        need = _need(s, foot, device)
+        if any(amount > s.capacity[r] for r, amount in need.items()):
+            continue  # this device is too small for it
+        free_device = 0 if device is None else s.capacity[device] - used.get(device, 0)
+        options.append(_Option(pos, device, need, free_device))
+    # The device with most free first: it wins ties, and is often the cheapest, so the
+    # bounds it sets keep the search of the others short.
+    options.sort(key=lambda o: (-o.free_device, o.pos))
+
+    for allow_busy in (False, True):
+        search = _Search(s, usage, used, weight, m1, allow_busy)
+        best: _Solved | None = None
+        for option in options:
+            solved = search.solve(option, best)
+            if solved is not None:
+                best = solved
+        if best is not None:
+            return _plan(s, best, usage, used, running, kind="wait" if allow_busy else "fit")
+    raise AssertionError("a target that fits alone always fits once everything is evicted")
+
+
+# ----------------------------------------------------------------- internals
+
+
+@dataclass(slots=True)
+class _Option:
+    pos: int
+    device: str | None
+    need: dict[str, int]  # resource -> amount, resources in the capacity only
+    free_device: int
+
+
+@dataclass(slots=True)
+class _Solved:
+    option: _Option
+    chosen: tuple[str, ...]
+    value: int  # the summed weights of `chosen`
+    exhaustive: bool
+
+
+def _cost(s: Situation, model: str) -> int:
+    return max(0, s.costs.get(model, s.default_cost))
+
+
+def _where(s: Situation, model: str, foot: Footprint) -> str | None:
+    """The device a running model occupies: where it was placed, else its first device."""
+    if not foot.devices:
+        return None
+    device = s.placed.get(model)
+    return device if device in foot.devices else foot.devices[0]
+
+
+def _need(s: Situation, foot: Footprint, device: str | None) -> dict[str, int]:
+    need = {r: a for r, a in foot.amounts.items() if a > 0 and r in s.capacity}
+    if device is not None and foot.on_device > 0:
+        need[device] = need.get(device, 0) + foot.on_device
+    return need
+
+
+def _shortage(s: Situation, foot: Footprint) -> Shortage | None:
+    """The first reason the target cannot fit even alone, on any of its devices."""
+    for resource, amount in foot.amounts.items():
+        if resource in s.capacity and resource not in foot.devices:
+            if amount > s.capacity[resource]:
+                return Shortage(resource, amount, s.capacity[resource])
+    if not foot.devices:
+        return None
+    best: Shortage | None = None
+    for device in foot.devices:
+        need = _need(s, foot, device)
+        over = [(r, a) for r, a in need.items() if a > s.capacity[r]]
+        if not over:
+            return None
+        resource, amount = over[0]
+        if best is None or s.capacity[resource] > best.capacity:
+            best = Shortage(resource, amount, s.capacity[resource], device)
+    return best
+
+
+def _usage(s: Situation, running: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """resource -> model -> amount for the running models other than the target,
+    and resource -> their total."""
+    usage: dict[str, dict[str, int]] = {}
+    for m in running:
+        if m == s.target:
+            continue
+        foot = s.footprints.get(m, NOTHING)
+        for r, a in foot.amounts.items():
+            if a > 0 and r in s.capacity:
+                per = usage.setdefault(r, {})
+                per[m] = per.get(m, 0) + a
+        device = _where(s, m, foot)
+        if device is not None and foot.on_device > 0 and device in s.capacity:
+            per = usage.setdefault(device, {})
+            per[m] = per.get(m, 0) + foot.on_device
+    return usage, {r: sum(per.values()) for r, per in usage.items()}
+
+
+class _Search:
+    """One decision's searches, one per device; what they share is worked out once."""
+
+    def __init__(
+        self,
+        s: Situation,
+        usage: dict[str, dict[str, int]],
+        used: dict[str, int],
+        weight: dict[str, int],
+        m1: int,
+        allow_busy: bool,
+    ) -> None:
+        self.s = s
+        self.usage = usage
+        self.used = used
+        self.weight = weight
+        self.m1 = m1
+        self.allow_busy = allow_busy
+        self._by_ratio: dict[str, list[tuple[str, int, int]]] = {}
+
+    def by_ratio(self, resource: str) -> list[tuple[str, int, int]]:
+        """(model, weight, amount) of the evictable models taking `resource`, by weight
+        per unit freed."""
+        found = self._by_ratio.get(resource)
+        if found is None:
+            busy = () if self.allow_busy else self.s.busy
+            found = [
+                (m, self.weight[m], a)
+                for m, a in self.usage.get(resource, {}).items()
+                if a > 0 and m not in busy
+            ]
+            found.sort(key=lambda x: (x[1] / x[2], x[0]))
+            self._by_ratio[resource] = found
+        return found
+
+    def solve(self, option: _Option, best: _Solved | None) -> _Solved | None:
+        """The best eviction set on `option`'s device that beats `best`, or None."""
+        s = self.s
+        tight: list[str] = []
+        deficits: list[int] = []
+        for r, amount in option.need.items():
+            over = self.used.get(r, 0) + amount - s.capacity[r]
+            if over > 0:
+                tight.append(r)
+                deficits.append(over)
+        bound = _bound(option, best, self.m1)
+        if not tight:
+            return _Solved(option, (), 0, True) if 0 < bound else None
+        lists = [self.by_ratio(r) for r in tight]
+        # The root's lower bound before any setup: the best fractional cover of each
+        # short resource. A device that cannot beat `best` is not searched.
+        for d, listed in enumerate(lists):
+            need = deficits[d]
+            total = 0
+            for _, w, a in listed:
+                if a >= need:
+                    total += w * need // a
+                    need = 0
+                    break
+                total += w
+                need -= a
+            if need > 0 or total >= bound:
+                return None
+        found = _cover(lists, tuple(deficits), bound)
+        if found is None:
+            return None
+        chosen, value, exhaustive = found
+        return _Solved(option, chosen, value, exhaustive)
+
+
+def _bound(option: _Option, best: _Solved | None, m1: int) -> int:
+    """Solutions on `option` must weigh less than this to beat `best` (see the docstring)."""
+    if best is None:
+        return 1 << 4096
+    cost = best.value // m1
+    if option.free_device > best.option.free_device:
+        return (cost + 1) * m1
+    if option.free_device == best.option.free_device:
+        # Equal keys go to the earlier device in `devices`.
+        return best.value + 1 if option.pos < best.option.pos else best.value
+    return cost * m1
+
+
+def _cover(
+    lists: list[list[tuple[str, int, int]]], deficits: tuple[int, ...], bound: int
+) -> tuple[tuple[str, ...], int, bool] | None:
+    """The lightest set of models whose frees reach every deficit and that weighs less
+    than `bound`: (names, weight, exhaustive), or None.
+
+    `lists[d]`: (model, weight, amount freed of resource d), by weight per unit.
+    """
+    dims = range(len(deficits))
+    # Branch first on the models of the resource the fewest models free: once they are
+    # decided, that resource's feasibility cut settles most of the tree at once.
+    index: dict[str, int] = {}
+    names: list[str] = []
+    weights: list[int] = []
+    for d in sorted(dims, key=lambda d: (len(lists[d]), d)):
+        for name, w, _ in lists[d]:
+            if name not in index:
+                index[name] = len(names)
+                names.append(name)
+                weights.append(w)
+    count = len(names)
+    frees = [[0] * len(deficits) for _ in range(count)]
+    by_ratio: list[list[int]] = []
+    for d in dims:
+        order = []
+        for name, _, amount in lists[d]:
+            k = index[name]
+            frees[k][d] = amount
+            order.append(k)
+        by_ratio.append(order)
+    # suffix[k][d]: what models k.. free of resource d together (the feasibility cut)
+    suffix = [[0] * len(deficits) for _ in range(count + 1)]
+    for k in range(count - 1, -1, -1):
+        for d in dims:
+            suffix[k][d] = suffix[k + 1][d] + frees[k][d]
+
+    best_value = bound
+    best_set: tuple[int, ...] | None = None
+    greedy = _greedy(weights, frees, deficits)
+    if greedy is not None:
+        value = sum(weights[k] for k in greedy)
+        if value < best_value:
+            best_value, best_set = value, greedy
+
+    def lower(k: int, left: list[int]) -> float:
+        """The best fractional cover of each remaining deficit by models k..: a bound."""
+        most = 0.0
+        for d in dims:
+            need = left[d]
+            if need <= 0:
+                continue
+            total = 0.0
+            for j in by_ratio[d]:
+                if j < k:
+                    continue
+                f = frees[j][d]
+                if f >= need:
+                    total += weights[j] * need / f
+                    need = 0
+                    break
+                total += weights[j]
+                need -= f
+            if need > 0:
+                return math.inf
+            if total > most:
+                most = total
+        return most
+
+    nodes = 0
+    exhaustive = True
+    chosen: list[int] = []
+
+    def search(k: int, value: int, left: list[int]) -> None:
+        nonlocal best_value, best_set, nodes, exhaustive
+        nodes += 1
+        if nodes > NODE_BUDGET:
+            exhaustive = False
+            return
+        if all(x <= 0 for x in left):
+            if value < best_value:
+                best_value, best_set = value, tuple(chosen)
+            return
+        if k == count:
+            return
+        for d in dims:
+            if left[d] > suffix[k][d]:
+                return
+        if value + lower(k, left) >= best_value:
+            return
+        chosen.append(k)  # evict model k
+        f = frees[k]
+        search(k + 1, value + weights[k], [left[d] - f[d] for d in dims])
+        chosen.pop()
+        if exhaustive:  # keep model k
+            search(k + 1, value, left)
+
+    search(0, 0, list(deficits))
+    if best_set is None:
+        return None
+    return tuple(names[k] for k in best_set), best_value, exhaustive
+
+
+def _greedy(
+    weights: list[int], frees: list[list[int]], deficits: tuple[int, ...]
+) -> tuple[int, ...] | None:
+    """Take items in order until every deficit is met, then drop the ones not needed."""
+    left = list(deficits)
+    taken: list[int] = []
+    for k, f in enumerate(frees):
+        if all(x <= 0 for x in left):
+            break
+        if any(f[d] > 0 and left[d] > 0 for d in range(len(left))):
+            taken.append(k)
+            left = [left[d] - f[d] for d in range(len(left))]
+    if any(x > 0 for x in left):
+        return None
+    for k in sorted(taken, key=lambda k: -weights[k]):
+        if all(left[d] + frees[k][d] <= 0 for d in range(len(left))):
+            taken.remove(k)
+            left = [left[d] + frees[k][d] for d in range(len(left))]
+    return tuple(sorted(taken))
+
+
+def _plan(
+    s: Situation,
+    solved: _Solved,
+    usage: dict[str, dict[str, int]],
+    used: dict[str, int],
+    running: list[str],
+    kind: PlanKind,
+) -> Plan:
+    option = solved.option
+    chosen = set(solved.chosen)
+    evict = tuple(m for m in running if m in chosen)
+    need = dict(option.need)
+    free = {r: s.capacity[r] - used.get(r, 0) for r in need}
+    freed = {m: {r: usage[r][m] for r in need if usage.get(r, {}).get(m, 0) > 0} for m in evict}
+    return Plan(
+        kind,
+        s.target,
+        device=option.device,
+        evict=evict,
+        cost=sum(_cost(s, m) for m in evict),
+        wait_for=tuple(m for m in evict if m in s.busy),
+        need=need,
+        free=free,
+        freed=freed,
+        exhaustive=solved.exhaustive,
+    )

@@ -1,0 +1,124 @@
+"""What swapd has learnt of each model: footprints measured per run, and load times.
+
+Pure bookkeeping, no I/O: the resource meter (`swapd.process.meter`) feeds
+it, the budget swappers read it when they plan. `BooksData` is the plain
+form a store persists across restarts (`BooksStore`); `MemoryBooksStore`
+keeps it in memory.
+
+- **Footprints**: per model and measure (`ram`, `vram`), the peak of each
+  run, the last `RUNS_KEPT` runs; what counts is the highest of them.
+- **Load times**: per model, the seconds its last `LOADS_KEPT` loads took; a
+  `measured` cost is their median.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from typing import Protocol
+
+import msgspec
+
+RUNS_KEPT = 5
+LOADS_KEPT = 9
+#: Measures the meter takes: resident memory of the process tree, and GPU memory.
+MEASURES = ("ram", "vram")
+
+
+class BooksData(msgspec.Struct, frozen=True, kw_only=True):
+    """The books as plain data: oldest first in every list."""
+
+    peaks: dict[str, dict[str, list[int]]] = {}
+    """model -> measure -> the peak of each of its last runs."""
+    loads: dict[str, list[float]] = {}
+    """model -> the seconds each of its last loads took."""
+
+
+class BooksStore(Protocol):
+    """Where the books live between restarts (the history store, in time)."""
+
+    def load(self) -> BooksData | None: ...
+
+    def save(self, data: BooksData) -> None: ...
+
+
+class MemoryBooksStore:
+    """A `BooksStore` that forgets on restart."""
+
+    def __init__(self, data: BooksData | None = None) -> None:
+        self.data = data
+
+    def load(self) -> BooksData | None:
+        return self.data
+
+    def save(self, data: BooksData) -> None:
+        self.data = data
+
+
+class FootprintBook:
+    """Per model and measure, the peak of each of its last `RUNS_KEPT` runs."""
+
+    def __init__(self) -> None:
+        self._peaks: dict[str, dict[str, list[int]]] = {}
+
+    def record_run(self, model: str, peaks: Mapping[str, int]) -> None:
+        """One run of `model` ended; `peaks` holds the highest reading of each measure."""
+        for measure, peak in peaks.items():
+            if peak >= 0:
+                kept = self._peaks.setdefault(model, {}).setdefault(measure, [])
+                kept.append(int(peak))
+                del kept[:-RUNS_KEPT]
+
+    def measured(self, model: str) -> dict[str, int]:
+        """measure -> the highest peak of the last runs (measures never taken are absent)."""
+        return {m: max(p) for m, p in self._peaks.get(model, {}).items() if p}
+
+    def data(self) -> dict[str, dict[str, list[int]]]:
+        return {m: {k: list(v) for k, v in p.items()} for m, p in self._peaks.items()}
+
+
+class CostBook:
+    """Per model, the seconds each of its last `LOADS_KEPT` loads took."""
+
+    def __init__(self) -> None:
+        self._loads: dict[str, list[float]] = {}
+
+    def record_load(self, model: str, seconds: float) -> None:
+        """`model` became ready `seconds` after it was spawned."""
+        if seconds >= 0:
+            loads = self._loads.setdefault(model, [])
+            loads.append(float(seconds))
+            del loads[:-LOADS_KEPT]
+
+    def median_load(self, model: str) -> float | None:
+        """The median of the last load times, or None when it never loaded."""
+        loads = self._loads.get(model)
+        return statistics.median(loads) if loads else None
+
+    def data(self) -> dict[str, list[float]]:
+        return {m: list(v) for m, v in self._loads.items()}
+
+
+class Books:
+    """Both books, as the meter records into them and a store keeps them."""
+
+    def __init__(self, data: BooksData | None = None) -> None:
+        self.footprints = FootprintBook()
+        self.costs = CostBook()
+        if data is not None:
+            for model, measures in data.peaks.items():
+                for measure, peaks in measures.items():
+                    for peak in peaks[-RUNS_KEPT:]:
+                        self.footprints.record_run(model, {measure: peak})
+            for model, loads in data.loads.items():
+                for seconds in loads[-LOADS_KEPT:]:
+                    self.costs.record_load(model, seconds)
+
+    def record_run(self, model: str, peaks: Mapping[str, int]) -> None:
+        self.footprints.record_run(model, peaks)
+
+    def record_load(self, model: str, seconds: float) -> None:
+        self.costs.record_load(model, seconds)
+
+    def data(self) -> BooksData:
+        return BooksData(peaks=self.footprints.data(), loads=self.costs.data())
