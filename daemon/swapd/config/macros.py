@@ -289,9 +289,8 @@ def _expand_model(
 
 def _by_id(model: dict[str, Any]) -> dict[str, Any] | None:
     filters = model.get("filters")
-    if isinstance(filters, dict) and isinstance(filters.get("setParamsByID"), dict):
-        return filters["setParamsByID"]
-    return None
+    by_id = filters.get("setParamsByID") if isinstance(filters, dict) else None
+    return by_id if isinstance(by_id, dict) else None
 
 
 def _substitute_model(

@@ -101,14 +101,15 @@ def _url(sockname: Any) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-_date = [0, b""]
+_date: tuple[int, bytes] = (0, b"")
 
 
 def http_date() -> bytes:
     """The Date header value, formatted once a second."""
+    global _date
     now = int(time.time())
     if now != _date[0]:
-        _date[0], _date[1] = now, formatdate(now, usegmt=True).encode()
+        _date = (now, formatdate(now, usegmt=True).encode())
     return _date[1]
 
 
@@ -277,7 +278,7 @@ class Connection:
         if self._idle is not None:
             self._idle.cancel()
 
-    async def recv(self) -> bytes:
+    async def recv(self) -> bytes | bytearray:
         """The next bytes from the client; b"" once it has gone."""
         try:
             return await self.stream.receive_some(READ_SIZE)

@@ -230,14 +230,14 @@ def _solve(
         raise _OverBudget  # `keep` cut its own search short and broke monotony: play safe
     if found_first is None:  # unreachable: the set's maximal masks pass `accept`
         raise AssertionError(f"set {chosen.name!r} lost its best combination")
-    mask, combination = found_first
+    mask, members = found_first
     if keep is None:
-        evict = tuple(model for model in running if model not in combination)
+        evict = tuple(model for model in running if model not in members)
     else:
         weight(mask)
         stays = set(kept_of[mask])
         evict = tuple(model for model in running if model not in stays)
-    return Solution(target, chosen.name, tuple(sorted(combination)), evict, cost)
+    return Solution(target, chosen.name, tuple(sorted(members)), evict, cost)
 
 
 def containing(

@@ -80,7 +80,7 @@ class State:
     def healthy(self) -> bool:
         if self.opts.never_healthy:
             return False
-        return time.monotonic() - self.started >= self.opts.load_delay
+        return bool(time.monotonic() - self.started >= self.opts.load_delay)
 
     def count_request(self) -> int:
         with self.lock:
@@ -112,7 +112,7 @@ class Handler(BaseHTTPRequestHandler):
         if not self.hold_head:
             super().end_headers()
             return
-        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
+        self._headers_buffer.append(b"\r\n")
         self.hold_head = False
 
     def write(self, data: bytes) -> None:
@@ -120,12 +120,12 @@ class Handler(BaseHTTPRequestHandler):
         held = getattr(self, "_headers_buffer", None)
         if held:
             data = b"".join(held) + data
-            self._headers_buffer = []
+            self._headers_buffer: list[bytes] = []
         self.wfile.write(data)
 
     def read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
