@@ -163,7 +163,7 @@ class Daemon:
                 http_done = trio.Event()
                 self.urls = await nursery.start(self._serve_http, services, http_done)
                 parts = DaemonParts(self.loaded, router, pool, self.bus, hub, listen=self.urls)
-                reloader = self._reloader(parts, services)
+                reloader = self._reloader(parts, router, pool, services)
                 if self.control_socket is not None:
                     await nursery.start(
                         partial(
@@ -203,14 +203,16 @@ class Daemon:
                 nursery.cancel_scope.cancel()
         self.notifier.close()
 
-    def _reloader(self, parts: DaemonParts, services: Services) -> ConfigReloader:
+    def _reloader(
+        self, parts: DaemonParts, router: Router, pool: ProcessPool, services: Services
+    ) -> ConfigReloader:
         """The reloader of this daemon's config file; `self.loaded` follows each reload."""
 
         def also(loaded: LoadedConfig) -> None:
             services.replace_settings(settings_from_config(loaded))
             self.loaded = loaded
 
-        apply = daemon_apply(parts, process_specs, also=also)
+        apply = daemon_apply(parts, router, pool, process_specs, also=also)
         self.reloader = ConfigReloader(
             self.loaded.path, apply, self.bus, notifier=self.notifier, running=running_of(parts)
         )

@@ -10,7 +10,7 @@ breaks a client.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -195,26 +195,3 @@ def concerns(e: Any, models: frozenset[str]) -> bool:
     if isinstance(e, p.DecisionMade):
         names.append(e.decision.model)
     return not names or any(n in models for n in names)
-
-
-def counts(snapshot: Any) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-    """Per-model (in flight, queued, waiting for a load) from the router's snapshot,
-    whatever its exact shape.
-
-    Accepts mappings `in_flight` and `queued`, or a `queue` of entries that are
-    `(request_id, model)` pairs or objects with a `model` attribute.
-    """
-    in_flight = _int_map(getattr(snapshot, "in_flight", None))
-    queued = _int_map(getattr(snapshot, "queued", None))
-    if not queued:
-        for entry in getattr(snapshot, "queue", None) or ():
-            model = entry[1] if isinstance(entry, tuple) else getattr(entry, "model", None)
-            if isinstance(model, str):
-                queued[model] = queued.get(model, 0) + 1
-    return in_flight, queued, _int_map(getattr(snapshot, "waiting", None))
-
-
-def _int_map(value: Any) -> dict[str, int]:
-    if isinstance(value, Mapping):
-        return {str(k): int(v) for k, v in value.items() if isinstance(v, int)}
-    return {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from quart import Response, request
@@ -22,7 +22,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from swapd.http import origin
-from swapd.http.asgi import Receive, Scope, Send, header, send_error, send_response
+from swapd.http.asgi import App, Receive, Scope, Send, header, send_error, send_response
 from swapd.http.auth import check as check_auth
 from swapd.http.errors import ApiError, render_error
 from swapd.http.events_route import HEADERS as EVENT_HEADERS
@@ -176,7 +176,8 @@ class SwapdApp:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.relay = ModelRoutes(services)
-        self.admin = build_admin(services)
+        # The server builds plain-dict ASGI messages; Quart types them as TypedDicts.
+        self.admin = cast(App, build_admin(services))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -254,12 +255,8 @@ def create_app(services: Services) -> SwapdApp:
 
 
 def _queue_length(services: Services) -> int:
-    snapshot = services.router.snapshot()
-    queue = getattr(snapshot, "queue", ())
-    return len(queue) if queue is not None else 0
+    return len(services.router.snapshot().queue)
 
 
 def _in_flight(services: Services) -> dict[str, int]:
-    snapshot = services.router.snapshot()
-    counts = getattr(snapshot, "in_flight", None)
-    return dict(counts) if counts else {}
+    return dict(services.router.snapshot().in_flight)
