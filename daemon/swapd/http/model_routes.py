@@ -436,7 +436,7 @@ class ModelRoutes:
         if result.truncated:
             self.services.logs.info(
                 f"{outcome['model']} upstream ended the response early "
-                f"(after {result.bytes} bytes); the client's response was closed cleanly"
+                f"(after {result.size} bytes); the client's response was closed cleanly"
             )
 
     def _waiting_for(self, model_id: str) -> str:

@@ -133,7 +133,7 @@ class RelayResult:
     """What happened to one relayed response, for metrics and logs."""
 
     status: int
-    bytes: int = 0
+    size: int = 0  # body bytes sent to the client
     truncated: bool = False
     tail: bytes = b""
     content_type: str = ""
@@ -166,7 +166,7 @@ async def relay_response(
         if whole is None:
             await _stream_body(send, upstream, result)
         else:
-            result.bytes = len(whole)
+            result.size = len(whole)
             result.tail = whole[-TAIL_BYTES:]
             await send({"type": "http.response.body", "body": whole, "more_body": False})
     finally:
@@ -183,12 +183,12 @@ async def _stream_body(send: ASGISend, upstream: UpstreamResponse, result: Relay
             length = content_length(upstream.headers)
             ended = False
             async for chunk in chunks:
-                result.bytes += len(chunk)
+                result.size += len(chunk)
                 tail += chunk
                 if len(tail) > 2 * TAIL_BYTES:  # trimmed now and then, not per chunk
                     del tail[: len(tail) - TAIL_BYTES]
                 # A body of known length ends with its last bytes: one write fewer.
-                ended = result.bytes == length
+                ended = result.size == length
                 await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
             if not ended:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})

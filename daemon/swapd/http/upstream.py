@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import select
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -154,7 +154,7 @@ class UpstreamResponse:
             return None
         return self._parser.take()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives: the payload of each socket read, in one piece."""
         conn = self._conn
         parser = self._parser
