@@ -97,12 +97,6 @@ def content_length(headers: Headers) -> int | None:
     return None
 
 
-def is_event_stream(headers: Headers) -> bool:
-    return any(
-        n.lower() == b"content-type" and b"text/event-stream" in v.lower() for n, v in headers
-    )
-
-
 def response_headers(headers: Headers) -> Headers:
     """Upstream response headers fit for the client, with X-Accel-Buffering on event streams.
 

@@ -1,7 +1,6 @@
 """A thin HTTP/1.1 client for the upstreams on trio sockets, with keep-alive.
 
-Chosen over httpx2 by `bench/bench_relay.py`: it reads the upstream socket
-in large reads and hands the relay the payload of each read as one piece
+It reads the upstream socket in large reads and hands the relay the payload of each read as one piece
 (llhttp parses the response, `swapd.http.parse`), so a fast stream of small
 SSE events costs one downstream write per socket read rather than one per
 event, and per request it does little more than format the request and
