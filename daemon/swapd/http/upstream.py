@@ -1,9 +1,9 @@
 """A thin HTTP/1.1 client for the upstreams on trio sockets, with keep-alive.
 
 It reads the upstream socket in large reads and hands the relay the payload
-of each read as one piece (llhttp parses the response, `swapd.http.parse`), so a fast stream of small
-SSE events costs one downstream write per socket read rather than one per
-event, and per request it does little more than format the request and
+of each read as one piece (llhttp parses the response, `swapd.http.parse`),
+so a fast stream of small SSE events costs one downstream write per socket
+read rather than one per event, and per request it does little more than format the request and
 parse the response head.
 
 Only what a relay needs: plain `http://` origins, a pool of idle keep-alive
