@@ -17,6 +17,8 @@ from typing import Any
 import msgspec
 import trio
 
+from swapd.router.events import Progress
+
 BAR = "━━━━━"
 TICK_SECONDS = 0.75
 PIECE_CHARS = 5
@@ -72,11 +74,6 @@ def done_text(seconds: float) -> str:
     return f"Done! ({seconds:.2f}s)\n"
 
 
-def _position_of(event: Any) -> int | None:
-    position = getattr(event, "position", None)
-    return position if isinstance(position, int) else None
-
-
 class LoadingWriter:
     """Writes the loading text through `send` until `finish()` is called.
 
@@ -103,9 +100,9 @@ class LoadingWriter:
         self._position_pending = False
         self._started = 0.0
 
-    def note_progress(self, event: Any) -> None:
+    def note_progress(self, event: Progress) -> None:
         """A router Progress event: a new queue position is shown at the next tick."""
-        position = _position_of(event)
+        position = event.position
         if position is not None and position != self._position:
             self._position = position
             self._position_pending = True
@@ -121,7 +118,7 @@ class LoadingWriter:
             if i + 1 < len(chunks) and not self._finishing.is_set():
                 await self._pause(len(piece) / CHARS_PER_SECOND)
 
-    async def run(self, progress: trio.MemoryReceiveChannel[Any] | None = None) -> None:
+    async def run(self, progress: trio.MemoryReceiveChannel[Progress] | None = None) -> None:
         """Write the header, then tick until finishing; returns once nothing more will be sent."""
         self._started = trio.current_time()
         try:

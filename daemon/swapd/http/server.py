@@ -130,7 +130,7 @@ def error_response(
     return build_head(status, headers) + body
 
 
-def _address(sock: Any, peer: bool) -> tuple[str, int] | None:
+def _address(sock: trio.socket.SocketType | None, peer: bool) -> tuple[str, int] | None:
     if sock is None:
         return None
     try:
@@ -260,7 +260,7 @@ class Connection:
         self.read_ahead = 0  # bytes read while a response was in progress
         self.linger = False  # closing with client input perhaps unread
         self.idle_since = trio.current_time()
-        sock = getattr(stream, "socket", None)
+        sock = stream.socket if isinstance(stream, trio.SocketStream) else None
         self.client = _address(sock, peer=True)
         self.local = _address(sock, peer=False)
         self._idle: trio.CancelScope | None = None

@@ -23,6 +23,7 @@ class SolutionLike(Protocol):
     combination: tuple[str, ...]
     evict: tuple[str, ...]
     cost: int
+    exhaustive: bool
 
 
 class MatrixLike(Protocol):
@@ -50,7 +51,7 @@ class MatrixSwapper:
 
     def on_swap_start(self, target: str, running: Sequence[str]) -> None:
         s = self._solve(target, running)
-        if not getattr(s, "exhaustive", True):
+        if not s.exhaustive:
             log.warning(
                 "matrix: model=%s: choosing among %d running models went over the solver's "
                 "budget; it starts alone (every running model is stopped)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import msgspec
 import trio
@@ -101,9 +102,9 @@ def test_unknown_records_become_other_and_still_encode() -> None:
     )
     codec.encode(p.Event(subscription=1, topic=other.topic, data=other))
 
-    class Odd:
-        topic = "swap"
-        time = 7.0
+    class Odd(msgspec.Struct):  # every bus event is a Struct naming its topic
+        topic: ClassVar[str] = "swap"
+        time: float = 7.0
 
     odd = convert.event(Odd())
     assert isinstance(odd, p.OtherEvent) and odd.name == "Odd" and odd.time == 7.0
