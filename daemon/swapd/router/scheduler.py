@@ -63,6 +63,7 @@ from swapd.router.events import (
     Decision,
     Facts,
     Failure,
+    FailureKind,
     Input,
     Reload,
     RequestIn,
@@ -377,22 +378,9 @@ class FifoScheduler:
     @_handles(Unload)
     def _on_unload(self, inp: Unload) -> None:
         targets = tuple(sorted(self.models)) if inp.models is None else tuple(inp.models)
-        wanted = set(targets)
-        message = f"{self.settings.name}: model unloaded"
-        for model in targets:
-            swap = self.active.get(model)
-            if swap is None:
-                continue
-            for w in list(swap.waiters):
-                self._fail_pending(w, Failure(kind="unloaded", model=model, message=message))
-            if not swap.aborting:
-                self._abort(swap, "model unloaded")
-        dropped = [r for r in self.queue if r.model in wanted]
-        for r in dropped:
-            self.queue.remove(r)
-            self._fail_pending(r, Failure(kind="unloaded", model=r.model, message=message))
-        if dropped:
-            self._broadcast_positions()
+        self._fail_all(
+            set(targets), "unloaded", f"{self.settings.name}: model unloaded", "model unloaded"
+        )
         self._record(
             "unload", reason=("unload now " if inp.now else "unload ") + ", ".join(targets)
         )
@@ -470,20 +458,12 @@ class FifoScheduler:
             max_wait=inp.max_wait,
             keep_abandoned_loads=inp.keep_abandoned_loads,
         )
-        message = f"{self.settings.name}: model removed from the config"
-        for model in removed:
-            swap = self.active.get(model)
-            if swap is not None:
-                for w in list(swap.waiters):
-                    self._fail_pending(w, Failure(kind="unloaded", model=model, message=message))
-                if not swap.aborting:
-                    self._abort(swap, "model removed from the config")
-        dropped = [r for r in self.queue if r.model in removed]
-        for r in dropped:
-            self.queue.remove(r)
-            self._fail_pending(r, Failure(kind="unloaded", model=r.model, message=message))
-        if dropped:
-            self._broadcast_positions()
+        self._fail_all(
+            set(removed),
+            "unloaded",
+            f"{self.settings.name}: model removed from the config",
+            "model removed from the config",
+        )
         self._record("reload", reason="removed: " + ", ".join(removed) if removed else "")
         self.after.update({m: tuple(deps) for m, deps in inp.after.items() if deps})
         for model, seconds in sorted(inp.drain.items()):
@@ -553,17 +533,36 @@ class FifoScheduler:
     def _on_shutdown(self, inp: Shutdown) -> None:
         self.closed = True
         self.unloading.clear()  # every model is stopped now
-        message = f"{self.settings.name} is shutting down"
-        for swap in list(self.active.values()):
-            for w in list(swap.waiters):
-                self._fail_pending(w, Failure(kind="shutdown", model=w.model, message=message))
-            if not swap.aborting:
-                self._abort(swap, "shutting down")
-        for r in list(self.queue):
-            self.queue.remove(r)
-            self._fail_pending(r, Failure(kind="shutdown", model=r.model, message=message))
+        self._fail_all(
+            None, "shutdown", f"{self.settings.name} is shutting down", "shutting down", always=True
+        )
         self._record("shutdown")
-        self._broadcast_positions()
+
+    def _fail_all(
+        self,
+        models: set[str] | None,
+        kind: FailureKind,
+        message: str,
+        why: str,
+        *,
+        always: bool = False,
+    ) -> None:
+        """Fail every request waiting on a load of `models` (None: all) or queued for
+        one, and abort those loads; queue positions are re-broadcast when the queue
+        changed (or `always`)."""
+        for target, swap in list(self.active.items()):
+            if models is not None and target not in models:
+                continue
+            for w in list(swap.waiters):
+                self._fail_pending(w, Failure(kind=kind, model=w.model, message=message))
+            if not swap.aborting:
+                self._abort(swap, why)
+        dropped = [r for r in self.queue if models is None or r.model in models]
+        for r in dropped:
+            self.queue.remove(r)
+            self._fail_pending(r, Failure(kind=kind, model=r.model, message=message))
+        if dropped or always:
+            self._broadcast_positions()
 
     # ------------------------------------------------------------- decisions
 
