@@ -88,7 +88,8 @@ def spawn(
     It leads a process group of its own (so `stop` reaches everything it
     started) and gets `death_signal` if the bench itself dies, even by SIGKILL:
     no fake upstream or swapd outlives a killed bench. The bench forks from
-    its main thread, which lives as long as it does (STACK gotcha 4).
+    its main thread, which lives as long as it does (the signal is tied to the
+    forking thread, not the process).
     """
     parent = os.getpid()
 

@@ -5,7 +5,7 @@ runs them as tasks of its own nursery; `run` reports the bound URLs through
 `task_status` (so tests can start a daemon on port 0 inside their nursery)
 and returns once `request_stop()` was called and everything has stopped.
 
-Shutdown order (spec router.md §7.4): long-lived streams (events, logs) are
+Shutdown order (docs/compat.md, Shutdown): long-lived streams (events, logs) are
 closed first so the HTTP drain does not wait on them; new model requests are
 refused (503) while those in flight finish, for up to 30 s; then the HTTP
 server stops (idle keep-alive connections close at once, anything still

@@ -15,7 +15,7 @@ removed and replaced. Under systemd a reload is bracketed by RELOADING=1
 and READY=1, whatever its outcome (Type=notify-reload waits for both).
 
 Unlike llama-swap, which builds a whole new server and stops every running
-model on a reload (spec router.md §7.5), a reload here restarts only what
+model on a reload (docs/compat.md, Reload), a reload here restarts only what
 changed, and only once its requests in flight have finished: the router
 drains the model, then retires it (`ProcessPool.stage` / `retire`), so a
 new process never races its predecessor for the port either.
@@ -167,7 +167,7 @@ def port_handovers(
 ) -> dict[str, tuple[str, ...]]:
     """For each new spec, the draining models (by their old spec) that listen where it
     will: it must not start before they are gone, or its health check could reach
-    the old server (llama-swap's reload caveat, spec router.md §7.5)."""
+    the old server (docs/compat.md, Reload)."""
     holders: dict[tuple[str, int | None], list[str]] = {}
     for model, spec in draining.items():
         holders.setdefault(address(spec.proxy_url), []).append(model)

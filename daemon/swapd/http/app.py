@@ -6,7 +6,7 @@ CORS pre-flights are answered here; everything else (listing, running,
 unload, health, logs, events, metrics) is a Quart route.
 
 Quart's RESPONSE_TIMEOUT is off: it would cut long event and log streams
-(STACK gotcha 2). Every error is the OpenAI-shaped envelope, including 404
+(after 60 s by default). Every error is the OpenAI-shaped envelope, including 404
 and 405 for unknown routes.
 """
 
@@ -44,7 +44,7 @@ _encoder = msgspec.json.Encoder()
 
 
 def allow_headers(requested: str) -> str:
-    """Access-Control-Allow-Headers for a pre-flight: valid token names only (spec §1.5)."""
+    """Access-Control-Allow-Headers for a pre-flight: valid token names only."""
     if not requested.strip():
         return DEFAULT_ALLOW_HEADERS
     names = (n.strip() for n in requested.split(","))

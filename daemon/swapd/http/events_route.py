@@ -1,6 +1,6 @@
 """`GET /api/events`: Server-Sent Events of model states, swaps, requests, queue and logs.
 
-Frames follow llama-swap's format (spec api.md §8): `event:message`, then
+Frames follow llama-swap's format (docs/compat.md, Events stream): `event:message`, then
 `data:` with an envelope `{"type": ..., "data": "<JSON text>"}` whose `data`
 is itself JSON in a string. Types: `modelStatus` (initially and on every
 state change), `logData` (history first, then live proxy/upstream lines),

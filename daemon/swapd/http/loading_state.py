@@ -1,11 +1,12 @@
-"""The `sendLoadingState` stream (spec api.md §3.9): loading progress as reasoning deltas.
+"""The `sendLoadingState` stream: loading progress as reasoning deltas.
 
 While a streaming chat-completions request waits for its model to load, the
 client receives SSE chunks whose `reasoning_content` tells what is going on,
-then the real answer on the same stream. The text and its timing follow the
-spec: a bar, the model line, a tick every 750 ms (a queue position when it
-changed, else a remark when one is due, else a dot), then `Done! (N.NNs)` and
-the bar again. Text is "typed" in 5-character pieces at 75 characters/s.
+then the real answer on the same stream. The text and its timing are
+llama-swap's (docs/compat.md, Loading state stream): a bar, the model line, a
+tick every 750 ms (a queue position when it changed, else a remark when one
+is due, else a dot), then `Done! (N.NNs)` and the bar again. Text is "typed"
+in 5-character pieces at 75 characters/s.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class _Chunk(msgspec.Struct):
 
 
 def sse_fragment(text: str) -> bytes:
-    """One SSE event carrying `text` as a reasoning delta, exactly the spec's shape."""
+    """One SSE event carrying `text` as a reasoning delta, exactly llama-swap's shape."""
     chunk = _Chunk(choices=[_Choice(delta=_Delta(reasoning_content=text))])
     return b"data: " + _encoder.encode(chunk) + b"\n\n"
 

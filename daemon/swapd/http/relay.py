@@ -4,13 +4,13 @@ The response is streamed piece by piece as the upstream produces it, never
 buffered (every ASGI body message is written to the client's socket at
 once), with `X-Accel-Buffering: no` on event streams so a reverse proxy in
 front of swapd does not buffer either. Hop-by-hop, `date` and `server`
-headers are dropped both ways (STACK gotcha 10); swapd's server adds its own `date`.
+headers are dropped both ways (each hop sends its own); swapd's server adds its own `date`.
 
 Exits: a client that disconnects cancels the handler, and leaving the
 `aclosing` block closes the upstream connection at once, so the upstream
 stops generating. An upstream that dies mid-body ends the client's response
-cleanly (a finished chunked body, no `[DONE]`), as llama-swap does (spec
-api.md §3.7); the supervisor notices the exit and marks the model stopped.
+cleanly (a finished chunked body, no `[DONE]`), as llama-swap does
+(docs/compat.md, Relaying); the supervisor notices the exit and marks the model stopped.
 """
 
 from __future__ import annotations

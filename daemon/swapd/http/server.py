@@ -1,8 +1,8 @@
 """swapd's HTTP/1.1 server: the ASGI app on trio, one task per connection.
 
-hypercorn spent about 0.7 ms of CPU per request in the relay's profile (h11's
-event objects and state machine, a task per request, its own timers), which
-was most of the latency swapd added to a small request. This server does what
+A general-purpose ASGI server (h11's event objects and state machine, a task
+per request, its own timers) costs more CPU than the rest of a small relayed
+request (`bench/bench_relay.py --relay-only` compares). This server does what
 the API needs and no more: HTTP/1.1 and 1.0 with keep-alive, Content-Length
 and chunked request bodies, `Expect: 100-continue`, streamed responses
 (chunked, or Content-Length when the app gives one), HEAD, and ASGI's

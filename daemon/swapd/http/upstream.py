@@ -77,7 +77,7 @@ def _request_target(url: str) -> tuple[Origin, str, bytes]:
     """(origin, request target, Host value) of a full upstream URL.
 
     Cached: a relay sends the same few URLs over and over, and `urlsplit`
-    showed in its profile.
+    is a visible part of its cost.
     """
     origin, _ = split_url(url)
     parts = urlsplit(url)

@@ -22,8 +22,8 @@ definitions in file order, references before their users.
 
 The tie rule within a set is llama-swap v790's (first expanded combination).
 Latest llama-swap's frontier moves a superset state to the end of its list and
-can pick a different, equally cheap combination (spec config.md §12.7,
-router.md §6.3 `matrix-28`): for `t & (a | c | (a & b)) & b`, running a, b, c,
+can pick a different, equally cheap combination (docs/compat.md, Swap
+matrix): for `t & (a | c | (a & b)) & b`, running a, b, c,
 target t, we keep [a, b, t] and evict c where latest keeps [b, c, t] and
 evicts a. We keep v790's rule because a user can read it off the expanded
 matrix (`swapd matrix expand`).

@@ -1,7 +1,7 @@
 """The matrix swap planner: `swapd.matrix.Matrix.solve` behind the `Swapper` protocol.
 
 The solver is pure and symbolic; this adapter only reshapes its `Solution`
-and logs the decision once per real swap (spec router.md §6.4). The last
+and logs the decision once per real swap (never per query). The last
 solve is cached because the scheduler asks again, with the same arguments,
 right before `on_swap_start`.
 """

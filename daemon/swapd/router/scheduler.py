@@ -8,7 +8,7 @@ models, record a decision). The run loop (`run_loop.Router`) turns those
 into I/O. Each input type has one handler method, registered with
 `@_handles(InputType)`: adding an input is its Struct and its handler.
 
-Behaviour (spec router.md §4), with swapd's changes:
+Behaviour (docs/compat.md, Scheduler and queueing), with swapd's changes:
 
 * admission: unknown model -> not found; `reserved >= limit` -> 429; a
   reservation counts queued, waiting and serving requests;
@@ -30,7 +30,7 @@ Behaviour (spec router.md §4), with swapd's changes:
 * swapd also drains after a cancel (llama-swap does not): with bounded wait a
   cancelled overdue request may be the only thing holding others back;
 * beyond llama-swap, **draining reloads** (llama-swap stops every model on a
-  reload, spec router.md §7.5): a model whose process settings changed, or
+  reload; docs/compat.md, Reload): a model whose process settings changed, or
   that the new config removed, is *draining*: it gets no new grants, its
   requests in flight finish, and once none is left (or its drain bound has
   passed, so a reload never wedges) the scheduler asks for it to be retired:
@@ -567,7 +567,7 @@ class FifoScheduler:
     # ------------------------------------------------------------- decisions
 
     def running_set(self, target: str) -> tuple[str, ...]:
-        """Running processes plus targets of other active swaps, sorted (spec §4.3)."""
+        """Running processes plus targets of other active swaps, sorted."""
         if not self.active:
             return tuple(sorted(self._running))
         names = set(self._running)
@@ -575,7 +575,7 @@ class FifoScheduler:
         return tuple(sorted(names))
 
     def collisions(self, target: str, evict: Sequence[str]) -> tuple[str, ...]:
-        """Targets of active swaps that a swap (target, evict) would collide with (§4.4)."""
+        """Targets of active swaps that a swap (target, evict) would collide with."""
         if not self.active:
             return ()
         evict_set = set(evict)
@@ -626,7 +626,7 @@ class FifoScheduler:
         *,
         key: tuple[float, int] | None = None,
     ) -> Plan:
-        """The decision tree of §4.5 for a request for `model` with age `key`, without acting.
+        """The decision tree for a request for `model` with age `key`, without acting.
 
         `key` (arrival, id) positions the request against an overdue one; None
         means "arriving now".
@@ -817,7 +817,7 @@ class FifoScheduler:
 
     def _abort(self, swap: ActiveSwap, reason: str) -> None:
         """Abort a swap. Its target is stopped too unless it was already ready or is
-        serving requests: a swap for a ready target only evicts others (§4.5), and
+        serving requests: a swap for a ready target only evicts others, and
         aborting that must not take down the model it was for."""
         target = swap.plan.target
         swap.aborting = True
@@ -881,7 +881,7 @@ class FifoScheduler:
         self.queue.append(req)
 
     def _drain(self) -> None:
-        """Walk the queue in order and re-run the decision tree on each item (§4.7).
+        """Walk the queue in order and re-run the decision tree on each item.
 
         A second pass runs only when the bounded-wait barrier held an item back
         and something progressed after it, so an item skipped early in the pass

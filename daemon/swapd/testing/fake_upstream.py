@@ -3,7 +3,7 @@
 Run it as `python -m swapd.testing.fake_upstream --port N [options]`. It uses
 only the standard library so that it starts in a few tens of milliseconds (it
 is spawned hundreds of times by the tests), flushes every line it prints (a
-piped child's stdout is otherwise block-buffered, STACK gotcha 11), and can
+piped child's stdout is otherwise block-buffered), and can
 misbehave on demand: slow loads, never healthy, exit during start, ignore
 SIGTERM, fork a grandchild, crash after N requests or in the middle of a
 stream.
