@@ -22,8 +22,9 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
-PROTOCOL_VERSION = 1
-"""The version this package speaks. Bumped when message kinds are added."""
+PROTOCOL_VERSION = 2
+"""The version this package speaks. Bumped when message kinds are added
+(2: `activity`, `history`, `stats`, `capture`; finished records on the `request` topic)."""
 
 MIN_PROTOCOL_VERSION = 1
 
@@ -117,6 +118,8 @@ class Status(Payload, kw_only=True, frozen=True):
     """Requests not served yet: in the queue, or waiting for a load."""
     subscribers: int = 0
     legend: list[StateLegend] = []
+    history: HistoryInfo | None = None
+    """The history store; null when the daemon keeps none."""
 
 
 class ModelInfo(Payload, kw_only=True, frozen=True):
@@ -269,6 +272,161 @@ class MatrixView(Payload, kw_only=True, frozen=True):
     explain: Explanation | None = None
 
 
+# --- history payloads (activity, history, stats, capture) -------------------
+
+
+Outcome = Literal["done", "client_gone", "aborted", "failed"]
+"""How a request ended: answered in full; the client left first; cut short by
+swapd (an unload or shutdown); failed (with the reason) before or while answered."""
+
+OUTCOMES: tuple[Outcome, ...] = ("done", "client_gone", "aborted", "failed")
+
+HistoryKind = Literal["swap", "exit", "reload"]
+HISTORY_KINDS: tuple[HistoryKind, ...] = ("swap", "exit", "reload")
+
+
+class RequestRecord(Payload, kw_only=True, frozen=True):
+    """One finished request. Times are Unix seconds, durations seconds; a value that
+    is not known is null (never 0), so "no tokens reported" and "zero tokens" differ.
+    `swapctl activity --json` and `/api/activity` give these keys."""
+
+    id: int
+    """The daemon's request number (the `id` of its in-flight entry while it runs)."""
+    start: float
+    client: str | None = None
+    """The client's address, when known."""
+    requested: str | None = None
+    """The model name as the client sent it (an ID, alias or peer name)."""
+    model: str | None = None
+    """The model that served it: a local model ID, or the model asked of `peer`."""
+    route: str = ""
+    """The path relayed, e.g. `/v1/chat/completions`."""
+    stream: bool = False
+    outcome: Outcome = "done"
+    status: int | None = None
+    """The HTTP status the client got; null when nothing was sent."""
+    queued_s: float | None = None
+    """Seconds in the router's queue (behind other models' swaps or a busy model)."""
+    load_wait_s: float | None = None
+    """Seconds waiting for its model's load (swap `swap_id`)."""
+    ttfb_s: float | None = None
+    """Seconds from arrival to the first byte of the response body."""
+    duration_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_per_s: float | None = None
+    peer: str | None = None
+    """The peer that served it, for a request relayed to another server."""
+    reason: str | None = None
+    """Why it failed or was cut short."""
+    swap_id: int | None = None
+    """The swap whose load it waited for, if any."""
+
+
+class SwapRecord(Payload, tag_field="kind", tag="swap", kw_only=True, frozen=True):
+    """One swap: stop `evicted`, then make `target` ready."""
+
+    swap_id: int
+    start: float
+    target: str
+    evicted: list[str] = []
+    why: str = ""
+    set: str | None = None
+    cost: int = 0
+    load_s: float | None = None
+    """Seconds from the start of the swap to its end."""
+    result: Literal["ok", "failed", "aborted"] = "ok"
+    error: str | None = None
+
+
+class ExitRecord(Payload, tag_field="kind", tag="exit", kw_only=True, frozen=True):
+    """A model server process ended."""
+
+    time: float
+    model: str
+    pid: int
+    exit_code: int | None = None
+    """Null when a signal killed it."""
+    signal: str | None = None
+    """e.g. `SIGKILL`; null when it exited."""
+    reason: str = ""
+    failed: bool = False
+    """It ended on its own (a crash, a failed start), not because swapd stopped it."""
+    uptime_s: float | None = None
+
+
+class ReloadRecord(Payload, tag_field="kind", tag="reload", kw_only=True, frozen=True):
+    """One config reload, applied (`ok`) or refused (`errors`)."""
+
+    time: float
+    ok: bool
+    source: str = ""
+    path: str = ""
+    added: list[str] = []
+    removed: list[str] = []
+    changed: list[str] = []
+    """Changed models with what changed in each: `chat (cmd, env)`."""
+    errors: list[str] = []
+
+
+HistoryRecord = SwapRecord | ExitRecord | ReloadRecord
+
+
+class ModelStats(Payload, kw_only=True, frozen=True):
+    """One model over a window; a figure with no data is null. Errors: failed, aborted,
+    or status >= 400 (a client that left is not the model's error)."""
+
+    model: str
+    requests: int = 0
+    errors: int = 0
+    ttfb_p50_s: float | None = None
+    ttfb_p95_s: float | None = None
+    duration_p50_s: float | None = None
+    duration_p95_s: float | None = None
+    tokens_per_s_p50: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    loads: int = 0
+    load_p50_s: float | None = None
+    load_failures: int = 0
+    crashes: int = 0
+
+
+class Stats(Payload, kw_only=True, frozen=True):
+    since: float
+    until: float
+    models: list[ModelStats] = []
+
+
+class Capture(Payload, kw_only=True, frozen=True):
+    """A request and its response as relayed (`captureBuffer`); bodies base64 in JSON.
+    Credentials in headers are `[REDACTED]`."""
+
+    id: int
+    req_path: str
+    req_headers: dict[str, str] | None = None
+    req_body: bytes | None = None
+    resp_headers: dict[str, str] | None = None
+    resp_body: bytes | None = None
+    truncated: bool = False
+    """A body was cut (longer than half the buffer, or than a reply line may carry)."""
+
+
+class HistoryInfo(Payload, kw_only=True, frozen=True):
+    """The history store's health, in `status`."""
+
+    path: str
+    available: bool
+    """The database is open for writing."""
+    error: str | None = None
+    written: int = 0
+    dropped: int = 0
+    """Records lost since start: queue full, or storage failing (logged once)."""
+    pending: int = 0
+    captures: int = 0
+    """Captures held in memory now."""
+
+
 # --- event payloads ---------------------------------------------------------
 
 
@@ -321,11 +479,15 @@ class RequestEvent(EventData, tag="request", kw_only=True, frozen=True):
     topic: ClassVar[str] = "request"
     model: str
     phase: str
-    """e.g. "received", "granted", "done", "failed", "cancelled"."""
+    """The router's "admitted", "waiting", "granted", "done", "failed", "cancelled",
+    "aborted"; and "finished" once the HTTP layer has answered (with `record`)."""
     request: str | None = None
     status: int | None = None
     duration: float | None = None
     detail: str = ""
+    record: RequestRecord | None = None
+    """With phase "finished": the request's record, as `activity` returns it
+    (its `request` is the record's id; the other phases carry the router's)."""
 
 
 class QueueChanged(EventData, tag="queue", kw_only=True, frozen=True):
@@ -461,6 +623,44 @@ class DecisionsRequest(Request, tag="decisions", kw_only=True, frozen=True):
     limit: int = 100
 
 
+class ActivityRequest(Request, tag="activity", kw_only=True, frozen=True):
+    """Finished requests, newest first."""
+
+    model: str | None = None
+    outcome: Outcome | None = None
+    since: float | None = None
+    """Unix seconds, inclusive."""
+    until: float | None = None
+    """Unix seconds, exclusive."""
+    limit: int = 100
+    """At most this many (clamped to 1..10000; a reply too long for a line is refused)."""
+
+
+class HistoryRequest(Request, tag="history", kw_only=True, frozen=True):
+    """Swaps, exits and reloads, newest first."""
+
+    kinds: list[HistoryKind] = []
+    """Empty means all three."""
+    model: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+
+
+class StatsRequest(Request, tag="stats", kw_only=True, frozen=True):
+    """Per-model figures over [since, until)."""
+
+    since: float | None = None
+    """Null: one hour before `until`."""
+    until: float | None = None
+    """Null: now."""
+
+
+class CaptureRequest(Request, tag="capture", kw_only=True, frozen=True):
+    request: int
+    """The request's id (`RequestRecord.id`)."""
+
+
 ClientMessage = (
     Hello
     | StatusRequest
@@ -474,6 +674,10 @@ ClientMessage = (
     | ExplainRequest
     | MatrixRequest
     | DecisionsRequest
+    | ActivityRequest
+    | HistoryRequest
+    | StatsRequest
+    | CaptureRequest
 )
 
 # --- daemon -> client -------------------------------------------------------
@@ -538,6 +742,22 @@ class DecisionsReply(Reply, tag="decisions_reply", kw_only=True, frozen=True):
     decisions: list[Decision]
 
 
+class ActivityReply(Reply, tag="activity_reply", kw_only=True, frozen=True):
+    records: list[RequestRecord]
+
+
+class HistoryReply(Reply, tag="history_reply", kw_only=True, frozen=True):
+    records: list[HistoryRecord]
+
+
+class StatsReply(Reply, tag="stats_reply", kw_only=True, frozen=True):
+    stats: Stats
+
+
+class CaptureReply(Reply, tag="capture_reply", kw_only=True, frozen=True):
+    capture: Capture
+
+
 class Error(Message, tag="error", kw_only=True, frozen=True):
     """A refusal or failure. `id` is the request's, or None for a bad line."""
 
@@ -574,6 +794,10 @@ ServerMessage = (
     | ExplainReply
     | MatrixReply
     | DecisionsReply
+    | ActivityReply
+    | HistoryReply
+    | StatsReply
+    | CaptureReply
     | Error
     | Event
     | Lagged
@@ -590,14 +814,14 @@ ERROR_CODES: dict[str, str] = {
     "hello_required": "the first message must be hello",
     "version_mismatch": "the client's protocol version is not served",
     "permission_denied": "the peer is not allowed on this socket",
-    "not_found": "no such model or log source",
+    "not_found": "no such model, log source or capture",
     "bad_request": "a field has an invalid value",
     "busy": "too many requests or subscriptions on this connection",
     "reply_too_large": "the reply would exceed MAX_LINE_BYTES; ask for less",
     "load_failed": "the model failed to start",
     "aborted": "the request was aborted by unload or shutdown",
     "config_invalid": "the new config has problems; the old one keeps running",
-    "unavailable": "the daemon cannot do this now (e.g. shutting down)",
+    "unavailable": "the daemon cannot do this now (shutting down, no history kept)",
     "internal": "an unexpected daemon error",
 }
 """Every `error.code` the daemon sends, with its meaning."""

@@ -39,6 +39,8 @@ def for_type(t: msgspec.inspect.Type) -> st.SearchStrategy[Any]:
         return _finite
     if isinstance(t, mi.NoneType):
         return st.none()
+    if isinstance(t, mi.BytesType):
+        return st.binary(max_size=16)
     if isinstance(t, mi.AnyType):
         return st.recursive(
             st.none() | st.booleans() | _int | _text,
