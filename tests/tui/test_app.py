@@ -306,7 +306,7 @@ async def test_filter_narrows_the_current_view_and_escape_clears_it() -> None:
         await started(pilot, source)
         await pilot.press("slash", "q", "w", "e", "n", "enter")
         await settle(pilot)
-        models = [line.split()[0] for line in screen_text(app).splitlines()[4:9] if line.strip()]
+        models = [line.split()[0] for line in screen_text(app).splitlines()[5:10] if line.strip()]
         assert models == ["qwen-72b", "qwen-coder"]
         await pilot.press("escape")
         await settle(pilot)

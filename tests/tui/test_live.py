@@ -209,7 +209,7 @@ async def test_ssh_failures_are_shown_with_sshs_own_words() -> None:
         header = screen_text(app).splitlines()[0]
         # The countdown may have ticked below 30s on a loaded machine.
         assert re.match(
-            r"✖ disconnected \(retry \d+s, #1\): "
+            r"✖ disconnected \(retry [\d.]+s, #1\): "
             r"ssh: connect to host unreachable port 22: Connection refused",
             header,
         ), header
@@ -404,3 +404,47 @@ async def test_a_reload_verdict_carries_what_changed_and_the_warnings(server: Se
             "warning: config.yaml:9:3: models.gamma: in no set: it runs alone and evicts everything"
             in text
         )
+
+
+async def test_a_model_removed_while_explained_leaves_nothing_to_explain_and_the_link_up(
+    sock_path: Path,
+) -> None:
+    backend = FakeBackend()
+    server = ServerThread(sock_path, backend).start()
+    app, source = live_app(sock_path)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: "gamma" in app.state.models, "the models reply")
+            await pilot.press("down", "4")  # beta, explained in the Matrix view
+            await until(pilot, lambda: "beta" in app.state.explain, "beta's explanation")
+
+            def remove_beta() -> None:
+                del backend.models_["beta"]
+                backend.bus.publish(
+                    p.ConfigReloaded(
+                        time=time.time(), ok=True, path="/etc/swapd/config.yaml", removed=["beta"]
+                    )
+                )
+
+            server.call(remove_beta)
+            await until(
+                pilot,
+                lambda: app.state.explain["beta"].action == "none",
+                "the daemon's not_found read as nothing to explain",
+            )
+            assert set(app.state.models) == {"alpha", "gamma"}
+            # The selection moved to a model that exists, and that one is explained.
+            await until(
+                pilot, lambda: "alpha (stopped): start" in screen_text(app), "alpha explained"
+            )
+            assert app.state.connection.status == "connected" and source.connections == 1
+            # A new session (the daemon restarted) must not trip over it either.
+            await asyncio.to_thread(server.stop)
+            await until(
+                pilot, lambda: app.state.connection.status != "connected", "the disconnection"
+            )
+            server = ServerThread(sock_path, backend).start()
+            await until(pilot, lambda: source.connections == 2, "the reconnection")
+            assert app.state.connection.status == "connected"
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -170,7 +170,8 @@ def test_timeline_rows_newest_first_with_filter_on_target_and_evicted() -> None:
         TimelineEntry(T0 + 1, "decision", "c", "queue", why="busy"),
         TimelineEntry(T0 + 2, "swap", "d", "swap"),
     ]
-    rows, hidden = timeline_rows(entries)
+    shown, hidden = timeline_rows(entries)
+    rows = [cells for _, cells in shown]
     assert hidden == 0
     assert [row[1] for row in rows] == ["d", "c", "a"]
     assert cells_text(rows[2]) == [
@@ -185,7 +186,7 @@ def test_timeline_rows_newest_first_with_filter_on_target_and_evicted() -> None:
         "collision",
     ]
     assert cells_text(rows[0])[7] == "loading…"
-    assert [row[1] for row in timeline_rows(entries, "B")[0]] == ["a"]
+    assert [entry.target for entry, _ in timeline_rows(entries, "B")[0]] == ["a"]
 
 
 def test_timeline_rows_are_ordered_by_time_not_arrival() -> None:
@@ -196,7 +197,7 @@ def test_timeline_rows_are_ordered_by_time_not_arrival() -> None:
         TimelineEntry(T0 + 2, "swap", "b", "swap", outcome="ok"),  # history, late
         TimelineEntry(T0, "swap", "a", "swap", outcome="ok"),  # history, late
     ]
-    rows, _ = timeline_rows(entries)
+    rows = [cells for _, cells in timeline_rows(entries)[0]]
     assert [(row[1], cells_text(row)[0]) for row in rows] == [
         ("c", "22:13:23"),
         ("b", "22:13:22"),
@@ -212,12 +213,13 @@ def test_routine_decisions_are_hidden_unless_asked() -> None:
         TimelineEntry(T0 + 2, "decision", "b", "queue"),
         TimelineEntry(T0 + 3, "swap", "b", "swap"),
     ]
-    rows, hidden = timeline_rows(entries, show_routine=False)
+    shown, hidden = timeline_rows(entries, show_routine=False)
+    rows = [cells for _, cells in shown]
     assert ([row[2].plain for row in rows], hidden) == (["swap", "queue"], 2)  # type: ignore[union-attr]
     rows, hidden = timeline_rows(entries, show_routine=True)
     assert (len(rows), hidden) == (4, 0)
     assert timeline_status(2, 2, False).plain == (
-        "2 entries  2 routine (grant, serve) hidden  a: show all"
+        "2 entries  2 routine (grant, serve) hidden  a: show all  enter: detail"
     )
 
 

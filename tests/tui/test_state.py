@@ -373,3 +373,85 @@ def test_one_duration_format(seconds: float | None, text: str) -> None:
 @given(st.floats(min_value=0, max_value=99 * 86400))
 def test_a_duration_fits_a_narrow_column(seconds: float) -> None:
     assert len(duration(seconds)) <= 6
+
+
+# -- one row per swap -------------------------------------------------------------
+
+
+def _swap_events(swap: int | None) -> list[p.EventPayload]:
+    decision = p.Decision(time=T0, model="b", action="swap", why="not running", swap=swap)
+    return [
+        p.DecisionMade(time=T0, decision=decision),
+        p.SwapStarted(time=T0 + 0.1, target="b", evict=["a"], swap=swap),
+        p.SwapFinished(time=T0 + 2, target="b", duration=1.9, swap=swap),
+    ]
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2), (1, 2, 0), (2, 1, 0), (2, 0, 1)])
+def test_a_swaps_decision_start_and_end_are_one_entry_in_any_order(
+    order: tuple[int, int, int],
+) -> None:
+    state, _ = make_state()
+    events = _swap_events(4)
+    for i in order:
+        state.apply_event(events[i])
+    assert len(state.timeline) == 1
+    entry = state.timeline[0]
+    assert (entry.kind, entry.target, entry.evicted, entry.why) == (
+        "swap",
+        "b",
+        ("a",),
+        "not running",
+    )
+    assert (entry.duration, entry.outcome, entry.swap_id, entry.time) == (1.9, "ok", 4, T0)
+    # The decision is remembered: the same decision again (a decisions reply) adds nothing.
+    state.apply_event(events[0])
+    assert len(state.timeline) == 1
+
+
+def test_swaps_without_ids_still_merge_start_and_end_by_target() -> None:
+    state, _ = make_state()
+    for event in _swap_events(None)[1:]:
+        state.apply_event(event)
+    assert [(e.kind, e.outcome) for e in state.timeline] == [("swap", "ok")]
+
+
+def test_decisions_about_a_swap_are_found_by_its_id() -> None:
+    state, _ = make_state()
+    for event in _swap_events(9):
+        state.apply_event(event)
+    queued = p.Decision(time=T0 + 1, model="b", action="queue", swap=9)
+    state.apply_event(p.DecisionMade(time=T0 + 1, decision=queued))
+    assert [d.action for d in state.swap_decisions(9)] == ["swap", "queue"]
+
+
+# -- the header's summary and the link -----------------------------------------------
+
+
+def test_summary_counts_running_in_flight_queued_and_finished_requests_per_second() -> None:
+    state, clock = make_state()
+    state.apply_models(sample_models())
+    for i in range(5):
+        state.apply_event(p.RequestEvent(time=T0, model="llama-8b", phase="done", request=str(i)))
+    state.apply_event(p.RequestEvent(time=T0, model="llama-8b", phase="granted", request="x"))
+    summary = state.summary()
+    assert (summary.running, summary.models, summary.in_flight, summary.queued) == (2, 5, 2, 4)
+    assert summary.requests_per_second == 0.5
+    assert summary.memory_bytes is None and summary.gpu_bytes is None
+    clock.now += 11
+    assert state.summary().requests_per_second == 0.0
+
+
+def test_a_reconnection_is_remembered_with_how_long_the_link_was_down() -> None:
+    state, clock = make_state()
+    state.set_connection("connecting")
+    state.set_connection("connected")
+    assert state.connection.reconnected_at is None  # the first connection is no reconnection
+    state.set_connection("disconnected", "gone", retry_in=1)
+    clock.now += 5
+    state.set_connection("connecting")
+    state.set_connection("disconnected", "gone", retry_in=2)
+    clock.now += 3
+    state.set_connection("connected")
+    assert (state.connection.reconnected_at, state.connection.down_for) == (T0 + 8, 8)
+    assert state.logs.lines[-1].text == "--- reconnected after 8.0s down ---"

@@ -1,10 +1,14 @@
-"""The swaptui application: four views over one `DashboardState`.
+"""The swaptui application: views over one `DashboardState`.
 
 The source (the daemon connection, or a test fake) writes into the state and
 calls `changed()`. The app never repaints per event: `changed()` arms one
 short timer, and when it fires `flush()` takes the dirty areas and updates
 only those widgets. Actions (load, unload, reload, explain) run as workers so
 the UI never waits on the daemon, and their verdicts are shown, not raised.
+
+`l` and `u` act on the model the current view shows (the Models row, the
+Logs source, the Swaps row's target, the explained model), named in the
+footer, never on a selection made elsewhere.
 """
 
 from __future__ import annotations
@@ -12,28 +16,66 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from rich.console import RenderableType
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from swaptui import state as areas
 from swaptui.screens.confirm import ConfirmScreen
+from swaptui.screens.detail import DetailScreen
 from swaptui.screens.help import HelpScreen
 from swaptui.screens.unload import UnloadChoice, UnloadScreen
 from swaptui.screens.verdict import VerdictScreen
 from swaptui.source import Source
 from swaptui.state import PROXY_SOURCE, DashboardState, LogFilter, Verdict
+from swaptui.widgets import models_table, timeline
+from swaptui.widgets.footer import TargetFooter
 from swaptui.widgets.header import DaemonHeader
 from swaptui.widgets.log_view import LogStatus, LogView
-from swaptui.widgets.matrix_view import explain_renderable, matrix_renderable
+from swaptui.widgets.matrix_view import explain_renderable, matrix_matches, matrix_renderable
 from swaptui.widgets.models_table import ModelsTable, legend_text, model_note, model_rows
-from swaptui.widgets.timeline import TimelineTable, timeline_rows
+from swaptui.widgets.sorting import SortOrder
+from swaptui.widgets.timeline import TimelineTable, entry_detail, timeline_rows
 from swaptui.widgets.timeline import status_text as timeline_status
 
 VIEWS: tuple[str, ...] = ("models", "logs", "swaps", "matrix")
+SORTABLE: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "models": (models_table.COLUMN_KEYS, models_table.LABELS),
+    "swaps": (timeline.COLUMN_KEYS, timeline.LABELS),
+}
+"""The views whose table sorts by column: its column keys and labels."""
+
+
+def filter_bar_text(
+    view: str, filter_text: str, shown: int | None, sort: str, offline: bool
+) -> Text | None:
+    """The line above the footer: the current view's filter (and "no match" when it
+    hides everything), its sort order. None when there is nothing to say."""
+    if not filter_text and not sort:
+        return None
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if filter_text:
+        text.append("filter ", style="dim")
+        text.append(filter_text, style="bold reverse")
+        if shown == 0:
+            text.append("  no match", style="bold yellow")
+        elif shown is not None:
+            text.append(f"  {shown} shown", style="dim")
+        text.append("  esc: clear", style="dim")
+    if sort:
+        if filter_text:
+            text.append("  │  ", style="dim")
+        text.append("sorted by ", style="dim")
+        text.append(sort, style="bold")
+        text.append("  o: next  O: flip", style="dim")
+    if offline:
+        text.stylize("dim")
+    return text
 
 
 class SwapTUI(App[None]):
@@ -49,16 +91,18 @@ class SwapTUI(App[None]):
         Binding("2", "view('logs')", "Logs", show=False),
         Binding("3", "view('swaps')", "Swaps", show=False),
         Binding("4", "view('matrix')", "Matrix", show=False),
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
         Binding("l", "load", "Load"),
         Binding("u", "unload", "Unload"),
-        Binding("U", "unload_all", "Unload all"),
-        Binding("r", "reload", "Reload"),
+        Binding("U", "unload_all", "Unload all", show=False),
+        Binding("r", "reload", "Reload", show=False),
         Binding("slash", "filter", "Filter"),
+        Binding("o", "sort", "Sort", show=False),
+        Binding("O", "sort_flip", "Flip sort", show=False),
         Binding("m", "next_source", "Source", show=False),
         Binding("s", "selected_source", "Model log", show=False),
         Binding("escape", "clear_filter", "Clear", show=False),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
     ]
 
     def __init__(
@@ -76,9 +120,15 @@ class SwapTUI(App[None]):
         self.refresh_interval = refresh_interval
         self.tick_interval = tick_interval
         self.filters: dict[str, str] = dict.fromkeys(VIEWS, "")
+        self.sorts: dict[str, SortOrder] = {view: SortOrder() for view in SORTABLE}
+        self.shown: dict[str, int | None] = dict.fromkeys(VIEWS, None)
+        """How many rows (lines, sets) each view shows under its filter."""
         self.selected_model: str | None = None
+        """The Models view's selection (also the model the Matrix view explains)."""
         self.flushes = 0
         self._flush_timer: Timer | None = None
+        self._target: str | None = None
+        self._reconnected_at: float | None = None
         # Held directly: queries go to the active screen, which may be a modal one.
         self.header = DaemonHeader(self.state, id="header")
         self.models_table = ModelsTable(id="models-table")
@@ -91,7 +141,9 @@ class SwapTUI(App[None]):
         self.matrix_sets = Static(id="matrix-sets")
         self.explain = Static(id="explain")
         self.tabs = TabbedContent(initial="models", id="views")
+        self.filter_bar = Static(id="filter-bar")
         self.filter_box = Input(placeholder="filter…", id="filter")
+        self.footer = TargetFooter(self.view_target, id="footer")
 
     # -- layout ---------------------------------------------------------------
 
@@ -112,11 +164,13 @@ class SwapTUI(App[None]):
                 with VerticalScroll(id="matrix-scroll"):
                     yield self.matrix_sets
                 yield self.explain
+        yield self.filter_bar
         yield self.filter_box
-        yield Footer()
+        yield self.footer
 
     def on_mount(self) -> None:
         self.filter_box.display = False
+        self.filter_bar.display = False
         self.state.touch(*areas.AREAS)
         self.flush()
         self.set_interval(self.tick_interval, self._tick)
@@ -148,11 +202,12 @@ class SwapTUI(App[None]):
         self.flushes += 1
         if areas.HEADER in dirty:
             self.header.refresh()
+            self._show_connection()
         if areas.MODELS in dirty:
             self._show_models()
         if areas.LOGS in dirty:
-            view = self.log_view
-            view.sync()
+            self.log_view.sync()
+            self.shown["logs"] = self.log_view.line_count
             self.log_status.refresh()
         if areas.TIMELINE in dirty:
             self._show_timeline()
@@ -160,18 +215,37 @@ class SwapTUI(App[None]):
             self._show_matrix()
         if areas.EXPLAIN in dirty or areas.MATRIX in dirty:
             self._show_explain()
+        self._show_filter_bar()
+        self._update_target()
+        if isinstance(self.screen, DetailScreen):
+            self.screen.update()
+
+    def _show_connection(self) -> None:
+        """Grey the views out while the data is not live; say when it is again."""
+        conn = self.state.connection
+        self.tabs.set_class(not self.state.online, "-offline")
+        back = conn.reconnected_at
+        if back is not None and back != self._reconnected_at:
+            self._reconnected_at = back
+            self.notify(f"reconnected to {conn.target}", timeout=4)
 
     def _show_models(self) -> None:
         table = self.models_table
-        table.show(model_rows(self.state, self.filters["models"]))
+        rows = model_rows(self.state, self.filters["models"], self.sorts["models"])
+        self.shown["models"] = len(rows)
+        table.show(rows)
         self.legend.update(legend_text(self.state.legend))
-        if self.selected_model is None:
+        if self.selected_model is None or self.selected_model not in self.state.models:
+            # Gone (a reload removed it): the selection moves to a row that exists.
             self.selected_model = table.selected_model
+            self.state.touch(areas.EXPLAIN)
+            if self.current_view == "matrix":
+                self._ask_explain()
         self._show_model_note()
 
     def _show_model_note(self) -> None:
         """How the selected model last failed, if it did; nothing (no line) otherwise."""
-        model = self.selected_model
+        model = self.models_table.selected_model
         note = model_note(self.state.models.get(model) if model else None, self.state.clock())
         self.model_note.display = note is not None
         if note is not None:
@@ -180,26 +254,43 @@ class SwapTUI(App[None]):
     def _show_timeline(self) -> None:
         show_routine = self.timeline.show_routine
         rows, hidden = timeline_rows(
-            self.state.timeline, self.filters["swaps"], show_routine=show_routine
+            self.state.timeline,
+            self.filters["swaps"],
+            show_routine=show_routine,
+            order=self.sorts["swaps"],
         )
+        self.shown["swaps"] = len(rows)
         self.timeline.show(rows)
         self.timeline_status.update(timeline_status(len(rows), hidden, show_routine))
 
     @on(TimelineTable.RoutineToggled)
     def _routine_toggled(self) -> None:
         self._show_timeline()
+        self._show_filter_bar()
 
     def _show_matrix(self) -> None:
+        needle = self.filters["matrix"]
+        self.shown["matrix"] = matrix_matches(self.state.routing, needle)
         self.matrix_sets.update(
-            matrix_renderable(
-                self.state.routing, self.state.running(), filter_text=self.filters["matrix"]
-            )
+            matrix_renderable(self.state.routing, self.state.running(), filter_text=needle)
         )
 
     def _show_explain(self) -> None:
         model = self.selected_model
         explanation = self.state.explain.get(model) if model else None
         self.explain.update(explain_renderable(model, explanation))
+
+    def _show_filter_bar(self) -> None:
+        view = self.current_view
+        sort = ""
+        if view in SORTABLE:
+            sort = self.sorts[view].describe(SORTABLE[view][1])
+        text = filter_bar_text(
+            view, self.filters.get(view, ""), self.shown.get(view), sort, not self.state.online
+        )
+        self.filter_bar.display = text is not None
+        if text is not None:
+            self.filter_bar.update(text)
 
     # -- views and selection --------------------------------------------------
 
@@ -215,6 +306,8 @@ class SwapTUI(App[None]):
         self._focus_view()
         if event.pane.id == "matrix":
             self._ask_explain()
+        self._show_filter_bar()
+        self._update_target()
 
     @on(DataTable.RowHighlighted, "#models-table")
     def _model_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -224,6 +317,11 @@ class SwapTUI(App[None]):
             self._show_model_note()
             self.state.touch(areas.EXPLAIN)
             self.changed()
+        self._update_target()
+
+    @on(DataTable.RowHighlighted, "#timeline")
+    def _swap_highlighted(self) -> None:
+        self._update_target()
 
     @on(DataTable.RowSelected, "#models-table")
     def _model_chosen(self, event: DataTable.RowSelected) -> None:
@@ -234,6 +332,24 @@ class SwapTUI(App[None]):
             self.action_view("logs")
             self.show_log_source(model)
 
+    @on(DataTable.RowSelected, "#timeline")
+    def _swap_chosen(self) -> None:
+        """Enter on a swap: everything known about it."""
+        entry = self.timeline.selected_entry
+        if entry is None:
+            return
+        state = self.state
+
+        def render() -> RenderableType:
+            related = state.swap_decisions(entry.swap_id) if entry.swap_id is not None else []
+            current = next(
+                (e for e in state.timeline if e.swap_id is not None and e.swap_id == entry.swap_id),
+                entry,
+            )
+            return entry_detail(current, related)
+
+        self.push_screen(DetailScreen(f"{entry.action} {entry.target}", render))
+
     def _ask_explain(self) -> None:
         if self.selected_model is not None:
             self._explain(self.selected_model)
@@ -242,20 +358,40 @@ class SwapTUI(App[None]):
     async def _explain(self, model: str) -> None:
         await self.source.explain(model)
 
+    def view_target(self) -> str | None:
+        """The model the current view shows, which `l`, `u` and `d` act on."""
+        view = self.current_view
+        if view == "models":
+            return self.models_table.selected_model
+        if view == "logs":
+            source = self.log_view.filter.source
+            return source if source is not None and source in self.state.models else None
+        if view == "swaps":
+            entry = self.timeline.selected_entry
+            return entry.target if entry is not None else None
+        return self.selected_model
+
+    def _update_target(self) -> None:
+        target = self.view_target()
+        if target != self._target:
+            self._target = target
+            self.refresh_bindings()
+
     # -- actions on the daemon -------------------------------------------------
 
     def action_load(self) -> None:
-        if self.selected_model is None:
-            self.notify("no model selected", severity="warning")
+        model = self.view_target()
+        if model is None:
+            self.notify(f"no model in the {self.current_view} view", severity="warning")
             return
-        self.notify(f"loading {self.selected_model}…")
-        self._act("load", self.selected_model)
+        self.notify(f"loading {model}…")
+        self._act("load", model)
 
     def action_unload(self) -> None:
-        """Unload the selected model; if it is serving, ask whether to wait or cut first."""
-        model = self.selected_model
+        """Unload the view's model; if it is serving, ask whether to wait or cut first."""
+        model = self.view_target()
         if model is None:
-            self.notify("no model selected", severity="warning")
+            self.notify(f"no model in the {self.current_view} view", severity="warning")
             return
         row = self.state.models.get(model)
         in_flight = row.in_flight if row is not None else 0
@@ -318,6 +454,29 @@ class SwapTUI(App[None]):
         except Exception as exc:  # a source must not raise, but never let it kill the UI
             return Verdict(action=action, ok=False, message=f"{type(exc).__name__}: {exc}")
 
+    # -- sorting --------------------------------------------------------------
+
+    def action_sort(self) -> None:
+        view = self.current_view
+        if view in SORTABLE:
+            self._set_sort(view, self.sorts[view].cycle(SORTABLE[view][0]))
+
+    def action_sort_flip(self) -> None:
+        view = self.current_view
+        if view in SORTABLE:
+            self._set_sort(view, self.sorts[view].flipped())
+
+    @on(DataTable.HeaderSelected)
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        view = self.current_view
+        if view in SORTABLE and event.column_key.value is not None:
+            self._set_sort(view, self.sorts[view].by(event.column_key.value))
+
+    def _set_sort(self, view: str, order: SortOrder) -> None:
+        self.sorts[view] = order
+        self.state.touch(areas.MODELS if view == "models" else areas.TIMELINE)
+        self.flush()
+
     # -- filtering ------------------------------------------------------------
 
     def action_filter(self) -> None:
@@ -325,6 +484,7 @@ class SwapTUI(App[None]):
         view = self.current_view
         box.placeholder = "search the log…" if view == "logs" else f"filter {view}…"
         box.value = self.filters[view]
+        box.cursor_position = len(box.value)
         box.display = True
         box.focus()
 
@@ -363,10 +523,13 @@ class SwapTUI(App[None]):
         if view == "logs":
             log = self.log_view
             log.set_filter(LogFilter(source=log.filter.source, text=text))
+            self.shown["logs"] = log.line_count
             self.log_status.refresh()
+            self._show_filter_bar()
             return
         self.state.touch({"models": areas.MODELS, "swaps": areas.TIMELINE}.get(view, areas.MATRIX))
         self.flush()
+        self._show_filter_bar()
 
     # -- log sources ----------------------------------------------------------
 
@@ -378,7 +541,10 @@ class SwapTUI(App[None]):
     def show_log_source(self, source: str | None) -> None:
         log = self.log_view
         log.set_filter(LogFilter(source=source, text=log.filter.text))
+        self.shown["logs"] = log.line_count
         self.log_status.refresh()
+        self._show_filter_bar()
+        self._update_target()
 
     def action_next_source(self) -> None:
         if self.current_view != "logs":

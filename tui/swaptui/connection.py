@@ -194,10 +194,24 @@ class DaemonSource:
         if "models" in what:
             state.apply_models(await _query(client.models()))
         if "matrix" in what:
-            state.apply_matrix(await _query(client.matrix(self._explain_model)))
+            state.apply_matrix(await self._matrix(client))
         if "decisions" in what:
             state.apply_decisions(await _query(client.decisions()))
         self._changed()
+
+    async def _matrix(self, client: AsyncClient) -> p.MatrixView:
+        """The matrix view, with the selected model explained when the daemon knows it."""
+        model = self._explain_model
+        try:
+            return await _query(client.matrix(model))
+        except DaemonError as exc:
+            if model is None or exc.error.code != "not_found":
+                raise
+        # Removed from the config since it was selected: nothing to explain, and no
+        # reason to doubt the link.
+        self._explain_model = None
+        self._require_state().nothing_to_explain(model)
+        return await _query(client.matrix(None))
 
     # -- incoming messages ----------------------------------------------------
 
@@ -240,8 +254,15 @@ class DaemonSource:
             return
         try:
             await self._fetch(client, what)
-        except (ConnectionFailed, DaemonError, TimeoutError):
+        except (ConnectionFailed, TimeoutError):
             pass  # the session notices a lost link itself; the next event refetches
+        except DaemonError as exc:
+            # A refusal is an answer, not a lost link: say so and keep the session.
+            error = exc.error
+            self._require_state().add_note(
+                f"refreshing {', '.join(sorted(what))}: {error.code}: {error.message}"
+            )
+            self._changed()
         except Exception as exc:
             self._require_state().add_note(f"refreshing {', '.join(sorted(what))} failed: {exc!r}")
             self._changed()
@@ -294,12 +315,10 @@ class DaemonSource:
             return
         state = self._require_state()
         try:
-            view = await _query(client.matrix(model))
+            state.apply_matrix(await self._matrix(client))
         except DaemonError as exc:
             why = f"{exc.error.code}: {exc.error.message}"
             state.apply_explanation(p.Explanation(model=model, action="error", why=why))
         except (ConnectionFailed, TimeoutError, OSError):
             return
-        else:
-            state.apply_matrix(view)
         self._changed()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from swapctl import protocol as p
+from swapctl.render import duration
 
 MODELS = "models"
 LOGS = "logs"
@@ -41,6 +42,11 @@ DEFAULT_LOG_LINES = 50_000
 DEFAULT_TIMELINE = 500
 
 ConnectionStatus = Literal["connecting", "connected", "disconnected"]
+
+RATE_WINDOW = 10.0
+"""Seconds over which the header's requests/s is averaged."""
+FINISHED_PHASES = frozenset({"done", "aborted", "failed"})
+"""Request event phases that end a request (a cancelled one names no model)."""
 
 
 @dataclass(slots=True)
@@ -171,6 +177,11 @@ class TimelineEntry:
     cost: int | None = None
     outcome: str = ""
     """Empty while in progress, then "ok" or the failure."""
+    swap_id: int | None = None
+    decision: p.Decision | None = None
+    """The router's decision behind it (for a swap: the one that started it)."""
+    log_tail: str = ""
+    """A failed load's last log lines."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +218,29 @@ class ConnectionInfo:
     """The last error, in words."""
     retry_at: float | None = None
     attempts: int = 0
+    down_since: float | None = None
+    """When the link was lost (None while it is up, or before it was ever up)."""
+    reconnected_at: float | None = None
+    """When the link last came back after a loss."""
+    down_for: float | None = None
+    """How long it was down before `reconnected_at`."""
+    ever_connected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The header's totals over every model."""
+
+    models: int
+    running: int
+    in_flight: int
+    queued: int
+    """Queued behind another swap or a busy model, or waiting for a load."""
+    requests_per_second: float
+    memory_bytes: int | None = None
+    """Resident memory of every model's process tree; None until the daemon reports it."""
+    gpu_bytes: int | None = None
+    """GPU memory in use by the models; None until the daemon reports it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +269,8 @@ class DashboardState:
     def __post_init__(self) -> None:
         self.logs = LogBuffer(self.max_log_lines)
         self.timeline: deque[TimelineEntry] = deque(maxlen=self.max_timeline)
-        self._decision_keys: set[tuple[float, str, str]] = set()
+        self._decision_keys: set[tuple[float, str, str] | None] = set()
+        self._finished: deque[float] = deque(maxlen=100_000)
         self.events_missed = 0
 
     # -- bookkeeping ---------------------------------------------------------
@@ -253,14 +288,27 @@ class DashboardState:
         self, status: ConnectionStatus, detail: str = "", retry_in: float | None = None
     ) -> None:
         conn = self.connection
+        now = self.clock()
         if status == "connected":
             conn.attempts = 0
+            if conn.down_since is not None:
+                conn.reconnected_at = now
+                conn.down_for = now - conn.down_since
+                self.add_note(f"--- reconnected after {duration(conn.down_for)} down ---")
+            conn.down_since = None
+            conn.ever_connected = True
         elif status == "disconnected":
             conn.attempts += 1
+            if conn.down_since is None and conn.ever_connected:
+                conn.down_since = now
         conn.status = status
         conn.detail = detail
-        conn.retry_at = None if retry_in is None else self.clock() + retry_in
+        conn.retry_at = None if retry_in is None else now + retry_in
         self.touch(HEADER)
+
+    @property
+    def online(self) -> bool:
+        return self.connection.status == "connected"
 
     def apply_welcome(self, welcome: p.Welcome) -> None:
         self._set_daemon(welcome.daemon, protocol=welcome.protocol)
@@ -324,6 +372,24 @@ class DashboardState:
     def running(self) -> list[str]:
         return sorted(m for m, row in self.models.items() if row.state in p.RUNNING_STATES)
 
+    def requests_per_second(self) -> float:
+        """Requests finished per second over the last `RATE_WINDOW` seconds."""
+        horizon = self.clock() - RATE_WINDOW
+        finished = self._finished
+        while finished and finished[0] < horizon:
+            finished.popleft()
+        return len(finished) / RATE_WINDOW
+
+    def summary(self) -> Summary:
+        rows = self.models.values()
+        return Summary(
+            models=len(self.models),
+            running=sum(1 for row in rows if row.state in p.RUNNING_STATES),
+            in_flight=sum(row.in_flight for row in rows),
+            queued=sum(row.queued + row.waiting for row in rows),
+            requests_per_second=self.requests_per_second(),
+        )
+
     # -- events --------------------------------------------------------------
 
     def apply_event(self, event: p.EventPayload) -> None:
@@ -339,18 +405,7 @@ class DashboardState:
             case p.RequestEvent():
                 self._request(event)
             case p.SwapStarted():
-                self._add_timeline(
-                    TimelineEntry(
-                        time=event.time,
-                        kind="swap",
-                        target=event.target,
-                        action="swap",
-                        evicted=tuple(event.evict),
-                        why=event.why,
-                        set=event.set,
-                        cost=event.cost,
-                    )
-                )
+                self._swap_started(event)
             case p.SwapFinished():
                 self._swap_finished(event)
             case p.DecisionMade():
@@ -405,6 +460,9 @@ class DashboardState:
         self.touch(MODELS)
 
     def _request(self, event: p.RequestEvent) -> None:
+        if event.phase in FINISHED_PHASES:
+            self._finished.append(self.clock())
+            self.touch(HEADER)
         # Activity restarts the TTL countdown in the daemon; mirror it until the next report.
         row = self.models.get(event.model)
         if row is not None and row.state == "ready" and row.ttl > 0:
@@ -412,19 +470,58 @@ class DashboardState:
             self.touch(MODELS)
 
     # -- swaps and decisions -------------------------------------------------
+    #
+    # One row per swap: the router's "swap" decision, the swap's start and its end
+    # carry the same swap id and merge into one entry, whatever order they arrive in
+    # (the decisions reply and a subscription's history interleave).
 
     def _add_timeline(self, entry: TimelineEntry) -> None:
         if len(self.timeline) == self.timeline.maxlen:
             self._decision_keys.discard(_decision_key(self.timeline[0]))
         self.timeline.append(entry)
-        if entry.kind == "decision":
-            self._decision_keys.add(_decision_key(entry))
+        self._decision_keys.add(_decision_key(entry))
         self.touch(TIMELINE)
+
+    def _replace_timeline(self, index: int, entry: TimelineEntry) -> None:
+        self.timeline[index] = entry
+        self._decision_keys.add(_decision_key(entry))
+        self.touch(TIMELINE)
+
+    def _find_swap(self, swap_id: int | None, target: str, *, open_only: bool) -> int | None:
+        """The newest entry of this swap: by id when there is one, else by target."""
+        for i in range(len(self.timeline) - 1, -1, -1):
+            entry = self.timeline[i]
+            if entry.action != "swap":
+                continue
+            if swap_id is not None:
+                if entry.swap_id == swap_id:
+                    return i
+                continue
+            if entry.target == target and not (open_only and entry.outcome):
+                return i
+        return None
 
     def _add_decision(self, d: p.Decision) -> None:
         # The decisions reply and a subscription's history overlap: keep one of each.
         if (d.time, d.model, d.action) in self._decision_keys:
             return
+        if d.action == "swap" and d.swap is not None:
+            index = self._find_swap(d.swap, d.model, open_only=False)
+            if index is not None:
+                entry = self.timeline[index]
+                self._replace_timeline(
+                    index,
+                    replace(
+                        entry,
+                        time=min(entry.time, d.time),
+                        why=d.why or entry.why,
+                        evicted=entry.evicted or tuple(d.evict),
+                        set=entry.set or d.set,
+                        cost=d.cost if entry.cost is None else entry.cost,
+                        decision=d,
+                    ),
+                )
+                return
         self._add_timeline(
             TimelineEntry(
                 time=d.time,
@@ -436,7 +533,8 @@ class DashboardState:
                 duration=d.duration,
                 set=d.set,
                 cost=d.cost,
-                outcome="",
+                swap_id=d.swap,
+                decision=d,
             )
         )
 
@@ -448,14 +546,57 @@ class DashboardState:
             self._add_decision(d)
         self.touch(TIMELINE)
 
+    def _swap_started(self, event: p.SwapStarted) -> None:
+        index = self._find_swap(event.swap, event.target, open_only=True)
+        if index is not None and (event.swap is not None or self.timeline[index].kind != "swap"):
+            entry = self.timeline[index]
+            self._replace_timeline(
+                index,
+                replace(
+                    entry,
+                    kind="swap",
+                    time=min(entry.time, event.time),
+                    evicted=tuple(event.evict) or entry.evicted,
+                    why=entry.why or event.why,
+                    set=event.set or entry.set,
+                    cost=entry.cost if event.cost is None else event.cost,
+                    swap_id=event.swap,
+                ),
+            )
+            return
+        self._add_timeline(
+            TimelineEntry(
+                time=event.time,
+                kind="swap",
+                target=event.target,
+                action="swap",
+                evicted=tuple(event.evict),
+                why=event.why,
+                set=event.set,
+                cost=event.cost,
+                swap_id=event.swap,
+            )
+        )
+
     def _swap_finished(self, event: p.SwapFinished) -> None:
         outcome = "ok" if event.ok else (event.error or "failed")
-        for i in range(len(self.timeline) - 1, -1, -1):
-            entry = self.timeline[i]
-            if entry.kind == "swap" and entry.target == event.target and not entry.outcome:
-                self.timeline[i] = replace(entry, duration=event.duration, outcome=outcome)
-                self.touch(TIMELINE)
-                return
+        if event.aborted and not event.error:
+            outcome = "aborted"
+        index = self._find_swap(event.swap, event.target, open_only=True)
+        if index is not None:
+            entry = self.timeline[index]
+            self._replace_timeline(
+                index,
+                replace(
+                    entry,
+                    kind="swap",
+                    duration=event.duration,
+                    outcome=outcome,
+                    log_tail=event.log_tail,
+                    evicted=entry.evicted or tuple(event.evict),
+                ),
+            )
+            return
         # We joined after it started (or lagged): record it whole.
         self._add_timeline(
             TimelineEntry(
@@ -468,8 +609,18 @@ class DashboardState:
                 set=event.set,
                 cost=event.cost,
                 outcome=outcome,
+                swap_id=event.swap,
+                log_tail=event.log_tail,
             )
         )
+
+    def swap_decisions(self, swap_id: int) -> list[p.Decision]:
+        """Every decision the timeline holds about one swap (queued behind it, granted...)."""
+        return [
+            entry.decision
+            for entry in self.timeline
+            if entry.decision is not None and entry.decision.swap == swap_id
+        ]
 
     # -- routing, explain, verdicts -----------------------------------------
 
@@ -478,6 +629,12 @@ class DashboardState:
         if view.explain is not None:
             self.apply_explanation(view.explain)
         self.touch(MATRIX)
+
+    def nothing_to_explain(self, model: str) -> None:
+        """The daemon does not know `model` (a reload removed it): there is nothing to explain."""
+        self.apply_explanation(
+            p.Explanation(model=model, action="none", why="not in the daemon's config")
+        )
 
     def apply_explanation(self, explanation: p.Explanation) -> None:
         self.explain[explanation.model] = explanation
@@ -488,8 +645,9 @@ class DashboardState:
         self.touch(VERDICT)
 
 
-def _decision_key(entry: TimelineEntry) -> tuple[float, str, str]:
-    return (entry.time, entry.target, entry.action)
+def _decision_key(entry: TimelineEntry) -> tuple[float, str, str] | None:
+    d = entry.decision
+    return None if d is None else (d.time, d.model, d.action)
 
 
 def reload_verdict(event: p.ConfigReloaded) -> Verdict:

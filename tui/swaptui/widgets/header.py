@@ -1,13 +1,23 @@
-"""The one-line header: connection state first (and, when down, why), then the
-daemon's version, uptime, listen address and config path."""
+"""The two-line header.
+
+First line: the connection (and, when down, why; once back, when it came
+back), then the daemon's version, uptime, listen address and config path.
+Second line: what the daemon is doing now: models running, requests in
+flight and queued, requests/s, and memory and GPU use once the daemon
+reports them.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widget import Widget
 
-from swapctl.render import duration as format_duration
-from swaptui.state import DashboardState
+from swapctl.render import duration
+from swaptui.state import DashboardState, Summary
+from swaptui.widgets.log_view import format_clock
+
+RECONNECTED_SHOWN = 300.0
+"""Seconds the header keeps saying when the link came back."""
 
 
 def short_path(path: str, limit: int = 32) -> str:
@@ -20,16 +30,23 @@ def short_path(path: str, limit: int = 32) -> str:
 
 def header_text(state: DashboardState) -> Text:
     conn = state.connection
+    now = state.clock()
     text = Text(no_wrap=True, overflow="ellipsis")
     if conn.status == "connected":
         text.append("● connected", style="bold green")
+        back = conn.reconnected_at
+        if back is not None and now - back < RECONNECTED_SHOWN:
+            text.append(
+                f" (reconnected {format_clock(back)} after {duration(conn.down_for)})",
+                style="green",
+            )
     elif conn.status == "connecting":
         text.append("◌ connecting", style="bold yellow")
     else:
         text.append("✖ disconnected", style="bold red")
         if conn.retry_at is not None:
-            wait = max(0.0, conn.retry_at - state.clock())
-            text.append(f" (retry {format_duration(wait)}, #{conn.attempts})", style="red")
+            wait = max(0.0, conn.retry_at - now)
+            text.append(f" (retry {duration(wait)}, #{conn.attempts})", style="red")
         if conn.detail:
             # Why it is down matters more than anything we knew about the daemon.
             text.append(": ", style="red")
@@ -40,26 +57,67 @@ def header_text(state: DashboardState) -> Text:
         fields.append(("swapd", daemon.version))
     uptime = state.uptime()
     if uptime is not None and conn.status == "connected":
-        fields.append(("up", format_duration(uptime)))
+        fields.append(("up", duration(uptime)))
     if daemon.listen:
         fields.append(("", " ".join(daemon.listen)))
     if daemon.config_path:
         fields.append(("", short_path(daemon.config_path)))
     if state.events_missed:
         fields.append(("missed", str(state.events_missed)))
+    _fields(text, fields)
+    return text
+
+
+def summary_text(summary: Summary) -> Text:
+    """What runs and what waits, across every model."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{summary.running}/{summary.models}", style="bold")
+    text.append(" running", style="dim")
+    fields: list[tuple[str, str]] = [
+        ("in flight", str(summary.in_flight)),
+        ("queued", str(summary.queued)),
+        ("req/s", f"{summary.requests_per_second:.1f}"),
+    ]
+    if summary.memory_bytes is not None:
+        fields.append(("mem", format_bytes(summary.memory_bytes)))
+    if summary.gpu_bytes is not None:
+        fields.append(("gpu", format_bytes(summary.gpu_bytes)))
+    for label, value in fields:
+        text.append(" │ ", style="dim")
+        if label == "req/s":
+            text.append(value, style="bold")
+            text.append(" req/s", style="dim")
+        else:
+            text.append(f"{label} ", style="dim")
+            text.append(value, style="bold")
+    return text
+
+
+def format_bytes(size: int) -> str:
+    """1.2G, 640M, 12K: binary units, as `free -h` prints them."""
+    value = float(size)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024:
+            return f"{value:.0f}{unit}" if unit == "B" or value >= 10 else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"
+
+
+def _fields(text: Text, fields: list[tuple[str, str]]) -> None:
     for label, value in fields:
         text.append(" │ ", style="dim")
         if label:
             text.append(f"{label} ", style="dim")
         text.append(value)
-    return text
 
 
 class DaemonHeader(Widget):
     DEFAULT_CSS = """
     DaemonHeader {
         dock: top;
-        height: 1;
+        height: 2;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
         background: $panel;
         color: $foreground;
     }
@@ -70,4 +128,6 @@ class DaemonHeader(Widget):
         self.state = state
 
     def render(self) -> Text:
-        return header_text(self.state)
+        return Text("\n", no_wrap=True).join(
+            [header_text(self.state), summary_text(self.state.summary())]
+        )

@@ -92,6 +92,10 @@ class LogView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "follow", "Follow"),
         Binding("p", "pause", "Pause"),
+        Binding("j", "scroll_down", "Down", show=False),
+        Binding("k", "scroll_up", "Up", show=False),
+        Binding("g", "scroll_home", "Top", show=False),
+        Binding("G", "scroll_end", "Bottom", show=False),
     ]
 
     follow: reactive[bool] = reactive(True)
@@ -306,6 +310,14 @@ class LogStatus(Widget):
     def __init__(self, view: LogView, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.view = view
+
+    def on_mount(self) -> None:
+        # `p` and `f` must show their new state at once, not on the next log line.
+        self.watch(self.view, "paused", self._changed, init=False)
+        self.watch(self.view, "follow", self._changed, init=False)
+
+    def _changed(self) -> None:
+        self.refresh()
 
     def render(self) -> Text:
         return status_text(self.view, self.view.buffer.sources())

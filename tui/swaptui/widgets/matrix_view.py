@@ -72,6 +72,25 @@ def matrix_renderable(
     return Group(title, table)
 
 
+def matrix_matches(view: p.MatrixView | None, filter_text: str) -> int | None:
+    """How many sets (or groups) the filter keeps, as the view shows them."""
+    if view is None:
+        return None
+    needle = filter_text.casefold()
+    if view.router == "group":
+        return sum(
+            1
+            for g in view.groups
+            if needle in g.name.casefold() or any(needle in m.casefold() for m in g.members)
+        )
+    return sum(
+        1
+        for s in view.sets
+        if needle in s.name.casefold()
+        or any(any(needle in m.casefold() for m in c) for c in s.combinations)
+    )
+
+
 def _combination(combo: list[str], running: set[str], is_running: bool) -> Text:
     text = Text()
     for i, model in enumerate(combo):
@@ -114,6 +133,8 @@ def explain_renderable(model: str | None, explanation: p.Explanation | None) -> 
     if explanation is None:
         return Text(f"{model}: asking the daemon…", style="dim")
     e = explanation
+    if e.action == "none":
+        return Text(f"{e.model}: nothing to explain ({e.why})", style="dim")
     text = Text()
     text.append(e.model, style="bold")
     if e.resolved and e.resolved != e.model:

@@ -10,15 +10,19 @@ no padding), so all of them fit in 80 columns.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
+from textual.binding import BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from swapctl import protocol as p
-from swapctl.render import duration as format_duration
-from swapctl.render import failure_note
+from swapctl.render import duration, failure_note
 from swaptui.state import DashboardState, LegendEntry, ModelRow
+from swaptui.widgets.keys import TABLE_KEYS
 from swaptui.widgets.palette import state_style
+from swaptui.widgets.sorting import SortOrder, SortValue, sort_rows
 
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("model", "Model", None),
@@ -37,15 +41,18 @@ still while states and countdowns change, and cannot lag behind a new, wider val
 Busy: requests in flight; Wait: waiting for its load; Queue: behind another swap or
 a busy model."""
 
+COLUMN_KEYS: tuple[str, ...] = tuple(key for key, _, _ in COLUMNS)
+LABELS: dict[str, str] = {key: label for key, label, _ in COLUMNS}
+
 Cells = tuple[str | Text, ...]
 
 
 def model_cells(row: ModelRow, now: float) -> Cells:
     ttl_left = row.ttl_left(now)
     if ttl_left is not None:
-        ttl = format_duration(ttl_left)
+        ttl = duration(ttl_left)
     elif row.ttl > 0:
-        ttl = f"({format_duration(row.ttl)})"
+        ttl = f"({duration(row.ttl)})"
     else:
         ttl = "-"
     return (
@@ -57,20 +64,39 @@ def model_cells(row: ModelRow, now: float) -> Cells:
         str(row.waiting) if row.waiting else "-",
         str(row.queued) if row.queued else "-",
         ttl,
-        format_duration(row.last_load_seconds),
+        duration(row.last_load_seconds),
         ",".join(row.memberships) or "-",
     )
 
 
-def model_rows(state: DashboardState, filter_text: str = "") -> list[tuple[str, Cells]]:
-    """The visible rows, sorted by model ID, keeping those whose ID contains the filter."""
+def model_sort_values(row: ModelRow, now: float) -> tuple[SortValue, ...]:
+    """One value per column, in the column's own terms (numbers as numbers)."""
+    ttl_left = row.ttl_left(now)
+    return (
+        row.id,
+        row.state,
+        row.pid,
+        row.port,
+        row.in_flight,
+        row.waiting,
+        row.queued,
+        ttl_left if ttl_left is not None else (row.ttl if row.ttl > 0 else None),
+        row.last_load_seconds,
+        ",".join(row.memberships) or None,
+    )
+
+
+def model_rows(
+    state: DashboardState, filter_text: str = "", order: SortOrder | None = None
+) -> list[tuple[str, Cells]]:
+    """The visible rows, keeping those whose ID contains the filter; by model ID unless
+    `order` says otherwise."""
     needle = filter_text.casefold()
     now = state.clock()
-    return [
-        (model, model_cells(row, now))
-        for model, row in sorted(state.models.items())
-        if needle in model.casefold()
-    ]
+    rows = [row for model, row in sorted(state.models.items()) if needle in model.casefold()]
+    if order is not None:
+        rows = sort_rows(rows, COLUMN_KEYS, lambda row: model_sort_values(row, now), order)
+    return [(row.id, model_cells(row, now)) for row in rows]
 
 
 def model_note(row: ModelRow | None, now: float) -> Text | None:
@@ -104,6 +130,8 @@ def legend_text(legend: tuple[LegendEntry, ...]) -> Text:
 
 class ModelsTable(DataTable[str | Text]):
     """The models table; the app reads `selected_model` for l/u/explain."""
+
+    BINDINGS: ClassVar[list[BindingType]] = TABLE_KEYS
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=0)

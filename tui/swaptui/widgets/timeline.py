@@ -1,11 +1,11 @@
-"""The swaps view: a timeline of swaps and router decisions, newest first.
+"""The swaps view: one row per swap, and the router's other decisions, newest first.
+
+A swap's decision, start and end merge into one row in the state (by swap
+id); Enter on a row opens its detail (what it evicted and why, its cost, its
+load time, how it ended, and the decisions taken about it).
 
 Per-request decisions (serve, grant) are hidden unless the reader asks (`a`):
 under steady traffic they would push every swap out of the bounded timeline.
-
-The timeline is bounded (the state keeps the last few hundred entries), so
-the table is rebuilt from it on a repaint tick; a swap finishing updates its
-row's load time and result in place in the state, and the rebuild shows it.
 """
 
 from __future__ import annotations
@@ -13,14 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
+from rich.console import RenderableType
+from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
-from swapctl.render import duration as format_duration
+from swapctl import protocol as p
+from swapctl.render import duration
 from swaptui.state import TimelineEntry
+from swaptui.widgets.keys import TABLE_KEYS
 from swaptui.widgets.log_view import format_clock
+from swaptui.widgets.sorting import SortOrder, SortValue, sort_rows
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("time", "Time"),
@@ -33,11 +38,13 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("result", "Result"),
     ("why", "Why"),
 )
+COLUMN_KEYS: tuple[str, ...] = tuple(key for key, _ in COLUMNS)
+LABELS: dict[str, str] = dict(COLUMNS)
 
 Cells = tuple[str | Text, ...]
 
 
-def entry_cells(entry: TimelineEntry) -> Cells:
+def result_text(entry: TimelineEntry) -> Text:
     if entry.outcome == "ok":
         result = Text("ok", style="green")
     elif entry.outcome:
@@ -46,17 +53,35 @@ def entry_cells(entry: TimelineEntry) -> Cells:
         result = Text("loading…", style="yellow")
     else:
         result = Text("")
+    return result
+
+
+def entry_cells(entry: TimelineEntry) -> Cells:
     action = Text(entry.action, style="bold" if entry.kind == "swap" else "")
     return (
         format_clock(entry.time),
         entry.target,
         action,
         ",".join(entry.evicted) or "-",
-        format_duration(entry.duration) if entry.duration is not None else "-",
+        duration(entry.duration),
         entry.set or "-",
         "-" if entry.cost is None else str(entry.cost),
-        result,
+        result_text(entry),
         entry.why or "-",
+    )
+
+
+def entry_sort_values(entry: TimelineEntry) -> tuple[SortValue, ...]:
+    return (
+        entry.time,
+        entry.target,
+        entry.action,
+        ",".join(entry.evicted) or None,
+        entry.duration,
+        entry.set,
+        entry.cost,
+        entry.outcome or None,
+        entry.why or None,
     )
 
 
@@ -65,8 +90,12 @@ ROUTINE_ACTIONS = frozenset({"serve", "grant"})
 
 
 def timeline_rows(
-    entries: Iterable[TimelineEntry], filter_text: str = "", *, show_routine: bool = True
-) -> tuple[list[Cells], int]:
+    entries: Iterable[TimelineEntry],
+    filter_text: str = "",
+    *,
+    show_routine: bool = True,
+    order: SortOrder | None = None,
+) -> tuple[list[tuple[TimelineEntry, Cells]], int]:
     """Newest first, and how many routine decisions were hidden.
 
     Entries arrive from the decisions reply and from subscription history,
@@ -75,7 +104,7 @@ def timeline_rows(
     The filter keeps entries whose target or evicted models contain it.
     """
     needle = filter_text.casefold()
-    rows = []
+    kept = []
     hidden = 0
     for entry in reversed(sorted(entries, key=lambda e: e.time)):
         names = (entry.target, *entry.evicted)
@@ -84,8 +113,10 @@ def timeline_rows(
         if not show_routine and entry.kind == "decision" and entry.action in ROUTINE_ACTIONS:
             hidden += 1
             continue
-        rows.append(entry_cells(entry))
-    return rows, hidden
+        kept.append(entry)
+    if order is not None:
+        kept = sort_rows(kept, COLUMN_KEYS, entry_sort_values, order)
+    return [(entry, entry_cells(entry)) for entry in kept], hidden
 
 
 def status_text(shown: int, hidden: int, show_routine: bool) -> Text:
@@ -97,11 +128,60 @@ def status_text(shown: int, hidden: int, show_routine: bool) -> Text:
         )
     text.append("  a: ", style="dim")
     text.append("hide routine" if show_routine else "show all", style="bold")
+    text.append("  enter: detail", style="dim")
     return text
 
 
+def entry_detail(entry: TimelineEntry, related: Iterable[p.Decision] = ()) -> RenderableType:
+    """Everything known about one swap (or decision), for the detail screen."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column()
+    title = "swap" if entry.kind == "swap" else f"decision {entry.action}"
+    if entry.swap_id is not None:
+        title += f" #{entry.swap_id}"
+    table.add_row("what", Text(title, style="bold"))
+    table.add_row("when", format_clock(entry.time))
+    table.add_row("target", entry.target)
+    table.add_row("evicted", ", ".join(entry.evicted) or "nothing")
+    table.add_row("why", entry.why or "-")
+    if entry.set is not None:
+        table.add_row("set", entry.set)
+    if entry.cost is not None:
+        table.add_row("cost", str(entry.cost))
+    if entry.kind == "swap" or entry.duration is not None:
+        table.add_row("load time", duration(entry.duration))
+    if entry.kind == "swap":
+        table.add_row("result", result_text(entry))
+    d = entry.decision
+    if d is not None:
+        if d.input:
+            table.add_row("decided on", d.input)
+        if d.running:
+            table.add_row("running then", ", ".join(d.running))
+        if d.queue_length:
+            table.add_row("queue then", str(d.queue_length))
+        if d.request:
+            table.add_row("request", d.request)
+    if entry.log_tail:
+        table.add_row("log tail", Text(entry.log_tail.rstrip(), style="red"))
+    others = [x for x in related if x is not d]
+    if others:
+        table.add_row("", "")
+        table.add_row(Text("decisions", style="bold"), Text("about this swap", style="dim"))
+        for x in sorted(others, key=lambda x: x.time):
+            line = Text(f"{x.action} {x.model}", style="bold")
+            if x.why:
+                line.append(f"  {x.why}", style="")
+            table.add_row(format_clock(x.time), line)
+    return table
+
+
 class TimelineTable(DataTable[str | Text]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("a", "toggle_routine", "All decisions")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *TABLE_KEYS,
+        Binding("a", "toggle_routine", "All"),
+    ]
 
     class RoutineToggled(Message):
         """The reader asked to show or hide routine decisions."""
@@ -111,6 +191,7 @@ class TimelineTable(DataTable[str | Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row")
         self._shown: list[Cells] = []
+        self.entries: list[TimelineEntry] = []
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -120,9 +201,20 @@ class TimelineTable(DataTable[str | Text]):
         self.show_routine = not self.show_routine
         self.post_message(self.RoutineToggled())
 
-    def show(self, rows: list[Cells]) -> None:
-        if rows == self._shown:
+    @property
+    def selected_entry(self) -> TimelineEntry | None:
+        if 0 <= self.cursor_row < len(self.entries):
+            return self.entries[self.cursor_row]
+        return None
+
+    def show(self, rows: list[tuple[TimelineEntry, Cells]]) -> None:
+        self.entries = [entry for entry, _ in rows]
+        cells = [c for _, c in rows]
+        if cells == self._shown:
             return
+        row = self.cursor_row
         self.clear()
-        self.add_rows(rows)
-        self._shown = rows
+        self.add_rows(cells)
+        self._shown = cells
+        if cells:
+            self.move_cursor(row=min(max(row, 0), len(cells) - 1), animate=False)
