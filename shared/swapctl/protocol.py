@@ -143,6 +143,8 @@ class ModelInfo(Payload, kw_only=True, frozen=True):
     """Seconds until the TTL unloads it; None when no TTL countdown runs."""
     last_load_seconds: float | None = None
     argv: list[str] = []
+    env: dict[str, str] = {}
+    """The environment the config sets for its process (on top of swapd's own)."""
     groups: list[str] = []
     sets: list[str] = []
     aliases: list[str] = []

@@ -71,6 +71,9 @@ def sample_models() -> list[p.ModelInfo]:
             last_load_seconds=3.4,
             sets=["chat"],
             argv=["llama-server", "--port", "5801", "-m", "llama-8b.gguf"],
+            env={"CUDA_VISIBLE_DEVICES": "0"},
+            proxy="http://127.0.0.1:5801",
+            aliases=["gpt-4o-mini"],
         ),
         p.ModelInfo(
             id="embed",
@@ -334,7 +337,9 @@ async def until(
     deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
+            raise AssertionError(
+                f"timed out after {within}s waiting for {what}\n{screen_text(pilot.app)}"
+            )
         await pilot.pause(0.02)
     app = pilot.app
     assert isinstance(app, SwapTUI)

@@ -286,3 +286,68 @@ async def test_every_view_is_usable_at_80x24(view: str) -> None:
         # Quitting, help and the keys on the view's model are always on the footer.
         for key in ("q Quit", "? Help", "l Load", "u Unload", "/ Filter"):
             assert key in lines[-1], (key, lines[-1])
+
+
+async def test_the_header_sums_up_what_runs_and_what_waits() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        assert (
+            screen_text(app)
+            .splitlines()[1]
+            .startswith("2/5 running │ in flight 2 │ queued 4 │ 0.0 req/s")
+        )
+        source.emit(
+            *(
+                p.RequestEvent(time=T0, model="llama-8b", phase="done", request=str(i))
+                for i in range(3)
+            )
+        )
+        await settle(pilot)
+        assert "│ 0.3 req/s" in screen_text(app).splitlines()[1]
+
+
+async def test_d_opens_the_live_detail_of_the_views_model() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await started(pilot, source)
+        await pilot.press("j", "d")  # llama-8b
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+        text = screen_text(app)
+        for expected in (
+            "model llama-8b",
+            "command     llama-server --port 5801 -m llama-8b.gguf",
+            "env         CUDA_VISIBLE_DEVICES=0",
+            "proxy       http://127.0.0.1:5801",
+            "aliases     gpt-4o-mini",
+            "ttl         5m00s",
+            "requests    2 in flight, 0 queued, 0 waiting",
+            "22:03:20    loaded, evicting qwen-coder  3.4s",
+            "memory and CPU: not reported by the daemon",
+        ):
+            assert expected in text, expected
+        # Live: a crash and a finished request show while it is open.
+        source.emit(
+            p.RequestEvent(time=T0 - 2, model="llama-8b", phase="done", request="41"),
+            p.StateChanged(
+                time=T0 - 1,
+                model="llama-8b",
+                old="ready",
+                new="failed",
+                reason="exited with code 3",
+            ),
+        )
+        await settle(pilot)
+        text = screen_text(app)
+        assert "state       failed for 1.0s: exited with code 3" in text
+        assert "22:13:18    done  #41" in text
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, DetailScreen)
+        # The Swaps view's model is the selected row's target.
+        await pilot.press("3", "d")
+        await settle(pilot)
+        assert "model whisper" in screen_text(app)

@@ -48,6 +48,7 @@ def fake_config(directory: Path) -> Path:
         "  alpha:\n"
         f"    cmd: {FAKE_UPSTREAM_CMD}\n"
         "    ttl: 300\n"
+        "    env: [SWAPTUI_MARK=1]\n"
         "  beta:\n"
         f"    cmd: {FAKE_UPSTREAM_CMD}\n"
         "  chatty:\n"
@@ -67,6 +68,8 @@ async def test_dashboard_drives_a_real_daemon(workdir: Path) -> None:
         async with app.run_test(size=(100, 30)) as pilot:
             models = {"alpha", "beta", "chatty"}
             await until(pilot, lambda: set(app.state.models) == models, "the models")
+            # What the config sets in alpha's environment, for its detail pane.
+            assert app.state.models["alpha"].env == (("SWAPTUI_MARK", "1"),)
             assert screen_text(app).splitlines()[0].startswith("● connected │ swapd ")
             # Load alpha (first row, sorted): a real process with a pid and a port.
             await pilot.press("l")

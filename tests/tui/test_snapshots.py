@@ -43,6 +43,7 @@ def prepared(source: FakeSource, *then: str):  # type: ignore[no-untyped-def]
         pytest.param(("3", "j", "j", "enter"), id="swap-detail"),
         pytest.param(("o", "o", "slash", "q", "w", "e", "n", "enter"), id="sorted-filtered"),
         pytest.param(("slash", "z", "enter"), id="no-match"),
+        pytest.param(("j", "d"), id="model-detail"),
     ],
 )
 def test_view(snap_compare, size: tuple[int, int], keys: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]

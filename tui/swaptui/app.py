@@ -38,6 +38,7 @@ from swaptui.widgets.footer import TargetFooter
 from swaptui.widgets.header import DaemonHeader
 from swaptui.widgets.log_view import LogStatus, LogView
 from swaptui.widgets.matrix_view import explain_renderable, matrix_matches, matrix_renderable
+from swaptui.widgets.model_detail import model_detail
 from swaptui.widgets.models_table import ModelsTable, legend_text, model_note, model_rows
 from swaptui.widgets.sorting import SortOrder
 from swaptui.widgets.timeline import TimelineTable, entry_detail, timeline_rows
@@ -95,6 +96,7 @@ class SwapTUI(App[None]):
         Binding("question_mark", "help", "Help"),
         Binding("l", "load", "Load"),
         Binding("u", "unload", "Unload"),
+        Binding("d", "detail", "Detail"),
         Binding("U", "unload_all", "Unload all", show=False),
         Binding("r", "reload", "Reload", show=False),
         Binding("slash", "filter", "Filter"),
@@ -217,8 +219,9 @@ class SwapTUI(App[None]):
             self._show_explain()
         self._show_filter_bar()
         self._update_target()
-        if isinstance(self.screen, DetailScreen):
-            self.screen.update()
+        detail = self._open_detail()
+        if detail is not None:
+            detail.update()
 
     def _show_connection(self) -> None:
         """Grey the views out while the data is not live; say when it is again."""
@@ -360,6 +363,9 @@ class SwapTUI(App[None]):
 
     def view_target(self) -> str | None:
         """The model the current view shows, which `l`, `u` and `d` act on."""
+        detail = self._open_detail()
+        if detail is not None:
+            return detail.model
         view = self.current_view
         if view == "models":
             return self.models_table.selected_model
@@ -370,6 +376,23 @@ class SwapTUI(App[None]):
             entry = self.timeline.selected_entry
             return entry.target if entry is not None else None
         return self.selected_model
+
+    def action_detail(self) -> None:
+        """The detail pane of the view's model (live while open)."""
+        model = self.view_target()
+        if model is None:
+            self.notify(f"no model in the {self.current_view} view", severity="warning")
+            return
+        state = self.state
+        self.push_screen(
+            DetailScreen(f"model {model}", lambda: model_detail(state, model), model=model)
+        )
+
+    def _open_detail(self) -> DetailScreen | None:
+        """The detail screen on top, if one is (none at all while the app shuts down)."""
+        stack = self.screen_stack
+        top = stack[-1] if stack else None
+        return top if isinstance(top, DetailScreen) else None
 
     def _update_target(self) -> None:
         target = self.view_target()

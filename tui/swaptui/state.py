@@ -40,6 +40,7 @@ NOTE_SOURCE = "swaptui"
 
 DEFAULT_LOG_LINES = 50_000
 DEFAULT_TIMELINE = 500
+DEFAULT_REQUEST_EVENTS = 2_000
 
 ConnectionStatus = Literal["connecting", "connected", "disconnected"]
 
@@ -70,6 +71,8 @@ class ModelRow:
     memberships: tuple[str, ...] = ()
     """Groups or matrix sets this model belongs to."""
     argv: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    """What the config adds to the process's environment, sorted by name."""
     starts: int = 0
     failures: int = 0
     """Failed starts and crashes among `starts`."""
@@ -77,6 +80,22 @@ class ModelRow:
     """How it last ended on its own, in the daemon's words."""
     last_failure_at: float | None = None
     """When (the daemon's Unix time)."""
+    name: str = ""
+    description: str = ""
+    proxy: str = ""
+    """Where swapd forwards its requests."""
+    aliases: tuple[str, ...] = ()
+    last_exit_code: int | None = None
+    state_reason: str = ""
+    """Why it entered its state, from the last state change seen."""
+    state_since: float | None = None
+    """When it entered its state (the daemon's Unix time), if seen."""
+    rss_bytes: int | None = None
+    """Resident memory of its process tree; None until the daemon reports it."""
+    cpu_percent: float | None = None
+    """CPU use of its process tree; None until the daemon reports it."""
+    gpu_bytes: int | None = None
+    """GPU memory of its processes; None until the daemon reports it."""
 
     def ttl_left(self, now: float) -> float | None:
         if self.ttl_deadline is None:
@@ -271,6 +290,8 @@ class DashboardState:
         self.timeline: deque[TimelineEntry] = deque(maxlen=self.max_timeline)
         self._decision_keys: set[tuple[float, str, str] | None] = set()
         self._finished: deque[float] = deque(maxlen=100_000)
+        self.request_events: deque[p.RequestEvent] = deque(maxlen=DEFAULT_REQUEST_EVENTS)
+        """The last request events (every phase), for a model's detail."""
         self.events_missed = 0
 
     # -- bookkeeping ---------------------------------------------------------
@@ -347,6 +368,7 @@ class DashboardState:
         now = self.clock()
         rows = {}
         for m in models:
+            seen = self.models.get(m.id)
             ttl_deadline = None if m.ttl_left is None else now + m.ttl_left
             rows[m.id] = ModelRow(
                 id=m.id,
@@ -361,10 +383,19 @@ class DashboardState:
                 last_load_seconds=m.last_load_seconds,
                 memberships=tuple(m.sets or m.groups),
                 argv=tuple(m.argv),
+                env=tuple(sorted(m.env.items())),
                 starts=m.starts,
                 failures=m.failures,
                 last_failure=m.last_failure,
                 last_failure_at=m.last_failure_at,
+                name=m.name,
+                description=m.description,
+                proxy=m.proxy,
+                aliases=tuple(m.aliases),
+                last_exit_code=m.last_exit_code,
+                # The reply says where a model is, the events why and since when.
+                state_reason=seen.state_reason if seen and seen.state == m.state else "",
+                state_since=seen.state_since if seen and seen.state == m.state else None,
             )
         self.models = rows
         self.touch(MODELS)
@@ -438,6 +469,8 @@ class DashboardState:
         if row is None:
             row = self.models[event.model] = ModelRow(event.model)
         row.state = event.new
+        row.state_reason = event.reason
+        row.state_since = event.time
         if event.new in ("stopped", "failed", "shutdown"):
             row.pid = None
             row.ttl_deadline = None
@@ -460,6 +493,7 @@ class DashboardState:
         self.touch(MODELS)
 
     def _request(self, event: p.RequestEvent) -> None:
+        self.request_events.append(event)
         if event.phase in FINISHED_PHASES:
             self._finished.append(self.clock())
             self.touch(HEADER)
@@ -613,6 +647,20 @@ class DashboardState:
                 log_tail=event.log_tail,
             )
         )
+
+    def model_swaps(self, model: str, limit: int = 5) -> list[TimelineEntry]:
+        """The latest swaps that loaded or evicted `model`, newest first."""
+        found = [
+            e
+            for e in self.timeline
+            if e.action == "swap" and (e.target == model or model in e.evicted)
+        ]
+        return sorted(found, key=lambda e: e.time, reverse=True)[:limit]
+
+    def model_requests(self, model: str, limit: int = 8) -> list[p.RequestEvent]:
+        """The latest finished requests on `model`, newest first."""
+        found = [e for e in self.request_events if e.model == model and e.phase in FINISHED_PHASES]
+        return found[::-1][:limit]
 
     def swap_decisions(self, swap_id: int) -> list[p.Decision]:
         """Every decision the timeline holds about one swap (queued behind it, granted...)."""

@@ -158,6 +158,7 @@ class DaemonBackend:
                     ttl_left=snap.ttl_left,
                     last_load_seconds=snap.last_load_seconds,
                     argv=list(snap.argv),
+                    env=dict(cfg.env) if cfg else {},
                     groups=groups.get(model_id, []),
                     sets=list(loaded.matrix.sets_of(model_id)) if loaded.matrix else [],
                     aliases=list(cfg.aliases) if cfg else [],

@@ -35,8 +35,12 @@ class DetailScreen(ModalScreen[None]):
     }
     """
 
-    def __init__(self, title: str, render: Callable[[], RenderableType]) -> None:
+    def __init__(
+        self, title: str, render: Callable[[], RenderableType], *, model: str | None = None
+    ) -> None:
         super().__init__()
+        self.model = model
+        """The model this detail is about: `l` and `u` act on it while it is open."""
         self.title_text = title
         self.render_body = render
         self.body = Static(id="detail-body")

@@ -190,6 +190,11 @@ class LogView(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
+        if y == 0 and self.follow and scroll_y < self.max_scroll_y:
+            # Following, yet painted above the end: a scroll to the end was taken before
+            # a layout that moved the end (a pane shown, a burst laid out over several
+            # refreshes). Go there again, once this paint is done.
+            self.call_after_refresh(self._follow_after_layout)
         index = scroll_y + y
         width = self.scrollable_content_region.width
         if index >= len(self._lines):
