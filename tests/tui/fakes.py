@@ -216,6 +216,85 @@ def sample_log_events() -> list[p.LogLines]:
     ]
 
 
+def sample_records() -> list[p.RequestRecord]:
+    """Finished requests, oldest first: a stream, a swap's wait, a failure, a client gone."""
+    return [
+        p.RequestRecord(
+            id=101,
+            start=T0 - 240,
+            client="127.0.0.1:50412",
+            requested="gpt-4o-mini",
+            model="llama-8b",
+            route="/v1/chat/completions",
+            stream=True,
+            outcome="done",
+            status=200,
+            queued_s=0.0,
+            load_wait_s=3.4,
+            ttfb_s=3.61,
+            duration_s=5.2,
+            prompt_tokens=24,
+            completion_tokens=180,
+            tokens_per_s=113.2,
+            swap_id=3,
+        ),
+        p.RequestRecord(
+            id=102,
+            start=T0 - 200,
+            client="127.0.0.1:50420",
+            requested="embed",
+            model="embed",
+            route="/v1/embeddings",
+            outcome="done",
+            status=200,
+            queued_s=0.0,
+            ttfb_s=0.012,
+            duration_s=0.015,
+            prompt_tokens=9,
+        ),
+        p.RequestRecord(
+            id=103,
+            start=T0 - 130,
+            client="10.0.0.7:41000",
+            requested="qwen-72b",
+            model="qwen-72b",
+            route="/v1/chat/completions",
+            outcome="failed",
+            status=502,
+            queued_s=0.2,
+            load_wait_s=12.0,
+            duration_s=12.3,
+            reason="qwen-72b exited with code -11 while starting",
+        ),
+        p.RequestRecord(
+            id=104,
+            start=T0 - 30,
+            client="127.0.0.1:50500",
+            requested="llama-8b",
+            model="llama-8b",
+            route="/v1/chat/completions",
+            stream=True,
+            outcome="client_gone",
+            status=200,
+            queued_s=0.0,
+            ttfb_s=0.09,
+            duration_s=1.4,
+            prompt_tokens=31,
+            completion_tokens=12,
+        ),
+    ]
+
+
+SAMPLE_CAPTURE = p.Capture(
+    id=101,
+    req_path="/v1/chat/completions",
+    req_headers={"content-type": "application/json", "authorization": "[REDACTED]"},
+    req_body=b'{"model":"gpt-4o-mini","stream":true}',
+    resp_headers={"content-type": "text/event-stream"},
+    resp_body=b"data: [DONE]\n\n",
+)
+
+
 class FakeSource:
     """A scripted daemon. `verdicts` maps an action to the Verdict it answers."""
 
@@ -256,6 +335,7 @@ class FakeSource:
             state.apply_models(sample_models())
             state.apply_matrix(sample_matrix() if self.router == "matrix" else sample_groups())
             state.apply_decisions(sample_decisions())
+            state.apply_activity(reversed(sample_records()))
             for event in sample_log_events():
                 state.apply_event(event)
         changed()
@@ -290,6 +370,14 @@ class FakeSource:
 
     async def reload(self) -> Verdict:
         return self._answer("reload", None)
+
+    async def capture(self, request_id: int) -> None:
+        """Request 101 has a capture; the others have none."""
+        self.actions.append(("capture", request_id))
+        assert self.state is not None
+        found = SAMPLE_CAPTURE if request_id == SAMPLE_CAPTURE.id else "none kept"
+        self.state.apply_capture(request_id, found)
+        self._changed()
 
     async def explain(self, model: str) -> None:
         self.actions.append(("explain", model))

@@ -331,7 +331,21 @@ async def test_d_opens_the_live_detail_of_the_views_model() -> None:
             assert expected in text, expected
         # Live: a crash and a finished request show while it is open.
         source.emit(
-            p.RequestEvent(time=T0 - 2, model="llama-8b", phase="done", request="41"),
+            p.RequestEvent(
+                time=T0 - 2,
+                model="llama-8b",
+                phase="finished",
+                request="41",
+                record=p.RequestRecord(
+                    id=41,
+                    start=T0 - 2,
+                    model="llama-8b",
+                    route="/v1/completions",
+                    status=200,
+                    duration_s=0.8,
+                    tokens_per_s=52.0,
+                ),
+            ),
             p.StateChanged(
                 time=T0 - 1,
                 model="llama-8b",
@@ -343,7 +357,7 @@ async def test_d_opens_the_live_detail_of_the_views_model() -> None:
         await settle(pilot)
         text = screen_text(app)
         assert "state       failed for 1.0s: exited with code 3" in text
-        assert "22:13:18    done  #41" in text
+        assert "22:13:18    200 done  800ms  52.0 tok/s  #41 /v1/completions" in text
         await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, DetailScreen)

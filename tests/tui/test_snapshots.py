@@ -44,6 +44,8 @@ def prepared(source: FakeSource, *then: str):  # type: ignore[no-untyped-def]
         pytest.param(("o", "o", "slash", "q", "w", "e", "n", "enter"), id="sorted-filtered"),
         pytest.param(("slash", "z", "enter"), id="no-match"),
         pytest.param(("j", "d"), id="model-detail"),
+        pytest.param(("5",), id="activity"),
+        pytest.param(("5", "G", "enter"), id="request-detail"),
     ],
 )
 def test_view(snap_compare, size: tuple[int, int], keys: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]

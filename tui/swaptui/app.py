@@ -25,6 +25,7 @@ from textual.containers import VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
+from swapctl import protocol as p
 from swaptui import state as areas
 from swaptui.screens.confirm import ConfirmScreen
 from swaptui.screens.detail import DetailScreen
@@ -33,7 +34,8 @@ from swaptui.screens.unload import UnloadChoice, UnloadScreen
 from swaptui.screens.verdict import VerdictScreen
 from swaptui.source import Source
 from swaptui.state import PROXY_SOURCE, DashboardState, LogFilter, Verdict
-from swaptui.widgets import models_table, timeline
+from swaptui.widgets import activity, models_table, timeline
+from swaptui.widgets.activity import ActivityTable, activity_rows, next_outcome, record_detail
 from swaptui.widgets.footer import TargetFooter
 from swaptui.widgets.header import DaemonHeader
 from swaptui.widgets.log_view import LogStatus, LogView
@@ -44,32 +46,41 @@ from swaptui.widgets.sorting import SortOrder
 from swaptui.widgets.timeline import TimelineTable, entry_detail, timeline_rows
 from swaptui.widgets.timeline import status_text as timeline_status
 
-VIEWS: tuple[str, ...] = ("models", "logs", "swaps", "matrix")
+VIEWS: tuple[str, ...] = ("models", "logs", "swaps", "matrix", "activity")
 SORTABLE: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "models": (models_table.COLUMN_KEYS, models_table.LABELS),
     "swaps": (timeline.COLUMN_KEYS, timeline.LABELS),
+    "activity": (activity.COLUMN_KEYS, activity.LABELS),
 }
 """The views whose table sorts by column: its column keys and labels."""
 
 
 def filter_bar_text(
-    view: str, filter_text: str, shown: int | None, sort: str, offline: bool
+    filter_text: str,
+    shown: int | None,
+    sort: str,
+    offline: bool,
+    outcome: str | None = None,
 ) -> Text | None:
-    """The line above the footer: the current view's filter (and "no match" when it
-    hides everything), its sort order. None when there is nothing to say."""
-    if not filter_text and not sort:
+    """The line above the footer: the current view's filters (and "no match" when they
+    hide everything), its sort order. None when there is nothing to say."""
+    if not filter_text and not sort and not outcome:
         return None
     text = Text(no_wrap=True, overflow="ellipsis")
-    if filter_text:
-        text.append("filter ", style="dim")
-        text.append(filter_text, style="bold reverse")
+    if filter_text or outcome:
+        if filter_text:
+            text.append("filter ", style="dim")
+            text.append(filter_text, style="bold reverse")
+        if outcome:
+            text.append("  outcome " if filter_text else "outcome ", style="dim")
+            text.append(outcome, style="bold reverse")
         if shown == 0:
             text.append("  no match", style="bold yellow")
         elif shown is not None:
             text.append(f"  {shown} shown", style="dim")
-        text.append("  esc: clear", style="dim")
+        text.append("  esc: clear" if filter_text else "  e: next", style="dim")
     if sort:
-        if filter_text:
+        if filter_text or outcome:
             text.append("  │  ", style="dim")
         text.append("sorted by ", style="dim")
         text.append(sort, style="bold")
@@ -92,11 +103,12 @@ class SwapTUI(App[None]):
         Binding("2", "view('logs')", "Logs", show=False),
         Binding("3", "view('swaps')", "Swaps", show=False),
         Binding("4", "view('matrix')", "Matrix", show=False),
+        Binding("5", "view('activity')", "Activity", show=False),
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
         Binding("l", "load", "Load"),
         Binding("u", "unload", "Unload"),
-        Binding("d", "detail", "Detail"),
+        Binding("d", "detail", "Detail", show=False),
         Binding("U", "unload_all", "Unload all", show=False),
         Binding("r", "reload", "Reload", show=False),
         Binding("slash", "filter", "Filter"),
@@ -131,6 +143,7 @@ class SwapTUI(App[None]):
         self._flush_timer: Timer | None = None
         self._target: str | None = None
         self._reconnected_at: float | None = None
+        self._activity_stale = True
         # Held directly: queries go to the active screen, which may be a modal one.
         self.header = DaemonHeader(self.state, id="header")
         self.models_table = ModelsTable(id="models-table")
@@ -142,6 +155,10 @@ class SwapTUI(App[None]):
         self.timeline_status = Static(id="timeline-status")
         self.matrix_sets = Static(id="matrix-sets")
         self.explain = Static(id="explain")
+        self.activity_table = ActivityTable(id="activity-table")
+        self.activity_status = Static(id="activity-status")
+        self.outcome: p.Outcome | None = None
+        """The Activity view's outcome filter (None: every outcome)."""
         self.tabs = TabbedContent(initial="models", id="views")
         self.filter_bar = Static(id="filter-bar")
         self.filter_box = Input(placeholder="filter…", id="filter")
@@ -166,6 +183,9 @@ class SwapTUI(App[None]):
                 with VerticalScroll(id="matrix-scroll"):
                     yield self.matrix_sets
                 yield self.explain
+            with TabPane("5 Activity", id="activity"):
+                yield self.activity_status
+                yield self.activity_table
         yield self.filter_bar
         yield self.filter_box
         yield self.footer
@@ -217,6 +237,12 @@ class SwapTUI(App[None]):
             self._show_matrix()
         if areas.EXPLAIN in dirty or areas.MATRIX in dirty:
             self._show_explain()
+        if areas.ACTIVITY in dirty:
+            # Rebuilt only while on screen: a busy daemon finishes many requests a second.
+            if self.current_view == "activity":
+                self._show_activity()
+            else:
+                self._activity_stale = True
         self._show_filter_bar()
         self._update_target()
         detail = self._open_detail()
@@ -278,6 +304,46 @@ class SwapTUI(App[None]):
             matrix_renderable(self.state.routing, self.state.running(), filter_text=needle)
         )
 
+    def _show_activity(self) -> None:
+        self._activity_stale = False
+        records = self.state.activity()
+        rows = activity_rows(
+            records, self.filters["activity"], self.outcome, self.sorts["activity"]
+        )
+        self.shown["activity"] = len(rows)
+        self.activity_table.show(rows)
+        self.activity_status.update(
+            activity.status_text(len(rows), len(records), self.outcome, self.state.activity_note)
+        )
+
+    @on(ActivityTable.OutcomeCycled)
+    def _outcome_cycled(self) -> None:
+        self.outcome = next_outcome(self.outcome)
+        self._show_activity()
+        self._show_filter_bar()
+
+    @on(DataTable.RowSelected, "#activity-table")
+    def _record_chosen(self) -> None:
+        """Enter on a request: its whole record, and its capture once fetched."""
+        record = self.activity_table.selected_record
+        if record is None:
+            return
+        state = self.state
+        model = record.model if record.model in state.models else None
+        self.push_screen(
+            DetailScreen(
+                f"request #{record.id}",
+                lambda: record_detail(record, state.captures.get(record.id)),
+                model=model,
+            )
+        )
+        if not isinstance(state.captures.get(record.id), p.Capture):
+            self._capture(record.id)
+
+    @work(group="capture", exclusive=True, exit_on_error=False)
+    async def _capture(self, request_id: int) -> None:
+        await self.source.capture(request_id)
+
     def _show_explain(self) -> None:
         model = self.selected_model
         explanation = self.state.explain.get(model) if model else None
@@ -289,7 +355,11 @@ class SwapTUI(App[None]):
         if view in SORTABLE:
             sort = self.sorts[view].describe(SORTABLE[view][1])
         text = filter_bar_text(
-            view, self.filters.get(view, ""), self.shown.get(view), sort, not self.state.online
+            self.filters.get(view, ""),
+            self.shown.get(view),
+            sort,
+            not self.state.online,
+            self.outcome if view == "activity" else None,
         )
         self.filter_bar.display = text is not None
         if text is not None:
@@ -309,6 +379,8 @@ class SwapTUI(App[None]):
         self._focus_view()
         if event.pane.id == "matrix":
             self._ask_explain()
+        if event.pane.id == "activity" and self._activity_stale:
+            self._show_activity()
         self._show_filter_bar()
         self._update_target()
 
@@ -323,7 +395,8 @@ class SwapTUI(App[None]):
         self._update_target()
 
     @on(DataTable.RowHighlighted, "#timeline")
-    def _swap_highlighted(self) -> None:
+    @on(DataTable.RowHighlighted, "#activity-table")
+    def _row_highlighted(self) -> None:
         self._update_target()
 
     @on(DataTable.RowSelected, "#models-table")
@@ -375,6 +448,10 @@ class SwapTUI(App[None]):
         if view == "swaps":
             entry = self.timeline.selected_entry
             return entry.target if entry is not None else None
+        if view == "activity":
+            record = self.activity_table.selected_record
+            model = record.model if record is not None else None
+            return model if model is not None and model in self.state.models else None
         return self.selected_model
 
     def action_detail(self) -> None:
@@ -497,7 +574,8 @@ class SwapTUI(App[None]):
 
     def _set_sort(self, view: str, order: SortOrder) -> None:
         self.sorts[view] = order
-        self.state.touch(areas.MODELS if view == "models" else areas.TIMELINE)
+        area = {"models": areas.MODELS, "swaps": areas.TIMELINE}.get(view, areas.ACTIVITY)
+        self.state.touch(area)
         self.flush()
 
     # -- filtering ------------------------------------------------------------
@@ -537,6 +615,7 @@ class SwapTUI(App[None]):
             "models": self.models_table,
             "logs": self.log_view,
             "swaps": self.timeline,
+            "activity": self.activity_table,
         }.get(self.current_view)
         if focus is not None:
             focus.focus()
@@ -550,7 +629,11 @@ class SwapTUI(App[None]):
             self.log_status.refresh()
             self._show_filter_bar()
             return
-        self.state.touch({"models": areas.MODELS, "swaps": areas.TIMELINE}.get(view, areas.MATRIX))
+        self.state.touch(
+            {"models": areas.MODELS, "swaps": areas.TIMELINE, "activity": areas.ACTIVITY}.get(
+                view, areas.MATRIX
+            )
+        )
         self.flush()
         self._show_filter_bar()
 

@@ -25,13 +25,15 @@ from typing import Any, TypeVar
 from swapctl import protocol as p
 from swapctl.aio_client import AsyncClient, ConnectionFailed, DaemonError
 from swapctl.paths import resolve_socket_path
-from swaptui.state import DashboardState, Verdict, describe_changes
+from swaptui.state import ACTIVITY_PROTOCOL, DashboardState, Verdict, describe_changes
 
 CLIENT_NAME = "swaptui"
 QUERY_TIMEOUT = 15.0
 """Seconds to wait for a query's reply; load, unload and reload wait as long as they take."""
 REFETCH_DELAY = 0.2
 """Coalescing window for re-asking models/matrix after a burst of state changes."""
+ACTIVITY_BACKLOG = 500
+"""Request records asked for on connecting; new ones come with the `request` topic."""
 MAX_PENDING_EVENTS = 20_000
 """Events the client buffers for us; beyond it the oldest are dropped and reported as lagged."""
 
@@ -172,6 +174,7 @@ class DaemonSource:
             await _query(client.subscribe(p.TOPICS, history=True))
             state.apply_status(await _query(client.status()))
             await self._fetch(client, {"models", "matrix", "decisions"})
+            await self._fetch_activity(client)
             self.client = client
             self.connections += 1
             self.backoff.reset()
@@ -198,6 +201,24 @@ class DaemonSource:
         if "decisions" in what:
             state.apply_decisions(await _query(client.decisions()))
         self._changed()
+
+    async def _fetch_activity(self, client: AsyncClient) -> None:
+        """The latest request records; a daemon that keeps none is said so, not an error."""
+        state = self._require_state()
+        protocol = client.welcome.protocol if client.welcome is not None else 0
+        if protocol < ACTIVITY_PROTOCOL:
+            state.activity_unavailable(
+                f"this swapd speaks protocol {protocol}: it keeps no request records"
+            )
+            return
+        try:
+            reply = await _query(
+                client.request(p.ActivityRequest(limit=ACTIVITY_BACKLOG), p.ActivityReply)
+            )
+        except DaemonError as exc:
+            state.activity_unavailable(f"{exc.error.code}: {exc.error.message}")
+            return
+        state.apply_activity(reply.records)
 
     async def _matrix(self, client: AsyncClient) -> p.MatrixView:
         """The matrix view, with the selected model explained when the daemon knows it."""
@@ -321,4 +342,28 @@ class DaemonSource:
             state.apply_explanation(p.Explanation(model=model, action="error", why=why))
         except (ConnectionFailed, TimeoutError, OSError):
             return
+        self._changed()
+
+    async def capture(self, request_id: int) -> None:
+        """A request's capture, or why there is none, into the state."""
+        state = self._require_state()
+        client = self.client
+        if client is None:
+            state.apply_capture(request_id, "not connected to the daemon")
+            self._changed()
+            return
+        try:
+            reply = await _query(
+                client.request(p.CaptureRequest(request=request_id), p.CaptureReply)
+            )
+        except DaemonError as exc:
+            if exc.error.code == "not_found":
+                why = "none kept (captureBuffer off, or it has been overwritten)"
+            else:
+                why = f"{exc.error.code}: {exc.error.message}"
+            state.apply_capture(request_id, why)
+        except (ConnectionFailed, TimeoutError, OSError) as exc:
+            state.apply_capture(request_id, f"not fetched: {exc}")
+        else:
+            state.apply_capture(request_id, reply.capture)
         self._changed()

@@ -40,3 +40,7 @@ class Source(Protocol):
     async def explain(self, model: str) -> None:
         """Ask the matrix view and explanation for `model`; the answer lands in the state."""
         ...
+
+    async def capture(self, request_id: int) -> None:
+        """Ask for a request's capture; it (or why there is none) lands in the state."""
+        ...

@@ -31,7 +31,8 @@ MATRIX = "matrix"
 EXPLAIN = "explain"
 HEADER = "header"
 VERDICT = "verdict"
-AREAS = frozenset({MODELS, LOGS, TIMELINE, MATRIX, EXPLAIN, HEADER, VERDICT})
+ACTIVITY = "activity"
+AREAS = frozenset({MODELS, LOGS, TIMELINE, MATRIX, EXPLAIN, HEADER, VERDICT, ACTIVITY})
 
 PROXY_SOURCE = "proxy"
 """The log source name of swapd's own proxy log (lifecycle lines, requests)."""
@@ -41,6 +42,12 @@ NOTE_SOURCE = "swaptui"
 DEFAULT_LOG_LINES = 50_000
 DEFAULT_TIMELINE = 500
 DEFAULT_REQUEST_EVENTS = 2_000
+DEFAULT_ACTIVITY = 1_000
+"""Finished request records the Activity view keeps (the daemon keeps the rest)."""
+MAX_CAPTURES = 16
+"""Captures fetched and kept for the record details opened recently."""
+ACTIVITY_PROTOCOL = 2
+"""The first protocol version whose daemon answers `activity` and `capture`."""
 
 ConnectionStatus = Literal["connecting", "connected", "disconnected"]
 
@@ -276,6 +283,7 @@ class DashboardState:
     clock: Callable[[], float] = time.time
     max_log_lines: int = DEFAULT_LOG_LINES
     max_timeline: int = DEFAULT_TIMELINE
+    max_activity: int = DEFAULT_ACTIVITY
     daemon: DaemonInfo = field(default_factory=DaemonInfo)
     connection: ConnectionInfo = field(default_factory=ConnectionInfo)
     models: dict[str, ModelRow] = field(default_factory=dict)
@@ -291,6 +299,12 @@ class DashboardState:
         self._decision_keys: set[tuple[float, str, str] | None] = set()
         self._finished: deque[float] = deque(maxlen=100_000)
         self.request_events: deque[p.RequestEvent] = deque(maxlen=DEFAULT_REQUEST_EVENTS)
+        self.records: dict[int, p.RequestRecord] = {}
+        """Finished requests by id, oldest first, at most `max_activity`."""
+        self.activity_note = ""
+        """Why there are no records, when the daemon cannot give any."""
+        self.captures: dict[int, p.Capture | str] = {}
+        """A record's capture, or why there is none, by request id (the last few)."""
         """The last request events (every phase), for a model's detail."""
         self.events_missed = 0
 
@@ -493,6 +507,9 @@ class DashboardState:
         self.touch(MODELS)
 
     def _request(self, event: p.RequestEvent) -> None:
+        if event.record is not None:
+            self.add_record(event.record)
+            return
         self.request_events.append(event)
         if event.phase in FINISHED_PHASES:
             self._finished.append(self.clock())
@@ -502,6 +519,46 @@ class DashboardState:
         if row is not None and row.state == "ready" and row.ttl > 0:
             row.ttl_deadline = self.clock() + row.ttl
             self.touch(MODELS)
+
+    # -- activity: finished requests ------------------------------------------
+
+    def add_record(self, record: p.RequestRecord) -> None:
+        """A finished request, from the `request` topic or an `activity` reply."""
+        records = self.records
+        if record.id in records:
+            records[record.id] = record
+        else:
+            records[record.id] = record
+            while len(records) > self.max_activity:
+                del records[next(iter(records))]  # the first kept: the oldest, near enough
+        self.touch(ACTIVITY)
+
+    def apply_activity(self, records: Iterable[p.RequestRecord]) -> None:
+        """An `activity` reply (newest first): merged with what the topic brought."""
+        for record in sorted(records, key=lambda r: r.start):
+            self.add_record(record)
+        self.activity_note = ""
+        self.touch(ACTIVITY)
+
+    def activity_unavailable(self, why: str) -> None:
+        self.activity_note = why
+        self.touch(ACTIVITY)
+
+    def activity(self) -> list[p.RequestRecord]:
+        """Every record kept, newest first."""
+        return sorted(self.records.values(), key=lambda r: (r.start, r.id), reverse=True)
+
+    def apply_capture(self, request_id: int, capture: p.Capture | str) -> None:
+        """A record's capture, or why there is none."""
+        self.captures.pop(request_id, None)
+        self.captures[request_id] = capture
+        while len(self.captures) > MAX_CAPTURES:
+            del self.captures[next(iter(self.captures))]
+        self.touch(ACTIVITY)
+
+    def model_records(self, model: str, limit: int = 8) -> list[p.RequestRecord]:
+        """The latest finished requests served by `model`, newest first."""
+        return [r for r in self.activity() if r.model == model][:limit]
 
     # -- swaps and decisions -------------------------------------------------
     #

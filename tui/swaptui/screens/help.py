@@ -16,9 +16,9 @@ from swaptui.state import LegendEntry
 from swaptui.widgets.palette import state_style
 
 KEYS: tuple[tuple[str, str], ...] = (
-    ("1 2 3 4", "views: models, logs, swaps, matrix"),
+    ("1 … 5", "views: models, logs, swaps, matrix, activity"),
     ("↑ ↓ j k", "move the cursor (g / G, Home / End: first / last)"),
-    ("enter", "models: the model's log; swaps: the swap's detail"),
+    ("enter", "models: the log; swaps: the swap; activity: the record"),
     ("l / u", "load / unload the model this view shows, named in the footer"),
     ("", "(unload of a model serving requests: wait or cut?)"),
     ("U", "unload every model (asks first)"),
@@ -28,6 +28,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("m / s", "logs: next source (all, proxy, models) / selected model"),
     ("f / p", "logs: follow the tail (also End, G) / pause and resume"),
     ("a", "swaps: show or hide routine decisions (serve, grant)"),
+    ("e", "activity: the next outcome to show (all, done, client_gone, ...)"),
     ("?", "this help"),
     ("q", "quit"),
 )

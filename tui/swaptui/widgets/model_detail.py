@@ -16,6 +16,7 @@ from rich.text import Text
 
 from swapctl.render import duration
 from swaptui.state import DashboardState, ModelRow
+from swaptui.widgets.activity import status_cell
 from swaptui.widgets.header import format_bytes
 from swaptui.widgets.log_view import format_clock
 from swaptui.widgets.palette import state_style
@@ -113,6 +114,17 @@ def _resources(row: ModelRow) -> RenderableType:
 
 
 def _requests(state: DashboardState, model: str) -> RenderableType:
+    records = state.model_records(model)
+    if records:
+        table = _grid()
+        for r in records:
+            line = status_cell(r)
+            line.append(f" {r.outcome}  {duration(r.duration_s)}")
+            if r.tokens_per_s is not None:
+                line.append(f"  {r.tokens_per_s:.1f} tok/s")
+            line.append(f"  #{r.id} {r.route}", style="dim")
+            table.add_row(format_clock(r.start), line)
+        return table
     events = state.model_requests(model)
     if not events:
         return Text("none seen since swaptui connected", style="dim")
