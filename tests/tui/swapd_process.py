@@ -34,6 +34,8 @@ class SwapdProcess:
         self._log = self.log_path.open("wb")
         argv = [sys.executable, "-m", "swapd", "serve", "--config", str(config)]
         argv += ["--listen", f"127.0.0.1:{self.port}", "--control-socket", str(control)]
+        # Its own history, beside the config: never the user's state directory.
+        argv += ["--state-dir", str(config.parent / "state")]
         self.proc = subprocess.Popen(
             argv,
             stdout=self._log,

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from swapctl import protocol as p
 from swaptui.app import SwapTUI
 from swaptui.connection import Backoff, DaemonSource, Target
 from swaptui.screens.confirm import ConfirmScreen
@@ -319,3 +320,56 @@ def test_tmux_on_the_demo(workdir: Path) -> None:
         if tmux is not None:
             tmux.kill()
         daemon.stop()
+
+
+@pytest.mark.anyio
+async def test_activity_from_a_real_daemon_survives_its_restart(workdir: Path) -> None:
+    control = workdir / "c.sock"
+    config = workdir / "swapd.yaml"
+    config.write_text(f"models:\n  alpha:\n    cmd: {FAKE_UPSTREAM_CMD} --timings\n")
+    daemon = SwapdProcess(config, control)
+    try:
+        await asyncio.to_thread(daemon.wait_serving)
+        source = DaemonSource(Target(socket=control), backoff=Backoff(initial=0.05, maximum=0.3))
+        app = SwapTUI(source, DashboardState(), refresh_interval=0.01)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: "alpha" in app.state.models, "the models")
+            await pilot.press("5")
+            async with httpx2.AsyncClient(
+                base_url=f"http://127.0.0.1:{daemon.port}", timeout=60
+            ) as client:
+                body = {"model": "alpha", "messages": [{"role": "user", "content": "hi"}]}
+                response = await client.post("/v1/chat/completions", json=body)
+                assert response.status_code == 200
+            # The finished record arrives on the request topic and lands on screen.
+            await until(pilot, lambda: len(app.state.records) == 1, "the request's record")
+            (record,) = app.state.records.values()
+            assert (record.model, record.outcome, record.status) == ("alpha", "done", 200)
+            assert record.completion_tokens is not None and record.tokens_per_s is not None
+            await until(
+                pilot,
+                lambda: any(
+                    row.split()[1:3] == ["alpha", "200"] for row in rows_of(screen_text(app))
+                ),
+                "its row",
+            )
+            # Enter: the record and the request the daemon captured.
+            await pilot.press("enter")
+            await until(pilot, lambda: record.id in app.state.captures, "the capture")
+            capture = app.state.captures[record.id]
+            assert isinstance(capture, p.Capture) and capture.req_body is not None
+            assert json.loads(capture.req_body)["messages"][0]["content"] == "hi"
+            await until(
+                pilot, lambda: "path           /v1/chat/completions" in screen_text(app), "it"
+            )
+            await pilot.press("escape")
+            # The daemon restarts: its history comes back with the activity reply.
+            await asyncio.to_thread(daemon.stop)
+            await until(pilot, lambda: not app.state.online, "the disconnection")
+            app.state.records.clear()
+            daemon = SwapdProcess(config, control)
+            await asyncio.to_thread(daemon.wait_serving)
+            await until(pilot, lambda: source.connections == 2, "the reconnection")
+            await until(pilot, lambda: record.id in app.state.records, "the record, from history")
+    finally:
+        await asyncio.to_thread(daemon.stop)
