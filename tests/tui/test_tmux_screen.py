@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from swapctl import protocol as p
@@ -24,6 +25,7 @@ from swapctl import protocol as p
 pytest.importorskip("swapd.control.server", reason="the control server is not in this tree")
 
 from tests.tui.control_server import ServerThread
+from tests.tui.swapd_process import FAKE_UPSTREAM_CMD, SwapdProcess
 from tests.tui.tmux import TMUX, Tmux
 
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (apt-get install tmux)")
@@ -81,3 +83,53 @@ def test_swaptui_in_a_real_terminal(server: ServerThread) -> None:
         assert tmux.exit_status() == "0", tmux.screen()
     finally:
         tmux.kill()
+
+
+def test_the_activity_view_in_a_real_terminal() -> None:
+    """A real swapd (fake upstream): a request finishes, the Activity view shows it, Enter
+    opens its record and capture, `e` narrows the outcome, `q` exits cleanly."""
+    directory = Path(tempfile.mkdtemp(prefix="swt-", dir="/tmp"))
+    config = directory / "swapd.yaml"
+    config.write_text(f"models:\n  alpha:\n    cmd: {FAKE_UPSTREAM_CMD} --timings\n")
+    daemon = SwapdProcess(config, directory / "c.sock")
+    tmux: Tmux | None = None
+    try:
+        daemon.wait_serving()
+        body = {"model": "alpha", "messages": [{"role": "user", "content": "hello tmux"}]}
+        response = httpx2.post(
+            f"http://127.0.0.1:{daemon.port}/v1/chat/completions", json=body, timeout=60
+        )
+        assert response.status_code == 200
+        tmux = Tmux(
+            [sys.executable, "-m", "swaptui", "--socket", str(directory / "c.sock")],
+            {
+                "TERM": "xterm-256color",
+                "TZ": "UTC",
+                "PYTHONPATH": os.pathsep.join(str(REPO / d) for d in ("tui", "shared", "daemon")),
+            },
+        )
+        tmux.wait_for(lambda s: "● connected" in s and "alpha" in s, "the models")
+        tmux.keys("5")
+        screen = tmux.wait_for(
+            lambda s: any(line.split()[1:3] == ["alpha", "200"] for line in s.splitlines()),
+            "the request's row",
+        )
+        assert "1 of 1 requests  outcome all" in screen
+        row = next(line for line in screen.splitlines() if line.split()[1:3] == ["alpha", "200"])
+        assert "42.5" in row.split()  # tokens/s, from llama-server's timings
+        tmux.keys("Enter")
+        screen = tmux.wait_for(lambda s: "request #1" in s and "path" in s, "the record")
+        assert "outcome     200  done" in screen
+        tmux.keys("Escape")
+        tmux.wait_for(lambda s: "request #1" not in s, "the record to close")
+        tmux.keys("e")
+        tmux.wait_for(lambda s: "outcome done" in s and "1 shown" in s, "the outcome filter")
+        tmux.keys("e")
+        tmux.wait_for(lambda s: "outcome client_gone  no match" in s, "no match")
+        tmux.keys("q")
+        assert tmux.exit_status() == "0", tmux.screen()
+    finally:
+        if tmux is not None:
+            tmux.kill()
+        daemon.stop()
+        shutil.rmtree(directory, ignore_errors=True)
