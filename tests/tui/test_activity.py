@@ -60,8 +60,8 @@ async def test_the_activity_view_lists_finished_requests_newest_first() -> None:
         source.emit(
             p.RequestEvent(time=T0, model="embed", phase="finished", request="105", record=new)
         )
-        await settle(pilot)
-        assert activity_rows_on_screen(app)[0] == "22:13:19 embed 200 0ms - 12ms 500ms 9/? -"
+        top = "22:13:19 embed 200 0ms - 12ms 500ms 9/? -"
+        await until(pilot, lambda: activity_rows_on_screen(app)[0] == top, "the new row on top")
         assert app.activity_table.selected_record.id == 103
         # l and u act on the model of the selected record.
         assert "u Unload qwen-72b" in screen_text(app).splitlines()[-1]
@@ -159,3 +159,24 @@ def test_records_are_kept_once_each_newest_first_and_bounded() -> None:
     assert [r.id for r in state.model_records("llama-8b")] == [104]
     state.apply_capture(103, "none kept")
     assert state.captures == {103: "none kept"}
+
+
+async def test_a_burst_of_finished_requests_rebuilds_the_table_a_few_times_only() -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press("5")
+        await settle(pilot)
+        before = app.activity_rebuilds
+        base = sample_records()[1]
+        for i in range(300):
+            record = msgspec.structs.replace(base, id=1000 + i, start=T0 + i / 1000)
+            source.emit(p.RequestEvent(time=T0, model="embed", phase="finished", record=record))
+            app.flush()
+            await asyncio.sleep(0)
+        await until(
+            pilot, lambda: "304 of 304 requests (first 200 shown)" in screen_text(app), "all"
+        )
+        # Coalesced: a rebuild per repaint period, not per request.
+        assert app.activity_rebuilds - before <= 5

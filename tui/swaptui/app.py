@@ -13,6 +13,7 @@ footer, never on a selection made elsewhere.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -53,6 +54,8 @@ SORTABLE: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "activity": (activity.COLUMN_KEYS, activity.LABELS),
 }
 """The views whose table sorts by column: its column keys and labels."""
+ACTIVITY_REPAINT = 0.5
+"""Seconds between rebuilds of the activity table while requests keep finishing."""
 
 
 def filter_bar_text(
@@ -144,6 +147,9 @@ class SwapTUI(App[None]):
         self._target: str | None = None
         self._reconnected_at: float | None = None
         self._activity_stale = True
+        self._activity_shown = -ACTIVITY_REPAINT
+        self._activity_timer: Timer | None = None
+        self.activity_rebuilds = 0
         # Held directly: queries go to the active screen, which may be a modal one.
         self.header = DaemonHeader(self.state, id="header")
         self.models_table = ModelsTable(id="models-table")
@@ -305,22 +311,36 @@ class SwapTUI(App[None]):
         )
 
     def _show_activity(self) -> None:
+        """Rebuild the activity table now, or (shown less than ACTIVITY_REPAINT ago) once,
+        when that much time has passed: a busy daemon finishes many requests a second."""
+        wait = self._activity_shown + ACTIVITY_REPAINT - time.monotonic()
+        if wait > 0:
+            if self._activity_timer is None:
+                self._activity_timer = self.set_timer(wait, self._show_activity_now)
+            return
+        self._show_activity_now()
+
+    def _show_activity_now(self) -> None:
+        self._activity_timer = None
         self._activity_stale = False
+        self._activity_shown = time.monotonic()
+        self.activity_rebuilds += 1
         records = self.state.activity()
-        rows = activity_rows(
+        rows, matched = activity_rows(
             records, self.filters["activity"], self.outcome, self.sorts["activity"]
         )
-        self.shown["activity"] = len(rows)
+        self.shown["activity"] = matched
         self.activity_table.show(rows)
         self.activity_status.update(
-            activity.status_text(len(rows), len(records), self.outcome, self.state.activity_note)
+            activity.status_text(matched, len(records), self.outcome, self.state.activity_note)
         )
+        self._show_filter_bar()
+        self._update_target()
 
     @on(ActivityTable.OutcomeCycled)
     def _outcome_cycled(self) -> None:
         self.outcome = next_outcome(self.outcome)
-        self._show_activity()
-        self._show_filter_bar()
+        self._show_activity_now()
 
     @on(DataTable.RowSelected, "#activity-table")
     def _record_chosen(self) -> None:
@@ -380,7 +400,7 @@ class SwapTUI(App[None]):
         if event.pane.id == "matrix":
             self._ask_explain()
         if event.pane.id == "activity" and self._activity_stale:
-            self._show_activity()
+            self._show_activity_now()
         self._show_filter_bar()
         self._update_target()
 
@@ -574,8 +594,10 @@ class SwapTUI(App[None]):
 
     def _set_sort(self, view: str, order: SortOrder) -> None:
         self.sorts[view] = order
-        area = {"models": areas.MODELS, "swaps": areas.TIMELINE}.get(view, areas.ACTIVITY)
-        self.state.touch(area)
+        if view == "activity":
+            self._show_activity_now()  # the reader's own action: at once
+            return
+        self.state.touch(areas.MODELS if view == "models" else areas.TIMELINE)
         self.flush()
 
     # -- filtering ------------------------------------------------------------
@@ -629,11 +651,11 @@ class SwapTUI(App[None]):
             self.log_status.refresh()
             self._show_filter_bar()
             return
-        self.state.touch(
-            {"models": areas.MODELS, "swaps": areas.TIMELINE, "activity": areas.ACTIVITY}.get(
-                view, areas.MATRIX
-            )
-        )
+        if view == "activity":
+            self._show_activity_now()
+            self._show_filter_bar()
+            return
+        self.state.touch({"models": areas.MODELS, "swaps": areas.TIMELINE}.get(view, areas.MATRIX))
         self.flush()
         self._show_filter_bar()
 

@@ -40,6 +40,10 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
 COLUMN_KEYS: tuple[str, ...] = tuple(key for key, _, _ in COLUMNS)
 LABELS: dict[str, str] = {key: label for key, label, _ in COLUMNS}
 
+MAX_ROWS = 200
+"""Rows the table holds (the first of the filtered, sorted records): a DataTable is
+rebuilt whole, and the daemon keeps the rest (`swapctl activity`)."""
+
 OUTCOME_CYCLE: tuple[p.Outcome | None, ...] = (None, *p.OUTCOMES)
 """What `e` steps through: every outcome, then each one alone."""
 
@@ -112,22 +116,28 @@ def activity_rows(
     filter_text: str = "",
     outcome: p.Outcome | None = None,
     order: SortOrder | None = None,
-) -> list[tuple[p.RequestRecord, Cells]]:
-    """The rows shown: newest first (the records come so), filtered, then sorted."""
+    limit: int = MAX_ROWS,
+) -> tuple[list[tuple[p.RequestRecord, Cells]], int]:
+    """The rows shown: newest first (the records come so), filtered, sorted, the first
+    `limit`; and how many records matched."""
     needle = filter_text.casefold()
     kept = [r for r in records if record_matches(r, needle, outcome)]
     if order is not None:
         kept = sort_rows(kept, COLUMN_KEYS, record_sort_values, order)
-    return [(r, record_cells(r)) for r in kept]
+    return [(r, record_cells(r)) for r in kept[:limit]], len(kept)
 
 
-def status_text(shown: int, total: int, outcome: p.Outcome | None, note: str) -> Text:
+def status_text(
+    matched: int, total: int, outcome: p.Outcome | None, note: str, limit: int = MAX_ROWS
+) -> Text:
     """The line above the table: how many, which outcome, the keys."""
     text = Text(no_wrap=True, overflow="ellipsis")
     if note:
         text.append(note, style="yellow")
         return text
-    text.append(f"{shown} of {total} requests", style="dim")
+    text.append(f"{matched} of {total} requests", style="dim")
+    if matched > limit:
+        text.append(f" (first {limit} shown)", style="yellow")
     text.append("  outcome ", style="dim")
     text.append(outcome or "all", style="bold")
     text.append("  e: next outcome  enter: record", style="dim")
