@@ -34,14 +34,13 @@ class SwapdProcess:
         self._log = self.log_path.open("wb")
         argv = [sys.executable, "-m", "swapd", "serve", "--config", str(config)]
         argv += ["--listen", f"127.0.0.1:{self.port}", "--control-socket", str(control)]
-        # Its own history, beside the config: never the user's state directory.
-        argv += ["--state-dir", str(config.parent / "state")]
         self.proc = subprocess.Popen(
             argv,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            # Its own state (the request history), beside the config: never the user's.
+            env={**os.environ, "STATE_DIRECTORY": str(config.parent / "state"), **(env or {})},
         )
 
     def wait_serving(self, within: float = 30.0) -> None:

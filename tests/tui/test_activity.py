@@ -46,7 +46,7 @@ async def test_the_activity_view_lists_finished_requests_newest_first() -> None:
         assert "Time Model Status Queue Load TTFB Dur Tokens Tok/s" in rows_of(text)
         assert activity_rows_on_screen(app) == [
             "22:12:50 llama-8b gone 200 0ms - 90ms 1.4s 31/12 -",
-            "22:11:10 qwen-72b fail 502 200ms 12.0s - 12.3s - -",
+            "22:11:10 qwen-72b fail 502 200ms 12s - 12s - -",
             "22:10:00 embed 200 0ms - 12ms 15ms 9/? -",
             "22:09:20 llama-8b 200 0ms 3.4s 3.6s 5.2s 24/180 113.2",
         ]
@@ -98,7 +98,7 @@ async def test_activity_filters_by_model_and_outcome_and_sorts() -> None:
         await settle(pilot)
         assert "sorted by Dur ▼" in screen_text(app)
         durations = [row.split()[-3] for row in activity_rows_on_screen(app)]
-        assert durations == ["12.3s", "5.2s", "1.4s", "15ms"]
+        assert durations == ["12s", "5.2s", "1.4s", "15ms"]
 
 
 async def test_enter_opens_the_record_and_its_capture() -> None:

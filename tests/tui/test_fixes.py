@@ -268,7 +268,7 @@ async def test_the_screen_greys_out_while_disconnected_and_says_when_it_is_back(
         await settle(pilot)
         assert not app.tabs.has_class("-offline")
         header = screen_text(app).splitlines()[0]
-        assert header.startswith("● connected (reconnected 22:13:32 after 12.0s) │ swapd")
+        assert header.startswith("● connected (reconnected 22:13:32 after 12s) │ swapd")
         assert "reconnected to fake" in screen_text(app)
 
 

@@ -138,6 +138,8 @@ class DaemonSource:
         self._refetch: set[str] = set()
         self._refetch_task: asyncio.Task[None] | None = None
         self._explain_model: str | None = None
+        self._activity_broke: int | None = None
+        """The pid of a daemon that dropped the link when asked for its activity."""
 
     def describe(self) -> str:
         return self.target.describe()
@@ -172,9 +174,10 @@ class DaemonSource:
                 state.apply_welcome(client.welcome)
             # Subscribe first: what changes while we take the snapshot arrives after it.
             await _query(client.subscribe(p.TOPICS, history=True))
+            # First: should the daemon drop the link over it, nothing was shown yet.
+            await self._fetch_activity(client)
             state.apply_status(await _query(client.status()))
             await self._fetch(client, {"models", "matrix", "decisions"})
-            await self._fetch_activity(client)
             self.client = client
             self.connections += 1
             self.backoff.reset()
@@ -203,13 +206,21 @@ class DaemonSource:
         self._changed()
 
     async def _fetch_activity(self, client: AsyncClient) -> None:
-        """The latest request records; a daemon that keeps none is said so, not an error."""
+        """The latest request records; a daemon that keeps none is said so, not an error.
+
+        The records are optional: a daemon that drops the link when asked for them is
+        not asked again (until it restarts), so it cannot keep the dashboard away."""
         state = self._require_state()
-        protocol = client.welcome.protocol if client.welcome is not None else 0
+        welcome = client.welcome
+        protocol = welcome.protocol if welcome is not None else 0
+        daemon = welcome.daemon.pid if welcome is not None else None
         if protocol < ACTIVITY_PROTOCOL:
             state.activity_unavailable(
                 f"this swapd speaks protocol {protocol}: it keeps no request records"
             )
+            return
+        if daemon is not None and daemon == self._activity_broke:
+            state.activity_unavailable("this swapd dropped the link when asked for its activity")
             return
         try:
             reply = await _query(
@@ -218,6 +229,9 @@ class DaemonSource:
         except DaemonError as exc:
             state.activity_unavailable(f"{exc.error.code}: {exc.error.message}")
             return
+        except ConnectionFailed:
+            self._activity_broke = daemon
+            raise
         state.apply_activity(reply.records)
 
     async def _matrix(self, client: AsyncClient) -> p.MatrixView:
