@@ -365,3 +365,29 @@ async def test_d_opens_the_live_detail_of_the_views_model() -> None:
         await pilot.press("3", "d")
         await settle(pilot)
         assert "model whisper" in screen_text(app)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pytest.param(("j",), id="models"),
+        pytest.param(("2", "m", "m", "m"), id="logs"),
+        pytest.param(("3", "j", "j"), id="swaps"),
+        pytest.param(("j", "4"), id="matrix"),
+        pytest.param(("5",), id="activity"),
+    ],
+)
+async def test_unloading_a_serving_model_asks_first_from_every_view(keys: tuple[str, ...]) -> None:
+    source = FakeSource()
+    app = make_app(source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot, source)
+        await pilot.press(*keys)
+        await settle(pilot)
+        assert app.view_target() == "llama-8b"  # 2 requests in flight
+        await pilot.press("u")
+        await settle(pilot)
+        assert isinstance(app.screen, UnloadScreen)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not [a for a in source.actions if a[0].startswith("unload")]
