@@ -453,7 +453,7 @@ async def test_a_model_removed_while_explained_leaves_nothing_to_explain_and_the
 class ActivityBreaksTheLink(FakeBackend):
     """A daemon that fails on `activity` in a way that ends the connection."""
 
-    def activity(self, *args: object, **kwargs: object) -> list[p.RequestRecord]:
+    async def activity(self, query: p.ActivityRequest) -> list[p.RequestRecord]:
         raise RuntimeError("no history here")
 
 
