@@ -16,6 +16,8 @@
   for the start that chooses its device; anywhere else, and any other
   leftover `${...}`, is an error. Keys are never expanded except those of
   `filters.setParamsByID`.
+- `${KV_DIR}` is left in `cmd` for the daemon, which knows the state
+  directory (the model's directory of saved slots, `kvCache`).
 - `cmd`/`cmdStop` comment lines are dropped before expansion.
 
 Deviation: a null model entry (`models: {m1: ~}`) is treated as an empty
@@ -39,7 +41,8 @@ from swapd.config.ports import PortAllocator, PortsInUse
 MACRO_RE = re.compile(r"\$\{([a-zA-Z0-9_-]+)\}")
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")
 DEVICE_MACROS = frozenset({"DEVICE", "DEVICE_INDEX"})
-RESERVED = frozenset({"PID", "PORT", "MODEL_ID", *DEVICE_MACROS})
+KV_DIR = "KV_DIR"
+RESERVED = frozenset({"PID", "PORT", "MODEL_ID", KV_DIR, *DEVICE_MACROS})
 DEFAULT_PROXY = "http://localhost:${PORT}"
 DEFAULT_START_PORT = 5800
 
@@ -340,6 +343,8 @@ def _leftovers(
             in_cmd_stop = len(path) == 3 and path[0] == "models" and path[2] == "cmdStop"
             if name == "PID" and allow_pid and in_cmd_stop:
                 continue
+            if name == KV_DIR and allow_pid and len(path) == 3 and path[2] == "cmd":
+                continue  # filled in by the daemon, which knows the state directory
             if name in DEVICE_MACROS and allow_pid:
                 if allow_device and _device_key(path):
                     continue

@@ -40,6 +40,15 @@ class _Frozen(msgspec.Struct, kw_only=True, frozen=True):
     pass
 
 
+class KvCacheConfig(_Frozen, frozen=True, kw_only=True):
+    """A model's effective `kvCache`: `dir` is None when it lives under the state directory."""
+
+    persist: bool = False
+    dir: str | None = None
+    max_bytes: int = 20 << 30
+    timeout: float = 30.0
+
+
 class ModelConfig(_Frozen, frozen=True, kw_only=True):
     """One model, ready to supervise. `argv`/`stop_argv` are what gets executed."""
 
@@ -72,6 +81,7 @@ class ModelConfig(_Frozen, frozen=True, kw_only=True):
     # Declared footprint, in whole units (bytes for sizes written with a unit).
     resources: dict[str, int] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)  # candidate devices, in the file's order
+    kv_cache: KvCacheConfig = field(default_factory=KvCacheConfig)
 
 
 class GroupConfig(_Frozen, frozen=True, kw_only=True):

@@ -90,6 +90,40 @@ class Compat(_Doc):
     ] = False
 
 
+# --- kv-cache and sleep (swapd) ---------------------------------------------
+
+
+class KvCacheDoc(_Doc):
+    """swapd: keep a llama.cpp server's KV cache (its slots) across planned stops.
+
+    Before a planned stop swapd saves each slot that holds tokens (`POST
+    /slots/{id}?action=save`) into `${KV_DIR}`; after the next start is ready,
+    and before the first request is granted, it restores them. The server must
+    be started with `--slot-save-path ${KV_DIR}`.
+    """
+
+    persist: Annotated[
+        bool, Meta(description="Save slots before a planned stop, restore after the next start.")
+    ] = False
+    dir: Annotated[
+        str,
+        Meta(
+            description="Root of the saved slots; each model gets its own directory in it, keyed "
+            "by its model ID and a hash of its command. Empty: kv under the state directory."
+        ),
+    ] = ""
+    max_bytes: Annotated[
+        Size, Meta(description="Bytes of saved slots kept per model; the oldest files go first.")
+    ] = "20GiB"
+    timeout: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="Seconds all saves of one stop (or all restores of one start) may take.",
+        ),
+    ] = 30.0
+
+
 class ModelDoc(_Doc):
     """One model: how to start it and how to reach it."""
 
@@ -157,6 +191,10 @@ class ModelDoc(_Doc):
     ] = field(default_factory=list)
     health_check_timeout: Annotated[
         Any, Meta(description="Ignored: the global healthCheckTimeout applies to every model.")
+    ] = None
+    kv_cache: Annotated[
+        KvCacheDoc | None,
+        Meta(description="swapd: slot save/restore; keys not written take the global kvCache's."),
     ] = None
 
 
@@ -448,6 +486,9 @@ class ConfigDoc(_Doc):
     max_request_body_size: Annotated[
         int, Meta(ge=1024, description="Largest request body accepted, in bytes (413 beyond).")
     ] = 32 * 1024 * 1024
+    kv_cache: Annotated[
+        KvCacheDoc | None, Meta(description="swapd: the default kvCache of every model.")
+    ] = None
 
 
 def json_schema() -> dict[str, Any]:

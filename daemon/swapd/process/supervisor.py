@@ -34,7 +34,8 @@ import msgspec
 import trio
 
 from swapd.events import EventBus
-from swapd.process.events import StateChanged
+from swapd.process import kv_slots
+from swapd.process.events import KvActivity, StateChanged
 from swapd.process.exit_status import describe_exit
 from swapd.process.logs import LogRing
 from swapd.process.readiness import HealthTarget, HealthTimeout, wait_healthy
@@ -316,6 +317,7 @@ class Supervisor:
         if problems:
             self._start_failed(StartError(spec.model_id, "; ".join(problems)))
             return
+        await self._kv_prepare()
         try:
             child = spawn(spec.argv, spec.env)
         except SpawnError as err:
@@ -330,6 +332,7 @@ class Supervisor:
             return
         outcome, stop = await self._race_start(child)
         if outcome == "ready":
+            await self._kv_restore()
             self._became_ready(child, f"health check passed on {spec.health_url()}")
         elif outcome == "exited":
             with trio.move_on_after(EXIT_LOG_GRACE):
@@ -447,6 +450,7 @@ class Supervisor:
         self._transition(Trigger.STOP, reason)
         self._idle.on_not_ready()
         grace = self.spec.unload_timeout if grace is None else grace
+        await self._kv_save()
         self._note(f"stopping pid {child.pid} ({reason}), grace {grace:g}s")
         await self._teardown(child, grace)
         self._transition(Trigger.STOPPED, reason)
@@ -485,6 +489,37 @@ class Supervisor:
             f"(stop: {result.graceful}{forced}, {result.seconds:.3f}s)"
         )
         return result
+
+    # ----- KV-cache slots (kvCache.persist) -----------------------------------
+    # Saved before a planned stop (never after a crash: nothing is left to ask),
+    # restored after a start is ready and before its waiters are answered. Each
+    # is bounded by kvCache.timeout and never fails the stop or the start.
+
+    async def _kv_prepare(self) -> None:
+        kv = self.spec.kv
+        if kv is None:
+            return
+        try:
+            stale = await trio.to_thread.run_sync(kv_slots.prepare, kv)
+        except OSError as exc:
+            self._note(f"kv cache: cannot prepare {kv.dir}: {exc}")
+            return
+        if stale:
+            self._note(f"kv cache: discarded the slots saved by another command ({len(stale)})")
+
+    async def _kv_save(self) -> None:
+        if self.spec.kv is not None:
+            self._kv_done(await kv_slots.save(self.model_id, self.spec.proxy_url, self.spec.kv))
+
+    async def _kv_restore(self) -> None:
+        if self.spec.kv is not None:
+            done = await kv_slots.restore(self.model_id, self.spec.proxy_url, self.spec.kv)
+            if done is not None:
+                self._kv_done(done)
+
+    def _kv_done(self, activity: KvActivity) -> None:
+        self._note(kv_slots.describe(activity))
+        self.bus.publish(activity)
 
     # ----- shutdown ---------------------------------------------------------
 
