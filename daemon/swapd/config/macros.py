@@ -343,8 +343,11 @@ def _leftovers(
             in_cmd_stop = len(path) == 3 and path[0] == "models" and path[2] == "cmdStop"
             if name == "PID" and allow_pid and in_cmd_stop:
                 continue
-            if name == KV_DIR and allow_pid and len(path) == 3 and path[2] == "cmd":
-                continue  # filled in by the daemon, which knows the state directory
+            if name == KV_DIR and allow_pid:
+                if len(path) == 3 and path[2] == "cmd":
+                    continue  # filled in by the daemon, which knows the state directory
+                issues.append(Issue(path, "macro '${KV_DIR}' is only available in cmd"))
+                continue
             if name in DEVICE_MACROS and allow_pid:
                 if allow_device and _device_key(path):
                     continue

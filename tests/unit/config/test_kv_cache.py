@@ -86,7 +86,9 @@ def test_kv_dir_is_only_a_cmd_macro() -> None:
             cmdStop: kill ${{KV_DIR}}
         """
     )
-    assert found == ["config.yaml:5:5: models.a.cmdStop: macro '${KV_DIR}' should have been substituted"]
+    assert found == [
+        "config.yaml:5:5: models.a.cmdStop: macro '${KV_DIR}' is only available in cmd"
+    ]
 
 
 def test_bad_sizes_and_timeouts_are_errors() -> None:
