@@ -32,7 +32,7 @@ import trio
 
 from swapd.config import LoadedConfig
 from swapd.config.kv_cache import KV_DIR_MACRO
-from swapd.config.model import Config, ModelConfig
+from swapd.config.model import Config, ModelConfig, SleepCall, SleepConfig
 from swapd.control.backend import DaemonBackend, DaemonParts
 from swapd.control.reload import (
     WATCH_INTERVAL,
@@ -53,7 +53,7 @@ from swapd.process.events import StateChanged
 from swapd.process.kv_files import argv_key, model_dir_name
 from swapd.process.logs import LogRing
 from swapd.process.pool import ProcessPool
-from swapd.process.spec import KvSpec, ProcessSpec
+from swapd.process.spec import KvSpec, ProcessSpec, SleepAction, SleepSpec
 from swapd.process.states import ProcessState
 from swapd.router import Router, SwapFinished, router_from_config
 from swapd.systemd import Notifier
@@ -102,7 +102,19 @@ def _spec(model_id: str, m: ModelConfig, argv: list[str], kv: KvSpec | None) -> 
         unload_timeout=float(m.unload_timeout),
         log_ring_bytes=m.log_ring_bytes,
         kv=kv,
+        sleep=sleep_spec(m.sleep),
     )
+
+
+def sleep_spec(config: SleepConfig | None) -> SleepSpec | None:
+    if config is None:
+        return None
+
+    def action(call: SleepCall) -> SleepAction:
+        argv = tuple(call.argv) if call.argv else None
+        return SleepAction(method=call.method, endpoint=call.endpoint, argv=argv)
+
+    return SleepSpec(action(config.sleep), action(config.wake), float(config.after))
 
 
 def kv_save_seconds(loaded: LoadedConfig) -> float:

@@ -595,7 +595,7 @@ ServerMessage = (
     | Lagged
 )
 
-RUNNING_STATES: frozenset[str] = frozenset({"starting", "ready", "stopping"})
+RUNNING_STATES: frozenset[str] = frozenset({"starting", "ready", "stopping", "asleep"})
 """The process states in which a model holds its resources: what "running" means
 everywhere (swapd's eviction, `/running`, swapctl, swaptui)."""
 

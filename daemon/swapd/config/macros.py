@@ -11,7 +11,7 @@
   `cmd` uses it, in sorted model-ID order, and substituted across that model.
 - A model without a command (no `cmd`, or one with only comment lines) is
   reported as such, not as a proxy that uses `${PORT}` when cmd does not.
-- `${PID}` is left in `cmdStop` for the supervisor, and `${DEVICE}` and
+- `${PID}` is left in `cmdStop` (and `cmdSleep`, `cmdWake`) for the supervisor, and `${DEVICE}` and
   `${DEVICE_INDEX}` in `cmd`, `cmdStop` and `env` of a model with `devices`
   for the start that chooses its device; anywhere else, and any other
   leftover `${...}`, is an error. Keys are never expanded except those of
@@ -42,6 +42,7 @@ MACRO_RE = re.compile(r"\$\{([a-zA-Z0-9_-]+)\}")
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")
 DEVICE_MACROS = frozenset({"DEVICE", "DEVICE_INDEX"})
 KV_DIR = "KV_DIR"
+PID_COMMANDS = ("cmdSleep", "cmdWake")  # like cmdStop, they may name the process
 RESERVED = frozenset({"PID", "PORT", "MODEL_ID", KV_DIR, *DEVICE_MACROS})
 DEFAULT_PROXY = "http://localhost:${PORT}"
 DEFAULT_START_PORT = 5800
@@ -217,7 +218,7 @@ def _expand_model(
     own, issues = declarations(raw.get("macros"), (*base, "macros"))
     result.issues.extend(issues)
     model = {k: v for k, v in raw.items() if k != "macros"}
-    for key in ("cmd", "cmdStop"):
+    for key in ("cmd", "cmdStop", "cmdSleep", "cmdWake"):
         if isinstance(model.get(key), str):
             model[key] = strip_comment_lines(model[key])
     if model.get("proxy") is None:
@@ -340,7 +341,9 @@ def _leftovers(
             issues.append(Issue(path, f"environment variable '{m.group(1)}' not set"))
         for m in MACRO_RE.finditer(value):
             name = m.group(1)
-            in_cmd_stop = len(path) == 3 and path[0] == "models" and path[2] == "cmdStop"
+            in_cmd_stop = (
+                len(path) == 3 and path[0] == "models" and path[2] in ("cmdStop", *PID_COMMANDS)
+            )
             if name == "PID" and allow_pid and in_cmd_stop:
                 continue
             if name == KV_DIR and allow_pid:

@@ -49,6 +49,20 @@ class KvCacheConfig(_Frozen, frozen=True, kw_only=True):
     timeout: float = 30.0
 
 
+class SleepCall(_Frozen, frozen=True, kw_only=True):
+    """How to put a model to sleep or wake it: an HTTP call, or a command (`argv`)."""
+
+    method: str = "POST"
+    endpoint: str = ""
+    argv: list[str] | None = None  # `${PID}` still in it, for the supervisor to fill
+
+
+class SleepConfig(_Frozen, frozen=True, kw_only=True):
+    sleep: SleepCall
+    wake: SleepCall
+    after: int = 0  # sleepAfter, seconds; 0 = never for idleness
+
+
 class ModelConfig(_Frozen, frozen=True, kw_only=True):
     """One model, ready to supervise. `argv`/`stop_argv` are what gets executed."""
 
@@ -82,6 +96,7 @@ class ModelConfig(_Frozen, frozen=True, kw_only=True):
     resources: dict[str, int] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)  # candidate devices, in the file's order
     kv_cache: KvCacheConfig = field(default_factory=KvCacheConfig)
+    sleep: SleepConfig | None = None  # None: a model is stopped, never put to sleep
 
 
 class GroupConfig(_Frozen, frozen=True, kw_only=True):

@@ -124,6 +124,15 @@ class KvCacheDoc(_Doc):
     ] = 30.0
 
 
+class SleepCallDoc(_Doc):
+    """swapd: an HTTP call to the model's server that puts it to sleep or wakes it."""
+
+    endpoint: Annotated[
+        str, Meta(description="Path on the model's proxy URL, e.g. /sleep?level=1, /wake_up.")
+    ]
+    method: Annotated[Literal["POST", "PUT", "GET"], Meta(description="HTTP method.")] = "POST"
+
+
 class ModelDoc(_Doc):
     """One model: how to start it and how to reach it."""
 
@@ -196,6 +205,28 @@ class ModelDoc(_Doc):
         KvCacheDoc | None,
         Meta(description="swapd: slot save/restore; keys not written take the global kvCache's."),
     ] = None
+    sleep: Annotated[
+        SleepCallDoc | None,
+        Meta(description="swapd: put to sleep by this call instead of stopping it (with wake)."),
+    ] = None
+    wake: Annotated[
+        SleepCallDoc | None, Meta(description="swapd: the call that wakes it (with sleep).")
+    ] = None
+    cmd_sleep: Annotated[
+        str,
+        Meta(description="swapd: a command that puts it to sleep; ${PID}, ${PORT} (with cmdWake)."),
+    ] = ""
+    cmd_wake: Annotated[
+        str, Meta(description="swapd: a command that wakes it; ${PID}, ${PORT} (with cmdSleep).")
+    ] = ""
+    sleep_after: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="swapd: seconds idle before it is put to sleep (0 = never for "
+            "idleness); ttl still stops it, counted from the same last use.",
+        ),
+    ] = 0
 
 
 class PeerDoc(_Doc):

@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from swapd.config import cmdline, kv_cache, resources
+from swapd.config import cmdline, kv_cache, resources, sleep
 from swapd.config.errors import Issue, Path
 from swapd.config.goparse import parse_duration, url_problem
 from swapd.config.macros import Expanded
@@ -341,6 +341,7 @@ def _model(
         priority=priority,
         resources=declared,
         devices=list(m.devices),
+        sleep=sleep.check(model_id, m, issues),
     )
 
 

@@ -36,6 +36,29 @@ class KvSpec:
 
 
 @dataclass(frozen=True)
+class SleepAction:
+    """Put a model to sleep or wake it: an HTTP call on its proxy URL, or a command."""
+
+    method: str = "POST"
+    endpoint: str = ""
+    argv: Sequence[str] | None = None  # may contain "${PID}"
+
+    def command(self, pid: int) -> list[str] | None:
+        if not self.argv:
+            return None
+        return [arg.replace(PID_MACRO, str(pid)) for arg in self.argv]
+
+
+@dataclass(frozen=True)
+class SleepSpec:
+    """A model that sleeps instead of being stopped when idle (`sleepAfter` seconds)."""
+
+    sleep: SleepAction
+    wake: SleepAction
+    after: float = 0.0  # 0: never for idleness (a swap may still put it to sleep)
+
+
+@dataclass(frozen=True)
 class ProcessSpec:
     """One model's process: argv, how to stop it, where it listens, its timers (seconds)."""
 
@@ -50,6 +73,7 @@ class ProcessSpec:
     unload_timeout: float = 10.0
     log_ring_bytes: int = DEFAULT_LOG_RING_BYTES
     kv: KvSpec | None = None  # None: slots are neither saved nor restored
+    sleep: SleepSpec | None = None  # None: it cannot sleep
 
     @property
     def probes_health(self) -> bool:

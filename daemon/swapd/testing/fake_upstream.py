@@ -10,7 +10,11 @@ stream.
 
 Routes: `/health`, `/v1/models`, `/v1/chat/completions`, `/v1/completions`
 (both streaming and not, with `usage`), `/v1/embeddings`, llama-server's
-`/completion`, and `GET /` (what a preload sends). A request's `max_tokens`
+`/completion`, and `GET /` (what a preload sends); llama-server's slot API
+(`GET /slots`, `POST /slots/{id}?action=save|restore`, files in
+`--slot-save-path`, `timings.cache_n` in answers) and vLLM's sleep mode
+(`POST /sleep?level=1`, `POST /wake_up`, `GET /is_sleeping`; `--hold-mib`
+of memory is released while asleep). A request's `max_tokens`
 (or `n_predict` on `/completion`) sets how many tokens are generated; the
 default is `--tokens`. With `--echo` every JSON answer (and the first SSE
 event) carries an `echo` object with the method, path, headers and body that
@@ -70,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", "-np", type=int, default=1, help="slots")
     p.add_argument("--slot-delay", type=float, default=0.0, help="each save/restore takes this")
     p.add_argument("--prefill-delay", type=float, default=0.0, help="seconds per uncached token")
+    # --- sleep mode (vLLM's /sleep, /wake_up, /is_sleeping) ---
+    p.add_argument("--hold-mib", type=int, default=0, help="memory held while awake (MiB)")
+    p.add_argument("--wake-fail", action="store_true", help="/wake_up answers 500")
+    p.add_argument("--sleep-fail", action="store_true", help="/sleep answers 500")
     return p
 
 
@@ -83,6 +91,16 @@ class State:
         self.served = 0
         # Per slot, the prompt tokens it holds (what a next prompt can reuse).
         self.slots: list[list[str]] = [[] for _ in range(max(1, opts.parallel))]
+        # What a loaded model holds, released while asleep (as vLLM frees its weights and
+        # KV cache); touched page by page so that it counts in the resident set.
+        self.asleep = False
+        self.held = self.allocate()
+
+    def allocate(self) -> bytearray:
+        held = bytearray(self.opts.hold_mib << 20)
+        for i in range(0, len(held), 4096):
+            held[i] = 1
+        return held
 
     def healthy(self) -> bool:
         if self.opts.never_healthy:
@@ -210,6 +228,12 @@ class Handler(BaseHTTPRequestHandler):
         if not self.state.healthy():
             self.send_error_json(503, "Loading model", "unavailable_error")
             return
+        if path in ("/sleep", "/wake_up", "/is_sleeping"):
+            self.sleep_api(method, path)
+            return
+        if self.state.asleep:
+            self.send_error_json(503, "the model is asleep", "unavailable_error")
+            return
         if opts.response_delay > 0:
             time.sleep(opts.response_delay)
         try:
@@ -317,6 +341,34 @@ class Handler(BaseHTTPRequestHandler):
         if echo is not None:
             payload["echo"] = echo
         self.send_json(200, payload)
+
+    # ----- sleep mode: vLLM's /sleep?level=1, /wake_up, /is_sleeping --------------
+
+    def sleep_api(self, method: str, path: str) -> None:
+        state, opts = self.state, self.state.opts
+        if path == "/is_sleeping" and method == "GET":
+            self.send_json(200, {"is_sleeping": state.asleep})
+        elif path == "/sleep" and method == "POST":
+            if opts.sleep_fail:
+                self.send_error_json(500, "cannot sleep", "server_error")
+                return
+            with state.lock:
+                state.asleep = True
+                state.held = bytearray()
+            say("asleep: memory released")
+            self.send_json(200, {})
+        elif path == "/wake_up" and method == "POST":
+            if opts.wake_fail:
+                self.send_error_json(500, "cannot wake up", "server_error")
+                return
+            with state.lock:
+                if state.asleep:
+                    state.held = state.allocate()
+                state.asleep = False
+            say("awake")
+            self.send_json(200, {})
+        else:
+            self.send_error_json(405, f"{method} {path} is not allowed", "invalid_request_error")
 
     # ----- slots: llama-server's KV-cache save and restore ----------------------
 
