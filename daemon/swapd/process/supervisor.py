@@ -554,7 +554,7 @@ class Supervisor:
         )
         took = trio.current_time() - started
         if failure is not None:
-            # it stays ready; no retry for idleness until it has been used again
+            # it stays ready; sleepAfter does not try again until its next start
             self._sleep_refused = True
             self._note(f"sleep failed ({reason}): {failure}")
             return
