@@ -26,10 +26,10 @@ class ProcessState(StrEnum):
     STOPPED = "stopped"
     STARTING = "starting"
     READY = "ready"
+    ASLEEP = "asleep"
     STOPPING = "stopping"
     FAILED = "failed"
     SHUTDOWN = "shutdown"
-    ASLEEP = "asleep"
 
 
 class Trigger(StrEnum):
