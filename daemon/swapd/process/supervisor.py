@@ -18,6 +18,13 @@ before the next request is handled.
 Every change of state goes through the table in `states.py` and is published
 as a `StateChanged` event. Crashes are not restarted: the next request starts
 the model again.
+
+Two extensions ride on the same loop. With `kvCache.persist` a planned stop
+first saves the server's slots and a start restores them before its waiters
+are answered (`kv_slots`, bounded by the model's `kvCache.timeout`). A model
+that can sleep is put to sleep when `sleepAfter` runs out (or when asked);
+asleep, a request wakes it: the wake action, then the same health check and
+outcomes as a start (`sleep_ops`).
 """
 
 from __future__ import annotations
