@@ -31,7 +31,8 @@ from pathlib import Path
 import trio
 
 from swapd.config import LoadedConfig
-from swapd.config.model import Config
+from swapd.config.kv_cache import KV_DIR_MACRO
+from swapd.config.model import Config, ModelConfig, SleepCall, SleepConfig
 from swapd.control.backend import DaemonBackend, DaemonParts
 from swapd.control.reload import (
     WATCH_INTERVAL,
@@ -42,15 +43,17 @@ from swapd.control.reload import (
 )
 from swapd.control.server import serve_control
 from swapd.events import EventBus
+from swapd.history.paths import resolve_state_dir
 from swapd.http.app import create_app
 from swapd.http.config_view import settings_from_config
 from swapd.http.logs_hub import LogHub
 from swapd.http.server import Server, ServerConfig
 from swapd.http.services import Services
 from swapd.process.events import StateChanged
+from swapd.process.kv_files import argv_key, model_dir_name
 from swapd.process.logs import LogRing
 from swapd.process.pool import ProcessPool
-from swapd.process.spec import ProcessSpec
+from swapd.process.spec import KvSpec, ProcessSpec, SleepAction, SleepSpec
 from swapd.process.states import ProcessState
 from swapd.router import Router, SwapFinished, router_from_config
 from swapd.systemd import Notifier
@@ -63,23 +66,61 @@ HARD_EXIT_SECONDS = 35.0
 log = logging.getLogger("swapd")
 
 
-def process_specs(loaded: LoadedConfig) -> list[ProcessSpec]:
-    """One ProcessSpec per configured model."""
-    return [
-        ProcessSpec(
-            model_id=model_id,
-            argv=tuple(m.argv),
-            proxy_url=m.proxy,
-            stop_argv=tuple(m.stop_argv) if m.stop_argv else None,
-            env=dict(m.env),
-            check_endpoint=m.check_endpoint,
-            health_check_timeout=float(m.health_check_timeout),
-            ttl=float(m.ttl),
-            unload_timeout=float(m.unload_timeout),
-            log_ring_bytes=m.log_ring_bytes,
-        )
-        for model_id, m in loaded.models.items()
-    ]
+def kv_dirs(model_id: str, m: ModelConfig, state_dir: Path | None) -> KvSpec:
+    """Where `model_id` saves its slots: `ROOT/<model>/<hash of its argv>` (`${KV_DIR}`);
+    ROOT is `kvCache.dir`, or `kv` in the state directory."""
+    kv = m.kv_cache
+    root = Path(kv.dir).expanduser() if kv.dir else (state_dir or resolve_state_dir()) / "kv"
+    return KvSpec(
+        model_dir=root / model_dir_name(model_id),
+        key=argv_key(m.argv),
+        max_bytes=kv.max_bytes,
+        timeout=kv.timeout,
+    )
+
+
+def process_specs(loaded: LoadedConfig, state_dir: Path | None = None) -> list[ProcessSpec]:
+    """One ProcessSpec per configured model; `${KV_DIR}` in a cmd is filled in here."""
+    specs = []
+    for model_id, m in loaded.models.items():
+        kv = kv_dirs(model_id, m, state_dir)
+        argv = [arg.replace(KV_DIR_MACRO, str(kv.dir)) for arg in m.argv]
+        specs.append(_spec(model_id, m, argv, kv if m.kv_cache.persist else None))
+    return specs
+
+
+def _spec(model_id: str, m: ModelConfig, argv: list[str], kv: KvSpec | None) -> ProcessSpec:
+    return ProcessSpec(
+        model_id=model_id,
+        argv=tuple(argv),
+        proxy_url=m.proxy,
+        stop_argv=tuple(m.stop_argv) if m.stop_argv else None,
+        env=dict(m.env),
+        check_endpoint=m.check_endpoint,
+        health_check_timeout=float(m.health_check_timeout),
+        ttl=float(m.ttl),
+        unload_timeout=float(m.unload_timeout),
+        log_ring_bytes=m.log_ring_bytes,
+        kv=kv,
+        sleep=sleep_spec(m.sleep),
+    )
+
+
+def sleep_spec(config: SleepConfig | None) -> SleepSpec | None:
+    if config is None:
+        return None
+
+    def action(call: SleepCall) -> SleepAction:
+        argv = tuple(call.argv) if call.argv else None
+        return SleepAction(method=call.method, endpoint=call.endpoint, argv=argv)
+
+    return SleepSpec(action(config.sleep), action(config.wake), float(config.after))
+
+
+def kv_save_seconds(loaded: LoadedConfig) -> float:
+    """The longest the slots of a model may take to save at shutdown (0 when none persist)."""
+    persisting = (m.kv_cache.timeout for m in loaded.models.values() if m.kv_cache.persist)
+    return max(persisting, default=0.0)
 
 
 async def drain(services: Services) -> None:
@@ -117,6 +158,7 @@ class Daemon:
         *,
         watch_config: bool = False,
         watch_interval: float = WATCH_INTERVAL,
+        state_dir: Path | None = None,
     ) -> None:
         """`control_socket`: where the control socket listens; None runs without one.
         `watch_config`: reload when the config file changes (polled every `watch_interval`)."""
@@ -125,6 +167,7 @@ class Daemon:
         self.control_socket = control_socket
         self.watch_config = watch_config
         self.watch_interval = watch_interval
+        self.state_dir = state_dir  # None: resolved from the environment (saved KV slots)
         self.reloader: ConfigReloader | None = None
         self.bus = EventBus()
         self.notifier = Notifier()
@@ -141,6 +184,7 @@ class Daemon:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         pool_box: dict[str, ProcessPool] = {}
+        state_dir = self.state_dir
 
         def model_ring(model_id: str) -> LogRing | None:
             pool = pool_box.get("pool")
@@ -149,7 +193,9 @@ class Daemon:
         # logToStdout is read once: a reload does not change it (as in llama-swap).
         to_stdout = self.loaded.config.log_to_stdout
         hub = LogHub(self.bus, model_ring, to_stdout=to_stdout)
-        async with ProcessPool(process_specs(self.loaded), self.bus, proxy_log=hub.proxy) as pool:
+        async with ProcessPool(
+            process_specs(self.loaded, state_dir), self.bus, proxy_log=hub.proxy
+        ) as pool:
             pool_box["pool"] = pool
             async with trio.open_nursery() as nursery:
                 await nursery.start(hub.run)
@@ -212,7 +258,8 @@ class Daemon:
             services.replace_settings(settings_from_config(loaded))
             self.loaded = loaded
 
-        apply = daemon_apply(parts, router, pool, process_specs, also=also)
+        specs = partial(process_specs, state_dir=self.state_dir)
+        apply = daemon_apply(parts, router, pool, specs, also=also)
         self.reloader = ConfigReloader(
             self.loaded.path, apply, self.bus, notifier=self.notifier, running=running_of(parts)
         )
@@ -297,6 +344,6 @@ async def serve_until_signalled(
                     nursery.start_soon(daemon.reload)
                     continue
                 log.info("received %s, stopping", signal.Signals(signum).name)
-                _arm_hard_exit(HARD_EXIT_SECONDS)
+                _arm_hard_exit(HARD_EXIT_SECONDS + kv_save_seconds(daemon.loaded))
                 daemon.request_stop()
                 break
