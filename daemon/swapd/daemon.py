@@ -52,6 +52,7 @@ from swapd.http.services import Services
 from swapd.process.events import StateChanged
 from swapd.process.kv_files import argv_key, model_dir_name
 from swapd.process.logs import LogRing
+from swapd.process.meter import Meter, Nvml, PoolSource
 from swapd.process.pool import ProcessPool
 from swapd.process.spec import KvSpec, ProcessSpec, SleepAction, SleepSpec
 from swapd.process.states import ProcessState
@@ -175,6 +176,7 @@ class Daemon:
         self._http_stop = trio.Event()
         self.services: Services | None = None
         self.router: Router | None = None
+        self.meter: Meter | None = None
         self.urls: list[str] = []
 
     def request_stop(self) -> None:
@@ -200,6 +202,10 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 await nursery.start(hub.run)
                 nursery.start_soon(self._mirror_log, hub.mux)
+                # The live meters: one sampler task, its blocking reads off the loop.
+                meter = Meter(PoolSource(pool), nvml=Nvml.open())
+                self.meter = meter
+                await nursery.start(meter.run, self.bus)
                 router = router_from_config(self.loaded, pool, self.bus)
                 self.router = router
                 await nursery.start(router.run)
