@@ -84,11 +84,11 @@ class Situation:
     capacity: Mapping[str, int]
     costs: Mapping[str, int] = field(default_factory=dict)
     busy: frozenset[str] = frozenset()
-    keep: frozenset[str] = frozenset()
     placed: Mapping[str, str] = field(default_factory=dict)
     recency: Sequence[str] = ()
     order: Sequence[str] = ()
     default_cost: int = 1
+    keep: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
