@@ -57,6 +57,7 @@ from swapd.process.pool import ProcessPool
 from swapd.process.spec import KvSpec, ProcessSpec, SleepAction, SleepSpec
 from swapd.process.states import ProcessState
 from swapd.router import Router, SwapFinished, router_from_config
+from swapd.router.footprints import Learned
 from swapd.systemd import Notifier
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -202,19 +203,33 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 await nursery.start(hub.run)
                 nursery.start_soon(self._mirror_log, hub.mux)
-                # The live meters: one sampler task, its blocking reads off the loop.
-                meter = Meter(PoolSource(pool), nvml=Nvml.open())
+                # The live meters: one sampler task, its blocking reads off the loop. What
+                # they learn (footprints, load times) is what the budgets plan with.
+                learned = Learned()
+                meter = Meter(PoolSource(pool), learned.books, nvml=Nvml.open())
+                learned.live = meter.live_peaks
                 self.meter = meter
                 await nursery.start(meter.run, self.bus)
-                router = router_from_config(self.loaded, pool, self.bus)
+                router = router_from_config(self.loaded, pool, self.bus, learned)
                 self.router = router
                 await nursery.start(router.run)
-                services = Services(settings_from_config(self.loaded), router, pool, self.bus, hub)
+                services = Services(
+                    settings_from_config(self.loaded), router, pool, self.bus, hub, meter=meter
+                )
                 self.services = services
                 nursery.start_soon(self._follow_events, services)
                 http_done = trio.Event()
                 self.urls = await nursery.start(self._serve_http, services, http_done)
-                parts = DaemonParts(self.loaded, router, pool, self.bus, hub, listen=self.urls)
+                parts = DaemonParts(
+                    self.loaded,
+                    router,
+                    pool,
+                    self.bus,
+                    hub,
+                    listen=self.urls,
+                    meter=meter,
+                    learned=learned,
+                )
                 reloader = self._reloader(parts, router, pool, services)
                 if self.control_socket is not None:
                     await nursery.start(
