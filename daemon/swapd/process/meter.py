@@ -141,12 +141,14 @@ def host_cpu_percent(previous: tuple[float, float] | None, now: tuple[float, flo
 
 @dataclass(slots=True)
 class RunPeaks:
-    """The highest readings of one run of a model (one process, from spawn to exit)."""
+    """The highest readings of one run of a model (one process, from spawn to exit),
+    when it was first seen (wall clock) and how long its load took."""
 
     pid: int
+    started: float = 0.0
     ram: int = 0
     vram: int | None = None
-    load_recorded: bool = False
+    load_seconds: float | None = None
 
     def add(self, reading: TreeReading) -> None:
         self.ram = max(self.ram, reading.ram)
@@ -282,12 +284,22 @@ class ProcessSource(Protocol):
         ...
 
 
+class RunReport(msgspec.Struct, frozen=True):
+    """One finished run of a model: its peaks per measure (`ram`, `vram` with NVML)."""
+
+    model: str
+    started: float
+    load_seconds: float | None
+    peaks: dict[str, int]
+
+
 class RunSink(Protocol):
-    """Who learns from the meter: each finished run's peaks, each load's seconds."""
+    """Who learns from the meter: each load's seconds as it becomes ready, each run
+    once it has ended."""
 
-    def record_run(self, model: str, peaks: Mapping[str, int]) -> None: ...
+    def loaded(self, model: str, seconds: float) -> None: ...
 
-    def record_load(self, model: str, seconds: float) -> None: ...
+    def run_ended(self, report: RunReport) -> None: ...
 
 
 class MeterView(Protocol):
@@ -310,6 +322,7 @@ class _Pass:
     host_times: tuple[float, float]
     memory: tuple[int, int]
     at: float
+    wall: float
 
 
 def _sample_all(pids: Mapping[str, int], nvml: Nvml | None) -> _Pass:
@@ -320,6 +333,7 @@ def _sample_all(pids: Mapping[str, int], nvml: Nvml | None) -> _Pass:
         host_times=host_times(),
         memory=host_memory(),
         at=time.monotonic(),
+        wall=time.time(),
     )
 
 
@@ -423,13 +437,14 @@ class Meter:
             reading, self._cpu[model] = aggregate_tree(pid, samples, sampled.gpu, previous, elapsed)
             readings[model] = reading
             if run is None:
-                run = self.runs[model] = RunPeaks(pid)
+                run = self.runs[model] = RunPeaks(pid, started=sampled.wall)
             run.add(reading)
             load = targets[model][1]
-            if not run.load_recorded and states.get(model) == ProcessState.READY and load:
-                run.load_recorded = True
+            ready = states.get(model) == ProcessState.READY
+            if run.load_seconds is None and ready and load is not None:
+                run.load_seconds = load
                 if self.sink is not None:
-                    self.sink.record_load(model, load)
+                    self.sink.loaded(model, load)
         for model in [m for m in self.runs if m not in targets]:
             self._end_run(model)
         self.readings = readings
@@ -444,12 +459,17 @@ class Meter:
         passed, self._passed = self._passed, trio.Event()
         passed.set()
 
+    def end_runs(self) -> None:
+        """End every run in progress (swapd stops): their peaks so far are reported."""
+        for model in list(self.runs):
+            self._end_run(model)
+
     def _end_run(self, model: str) -> None:
         run = self.runs.pop(model)
         self._cpu.pop(model, None)
         peaks = run.peaks()
         if peaks and self.sink is not None:
-            self.sink.record_run(model, peaks)
+            self.sink.run_ended(RunReport(model, run.started, run.load_seconds, peaks))
 
 
 class PoolSource:

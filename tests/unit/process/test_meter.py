@@ -17,6 +17,7 @@ from swapd.process.meter import (
     Nvml,
     ProcSample,
     RunPeaks,
+    RunReport,
     TreeReading,
     _Pass,
     aggregate_tree,
@@ -138,18 +139,28 @@ class Sink:
     def __init__(self) -> None:
         self.runs: list[tuple[str, dict[str, int]]] = []
         self.loads: list[tuple[str, float]] = []
+        self.reports: list[RunReport] = []
 
-    def record_run(self, model: str, peaks: Mapping[str, int]) -> None:
-        self.runs.append((model, dict(peaks)))
+    def run_ended(self, report: RunReport) -> None:
+        self.reports.append(report)
+        self.runs.append((report.model, dict(report.peaks)))
 
-    def record_load(self, model: str, seconds: float) -> None:
+    def loaded(self, model: str, seconds: float) -> None:
         self.loads.append((model, seconds))
 
 
 def one_pass(
     at: float, trees: dict[str, list[ProcSample]], gpu: list[GpuProcess] | None = None
 ) -> _Pass:
-    return _Pass(trees=trees, gpu=gpu, devices=None, host_times=(at, 2 * at), memory=(1, 2), at=at)
+    return _Pass(
+        trees=trees,
+        gpu=gpu,
+        devices=None,
+        host_times=(at, 2 * at),
+        memory=(1, 2),
+        at=at,
+        wall=1000 + at,
+    )
 
 
 def test_a_run_reports_its_peaks_when_its_process_goes_and_its_load_once() -> None:
@@ -170,6 +181,7 @@ def test_a_run_reports_its_peaks_when_its_process_goes_and_its_load_once() -> No
     # The same model in a new process: the first run ends.
     meter.apply(one_pass(4.0, {"a": [ProcSample(11, 0, 100)]}), {"a": (11, 1.0)}, ready)
     assert sink.runs == [("a", {"ram": 500, "vram": 0})]
+    assert sink.reports[0] == RunReport("a", 1001.0, 2.5, {"ram": 500, "vram": 0})
     assert sink.loads == [("a", 2.5), ("a", 1.0)]
     meter.apply(one_pass(5.0, {}), {}, {})
     assert sink.runs[-1] == ("a", {"ram": 100}) and meter.reading("a") is None
