@@ -47,8 +47,8 @@ def swapper_for(loaded: LoadedConfig, learned: Learned | None = None) -> Swapper
             raise ValueError("the matrix router is in use but no matrix was compiled")
         if table is None:
             return MatrixSwapper(matrix)
-        costs = {m: matrix.cost_of(m) for m in order}
-        return MatrixSwapper(matrix, MatrixBudget(table, costs, order))
+        matrix_costs = {m: matrix.cost_of(m) for m in order}
+        return MatrixSwapper(matrix, MatrixBudget(table, matrix_costs, order))
     groups = GroupSwapper.with_default(loaded.groups, loaded.models)
     if table is None:
         return groups

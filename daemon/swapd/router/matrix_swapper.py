@@ -18,12 +18,18 @@ log = logging.getLogger(__name__)
 
 
 class SolutionLike(Protocol):
-    target: str
-    set: str | None
-    combination: tuple[str, ...]
-    evict: tuple[str, ...]
-    cost: int
-    exhaustive: bool
+    @property
+    def target(self) -> str: ...
+    @property
+    def set(self) -> str | None: ...
+    @property
+    def combination(self) -> tuple[str, ...]: ...
+    @property
+    def evict(self) -> tuple[str, ...]: ...
+    @property
+    def cost(self) -> int: ...
+    @property
+    def exhaustive(self) -> bool: ...
 
 
 class MatrixLike(Protocol):
