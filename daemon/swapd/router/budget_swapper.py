@@ -62,7 +62,12 @@ def _show_cost(scaled: int) -> str:
     return f"{value:g}" if value == int(value) else f"{value:.3g}"
 
 
-def describe(table: FootprintTable, p: Plan, running: Sequence[str]) -> str:
+def describe(
+    table: FootprintTable,
+    p: Plan,
+    running: Sequence[str],
+    planned: Mapping[str, Mapping[str, int]] | None = None,
+) -> str:
     """A budget plan in words: needed, free, what each evicted model frees, the cost,
     and the resources the plan is blind to."""
     parts: list[str] = []
@@ -81,7 +86,7 @@ def describe(table: FootprintTable, p: Plan, running: Sequence[str]) -> str:
         parts.append("evicts " + ", ".join(frees) + f"; cost {_show_cost(p.cost)}")
     if p.wait_for:
         parts.append("waits for " + ", ".join(p.wait_for) + " to finish their requests")
-    blind = blind_note(table, [p.target, *running])
+    blind = blind_note(table, [p.target, *running], planned)
     if blind:
         parts.append(blind)
     if not p.exhaustive:
@@ -89,11 +94,15 @@ def describe(table: FootprintTable, p: Plan, running: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def blind_note(table: FootprintTable, models: Sequence[str]) -> str:
-    """ "the plan is blind to vram for c, d (...)": resources counted 0 for lack of figures."""
+def blind_note(
+    table: FootprintTable,
+    models: Sequence[str],
+    planned: Mapping[str, Mapping[str, int]] | None = None,
+) -> str:
+    """The resources counted 0 for lack of figures: "the plan is blind to vram for c, d"."""
     by_resource: dict[str, list[str]] = {}
     for m in dict.fromkeys(models):
-        for r in table.blind(m):
+        for r in table.blind(m, planned.get(m) if planned is not None else None):
             by_resource.setdefault(r, []).append(m)
     if not by_resource:
         return ""
@@ -131,12 +140,23 @@ class BudgetSwapper:
         self.order = tuple(order)
         self.keep = keep
 
-    def situation(self, target: str, running: Sequence[str], usage: Usage) -> Situation:
+    def planned(self, target: str, running: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Each model's planned footprint, looked up once per decision."""
         models = [*running, target] if target not in running else list(running)
+        return {m: self.table.planned(m) for m in models}
+
+    def situation(
+        self,
+        target: str,
+        running: Sequence[str],
+        usage: Usage,
+        planned: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> Situation:
+        planned = self.planned(target, running) if planned is None else planned
         return Situation(
             target=target,
             running=running,
-            footprints=self.table.footprints(models),
+            footprints={m: self.table.footprint(m, p) for m, p in planned.items()},
             capacity=self.table.capacity,
             costs=self.costs.scaled(running),
             busy=usage.busy(running),
@@ -147,15 +167,22 @@ class BudgetSwapper:
             keep=self.keep,
         )
 
-    def plan(self, target: str, running: Sequence[str], usage: Usage = NO_USAGE) -> Plan:
+    def plan(
+        self,
+        target: str,
+        running: Sequence[str],
+        usage: Usage = NO_USAGE,
+        planned: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> Plan:
         """The plan for `target`. Asked again right before `on_swap_start`, in the same
         step of the scheduler, it gives the same answer: nothing it reads changes between."""
-        return plan(self.situation(target, running, usage))
+        return plan(self.situation(target, running, usage, planned))
 
     def eviction_for(
         self, target: str, running: Sequence[str], usage: Usage = NO_USAGE
     ) -> Eviction:
-        p = self.plan(target, running, usage)
+        planned = self.planned(target, running)
+        p = self.plan(target, running, usage, planned)
         if p.kind == "never":
             return Eviction(refuse=refusal(self.table, p))
         if target in running:
@@ -163,7 +190,7 @@ class BudgetSwapper:
         return Eviction(
             evict=p.evict,
             cost=round(p.cost / COST_SCALE),
-            detail=describe(self.table, p, running),
+            detail=describe(self.table, p, running, planned),
         )
 
     def on_swap_start(self, target: str, running: Sequence[str], usage: Usage = NO_USAGE) -> None:

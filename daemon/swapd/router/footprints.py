@@ -20,16 +20,14 @@ measured for counts 0: the plan is *blind* to it for that model, and says so.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from swapd.config.sizes import format_size
 from swapd.router.budget import Footprint
 from swapd.router.budget_books import Books
 
-LEARN_MARGIN = Fraction(11, 10)
+LEARN_MARGIN = (11, 10)  # times 1.1, exactly, rounded up
 #: Measures the meter takes, and the resource each counts against by default.
 MEASURE_RESOURCE = {"ram": "ram", "vram": "vram"}
 
@@ -121,7 +119,8 @@ class FootprintTable:
             return planned
         for resource, value in self.measured(model).items():
             if value > 0:
-                margin = math.ceil(value * LEARN_MARGIN)
+                num, den = LEARN_MARGIN
+                margin = -(-value * num // den)
                 planned[resource] = max(planned.get(resource, 0), margin)
         return planned
 
@@ -134,13 +133,15 @@ class FootprintTable:
             out.append(on_device)
         return out
 
-    def blind(self, model: str) -> list[str]:
-        """Resources the plan counts as 0 for `model` because nothing is known."""
-        known = self.planned(model)
+    def blind(self, model: str, planned: Mapping[str, int] | None = None) -> list[str]:
+        """Resources the plan counts as 0 for `model` because nothing is known
+        (`planned`: its planned footprint, when already at hand)."""
+        known = self.planned(model) if planned is None else planned
         return [r for r in self.relevant(model) if known.get(r, 0) <= 0]
 
-    def footprint(self, model: str) -> Footprint:
-        planned = self.planned(model)
+    def footprint(self, model: str, planned: Mapping[str, int] | None = None) -> Footprint:
+        """The planner's view of `model` (`planned`: as `blind`)."""
+        planned = self.planned(model) if planned is None else planned
         m = self.models.get(model)
         devices = m.devices if m is not None else ()
         on_device = self.device_resource(model)
