@@ -107,6 +107,7 @@ def _spec(model_id: str, m: ModelConfig, argv: list[str], kv: KvSpec | None) -> 
         log_ring_bytes=m.log_ring_bytes,
         kv=kv,
         sleep=sleep_spec(m.sleep),
+        devices=tuple(m.devices),
     )
 
 

@@ -84,7 +84,9 @@ def router_from_config(
     loaded: LoadedConfig, pool: ProcessPool, bus: EventBus, learned: Learned | None = None
 ) -> Router:
     """A router for `loaded` over the processes of `pool`."""
-    router = Router(PoolControl(pool), swapper_for(loaded, learned), bus, router_settings(loaded))
+    placement = learned.placed.get if learned is not None else None
+    control = PoolControl(pool, placement)
+    router = Router(control, swapper_for(loaded, learned), bus, router_settings(loaded))
     router.learned = learned
     return router
 

@@ -175,3 +175,41 @@ async def test_footprints_are_learned_after_one_run_each_then_exactly_what_fits_
         for m in ("x", "y", "z"):
             assert (await ask(c, m)).status_code == 200
         assert await running(c) == ["y", "z"]
+
+
+@pytest.mark.trio
+async def test_a_model_with_devices_goes_where_there_is_room_and_is_told_which(
+    tmp_path: Path,
+) -> None:
+    models = "".join(
+        f"""  {m}:
+    cmd: {FAKE} --model {m}-on-${{DEVICE}}
+    env: ["CUDA_VISIBLE_DEVICES=${{DEVICE_INDEX}}"]
+    devices: [gpu0, gpu1]
+    resources: {{gpu: 18GiB}}
+"""
+        for m in ("p", "q", "r")
+    )
+    text = f"""
+resources:
+  capacity: {{gpu0: 24GiB, gpu1: 24GiB}}
+models:
+{models}
+routing:
+  router:
+    use: budget
+    settings:
+      budget:
+        costs: uniform
+"""
+    async with budget_daemon(tmp_path, text) as (base, d), client(base) as c:
+        for m in ("p", "q"):
+            assert (await ask(c, m)).status_code == 200
+        assert await running(c) == ["p", "q"]
+        assert d.services is not None
+        snaps = d.services.pool.snapshots()
+        assert snaps["p"].argv[-1] == "p-on-gpu0" and snaps["q"].argv[-1] == "q-on-gpu1"
+        # r fits on neither while both run: the least recently used goes, r takes its GPU.
+        assert (await ask(c, "r")).status_code == 200
+        assert await running(c) == ["q", "r"]
+        assert d.services.pool.snapshots()["r"].argv[-1] == "r-on-gpu0"
