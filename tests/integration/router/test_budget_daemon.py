@@ -12,6 +12,9 @@ import httpx2
 import pytest
 import trio
 
+from swapctl import protocol as p
+from swapctl import render
+from swapctl.client import connect
 from swapd.config import load_config
 from swapd.daemon import Daemon
 from tests.integration.http.conftest import client, start_port
@@ -129,6 +132,11 @@ routing:
 """
 
 
+def control_view(sock: Path) -> tuple[list[p.ModelInfo], p.Status]:
+    with connect(sock) as c:
+        return c.models(), c.status()
+
+
 @pytest.mark.trio
 async def test_footprints_are_learned_after_one_run_each_then_exactly_what_fits_runs(
     tmp_path: Path,
@@ -163,6 +171,21 @@ async def test_footprints_are_learned_after_one_run_each_then_exactly_what_fits_
         assert await running(c) == ["y", "z"]  # x, the least recently used, went
         swap = [x for x in d.router.decisions() if x.action == "swap"][-1]
         assert swap.evict == ("x",) and "blind" not in swap.reason
+        # The control socket: meters and footprints per model, the host, the capacity in use.
+        with trio.fail_after(10):
+            await d.meter.next_pass()
+        models, status = await trio.to_thread.run_sync(control_view, tmp_path / "control.sock")
+        z = next(m for m in models if m.id == "z")
+        assert z.meters is not None and z.meters.ram > HOLD * MiB
+        assert z.footprint is not None and z.footprint.declared == {}
+        measured = z.footprint.measured["ram"]
+        assert z.footprint.planned == {"ram": -(-measured * 11 // 10)}
+        assert status.host is not None and status.host.mem_total > 0
+        (ram,) = status.capacity
+        assert ram.resource == "ram" and ram.capacity == 470 * MiB
+        assert 2 * HOLD * MiB < ram.used <= ram.capacity
+        text = render.models(models, status.capacity)
+        assert "capacity in use: ram " in text and "of 470.0M" in text
         assert d.runs is not None
         with trio.fail_after(10):
             await d.runs.flushed()
