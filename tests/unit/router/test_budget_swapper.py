@@ -7,6 +7,7 @@ from swapd.router.budget_books import Books
 from swapd.router.budget_swapper import COST_SCALE, BudgetSwapper, EvictCosts
 from swapd.router.build import footprint_table, swapper_for
 from swapd.router.errors import CannotFit, error_for
+from swapd.router.explain import explain
 from swapd.router.footprints import Budgeting, FootprintTable, Learned, ModelResources
 from swapd.router.swapper import Usage
 from tests.unit.router.harness import Driver
@@ -230,3 +231,18 @@ routing:
     swapper = swapper_for(loaded)
     assert len(swapper.eviction_for("c", ["a", "b"]).evict) == 1
     assert swapper.eviction_for("b", ["a"]).evict == ()
+
+
+def test_explain_says_what_a_budget_decision_needs_frees_and_costs() -> None:
+    d = Driver(worked_example(), ["a", "b", "c", "d"])
+    serve(d, "a")
+    serve(d, "b")
+    x = explain(d.sched, "c", d.facts())
+    assert (x.verdict, x.evict, x.cost) == ("swap", ("a",), 1)
+    assert x.reason == (
+        "load c evicting a; needs ram 4GiB, free ram 2GiB; evicts a (frees ram 4GiB); cost 1"
+    )
+    big = table({"big": {"ram": 12 * GiB}}, {"ram": 10 * GiB})
+    d = Driver(BudgetSwapper(big, EvictCosts("uniform"), ["big"]), ["big"])
+    x = explain(d.sched, "big", d.facts())
+    assert x.verdict == "refuse" and "needs 12GiB of ram, capacity is 10GiB" in x.reason
