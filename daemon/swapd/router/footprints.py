@@ -183,16 +183,3 @@ class FootprintTable:
 
 def _bytes(resource: str) -> bool:
     return resource in MEASURE_RESOURCE
-
-
-def table_for(
-    capacity: Mapping[str, int],
-    learn: bool,
-    devices: Sequence[str],
-    sized: Sequence[str],
-    models: Mapping[str, ModelResources],
-    learned: Learned | None,
-) -> FootprintTable:
-    return FootprintTable(
-        Budgeting(dict(capacity), learn, tuple(devices), tuple(sized)), models, learned
-    )
