@@ -141,6 +141,7 @@ def test_an_unload_holds_back_requests_for_its_model_only():
                 async for d in decisions:
                     if d.action == "stop" and d.model == "b":
                         break
+            await trio.testing.wait_all_tasks_blocked()  # b's stop task has begun
             async with router.lease("a"):
                 assert procs.state["b"] == "stopping", "served while b is still stopping"
             async with router.lease("b"):
