@@ -441,6 +441,9 @@ async def swapd_daemon(config: Path, source: str = "") -> AsyncIterator[tuple[st
     listen = free_port()
     argv = [sys.executable, "-m", "swapd", "serve", "--config", str(config)]
     argv += ["--listen", f"127.0.0.1:{listen}"]
+    # a control socket of its own: two swapd sides (`--other`), or a swapd already
+    # running on this machine, would otherwise refuse to share the default one
+    argv += ["--control-socket", str(config.with_suffix(".sock"))]
     # SIGTERM if the bench dies: swapd then stops its models itself
     # (they would also get SIGKILL from their own death signal if it died).
     env = None

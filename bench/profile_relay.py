@@ -177,7 +177,7 @@ async def run(workload: str, rounds: int, top: int, save: str) -> str:
             listen = free_port()
             prof = workdir / "swapd.prof"
             argv = [sys.executable, "-c", RUNNER, str(prof), "serve", "--config", str(config)]
-            argv += ["--listen", f"127.0.0.1:{listen}"]
+            argv += ["--listen", f"127.0.0.1:{listen}", "--control-socket", str(workdir / "c.sock")]
             proc = spawn(argv, death_signal=signal.SIGTERM)
             try:
                 base = f"http://127.0.0.1:{listen}"
