@@ -52,6 +52,7 @@ from swapd.http.http1 import HeadError, Headers
 from swapd.http.http1 import response_head as build_head
 from swapd.http.lifecycle import ConnState, Trigger, next_state
 from swapd.http.parse import MAX_HEAD, Bad, Body, End, RequestHead, RequestParser
+from swapd.http.sockets import send_all
 
 log = logging.getLogger("swapd.http")
 
@@ -297,7 +298,7 @@ class Connection:
     async def write(self, data: bytes) -> bool:
         """Send `data`; False when the client has gone."""
         try:
-            await self.stream.send_all(data)
+            await send_all(self.stream, data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return False
         return True

@@ -32,6 +32,7 @@ import trio
 
 from swapd.http.http1 import HeadError, request_head
 from swapd.http.parse import ResponseError, ResponseParser
+from swapd.http.sockets import send_all
 from swapd.http.timeline import Timeline
 
 READ_SIZE = 64 * 1024
@@ -328,10 +329,10 @@ class UpstreamClient:
     ) -> None:
         """Send the request; read until `parser` has the response head."""
         if len(body) <= COALESCE_BODY:
-            await conn.stream.send_all(head + body)
+            await send_all(conn.stream, head + body)
         else:  # no copy of a large body just to save a write
-            await conn.stream.send_all(head)
-            await conn.stream.send_all(body)
+            await send_all(conn.stream, head)
+            await send_all(conn.stream, body)
         started = False
         while parser.head is None:
             chunk = await conn.stream.receive_some(READ_SIZE)

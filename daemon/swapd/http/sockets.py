@@ -1,0 +1,38 @@
+"""Writing to a socket without a scheduling round when it takes the data at once.
+
+trio's `SocketStream.send_all` yields to the scheduler after every send that
+succeeded, so that a task that always can send still lets the others run.
+On the relay path that yield bought nothing, since every request waits on a
+read soon after its write, and it cost a whole scheduling round per write:
+per response, per upstream request, and per event of a relayed stream.
+"""
+
+from __future__ import annotations
+
+import os
+
+import trio
+
+
+async def send_all(stream: trio.abc.Stream, data: bytes) -> None:
+    """`stream.send_all(data)`, with what the socket takes at once written straight to it.
+
+    Only the rest, if the socket's buffer is full, waits through `send_all`.
+    Raises as `send_all` does: `trio.BrokenResourceError` when the peer is
+    gone, `trio.ClosedResourceError` once the stream is closed; a cancelled
+    caller sends nothing.
+    """
+    if data and isinstance(stream, trio.SocketStream):
+        fd = stream.socket.fileno()  # -1 once closed (never a stale number: read each time)
+        if fd >= 0:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                sent = os.write(fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+            if sent == len(data):
+                return
+            data = data[sent:]
+    await stream.send_all(data)
