@@ -52,7 +52,7 @@ from swapd.http.http1 import HeadError, Headers
 from swapd.http.http1 import response_head as build_head
 from swapd.http.lifecycle import ConnState, Trigger, next_state
 from swapd.http.parse import MAX_HEAD, Bad, Body, End, RequestHead, RequestParser
-from swapd.http.sockets import send_all
+from swapd.http.sockets import receive_some, send_all
 
 log = logging.getLogger("swapd.http")
 
@@ -282,7 +282,7 @@ class Connection:
     async def recv(self) -> bytes | bytearray:
         """The next bytes from the client; b"" once it has gone."""
         try:
-            return await self.stream.receive_some(READ_SIZE)
+            return await receive_some(self.stream, READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return b""
 

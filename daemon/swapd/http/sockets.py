@@ -1,10 +1,17 @@
-"""Writing to a socket without a scheduling round when it takes the data at once.
+"""Socket writes and reads on the relay path, with less of trio's per-call work.
 
 trio's `SocketStream.send_all` yields to the scheduler after every send that
 succeeded, so that a task that always can send still lets the others run.
 On the relay path that yield bought nothing, since every request waits on a
 read soon after its write, and it cost a whole scheduling round per write:
 per response, per upstream request, and per event of a relayed stream.
+
+Its `receive_some` reads first and waits only when nothing came. On the relay
+path the bytes are, as a rule, not there yet (a request's answer, a stream's
+next event, a keep-alive connection's next request), so that read was a
+failed system call nearly every time; `receive_some` here waits first.
+Both keep trio's errors: `trio.BrokenResourceError` when the peer is gone,
+`trio.ClosedResourceError` once the stream is closed.
 """
 
 from __future__ import annotations
@@ -36,3 +43,20 @@ async def send_all(stream: trio.abc.Stream, data: bytes) -> None:
                 return
             data = data[sent:]
     await stream.send_all(data)
+
+
+async def receive_some(stream: trio.abc.Stream, max_bytes: int) -> bytes:
+    """`stream.receive_some(max_bytes)`, waiting for the socket before reading it."""
+    if not isinstance(stream, trio.SocketStream):
+        return bytes(await stream.receive_some(max_bytes))
+    sock = stream.socket
+    while True:
+        if sock.fileno() < 0:
+            raise trio.ClosedResourceError("the socket was closed")
+        await trio.lowlevel.wait_readable(sock)
+        try:
+            return os.read(sock.fileno(), max_bytes)
+        except BlockingIOError:
+            continue  # woken with nothing to read after all
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc

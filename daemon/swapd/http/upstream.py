@@ -32,7 +32,7 @@ import trio
 
 from swapd.http.http1 import HeadError, request_head
 from swapd.http.parse import ResponseError, ResponseParser
-from swapd.http.sockets import send_all
+from swapd.http.sockets import receive_some, send_all
 from swapd.http.timeline import Timeline
 
 READ_SIZE = 64 * 1024
@@ -135,7 +135,7 @@ class UpstreamResponse:
 
     async def _receive(self, conn: _Connection) -> bytes:
         try:
-            return await conn.stream.receive_some(READ_SIZE)
+            return await receive_some(conn.stream, READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return b""
 
@@ -335,7 +335,7 @@ class UpstreamClient:
             await send_all(conn.stream, body)
         started = False
         while parser.head is None:
-            chunk = await conn.stream.receive_some(READ_SIZE)
+            chunk = await receive_some(conn.stream, READ_SIZE)
             if not chunk:
                 if not started:
                     raise _StaleConnection

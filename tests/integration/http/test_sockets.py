@@ -6,8 +6,9 @@ import socket
 
 import pytest
 import trio
+import trio.testing
 
-from swapd.http.sockets import send_all
+from swapd.http.sockets import receive_some, send_all
 
 pytestmark = pytest.mark.trio
 
@@ -92,3 +93,27 @@ async def test_a_cancelled_caller_sends_nothing() -> None:
             await send_all(left, b"never")
         await send_all(left, b"after")
         assert await right.receive_some(10) == b"after"
+
+
+async def test_receive_waits_for_bytes_then_reads_them() -> None:
+    left, right = _pair()
+    async with left, right, trio.open_nursery() as nursery:
+        got: list[bytes] = []
+
+        async def reader() -> None:
+            got.append(await receive_some(right, 100))
+
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == []
+        await left.send_all(b"answer")
+    assert got == [b"answer"]
+
+
+async def test_receive_of_a_peer_gone_is_empty_and_of_a_closed_stream_an_error() -> None:
+    left, right = _pair()
+    await left.aclose()
+    assert await receive_some(right, 100) == b""
+    await right.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        await receive_some(right, 100)
