@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import pstats
 import signal
@@ -78,17 +79,31 @@ BUILTIN = "builtins, C calls (socket, select, ...)"
 
 # `swapd serve` with a CPU-time profiler that SIGUSR1 starts and SIGUSR2 writes to argv[1].
 RUNNER = """
-import cProfile, signal, sys, time
+import cProfile, gc, json, signal, sys, time
 out = sys.argv.pop(1)
 profile = cProfile.Profile(time.process_time)
+collections = {"count": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "started": 0.0}
+
+def on_gc(phase, info):
+    if phase == "start":
+        collections["started"] = time.process_time()
+    else:
+        generation = info["generation"]
+        collections["count"][generation] += 1
+        collections["seconds"][generation] += time.process_time() - collections["started"]
 
 def start(*_):
+    collections.update(count=[0, 0, 0], seconds=[0.0, 0.0, 0.0])
+    gc.callbacks.append(on_gc)
     profile.enable()
 
 def write(*_):
     profile.disable()
+    gc.callbacks.remove(on_gc)
     profile.dump_stats(out)
     profile.clear()
+    with open(out + ".gc", "w") as f:
+        json.dump(collections, f)
 
 signal.signal(signal.SIGUSR1, start)
 signal.signal(signal.SIGUSR2, write)
@@ -149,10 +164,15 @@ def report(stats_file: Path, per_request_us: float, requests: int, top: int) -> 
     for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in raw.items():
         area = area_of(filename)
         areas[area] = areas.get(area, 0.0) + tottime
+    collected = json.loads(Path(str(stats_file) + ".gc").read_text())
+    counts, seconds = collected["count"], collected["seconds"]
     out = io.StringIO()
     out.write(
         f"swapd CPU per request without the profiler: {per_request_us:.0f} us; "
-        f"profiled: {total / requests * 1e6:.0f} us\n\n"
+        f"profiled: {total / requests * 1e6:.0f} us\n"
+        f"garbage collections (generations 0/1/2): {counts[0]}/{counts[1]}/{counts[2]}, "
+        f"{sum(seconds) / requests * 1e6:.0f} us per request "
+        f"({' / '.join(f'{s / requests * 1e6:.1f}' for s in seconds)})\n\n"
         "| where | share | us per request (scaled) |\n|---|---|---|\n"
     )
     for area, seconds in sorted(areas.items(), key=lambda kv: -kv[1]):
@@ -204,6 +224,7 @@ async def run(workload: str, rounds: int, top: int, save: str) -> str:
                         prof.replace(Path(save) / f"{name}.prof")
                     else:
                         prof.unlink()
+                    prof.with_suffix(".prof.gc").unlink()
                 await client.aclose()
             finally:
                 stop(proc, grace=30)
