@@ -6,10 +6,12 @@ On the relay path that yield bought nothing, since every request waits on a
 read soon after its write, and it cost a whole scheduling round per write:
 per response, per upstream request, and per event of a relayed stream.
 
-Its `receive_some` reads first and waits only when nothing came. On the relay
-path the bytes are, as a rule, not there yet (a request's answer, a stream's
-next event, a keep-alive connection's next request), so that read was a
-failed system call nearly every time; `receive_some` here waits first.
+Its `receive_some` reads first and waits only when nothing came. Where the
+bytes are, as a rule, not there yet (an upstream's response head just after
+the request went out, a keep-alive connection's next request), that read
+was a failed system call nearly every time; `receive_some` here waits first.
+A response body's next bytes are often there already (a fast stream), so
+the body is read with trio's own `receive_some`.
 Both keep trio's errors: `trio.BrokenResourceError` when the peer is gone,
 `trio.ClosedResourceError` once the stream is closed.
 """

@@ -134,8 +134,10 @@ class UpstreamResponse:
         return self._parser.complete
 
     async def _receive(self, conn: _Connection) -> bytes:
+        # trio's own read, which tries the socket before waiting: a body's next
+        # bytes are often there already (a fast stream), unlike a response head.
         try:
-            return await receive_some(conn.stream, READ_SIZE)
+            return await conn.stream.receive_some(READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return b""
 
