@@ -1,8 +1,9 @@
-"""The router's run loop: the one task that owns all routing state.
+"""The router's run loop: the one owner of all routing state, `Router._handle`.
 
 HTTP handlers, the control socket and swap tasks post typed scheduler
 inputs (`events.AnyInput`) to its inbox and wait on their own one-shot
-ticket; the loop hands each input, with the `Facts` of that moment (the
+ticket (a lease's inputs may be handled without the trip, see below); the
+loop hands each input, with the `Facts` of that moment (the
 clock, the running process states, the handlers already gone), to the pure
 `FifoScheduler`. The `Router` is the scheduler's `Effects`: it wakes tickets,
 starts and aborts swap tasks, starts stop and retire tasks, and publishes
