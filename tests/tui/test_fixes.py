@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from swapctl import protocol as p
 from swaptui.screens.detail import DetailScreen
 from swaptui.screens.unload import UnloadScreen
 from swaptui.widgets.log_view import LogView
-from tests.tui.fakes import T0, FakeSource, FixedClock, make_app, rows_of, screen_text, settle
+from tests.tui.fakes import (
+    T0,
+    FakeSource,
+    FixedClock,
+    make_app,
+    rows_of,
+    sample_models,
+    screen_text,
+    settle,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -306,6 +316,22 @@ async def test_the_header_sums_up_what_runs_and_what_waits() -> None:
         )
         await settle(pilot)
         assert "│ 0.3 req/s" in screen_text(app).splitlines()[1]
+        # Memory and GPU once the daemon's meters report them, summed over the models.
+        gib = 1 << 30
+        meters = {
+            "llama-8b": p.Meters(cpu_percent=80, ram=5 * gib, vram=gib),
+            "embed": p.Meters(cpu_percent=2, ram=gib),
+        }
+        source.reply_models(
+            [msgspec.structs.replace(m, meters=meters.get(m.id)) for m in sample_models()]
+        )
+        await settle(pilot)
+        assert screen_text(app).splitlines()[1].rstrip().endswith("req/s │ mem 6.0G │ gpu 1.0G")
+        await pilot.press("j", "d")
+        await settle(pilot)
+        text = screen_text(app)
+        for expected in ("cpu         80%", "memory      5.0G", "gpu memory  1.0G"):
+            assert expected in text, expected
 
 
 async def test_d_opens_the_live_detail_of_the_views_model() -> None:
@@ -326,7 +352,7 @@ async def test_d_opens_the_live_detail_of_the_views_model() -> None:
             "ttl         5m00s",
             "requests    2 in flight, 0 queued, 0 waiting",
             "22:03:20    loaded, evicting qwen-coder  3.4s",
-            "memory and CPU: not reported by the daemon",
+            "memory and CPU: not measured (no process)",
         ):
             assert expected in text, expected
         # Live: a crash and a finished request show while it is open.

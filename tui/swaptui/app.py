@@ -228,8 +228,9 @@ class SwapTUI(App[None]):
         if not dirty:
             return
         self.flushes += 1
+        if areas.HEADER in dirty or areas.MODELS in dirty:
+            self.header.refresh()  # its summary line sums the models up
         if areas.HEADER in dirty:
-            self.header.refresh()
             self._show_connection()
         if areas.MODELS in dirty:
             self._show_models()

@@ -97,12 +97,10 @@ class ModelRow:
     """Why it entered its state, from the last state change seen."""
     state_since: float | None = None
     """When it entered its state (the daemon's Unix time), if seen."""
-    rss_bytes: int | None = None
-    """Resident memory of its process tree; None until the daemon reports it."""
-    cpu_percent: float | None = None
-    """CPU use of its process tree; None until the daemon reports it."""
-    gpu_bytes: int | None = None
-    """GPU memory of its processes; None until the daemon reports it."""
+    meters: p.Meters | None = None
+    """CPU and memory of its process tree, as last sampled (None: no process)."""
+    footprint: p.Footprint | None = None
+    """Declared, measured and planned footprints (None: no capacity is configured)."""
 
     def ttl_left(self, now: float) -> float | None:
         if self.ttl_deadline is None:
@@ -264,9 +262,9 @@ class Summary:
     """Queued behind another swap or a busy model, or waiting for a load."""
     requests_per_second: float
     memory_bytes: int | None = None
-    """Resident memory of every model's process tree; None until the daemon reports it."""
+    """Resident memory of the models' process trees; None when none is measured."""
     gpu_bytes: int | None = None
-    """GPU memory in use by the models; None until the daemon reports it."""
+    """GPU memory the models hold; None when none is measured (no NVML)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +408,8 @@ class DashboardState:
                 # The reply says where a model is, the events why and since when.
                 state_reason=seen.state_reason if seen and seen.state == m.state else "",
                 state_since=seen.state_since if seen and seen.state == m.state else None,
+                meters=m.meters,
+                footprint=m.footprint,
             )
         self.models = rows
         self.touch(MODELS)
@@ -433,6 +433,12 @@ class DashboardState:
             in_flight=sum(row.in_flight for row in rows),
             queued=sum(row.queued + row.waiting for row in rows),
             requests_per_second=self.requests_per_second(),
+            memory_bytes=_total(row.meters.ram for row in rows if row.meters is not None),
+            gpu_bytes=_total(
+                row.meters.vram
+                for row in rows
+                if row.meters is not None and row.meters.vram is not None
+            ),
         )
 
     # -- events --------------------------------------------------------------
@@ -748,6 +754,12 @@ class DashboardState:
     def set_verdict(self, verdict: Verdict) -> None:
         self.verdict = verdict
         self.touch(VERDICT)
+
+
+def _total(values: Iterable[int]) -> int | None:
+    """The sum, or None when there is nothing to sum (unknown is not zero)."""
+    found = list(values)
+    return sum(found) if found else None
 
 
 def _decision_key(entry: TimelineEntry) -> tuple[float, str, str] | None:

@@ -19,9 +19,11 @@ from swapctl import protocol as p
 from swapd.events import BusEvent
 from swapd.process.events import KvActivity, LogBatch, LogLine
 from swapd.process.events import StateChanged as ProcessStateChanged
+from swapd.process.meter import HostSample, TreeReading
 from swapd.process.states import LEGEND, TRANSITIONS, ProcessState
 from swapd.router import events as rev
 from swapd.router.explain import Explanation as RouterExplanation
+from swapd.router.footprints import FootprintTable
 
 UNIX_TIME_FLOOR = 1e9
 """2001-09-09: a smaller stamp is a reading of trio's clock, not Unix time."""
@@ -228,3 +230,50 @@ def concerns(e: BusEvent, models: frozenset[str]) -> bool:
     """Whether a bus event is about one of `models` (events about no model always pass)."""
     names = [n for n in models_of(e) if n]
     return not names or any(n in models for n in names)
+
+
+# --- live meters and budgets ---------------------------------------------------------
+
+
+def meters(reading: TreeReading) -> p.Meters:
+    return p.Meters(
+        cpu_percent=reading.cpu_percent,
+        ram=reading.ram,
+        vram=reading.vram,
+        processes=reading.processes,
+    )
+
+
+def host(sample: HostSample) -> p.HostMeters:
+    gpus = (
+        [p.GpuMemory(index=g.index, name=g.name, used=g.used, total=g.total) for g in sample.gpus]
+        if sample.gpus is not None
+        else None
+    )
+    return p.HostMeters(
+        cpu_percent=sample.cpu_percent,
+        mem_used=sample.mem_used,
+        mem_total=sample.mem_total,
+        gpus=gpus,
+    )
+
+
+def footprint(table: FootprintTable, model: str) -> p.Footprint:
+    m = table.models.get(model)
+    return p.Footprint(
+        declared=table.declared(model),
+        measured=table.measured(model),
+        planned=table.planned(model),
+        devices=list(m.devices) if m is not None else [],
+        device=table.device_of(model),
+        blind=table.blind(model),
+    )
+
+
+def capacity(table: FootprintTable, running: Iterable[str]) -> list[p.CapacityUse]:
+    used = table.in_use(list(running))
+    sized = table.budgeting.sized
+    return [
+        p.CapacityUse(resource=r, used=used.get(r, 0), capacity=cap, sized=r in sized)
+        for r, cap in table.capacity.items()
+    ]

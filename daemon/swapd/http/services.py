@@ -20,6 +20,7 @@ from swapd.http.names import Resolver
 from swapd.http.settings import ApiSettings
 from swapd.http.upstream import UpstreamClient
 from swapd.ports import PoolPort, RouterPort
+from swapd.process.meter import MeterView
 
 
 class _Closable(Protocol):
@@ -41,6 +42,7 @@ class Services:
     client: UpstreamClient = field(default_factory=UpstreamClient)
     metrics: Metrics = field(default_factory=Metrics)
     body_budget: BodyBudget = field(default_factory=BodyBudget)
+    meter: MeterView | None = None
     resolver: Resolver = field(init=False)
     in_flight: InFlightRegistry = field(init=False)
     closing: trio.Event = field(default_factory=trio.Event)

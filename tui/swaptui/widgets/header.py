@@ -3,8 +3,8 @@
 First line: the connection (and, when down, why; once back, when it came
 back), then the daemon's version, uptime, listen address and config path.
 Second line: what the daemon is doing now: models running, requests in
-flight and queued, requests/s, and memory and GPU use once the daemon
-reports them.
+flight and queued, requests/s, and the memory and GPU memory the models'
+processes hold (as the daemon's meters last sampled them).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from swapctl.render import duration
+from swapctl.render import duration, size
 from swaptui.state import DashboardState, Summary
 from swaptui.widgets.log_view import format_clock
 
@@ -79,9 +79,9 @@ def summary_text(summary: Summary) -> Text:
         ("req/s", f"{summary.requests_per_second:.1f}"),
     ]
     if summary.memory_bytes is not None:
-        fields.append(("mem", format_bytes(summary.memory_bytes)))
+        fields.append(("mem", size(summary.memory_bytes)))
     if summary.gpu_bytes is not None:
-        fields.append(("gpu", format_bytes(summary.gpu_bytes)))
+        fields.append(("gpu", size(summary.gpu_bytes)))
     for label, value in fields:
         text.append(" │ ", style="dim")
         if label == "req/s":
@@ -91,16 +91,6 @@ def summary_text(summary: Summary) -> Text:
             text.append(f"{label} ", style="dim")
             text.append(value, style="bold")
     return text
-
-
-def format_bytes(size: int) -> str:
-    """1.2G, 640M, 12K: binary units, as `free -h` prints them."""
-    value = float(size)
-    for unit in ("B", "K", "M", "G"):
-        if value < 1024:
-            return f"{value:.0f}{unit}" if unit == "B" or value >= 10 else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{value:.1f}T"
 
 
 def _fields(text: Text, fields: list[tuple[str, str]]) -> None:

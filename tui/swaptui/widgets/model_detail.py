@@ -14,11 +14,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from swapctl.render import duration
+from swapctl.render import duration, size
 from swaptui.state import DashboardState, ModelRow
 from swaptui.widgets.activity import status_cell
-from swaptui.widgets.header import format_bytes
 from swaptui.widgets.log_view import format_clock
+from swaptui.widgets.models_table import usage_text
 from swaptui.widgets.palette import state_style
 from swaptui.widgets.timeline import result_text
 
@@ -100,16 +100,20 @@ def _now(row: ModelRow, now: float) -> Table:
 
 
 def _resources(row: ModelRow) -> RenderableType:
-    """Memory and CPU of the model's process tree, once the daemon reports them."""
-    if row.rss_bytes is None and row.cpu_percent is None and row.gpu_bytes is None:
-        return Text("\nmemory and CPU: not reported by the daemon", style="dim")
+    """CPU and memory of the model's process tree as last sampled, and its footprints."""
+    usage = usage_text(row)
+    if row.meters is None and usage is None:
+        return Text("\nmemory and CPU: not measured (no process)", style="dim")
     table = _grid()
-    if row.rss_bytes is not None:
-        table.add_row("memory", format_bytes(row.rss_bytes))
-    if row.gpu_bytes is not None:
-        table.add_row("gpu memory", format_bytes(row.gpu_bytes))
-    if row.cpu_percent is not None:
-        table.add_row("cpu", f"{row.cpu_percent:.0f}%")
+    m = row.meters
+    if m is not None:
+        table.add_row("cpu", f"{m.cpu_percent:.0f}%")
+        table.add_row("memory", size(m.ram))
+        table.add_row("gpu memory", size(m.vram) if m.vram is not None else "- (no NVML)")
+        if m.processes > 1:
+            table.add_row("processes", str(m.processes))
+    if row.footprint is not None and usage is not None:
+        table.add_row("footprint", usage)
     return Group(_section("resources"), table)
 
 
