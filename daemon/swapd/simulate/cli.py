@@ -20,7 +20,7 @@ from pathlib import Path
 from swapd.config import ConfigError, LoadedConfig, load_config
 from swapd.history.database import HistoryUnavailable
 from swapd.history.paths import database_path, resolve_state_dir
-from swapd.simulate.engine import simulate
+from swapd.simulate.engine import DEFAULT_LOAD_TIME, simulate
 from swapd.simulate.history_source import (
     measured_load_time,
     open_history_file,
@@ -30,7 +30,6 @@ from swapd.simulate.history_source import (
 from swapd.simulate.report import LoadTime, build_report, config_report, render, to_json
 from swapd.simulate.trace import TraceError, TraceRequest, read_trace
 
-DEFAULT_LOAD_TIME = 1.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -46,6 +46,8 @@ from swapd.router.events import (
 from swapd.simulate.trace import TraceRequest
 
 READY, STARTING = ProcessState.READY, ProcessState.STARTING
+#: Seconds a load takes for a model with no load time.
+DEFAULT_LOAD_TIME = 1.0
 _NO_ONE: frozenset[int] = frozenset()
 
 
@@ -213,6 +215,11 @@ class Simulation:
         self.ttl_generation[model] = generation
         self._at(deadline, _TTL, (model, generation))
 
+    def load_time(self, model: str) -> float:
+        """Seconds this load of `model` takes: its load time, 1 s if it has none.
+        Called once per load, in order, so a subclass may hand out measured loads."""
+        return self.load_times.get(model, DEFAULT_LOAD_TIME)
+
     # -------------------------------------------------------------- effects
 
     def admit(self, request_id: int, model: str) -> None:
@@ -255,7 +262,7 @@ class Simulation:
             # ensure_ready returns at once: the swap only evicted others.
             self._at(self.now, _INPUT, SwapDone(swap_id=plan.swap_id, model=target))
             return
-        seconds = self.load_times.get(target, 1.0)
+        seconds = self.load_time(target)
         self.states[target] = STARTING
         self.swaps[plan.swap_id] = target
         self.loads.append(Load(target, self.now, seconds, plan.evict))
