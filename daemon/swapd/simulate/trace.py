@@ -4,7 +4,8 @@
 
 `t` is the arrival in seconds since the start of the trace, `model` the name
 the client sent (an ID or an alias), `service` the seconds the upstream took
-once the request was granted, `stream` whether it asked for a stream. Keys
+once the request was granted (null when not known: replayed as 0 s),
+`stream` whether it asked for a stream. Keys
 other than these are ignored, so a trace may carry notes of its own. A bad
 line is reported as `file:line: reason`; nothing is guessed.
 """
@@ -42,18 +43,28 @@ class TraceError(Exception):
         super().__init__(f"{file}:{line}: {reason}" if line else f"{file}: {reason}")
 
 
-_decoder = msgspec.json.Decoder(TraceRequest)
+class _Line(msgspec.Struct, frozen=True, kw_only=True):
+    """A line as written: `service` may be null (not known), replayed as 0 s."""
+
+    t: float
+    model: str
+    service: float | None
+    stream: bool = False
+
+
+_decoder = msgspec.json.Decoder(_Line)
 _encoder = msgspec.json.Encoder()
 
 
 def parse_line(text: bytes | str, *, file: str = "<trace>", line: int = 1) -> TraceRequest:
     """One trace line, checked: finite non-negative `t` and `service`, a non-empty model."""
     try:
-        req = _decoder.decode(text)
+        raw = _decoder.decode(text)
     except msgspec.ValidationError as exc:
         raise TraceError(file, line, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise TraceError(file, line, f"not a JSON object: {exc}") from None
+    req = TraceRequest(t=raw.t, model=raw.model, service=raw.service or 0.0, stream=raw.stream)
     for key, value in (("t", req.t), ("service", req.service)):
         if not math.isfinite(value) or value < 0:
             raise TraceError(file, line, f"`{key}` must be a finite number >= 0, got {value}")

@@ -25,6 +25,11 @@ def test_a_line_is_read_and_extra_keys_are_ignored() -> None:
     assert parse_line('{"t": 0, "model": "a", "service": 0}').stream is False
 
 
+def test_a_service_time_not_known_is_replayed_as_zero() -> None:
+    line = '{"t": 3, "model": "a", "service": null, "stream": false}'
+    assert parse_line(line) == TraceRequest(t=3.0, model="a", service=0.0)
+
+
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
