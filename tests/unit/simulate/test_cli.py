@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from swapd.cli import main
+from swapd.config import load_config_text
 from swapd.history.database import Database
 from swapd.history.paths import database_path
 from swapd.history.records import RequestRecord, SwapRecord
+from swapd.simulate.cli import parse_since, resolve_load_times
 from swapd.simulate.history_source import trace_from_records
+from swapd.simulate.report import LoadTime
 from swapd.simulate.trace import TraceRequest, write_trace
 from tests.unit.simulate.test_engine import GROUP, MATRIX_AB, abcabc, models_yaml
 
@@ -245,3 +248,29 @@ def test_records_become_trace_requests() -> None:
         TraceRequest(t=5.0, model="B", service=2.5),
         TraceRequest(t=6.0, model="A", service=0.0),
     ]
+
+
+def test_load_times_flag_over_history_over_default() -> None:
+    group = load_config_text(GROUP.replace("  A:\n", "  A:\n    aliases: [alpha]\n", 1))
+    other = load_config_text(models_yaml("A", "D"))
+    times = resolve_load_times([group, other], [("alpha", 7.0)], {"A": 2.0, "B": 3.0, "D": 4.0})
+    assert times == {
+        "A": LoadTime(7.0, "flag"),
+        "B": LoadTime(3.0, "history"),
+        "C": LoadTime(1.0, "default"),
+        "D": LoadTime(4.0, "history"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("24h", 86400.0)]
+)
+def test_since_durations(text: str, seconds: float) -> None:
+    assert parse_since(text) == seconds
+
+
+def test_a_bad_since_is_a_usage_error(files: Path) -> None:
+    argv = ["simulate", "--config", str(files / "group.yaml"), "--history", "--since", "soon"]
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
