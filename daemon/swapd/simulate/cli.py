@@ -118,6 +118,8 @@ def _history(
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.since is not None and not args.history:
+            raise UsageError("--since reads the history: give it with --history")
         configs = [_load(args.config)]
         if args.against:
             configs.append(_load(args.against))

@@ -274,3 +274,9 @@ def test_a_bad_since_is_a_usage_error(files: Path) -> None:
     with pytest.raises(SystemExit) as caught:
         main(argv)
     assert caught.value.code == 2
+
+
+def test_since_without_history_is_refused(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["simulate", "--config", str(files / "group.yaml"), "--trace", "t.jsonl"]
+    assert main([*argv, "--since", "1h"]) == 2
+    assert "--since reads the history" in capsys.readouterr().err
