@@ -280,3 +280,30 @@ def test_since_without_history_is_refused(files: Path, capsys: pytest.CaptureFix
     argv = ["simulate", "--config", str(files / "group.yaml"), "--trace", "t.jsonl"]
     assert main([*argv, "--since", "1h"]) == 2
     assert "--since reads the history" in capsys.readouterr().err
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def test_the_readme_example_prints_what_the_readme_shows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = README.read_text()
+    start = text.index("$ swapd simulate --config matrix.yaml")
+    block = text[start : text.index("```", start)]
+    shown = block.split("\n", 2)[2]  # after the command's two lines
+    routing = text[text.rindex("```yaml\nrouting:", 0, start) + len("```yaml\n") :]
+    routing = routing[: routing.index("```")]
+    (tmp_path / "group.yaml").write_text(GROUP)
+    (tmp_path / "matrix.yaml").write_text(GROUP + routing)
+    write_trace(
+        tmp_path / "abc.jsonl",
+        [TraceRequest(t=i, model=m, service=2, stream=True) for i, m in enumerate("ABCABC")],
+    )
+    argv = ["simulate", "--config", "matrix.yaml", "--against", "group.yaml"]
+    argv += ["--trace", "abc.jsonl", "--state-dir", str(tmp_path / "none")]
+    argv += ["--load-time", "A=10", "--load-time", "B=10", "--load-time", "C=10"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        assert main(argv) == 0
+    assert capsys.readouterr().out == shown
