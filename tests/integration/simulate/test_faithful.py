@@ -51,6 +51,10 @@ def config_text(routing: str) -> str:
 
 ROUTINGS = {
     "group": "",
+    "priority": (
+        "routing:\n  scheduler:\n    use: fifo\n    settings:\n      fifo:\n"
+        "        priority: {C: 10, B: 5}\n"
+    ),
     "matrix": (
         "routing:\n  router:\n    use: matrix\n    settings:\n      matrix:\n        sets:\n"
         "          ab: A & B\n          c: C\n"
