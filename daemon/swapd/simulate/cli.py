@@ -2,7 +2,7 @@
 
     swapd simulate --config NEW.yaml [--against OLD.yaml]
                    (--trace FILE | --history [--since 24h] [--state-dir D])
-                   [--load-time MODEL=SECONDS ...] [--json]
+                   [--load-time MODEL=SECONDS ...] [--wake-time MODEL=SECONDS ...] [--json]
 
 Exit codes: 0 ok, 2 a config, trace, history or flag that cannot be used.
 """
@@ -86,6 +86,28 @@ def resolve_load_times(
     return out
 
 
+def resolve_wake_times(
+    configs: Sequence[LoadedConfig], flags: Sequence[tuple[str, float]]
+) -> dict[str, LoadTime]:
+    """Every model that can sleep (`sleep` set in a config): its `--wake-time`, else 1 s."""
+    flagged: dict[str, float] = {}
+    for name, seconds in flags:
+        ids = {cfg.resolve(name) for cfg in configs} - {None}
+        if not ids:
+            raise UsageError(f"--wake-time {name}={seconds:g}: no model of the config is {name!r}")
+        flagged.update(dict.fromkeys((m for m in ids if m is not None), seconds))
+    out: dict[str, LoadTime] = {}
+    for cfg in configs:
+        for model, m in cfg.models.items():
+            if m.sleep is None or model in out:
+                continue
+            given = flagged.get(model)
+            out[model] = (
+                LoadTime(DEFAULT_LOAD_TIME, "default") if given is None else LoadTime(given, "flag")
+            )
+    return out
+
+
 def _load(path: str) -> LoadedConfig:
     try:
         return load_config(path)
@@ -129,15 +151,17 @@ def run(args: argparse.Namespace) -> int:
             trace = read_trace(args.trace)
         assert trace is not None
         load_times = resolve_load_times(configs, args.load_time, measured)
+        wake_times = resolve_wake_times(configs, args.wake_time)
     except (UsageError, TraceError) as exc:
         print(f"swapd simulate: {exc}", file=sys.stderr)
         return 2
     seconds = {m: lt.seconds for m, lt in load_times.items()}
+    wakes = {m: lt.seconds for m, lt in wake_times.items()}
     reports = [
-        config_report(name, cfg.router_use, simulate(cfg, trace, seconds))
+        config_report(name, cfg.router_use, simulate(cfg, trace, seconds, wake_times=wakes))
         for name, cfg in zip([args.config, args.against], configs, strict=False)
     ]
-    report = build_report(reports, load_times, len(trace))
+    report = build_report(reports, load_times, len(trace), wake_times)
     if args.json:
         sys.stdout.buffer.write(to_json(report) + b"\n")
     else:
@@ -169,6 +193,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="MODEL=SECONDS",
         help="a model's load time (else measured in the history, else 1 s); repeatable",
+    )
+    parser.add_argument(
+        "--wake-time",
+        type=parse_load_time,
+        action="append",
+        default=[],
+        metavar="MODEL=SECONDS",
+        help="how long a sleeping model (sleepAfter) takes to wake (else 1 s); repeatable",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 

@@ -10,7 +10,9 @@ simulated, and simply:
 * the clock: an event queue; nothing takes time but loads and answers;
 * the processes: a stop is instant, a start takes the model's load time,
   a swap whose target is already ready loads nothing; a model with a `ttl`
-  stops once idle that long (the daemon's own `IdleClock`);
+  stops once idle that long, one with `sleepAfter` falls asleep (the
+  daemon's own `IdleClock`), and a swap to it is a wake, which takes its
+  wake time;
 * the upstream: a granted request holds its model for its `service` time.
 
 Clients never leave, nothing fails to load, no config is reloaded. Names are
@@ -45,7 +47,7 @@ from swapd.router.events import (
 )
 from swapd.simulate.trace import TraceRequest
 
-READY, STARTING = ProcessState.READY, ProcessState.STARTING
+READY, STARTING, ASLEEP = ProcessState.READY, ProcessState.STARTING, ProcessState.ASLEEP
 #: Seconds a load takes for a model with no load time.
 DEFAULT_LOAD_TIME = 1.0
 _NO_ONE: frozenset[int] = frozenset()
@@ -70,12 +72,13 @@ class RequestResult:
 
 @dataclass(frozen=True, slots=True)
 class Load:
-    """One start of a model's process."""
+    """One start of a model's process, or one wake of it (`wake`) from sleep."""
 
     model: str
     start: float
     seconds: float
     evicted: tuple[str, ...]
+    wake: bool = False
 
 
 @dataclass(slots=True)
@@ -107,16 +110,19 @@ class Simulation:
         trace: Sequence[TraceRequest],
         load_times: Mapping[str, float],
         *,
+        wake_times: Mapping[str, float] | None = None,
         on_decision: Callable[[Decision], None] | None = None,
     ) -> None:
         self.loaded = loaded
         self.trace = trace
         self.load_times = load_times
+        self.wake_times = wake_times or {}
         self.on_decision = on_decision
         self.now = 0.0
         self.states: dict[str, ProcessState] = {}
         self.idle: dict[str, IdleClock] = {
-            m: IdleClock(float(cfg.ttl)) for m, cfg in loaded.models.items()
+            m: IdleClock(float(cfg.ttl), sleep_after=float(cfg.sleep.after) if cfg.sleep else 0.0)
+            for m, cfg in loaded.models.items()
         }
         self.ttl_generation: dict[str, int] = {}
         self.events: list[tuple[float, int, int, object]] = []
@@ -165,15 +171,17 @@ class Simulation:
                 assert isinstance(payload, ServeDone)
                 clock = self.idle[payload.model]
                 clock.release(self.now)
-                self._arm_ttl(payload.model)
+                self._arm_idle(payload.model)
                 handle(payload)
             elif kind == _TTL:
                 assert isinstance(payload, tuple)
                 model, generation = payload
-                if self.ttl_generation.get(model) == generation and self.idle[model].expired(
-                    self.now
-                ):
+                if self.ttl_generation.get(model) != generation:
+                    continue  # used since: a later check is armed
+                if self.idle[model].expired(self.now) and self.states.get(model) in (READY, ASLEEP):
                     self._stopped(model)
+                elif self.states.get(model) == READY and self.idle[model].sleep_due(self.now):
+                    self.states[model] = ASLEEP
             else:
                 assert isinstance(payload, (SwapDone, UnloadFinished, Retired))
                 handle(payload)
@@ -200,25 +208,32 @@ class Simulation:
     def _became_ready(self, model: str) -> None:
         self.states[model] = READY
         self.idle[model].on_ready(self.now)
-        self._arm_ttl(model)
+        self._arm_idle(model)
 
     def _stopped(self, model: str) -> None:
         self.states.pop(model, None)
         self.idle[model].on_not_ready()
         self.ttl_generation[model] = self.ttl_generation.get(model, 0) + 1
 
-    def _arm_ttl(self, model: str) -> None:
-        deadline = self.idle[model].deadline()
-        if deadline is None:
+    def _arm_idle(self, model: str) -> None:
+        """Check for the TTL and the sleep deadlines of an idle model (a use re-arms them)."""
+        clock = self.idle[model]
+        deadlines = {clock.deadline(), clock.sleep_deadline()} - {None}
+        if not deadlines:
             return
         generation = self.ttl_generation.get(model, 0) + 1
         self.ttl_generation[model] = generation
-        self._at(deadline, _TTL, (model, generation))
+        for deadline in sorted(d for d in deadlines if d is not None):
+            self._at(deadline, _TTL, (model, generation))
 
     def load_time(self, model: str) -> float:
         """Seconds this load of `model` takes: its load time, 1 s if it has none.
         Called once per load, in order, so a subclass may hand out measured loads."""
         return self.load_times.get(model, DEFAULT_LOAD_TIME)
+
+    def wake_time(self, model: str) -> float:
+        """Seconds this wake of `model` from sleep takes: its wake time, 1 s if none."""
+        return self.wake_times.get(model, DEFAULT_LOAD_TIME)
 
     # -------------------------------------------------------------- effects
 
@@ -262,10 +277,11 @@ class Simulation:
             # ensure_ready returns at once: the swap only evicted others.
             self._at(self.now, _INPUT, SwapDone(swap_id=plan.swap_id, model=target))
             return
-        seconds = self.load_time(target)
+        waking = self.states.get(target) == ASLEEP
+        seconds = self.wake_time(target) if waking else self.load_time(target)
         self.states[target] = STARTING
         self.swaps[plan.swap_id] = target
-        self.loads.append(Load(target, self.now, seconds, plan.evict))
+        self.loads.append(Load(target, self.now, seconds, plan.evict, waking))
         self._at(self.now + seconds, _SWAP_READY, plan.swap_id)
 
     def abort_swap(self, swap_id: int, model: str, stop_target: bool) -> None:
@@ -297,13 +313,17 @@ def simulate(
     trace: Sequence[TraceRequest],
     load_times: Mapping[str, float],
     *,
+    wake_times: Mapping[str, float] | None = None,
     on_decision: Callable[[Decision], None] | None = None,
 ) -> SimResult:
     """Replay `trace` (sorted by `t`) through the scheduler and swapper of `loaded`.
 
-    `load_times`: seconds per model ID to become ready (1 s for a model not in it).
+    `load_times`: seconds per model ID to become ready (1 s for a model not in it);
+    `wake_times`: the same for a wake from sleep.
     """
     for before, after in itertools.pairwise(trace):
         if after.t < before.t:
             raise ValueError(f"the trace is not sorted by arrival ({after.t} after {before.t})")
-    return Simulation(loaded, trace, load_times, on_decision=on_decision).run()
+    return Simulation(
+        loaded, trace, load_times, wake_times=wake_times, on_decision=on_decision
+    ).run()

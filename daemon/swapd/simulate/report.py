@@ -41,6 +41,9 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     peak_queue: int
     """The most requests admitted and not yet granted at once."""
     failure_kinds: dict[str, int] = {}
+    wakes: int = 0
+    """Wakes from sleep (`sleepAfter`): swaps to a sleeping model, not counted in `loads`."""
+    wake_seconds: float = 0.0
 
 
 class ConfigReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +60,8 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     requests: int
     """Requests in the trace."""
     diff: dict[str, dict[str, float]] | None = None
+    wake_times: dict[str, LoadTime] = {}
+    """Per model that can sleep: how long a wake takes, and where that came from."""
     """With two configs: NEW minus OLD, per model and under "total", for each figure."""
 
 
@@ -75,10 +80,13 @@ def summarize(result: SimResult) -> tuple[Summary, dict[str, Summary]]:
             kinds[r.failure] = kinds.get(r.failure, 0) + 1
     loads: dict[str, int] = {}
     load_seconds: dict[str, float] = {}
+    wakes: dict[str, int] = {}
+    wake_seconds: dict[str, float] = {}
     for load in result.loads:
-        loads[load.model] = loads.get(load.model, 0) + 1
-        load_seconds[load.model] = load_seconds.get(load.model, 0.0) + load.seconds
-    names = [m for m in result.models if m in counts or m in loads]
+        count, seconds = (wakes, wake_seconds) if load.wake else (loads, load_seconds)
+        count[load.model] = count.get(load.model, 0) + 1
+        seconds[load.model] = seconds.get(load.model, 0.0) + load.seconds
+    names = [m for m in result.models if m in counts or m in loads or m in wakes]
     names += sorted(m for m in counts if m not in result.models)
     per_model = {
         m: _summary(
@@ -89,6 +97,8 @@ def summarize(result: SimResult) -> tuple[Summary, dict[str, Summary]]:
             max_wait=result.max_wait,
             failures=failed.get(m, {}),
             peak=result.peak_queue.get(m, 0),
+            wakes=wakes.get(m, 0),
+            wake_seconds=wake_seconds.get(m, 0.0),
         )
         for m in names
     }
@@ -98,12 +108,14 @@ def summarize(result: SimResult) -> tuple[Summary, dict[str, Summary]]:
             every_failure[kind] = every_failure.get(kind, 0) + n
     totals = _summary(
         requests=len(result.requests),
-        loads=len(result.loads),
+        loads=sum(loads.values()),
         load_seconds=sum(load_seconds.values()),
         waits=[w for ws in waits.values() for w in ws],
         max_wait=result.max_wait,
         failures=every_failure,
         peak=result.peak_queue_total,
+        wakes=sum(wakes.values()),
+        wake_seconds=sum(wake_seconds.values()),
     )
     return totals, per_model
 
@@ -117,6 +129,8 @@ def _summary(
     max_wait: float,
     failures: Mapping[str, int],
     peak: int,
+    wakes: int = 0,
+    wake_seconds: float = 0.0,
 ) -> Summary:
     return Summary(
         requests=requests,
@@ -129,6 +143,8 @@ def _summary(
         failures=sum(failures.values()),
         peak_queue=peak,
         failure_kinds=dict(sorted(failures.items())),
+        wakes=wakes,
+        wake_seconds=wake_seconds,
     )
 
 
@@ -149,6 +165,7 @@ FIGURES: tuple[str, ...] = (
     "over_max_wait",
     "failures",
     "peak_queue",
+    "wakes",
 )
 
 
@@ -163,6 +180,7 @@ def _figures(s: Summary) -> dict[str, float]:
         "over_max_wait": s.over_max_wait,
         "failures": s.failures,
         "peak_queue": s.peak_queue,
+        "wakes": s.wakes,
     }
 
 
@@ -193,10 +211,19 @@ def difference(new: ConfigReport, old: ConfigReport) -> dict[str, dict[str, floa
 
 
 def build_report(
-    configs: Sequence[ConfigReport], load_times: Mapping[str, LoadTime], requests: int
+    configs: Sequence[ConfigReport],
+    load_times: Mapping[str, LoadTime],
+    requests: int,
+    wake_times: Mapping[str, LoadTime] | None = None,
 ) -> Report:
     diff = difference(configs[0], configs[1]) if len(configs) > 1 else None
-    return Report(configs=list(configs), load_times=dict(load_times), requests=requests, diff=diff)
+    return Report(
+        configs=list(configs),
+        load_times=dict(load_times),
+        requests=requests,
+        diff=diff,
+        wake_times=dict(wake_times or {}),
+    )
 
 
 def to_json(report: Report) -> bytes:
@@ -216,17 +243,20 @@ _HEAD: tuple[str, ...] = (
     ">maxWait",
     "failed",
     "peak q",
+    "wakes",
 )
 
 
-def _row(name: str, figures: Mapping[str, float], *, signed: bool = False) -> tuple[str, ...]:
+def _row(
+    name: str, figures: Mapping[str, float], width: int, *, signed: bool = False
+) -> tuple[str, ...]:
     def num(key: str) -> str:
         value = figures[key]
         if key in ("load_seconds", "wait_p50", "wait_p95", "wait_max"):
             return f"{value:+.2f}" if signed else f"{value:.2f}"
         return f"{int(value):+d}" if signed else str(int(value))
 
-    return (name, *(num(k) for k in FIGURES))
+    return (name, *(num(k) for k in FIGURES[:width]))
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
@@ -243,12 +273,15 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
 def render(report: Report) -> str:
     """The table `swapd simulate` prints."""
     lines: list[str] = [f"{report.requests} requests replayed"]
+    # The wakes column only when a model can sleep.
+    width = len(FIGURES) - (0 if report.wake_times else 1)
+    head = _HEAD[: width + 1]
     for cfg in report.configs:
         bound = f"maxWait {cfg.max_wait:g}s" if cfg.max_wait > 0 else "no maxWait"
         lines += ["", f"{cfg.config} ({cfg.router} router, {bound})"]
-        rows: list[tuple[str, ...]] = [_HEAD]
-        rows += [_row(m, _figures(s)) for m, s in cfg.models.items()]
-        rows.append(_row("total", _figures(cfg.totals)))
+        rows: list[tuple[str, ...]] = [head]
+        rows += [_row(m, _figures(s), width) for m, s in cfg.models.items()]
+        rows.append(_row("total", _figures(cfg.totals), width))
         lines += _table(rows)
         failures = cfg.totals.failure_kinds
         if failures:
@@ -256,9 +289,13 @@ def render(report: Report) -> str:
     if report.diff is not None:
         new, old = report.configs[0].config, report.configs[1].config
         lines += ["", f"{new} minus {old}"]
-        rows = [_HEAD, *(_row(m, d, signed=True) for m, d in report.diff.items())]
+        rows = [head, *(_row(m, d, width, signed=True) for m, d in report.diff.items())]
         lines += _table(rows)
     lines += ["", "load times:"]
     rows = [(m, f"{lt.seconds:g}s", str(lt.source)) for m, lt in report.load_times.items()]
     lines += ["  " + line for line in _table(rows)] if rows else ["  (no model)"]
+    if report.wake_times:
+        lines += ["", "wake times:"]
+        rows = [(m, f"{lt.seconds:g}s", str(lt.source)) for m, lt in report.wake_times.items()]
+        lines += ["  " + line for line in _table(rows)]
     return "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from swapd.simulate.cli import parse_since, resolve_load_times
 from swapd.simulate.history_source import trace_from_records
 from swapd.simulate.report import LoadTime
 from swapd.simulate.trace import TraceRequest, write_trace
-from tests.unit.simulate.test_engine import GROUP, MATRIX_AB, abcabc, models_yaml
+from tests.unit.simulate.test_engine import GROUP, MATRIX_AB, SLEEPY, abcabc, models_yaml
 
 SUMMARY_KEYS = {
     "requests",
@@ -307,3 +307,22 @@ def test_the_readme_example_prints_what_the_readme_shows(
         mp.chdir(tmp_path)
         assert main(argv) == 0
     assert capsys.readouterr().out == shown
+
+
+def test_wakes_are_counted_apart_from_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "c.yaml").write_text(models_yaml("A", "B", extra=SLEEPY))
+    items = [TraceRequest(t=0, model="A", service=1), TraceRequest(t=20, model="A", service=1)]
+    write_trace(tmp_path / "t.jsonl", items)
+    argv = ["--config", str(tmp_path / "c.yaml"), "--trace", str(tmp_path / "t.jsonl")]
+    argv += ["--state-dir", str(tmp_path), "--load-time", "A=3"]
+    out = run_json(capsys, *argv, "--wake-time", "A=0.5")
+    assert out["wake_times"] == {"A": {"seconds": 0.5, "source": "flag"}}
+    (config,) = out["configs"]  # type: ignore[misc]
+    assert (config["totals"]["loads"], config["totals"]["wakes"]) == (1, 1)
+    assert config["models"]["A"]["wake_seconds"] == 0.5
+    assert main(["simulate", *argv]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[3].split()[-1] == "wakes"
+    assert "wake times:\n  A  1s  default" in table

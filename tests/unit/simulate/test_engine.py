@@ -218,3 +218,37 @@ def test_abcabc_arriving_during_the_first_load_group_and_matrix(
     for m, g in zip(waits(matrix), waits(group), strict=True):
         assert m is not None and g is not None
         assert m <= g + 1e-6
+
+
+SLEEPY = {"A": "    sleep: {endpoint: /sleep}\n    wake: {endpoint: /wake_up}\n    sleepAfter: 5\n"}
+
+
+def test_an_idle_model_falls_asleep_and_a_request_wakes_it() -> None:
+    text = models_yaml("A", "B", extra=SLEEPY)
+    items = trace((0, "A", 1), (3, "A", 1), (20, "A", 1), (21, "A", 1))
+    result = simulate(cfg(text), items, {"A": 10.0}, wake_times={"A": 0.5})
+    # loads at 0 (ready at 10, serves both 10..11), asleep at 16, woken at 20 (ready 20.5).
+    assert [(ld.start, ld.wake, ld.seconds) for ld in result.loads] == [
+        (0.0, False, 10.0),
+        (20.0, True, 0.5),
+    ]
+    assert waits(result) == [10.0, 7.0, 0.5, 0.0]
+
+
+def test_ttl_stops_a_sleeping_model_from_the_same_last_use() -> None:
+    text = models_yaml("A", extra={"A": SLEEPY["A"] + "    ttl: 8\n"})
+    items = trace((0, "A", 1), (12, "A", 1))
+    result = simulate(cfg(text), items, {"A": 1.0}, wake_times={"A": 0.5})
+    # ready at 1, idle from 2: asleep at 7, stopped at 10, loaded cold again at 12.
+    assert [(ld.start, ld.wake) for ld in result.loads] == [(0.0, False), (12.0, False)]
+
+
+def test_a_sleeping_model_is_evicted_like_a_ready_one() -> None:
+    text = models_yaml("A", "B", extra=SLEEPY)
+    items = trace((0, "A", 1), (10, "B", 1), (20, "A", 1))
+    result = simulate(cfg(text), items, {"A": 1.0, "B": 1.0}, wake_times={"A": 0.5})
+    assert [(ld.model, ld.wake, ld.evicted) for ld in result.loads] == [
+        ("A", False, ()),
+        ("B", False, ("A",)),
+        ("A", False, ("B",)),
+    ]
