@@ -109,13 +109,13 @@ def summarize(result: SimResult) -> tuple[Summary, dict[str, Summary]]:
     totals = _summary(
         requests=len(result.requests),
         loads=sum(loads.values()),
-        load_seconds=sum(load_seconds.values()),
+        load_seconds=sum(load_seconds.values(), 0.0),
         waits=[w for ws in waits.values() for w in ws],
         max_wait=result.max_wait,
         failures=every_failure,
         peak=result.peak_queue_total,
         wakes=sum(wakes.values()),
-        wake_seconds=sum(wake_seconds.values()),
+        wake_seconds=sum(wake_seconds.values(), 0.0),
     )
     return totals, per_model
 

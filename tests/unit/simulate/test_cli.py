@@ -326,3 +326,17 @@ def test_wakes_are_counted_apart_from_loads(
     table = capsys.readouterr().out
     assert table.splitlines()[3].split()[-1] == "wakes"
     assert "wake times:\n  A  1s  default" in table
+
+
+def test_seconds_are_floats_even_when_nothing_loaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "c.yaml").write_text(models_yaml("A"))
+    write_trace(tmp_path / "t.jsonl", [TraceRequest(t=0, model="nobody", service=1)])
+    out = run_json(
+        capsys, "--config", str(tmp_path / "c.yaml"), "--trace", str(tmp_path / "t.jsonl"),
+        "--state-dir", str(tmp_path),
+    )  # fmt: skip
+    (config,) = out["configs"]  # type: ignore[misc]
+    for key in ("load_seconds", "wait_p50", "wait_p95", "wait_max", "wake_seconds"):
+        assert isinstance(config["totals"][key], float), key
