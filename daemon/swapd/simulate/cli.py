@@ -18,8 +18,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from swapd.config import ConfigError, LoadedConfig, load_config
+from swapd.config.history_check import read_books
 from swapd.history.database import HistoryUnavailable
 from swapd.history.paths import database_path, resolve_state_dir
+from swapd.router.budget_books import Books
+from swapd.router.footprints import Learned
 from swapd.simulate.engine import DEFAULT_LOAD_TIME, simulate
 from swapd.simulate.history_source import (
     measured_load_time,
@@ -117,16 +120,17 @@ def _load(path: str) -> LoadedConfig:
 
 def _history(
     args: argparse.Namespace, models: Sequence[str]
-) -> tuple[list[TraceRequest] | None, dict[str, float]]:
-    """The trace (with `--history`) and the measured load times, from the history file.
-    Without `--history`, a missing history file only means no measured load times."""
+) -> tuple[list[TraceRequest] | None, dict[str, float], Books | None]:
+    """The trace (with `--history`), the measured load times and the books (the
+    footprints and load times of the model runs budgets plan with), from the history
+    file. Without `--history`, a missing history file only means nothing measured."""
     path = database_path(resolve_state_dir(args.state_dir))
     try:
         db = open_history_file(path)
     except HistoryUnavailable as exc:
         if args.history:
             raise UsageError(f"--history: {exc}") from None
-        return None, {}
+        return None, {}, None
     try:
         measured = {m: t for m in models if (t := measured_load_time(db, m)) is not None}
         trace = None
@@ -135,7 +139,16 @@ def _history(
             trace = trace_from_records(request_records(db, since))
     finally:
         db.close()
-    return trace, measured
+    try:
+        books: Books | None = read_books(path)
+    except HistoryUnavailable:
+        books = None
+    if books is not None:
+        for m in models:
+            ran = books.costs.median_load(m)
+            if m not in measured and ran is not None:
+                measured[m] = ran
+    return trace, measured, books
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         if args.against:
             configs.append(_load(args.against))
         models = list(dict.fromkeys(m for cfg in configs for m in cfg.models))
-        trace, measured = _history(args, models)
+        trace, measured, books = _history(args, models)
         if args.trace is not None:
             trace = read_trace(args.trace)
         assert trace is not None
@@ -158,7 +171,17 @@ def run(args: argparse.Namespace) -> int:
     seconds = {m: lt.seconds for m, lt in load_times.items()}
     wakes = {m: lt.seconds for m, lt in wake_times.items()}
     reports = [
-        config_report(name, cfg.router_use, simulate(cfg, trace, seconds, wake_times=wakes))
+        config_report(
+            name,
+            cfg.router_use,
+            simulate(
+                cfg,
+                trace,
+                seconds,
+                wake_times=wakes,
+                learned=None if books is None else Learned(books),
+            ),
+        )
         for name, cfg in zip([args.config, args.against], configs, strict=False)
     ]
     report = build_report(reports, load_times, len(trace), wake_times)

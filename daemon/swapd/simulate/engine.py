@@ -45,6 +45,7 @@ from swapd.router.events import (
     SwapPlan,
     UnloadFinished,
 )
+from swapd.router.footprints import Learned
 from swapd.simulate.trace import TraceRequest
 
 READY, STARTING, ASLEEP = ProcessState.READY, ProcessState.STARTING, ProcessState.ASLEEP
@@ -111,6 +112,7 @@ class Simulation:
         load_times: Mapping[str, float],
         *,
         wake_times: Mapping[str, float] | None = None,
+        learned: Learned | None = None,
         on_decision: Callable[[Decision], None] | None = None,
     ) -> None:
         self.loaded = loaded
@@ -136,7 +138,7 @@ class Simulation:
         self.admitted: set[int] = set()
         #: Loads in progress: swap id -> target.
         self.swaps: dict[int, str] = {}
-        self.scheduler = scheduler_from_config(loaded, self)
+        self.scheduler = scheduler_from_config(loaded, self, learned)
 
     # ------------------------------------------------------------------ run
 
@@ -314,16 +316,18 @@ def simulate(
     load_times: Mapping[str, float],
     *,
     wake_times: Mapping[str, float] | None = None,
+    learned: Learned | None = None,
     on_decision: Callable[[Decision], None] | None = None,
 ) -> SimResult:
     """Replay `trace` (sorted by `t`) through the scheduler and swapper of `loaded`.
 
     `load_times`: seconds per model ID to become ready (1 s for a model not in it);
-    `wake_times`: the same for a wake from sleep.
+    `wake_times`: the same for a wake from sleep. `learned`: the measured footprints
+    and load times budgets plan with (as the daemon's history keeps them).
     """
     for before, after in itertools.pairwise(trace):
         if after.t < before.t:
             raise ValueError(f"the trace is not sorted by arrival ({after.t} after {before.t})")
     return Simulation(
-        loaded, trace, load_times, wake_times=wake_times, on_decision=on_decision
+        loaded, trace, load_times, wake_times=wake_times, learned=learned, on_decision=on_decision
     ).run()

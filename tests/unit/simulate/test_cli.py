@@ -10,10 +10,14 @@ import pytest
 
 from swapd.cli import main
 from swapd.config import load_config_text
+from swapd.config.history_check import read_books
 from swapd.history.database import Database
 from swapd.history.paths import database_path
 from swapd.history.records import RequestRecord, SwapRecord
+from swapd.history.runs import RunRow, insert_runs
+from swapd.router.footprints import Learned
 from swapd.simulate.cli import parse_since, resolve_load_times
+from swapd.simulate.engine import simulate
 from swapd.simulate.history_source import trace_from_records
 from swapd.simulate.report import LoadTime
 from swapd.simulate.trace import TraceRequest, write_trace
@@ -340,3 +344,58 @@ def test_seconds_are_floats_even_when_nothing_loaded(
     (config,) = out["configs"]  # type: ignore[misc]
     for key in ("load_seconds", "wait_p50", "wait_p95", "wait_max", "wake_seconds"):
         assert isinstance(config["totals"][key], float), key
+
+
+BUDGET = """
+resources:
+  capacity: {ram: 10GiB}
+  learn: true
+models:
+  a: {cmd: "fake --port ${PORT}", resources: {ram: 4GiB}}
+  b: {cmd: "fake --port ${PORT}", resources: {ram: 4GiB}}
+routing:
+  router:
+    use: budget
+    settings:
+      budget: {costs: uniform}
+"""
+
+
+def test_model_runs_give_load_times_and_what_budgets_plan_with(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "budget.yaml").write_text(BUDGET)
+    write_trace(
+        tmp_path / "t.jsonl",
+        [TraceRequest(t=0, model="a", service=1), TraceRequest(t=10, model="b", service=1)],
+    )
+    argv = ["--config", str(tmp_path / "budget.yaml"), "--trace", str(tmp_path / "t.jsonl")]
+    # No history: both fit as declared (8 of 10 GiB), b loads beside a.
+    out = run_json(capsys, *argv, "--state-dir", str(tmp_path / "none"))
+    (config,) = out["configs"]  # type: ignore[misc]
+    assert config["models"]["b"]["wait_max"] == 1.0
+    # Runs of a measured at 7 GiB (planned 7.7): b no longer fits beside it.
+    state = tmp_path / "state"
+    state.mkdir()
+    db = Database.open_writer(database_path(state))
+    gib = 1 << 30
+    insert_runs(
+        db.conn,
+        [RunRow("a", 1.0 + i, load_s, 7 * gib, None) for i, load_s in enumerate((2.0, 4.0, 3.0))],
+    )
+    db.write([swap(1, "b", 5.0)])
+    db.close()
+    out = run_json(capsys, *argv, "--state-dir", str(state))
+    assert out["load_times"] == {
+        "a": {"seconds": 3.0, "source": "history"},
+        "b": {"seconds": 5.0, "source": "history"},
+    }
+    (config,) = out["configs"]  # type: ignore[misc]
+    assert (config["totals"]["loads"], config["totals"]["failures"]) == (2, 0)
+    loaded = load_config_text(BUDGET)
+    items = [TraceRequest(t=0, model="a", service=1), TraceRequest(t=10, model="b", service=1)]
+    books = read_books(database_path(state))
+    result = simulate(loaded, items, {}, learned=Learned(books))
+    assert [(ld.model, ld.evicted) for ld in result.loads] == [("a", ()), ("b", ("a",))]
+    plain = simulate(loaded, items, {})
+    assert [(ld.model, ld.evicted) for ld in plain.loads] == [("a", ()), ("b", ())]
