@@ -118,6 +118,14 @@ class RouterSettings:
     decision_log_size: int = DEFAULT_DECISION_LOG_SIZE
     record_inputs: bool = False
 
+    def scheduler_settings(self) -> SchedulerSettings:
+        """What the scheduler itself is given of these settings."""
+        return SchedulerSettings(
+            max_wait=self.max_wait,
+            keep_abandoned_loads=self.keep_abandoned_loads,
+            name=self.name,
+        )
+
 
 class Grant(msgspec.Struct, frozen=True):
     """What a lease yields: where to relay the request."""
@@ -263,16 +271,7 @@ class Router:
         self.settings = settings
         #: The measured footprints and load times its swappers plan with (budgets).
         self.learned: Learned | None = None
-        self._sched = FifoScheduler(
-            settings.models,
-            swapper,
-            self,
-            SchedulerSettings(
-                max_wait=settings.max_wait,
-                keep_abandoned_loads=settings.keep_abandoned_loads,
-                name=settings.name,
-            ),
-        )
+        self._sched = FifoScheduler(settings.models, swapper, self, settings.scheduler_settings())
         self._log = DecisionLog(settings.decision_log_size)
         self._send, receive = trio.open_memory_channel[_Message](math.inf)
         self._recv = _Inbox(receive)
