@@ -532,7 +532,13 @@ def install_sigterm(opts: argparse.Namespace) -> None:
         return
 
     def on_term(signum: int, frame: object) -> None:
-        say("received SIGTERM, shutting down")
+        # Straight to the file descriptor: the handler may interrupt a print() to
+        # stdout, and a second print() into the same buffer raises (a reentrant
+        # call), which would end the process with code 1 instead of 0.
+        try:
+            os.write(sys.stdout.fileno(), b"received SIGTERM, shutting down\n")
+        except OSError:
+            pass
         if opts.term_delay > 0:
             time.sleep(opts.term_delay)
         os._exit(0)
