@@ -13,6 +13,12 @@ running is cancelled after 2 s); the router shuts down (waiters get their error)
 the process pool stops every child gracefully, each with its unloadTimeout.
 A hard-exit timer guards the whole sequence.
 
+History (`state_dir`): the `Recorder` is made before anything else and
+outlives it. Its store (SQLite in the state directory, when `history.enabled`)
+is opened in the daemon's nursery and closed last, after the processes have
+stopped, so their exits are recorded and the last batch is written. A store
+that cannot be opened never stops the daemon: it drops records, counted.
+
 Reload (`Daemon.reloader`, a `ConfigReloader`): SIGHUP, `swapctl reload` and,
 with `watch_config`, an edit of the file. The pool stages the new processes,
 the router drains what changed and retires it once idle, and the HTTP
@@ -25,6 +31,8 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
@@ -42,8 +50,10 @@ from swapd.control.reload import (
 )
 from swapd.control.server import serve_control
 from swapd.events import EventBus
+from swapd.history import CaptureBuffer, HistoryStore, open_history, settings_from_config
+from swapd.history.recorder import Recorder
 from swapd.http.app import create_app
-from swapd.http.config_view import settings_from_config
+from swapd.http.config_view import settings_from_config as api_settings
 from swapd.http.logs_hub import LogHub
 from swapd.http.server import Server, ServerConfig
 from swapd.http.services import Services
@@ -117,10 +127,14 @@ class Daemon:
         *,
         watch_config: bool = False,
         watch_interval: float = WATCH_INTERVAL,
+        state_dir: Path | None = None,
     ) -> None:
         """`control_socket`: where the control socket listens; None runs without one.
-        `watch_config`: reload when the config file changes (polled every `watch_interval`)."""
+        `watch_config`: reload when the config file changes (polled every `watch_interval`).
+        `state_dir`: where the history is kept (`resolve_state_dir`); None keeps none."""
         self.loaded = loaded
+        self.state_dir = state_dir
+        self.recorder: Recorder | None = None
         self.listen = listen
         self.control_socket = control_socket
         self.watch_config = watch_config
@@ -149,6 +163,32 @@ class Daemon:
         # logToStdout is read once: a reload does not change it (as in llama-swap).
         to_stdout = self.loaded.config.log_to_stdout
         hub = LogHub(self.bus, model_ring, to_stdout=to_stdout)
+        async with self._history() as store, trio.open_nursery() as keeper:
+            recorder = Recorder(self.bus, store, CaptureBuffer(self.loaded.config.capture_buffer))
+            self.recorder = recorder
+            await keeper.start(recorder.follow)
+            await self._serve(pool_box, hub, recorder, task_status)
+            # Every process has stopped: record their exits, then the store closes.
+            recorder.stop_following()
+        self.notifier.close()
+
+    @asynccontextmanager
+    async def _history(self) -> AsyncIterator[HistoryStore | None]:
+        """The history store of `state_dir` (None without one, or with history off)."""
+        config = self.loaded.config.history
+        if self.state_dir is None or not config.enabled:
+            yield None
+            return
+        async with open_history(self.state_dir, settings_from_config(config)) as store:
+            yield store
+
+    async def _serve(
+        self,
+        pool_box: dict[str, ProcessPool],
+        hub: LogHub,
+        recorder: Recorder,
+        task_status: trio.TaskStatus[list[str]],
+    ) -> None:
         async with ProcessPool(process_specs(self.loaded), self.bus, proxy_log=hub.proxy) as pool:
             pool_box["pool"] = pool
             async with trio.open_nursery() as nursery:
@@ -157,12 +197,16 @@ class Daemon:
                 router = router_from_config(self.loaded, pool, self.bus)
                 self.router = router
                 await nursery.start(router.run)
-                services = Services(settings_from_config(self.loaded), router, pool, self.bus, hub)
+                services = Services(
+                    api_settings(self.loaded), router, pool, self.bus, hub, recorder=recorder
+                )
                 self.services = services
                 nursery.start_soon(self._follow_events, services)
                 http_done = trio.Event()
                 self.urls = await nursery.start(self._serve_http, services, http_done)
-                parts = DaemonParts(self.loaded, router, pool, self.bus, hub, listen=self.urls)
+                parts = DaemonParts(
+                    self.loaded, router, pool, self.bus, hub, listen=self.urls, recorder=recorder
+                )
                 reloader = self._reloader(parts, services)
                 if self.control_socket is not None:
                     await nursery.start(
@@ -178,7 +222,7 @@ class Daemon:
                         partial(
                             watch_config,
                             reloader.path,
-                            reloader.reload_logged,
+                            partial(reloader.reload_logged, "watch"),
                             interval=self.watch_interval,
                         )
                     )
@@ -201,13 +245,18 @@ class Daemon:
                 await router.shutdown()
                 await services.client.aclose()
                 nursery.cancel_scope.cancel()
-        self.notifier.close()
 
     def _reloader(self, parts: DaemonParts, services: Services) -> ConfigReloader:
         """The reloader of this daemon's config file; `self.loaded` follows each reload."""
 
         def also(loaded: LoadedConfig) -> None:
-            services.replace_settings(settings_from_config(loaded))
+            services.replace_settings(api_settings(loaded))
+            recorder = services.records
+            recorder.captures.resize(loaded.config.capture_buffer)
+            if recorder.store is not None:
+                recorder.store.update_settings(
+                    settings_from_config(loaded.config.history, recorder.store.settings)
+                )
             self.loaded = loaded
 
         apply = daemon_apply(parts, process_specs, also=also)
@@ -277,13 +326,18 @@ def _arm_hard_exit(seconds: float) -> None:
 
 
 async def serve_until_signalled(
-    loaded: LoadedConfig, listen: str, control_socket: Path | None, *, watch: bool = False
+    loaded: LoadedConfig,
+    listen: str,
+    control_socket: Path | None,
+    *,
+    watch: bool = False,
+    state_dir: Path | None = None,
 ) -> None:
     """Run a Daemon until SIGTERM or SIGINT; SIGHUP reloads the config file.
 
     Reloads never overlap: a SIGHUP during a reload waits for it to finish.
     """
-    daemon = Daemon(loaded, listen, control_socket, watch_config=watch)
+    daemon = Daemon(loaded, listen, control_socket, watch_config=watch, state_dir=state_dir)
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     with trio.open_signal_receiver(*signals) as received:
         async with trio.open_nursery() as nursery:

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from swapd.events import EventBus
+from swapd.history.recorder import Recorder
 from swapd.http.budget import BodyBudget
 from swapd.http.inflight import InFlightRegistry
 from swapd.http.logs_hub import LogHub
@@ -32,7 +33,14 @@ C = TypeVar("C", bound=_Closable)
 
 
 class Grant(Protocol):
-    upstream: str
+    @property
+    def upstream(self) -> str: ...
+
+    @property
+    def swap_id(self) -> int | None: ...
+
+    @property
+    def load_wait_s(self) -> float | None: ...
 
 
 class RouterLike(Protocol):
@@ -66,12 +74,17 @@ class Services:
     client: UpstreamClient = field(default_factory=UpstreamClient)
     metrics: Metrics = field(default_factory=Metrics)
     body_budget: BodyBudget = field(default_factory=BodyBudget)
+    recorder: Recorder | None = None
+    """Where finished requests go (see `records`)."""
+    records: Recorder = field(init=False)
+    """`recorder`, or one that keeps nothing (it numbers requests and publishes them)."""
     resolver: Resolver = field(init=False)
     in_flight: InFlightRegistry = field(init=False)
     closing: trio.Event = field(default_factory=trio.Event)
     _streams: set[Any] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        self.records = self.recorder if self.recorder is not None else Recorder(self.bus)
         self.resolver = Resolver(self.settings)
         self.in_flight = InFlightRegistry(self.bus)
 

@@ -33,7 +33,7 @@ import msgspec
 import trio
 
 from swapd.events import EventBus
-from swapd.process.events import StateChanged
+from swapd.process.events import ProcessExited, StateChanged
 from swapd.process.exit_status import describe_exit
 from swapd.process.logs import LogRing
 from swapd.process.readiness import HealthTarget, HealthTimeout, wait_healthy
@@ -335,15 +335,17 @@ class Supervisor:
                 await child.drained.wait()
             code = self.last_exit_code = child.returncode
             tail = self.logs.tail(LOG_TAIL_LINES)
-            await self._teardown(child, spec.unload_timeout)
-            self._start_failed(
-                StartError(spec.model_id, f"{describe_exit(code)} while starting", code, tail)
-            )
+            how = f"{describe_exit(code)} while starting"
+            await self._teardown(child, spec.unload_timeout, why=how, failed=True)
+            self._start_failed(StartError(spec.model_id, how, code, tail))
         elif outcome == "timeout":
             timeout = spec.health_check_timeout
             self._note(f"health check timed out after {timeout:g}s: stopping pid {child.pid}")
             tail = self.logs.tail(LOG_TAIL_LINES)
-            result = await self._teardown(child, min(ABORT_GRACE, spec.unload_timeout))
+            result = await self._teardown(
+                child, min(ABORT_GRACE, spec.unload_timeout),
+                why=f"health check timed out after {timeout:g}s", failed=True,
+            )  # fmt: skip
             self._start_failed(
                 StartError(
                     spec.model_id,
@@ -359,7 +361,7 @@ class Supervisor:
             self._note(f"start aborted ({reason}): stopping pid {child.pid}")
             tail = self.logs.tail(LOG_TAIL_LINES)
             grace = spec.unload_timeout if stop.timeout is None else stop.timeout
-            result = await self._teardown(child, grace)
+            result = await self._teardown(child, grace, why=f"start aborted: {reason}")
             self._fail_waiters(
                 StartAborted(spec.model_id, f"aborted: {reason}", result.returncode, tail)
             )
@@ -447,7 +449,7 @@ class Supervisor:
         self._idle.on_not_ready()
         grace = self.spec.unload_timeout if grace is None else grace
         self._note(f"stopping pid {child.pid} ({reason}), grace {grace:g}s")
-        await self._teardown(child, grace)
+        await self._teardown(child, grace, why=reason)
         self._transition(Trigger.STOPPED, reason)
 
     async def _notice_crash(self) -> None:
@@ -463,9 +465,12 @@ class Supervisor:
         self._failed(how)
         self._transition(Trigger.EXITED, how)
         # Anything it forked is still to be stopped before the next start.
-        await self._teardown(child, self.spec.unload_timeout)
+        await self._teardown(child, self.spec.unload_timeout, why=how, failed=True)
 
-    async def _teardown(self, child: Child, grace: float) -> StopOutcome:
+    async def _teardown(
+        self, child: Child, grace: float, *, why: str, failed: bool = False
+    ) -> StopOutcome:
+        """Stop `child` (and what it forked); publish its exit, with `why` it ended."""
         assert self._nursery is not None
         result = await stop_child(
             child,
@@ -483,7 +488,18 @@ class Supervisor:
             f"pid {child.pid} {describe_exit(result.returncode)} {uptime:.3f}s after spawn "
             f"(stop: {result.graceful}{forced}, {result.seconds:.3f}s)"
         )
+        self._exited(child, result.returncode, why, failed, uptime)
         return result
+
+    def _exited(
+        self, child: Child, returncode: int | None, why: str, failed: bool, uptime: float
+    ) -> None:
+        self.bus.publish(
+            ProcessExited(
+                model=self.spec.model_id, pid=child.pid, returncode=returncode, reason=why,
+                failed=failed, uptime=uptime, time=time.time(),
+            )
+        )  # fmt: skip
 
     # ----- shutdown ---------------------------------------------------------
 
@@ -507,6 +523,8 @@ class Supervisor:
             await kill_now(child, SHUTDOWN_GRACE)
             self.last_exit_code = child.returncode
             self._child = None
+            uptime = trio.current_time() - child.spawned_at
+            self._exited(child, child.returncode, "shutdown", False, uptime)
 
     def _answer_after_shutdown(self, message: _Message, error: ProcessShutdown) -> None:
         if isinstance(message, _Ensure):

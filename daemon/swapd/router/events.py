@@ -194,6 +194,8 @@ class SwapPlan(msgspec.Struct, frozen=True):
     evict: tuple[str, ...]
     set: str | None = None
     cost: int = 0
+    why: str = ""
+    """The planner's reason, for the swap's record."""
 
 
 Action = Literal[
@@ -257,6 +259,7 @@ class SwapStarted(msgspec.Struct, frozen=True, kw_only=True):
     set: str | None
     cost: int
     time: float
+    why: str = ""
 
 
 class SwapFinished(msgspec.Struct, frozen=True, kw_only=True):
