@@ -21,9 +21,7 @@ import httpx2
 import pytest
 import trio
 
-from swapctl import protocol as p
 from swapd.config import load_config
-from swapd.control import convert
 from swapd.daemon import Daemon
 from swapd.events import Subscription
 from swapd.history import RequestRecord
@@ -265,15 +263,22 @@ async def test_every_field_of_a_request_record(tmp_path: Path, start_fake: Any) 
 
 @pytest.mark.trio
 async def test_the_request_event_carries_the_finished_record(tmp_path: Path) -> None:
-    async with swapd(tmp_path, config_text()) as (d, c, sub):
+    async with swapd(tmp_path, config_text()) as (_d, c, sub):
         r = await c.post("/v1/chat/completions", json={"model": "plain"})
         assert r.status_code == 200
         record = await next_record(sub)
-        event = convert.event(RequestFinished(record))
-        assert isinstance(event, p.RequestEvent) and event.phase == "finished"
-        assert event.status == 200 and event.duration is not None
-        assert event.record is not None and event.record.id == record.id
-        assert event.request == str(record.id)
+        code, out, err = await swapctl(
+            tmp_path / "control.sock", "events", "--topic", "request", "--json"
+        )
+        assert code == 0, err
+        events = [json.loads(line)["data"] for line in out.splitlines()]
+        finished = [e for e in events if e["phase"] == "finished"]
+        assert len(finished) == 1 and finished[0]["request"] == str(record.id)
+        assert finished[0]["status"] == 200 and finished[0]["duration"] == record.duration_s
+        assert finished[0]["record"]["id"] == record.id
+        assert finished[0]["record"]["completion_tokens"] == 20
+        # The router's own phases are still there, as before.
+        assert {"granted", "done"} <= {e["phase"] for e in events}
 
 
 @pytest.mark.trio
