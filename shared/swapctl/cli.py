@@ -299,14 +299,14 @@ def _export(args: argparse.Namespace, since: float | None, until: float | None) 
             # asked for again and skipped by id).
             until = min(r.start for r in page) + 1e-6
     ordered = sorted(records.values(), key=lambda r: (r.start, r.id))
+    lines = list(trace.encode_trace(ordered))
     if args.export == "-":
-        sink = sys.stdout.buffer
-        sink.writelines(trace.encode_trace(ordered))
-        sink.flush()
+        sys.stdout.buffer.writelines(lines)
+        sys.stdout.buffer.flush()
     else:
         with open(args.export, "wb") as f:
-            f.writelines(trace.encode_trace(ordered))
-        print(f"{len(ordered)} requests written to {args.export}", file=sys.stderr)
+            f.writelines(lines)
+        print(f"{len(lines)} requests written to {args.export}", file=sys.stderr)
     return 0
 
 
