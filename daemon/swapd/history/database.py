@@ -27,10 +27,21 @@ from swapd.history.queries import (
     load_times_sql,
 )
 from swapd.history.records import AnyRecord, HistoryRecord, RequestRecord, SwapRecord
-from swapd.history.rows import EXITS, HISTORY_TABLES, RELOADS, REQUESTS, SWAPS, TABLE_OF, Table
+from swapd.history.rows import (
+    EXITS,
+    HISTORY_TABLES,
+    RELOADS,
+    REQUESTS,
+    SWAPS,
+    TABLE_OF,
+    Table,
+    encode_rows,
+)
 from swapd.history.schema import SCHEMA_VERSION, NewerSchema, migrate, schema_version
 from swapd.history.settings import DAY, HistorySettings
 
+NUL_IN_JSON = "\\u0000"
+"""A NUL in a batch's JSON: SQLite's JSON functions would cut the text there."""
 FILE_MODE = 0o600
 BUSY_TIMEOUT = 5.0
 #: Rows deleted per retention transaction, so one pass never holds a huge one.
@@ -120,7 +131,11 @@ class Database:
         conn.execute("BEGIN")
         try:
             for table, rows in by_table.values():
-                conn.executemany(table.insert_sql, rows)
+                batch = encode_rows(rows)
+                if NUL_IN_JSON in batch:
+                    conn.executemany(table.insert_sql, rows)
+                else:
+                    conn.execute(table.insert_batch_sql, (batch,))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

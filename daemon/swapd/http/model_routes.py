@@ -466,7 +466,7 @@ class ModelRoutes:
                 upstream = await self._open_upstream(scope["method"], url, headers, body, timeline)
                 await relay_response(send, upstream, ctx)
         except RouterError as exc:
-            ctx.aborted = isinstance(exc, RequestAborted)
+            ctx.refused(exc)
             raise router_error(exc) from None
 
     async def _to_local_with_loading(
@@ -526,7 +526,7 @@ class ModelRoutes:
                     else:
                         await relay_response(send, upstream, ctx, head_sent=writer is not None)
             except RouterError as exc:
-                ctx.aborted = isinstance(exc, RequestAborted)
+                ctx.refused(exc)
                 state["granted"] = True
                 writer = state["writer"]
                 if writer is None:

@@ -26,6 +26,7 @@ from swapd.history.usage import Usage, UsageParser, generation_rate
 from swapd.http.inflight import InFlightRequest
 from swapd.http.timeline import Timeline
 from swapd.http.upstream import Headers
+from swapd.router.errors import RequestAborted, RouterError
 
 NO_USAGE = Usage()
 
@@ -122,6 +123,12 @@ class RequestContext:
         self.granted_at = time.perf_counter()
         self.swap_id = swap_id
         self.load_wait_s = load_wait_s
+
+    def refused(self, error: RouterError) -> None:
+        """The router failed the request (after the load it waited for, if any)."""
+        self.aborted = isinstance(error, RequestAborted)
+        self.swap_id = error.swap_id
+        self.load_wait_s = error.load_wait_s
 
     def response_head(self, status: int, headers: Headers, event_stream: bool) -> None:
         """The upstream's response head: read its body for tokens, capture its headers."""

@@ -331,7 +331,11 @@ class Router:
             self._post(RequestIn(request_id=ticket.id, model=model))
             await ticket.done.wait()
             if ticket.failure is not None:
-                raise error_for(ticket.failure)
+                error = error_for(ticket.failure)
+                if ticket.swap_id is not None:
+                    error.swap_id = ticket.swap_id
+                    error.load_wait_s = time.perf_counter() - ticket.waiting_since
+                raise error
             held = self.pool.hold(model)
             yield ticket.grant(model, self.pool.upstream(model))
         finally:

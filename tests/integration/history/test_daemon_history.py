@@ -300,3 +300,48 @@ async def test_the_history_survives_a_restart(tmp_path: Path) -> None:
         assert [(e["model"], e["reason"], e["failed"]) for e in history] == [
             ("plain", "shutdown", False)
         ]
+
+
+@pytest.mark.trio
+async def test_failed_loads_crashes_and_reloads_are_kept(tmp_path: Path) -> None:
+    broken = f"""
+  broken:
+    cmd: {FAKE} --exit-during-start 0.05 --exit-code 3 --load-delay 5
+"""
+    text = config_text() + broken
+    async with swapd(tmp_path, text) as (d, c, sub):
+        r = await c.post("/v1/chat/completions", json={"model": "broken"})
+        assert r.status_code == 500
+        failed = await next_record(sub)
+        assert (failed.outcome, failed.status, failed.model) == ("failed", 500, "broken")
+        assert failed.reason is not None and "exited with code 3" in failed.reason
+        assert failed.swap_id is not None and failed.load_wait_s is not None
+
+        (tmp_path / "config.yaml").write_text(text + f"  extra:\n    cmd: {FAKE}\n")
+        sock = tmp_path / "control.sock"
+        code, _, err = await swapctl(sock, "reload")
+        assert code == 0, err
+        await flushed(d)
+        history = await swapctl_json(sock, "history")
+        reload, exit_, swap = history[:3]
+        assert (reload["kind"], reload["ok"], reload["source"], reload["added"]) == (
+            "reload", True, "control", ["extra"],
+        )  # fmt: skip
+        assert (exit_["kind"], exit_["model"], exit_["exit_code"], exit_["failed"]) == (
+            "exit", "broken", 3, True,
+        )  # fmt: skip
+        assert "exited with code 3 while starting" in exit_["reason"]
+        assert (swap["kind"], swap["swap_id"], swap["result"]) == ("swap", failed.swap_id, "failed")
+        assert "exited with code 3" in swap["error"]
+        only = await swapctl_json(sock, "history", "--kind", "exit", "--model", "broken")
+        assert [h["pid"] for h in only] == [exit_["pid"]]
+        stats = await swapctl_json(sock, "stats")
+        row = next(m for m in stats["models"] if m["model"] == "broken")
+        assert (row["requests"], row["errors"], row["load_failures"], row["crashes"]) == (
+            1,
+            1,
+            1,
+            1,
+        )
+        code, out, _ = await swapctl(sock, "history")
+        assert code == 0 and "reload" in out and "broken" in out
