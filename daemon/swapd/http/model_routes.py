@@ -273,7 +273,7 @@ class ModelRoutes:
         usage = ctx.usage()
         outcome = ctx.outcome(response.finished, failed)
         if ctx.timeline.slow(response.finished and not failed):
-            self._log_slow(scope, ctx)
+            self._log_slow(scope, ctx, response.finished)
         if ctx.tracked is not None:
             services.in_flight.remove(ctx.tracked)
         if ctx.upstream_truncated:
@@ -293,10 +293,12 @@ class ModelRoutes:
             if ctx.draft is not None:
                 recorder.capture(ctx.draft.capture(ctx.id))
 
-    def _log_slow(self, scope: Scope, ctx: RequestContext) -> None:
+    def _log_slow(self, scope: Scope, ctx: RequestContext, finished: bool) -> None:
         """Where a slow request waited: queue, load, upstream connect or head, or its body."""
         timeline = ctx.timeline
-        ending = f"status {ctx.status}" if ctx.status else "client gone or cancelled"
+        ending = f"status {ctx.status}" if finished else "ended without its response"
+        if not finished and not ctx.status:
+            ending = "client gone or cancelled"
         self.services.logs.info(
             f"slow request: {scope['method']} {scope['path']} for {ctx.display or '?'} "
             f"took {timeline.elapsed():.2f} s ({ending}): {timeline.summary()}"
