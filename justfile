@@ -57,10 +57,11 @@ bench *ARGS: setup
     mkdir -p bench/results
     "{{py}}" -m bench --json bench/results/latest.json {{ARGS}}
 
-# lint with ruff
+# lint with ruff and type-check with mypy (strict on daemon, shared, tui, demo)
 lint: setup
     "{{venv}}/bin/ruff" check .
     "{{venv}}/bin/ruff" format --check .
+    "{{venv}}/bin/mypy"
 
 # regenerate the generated files (JSON Schemas, docs/lifecycle.md); tests keep them current
 generate: setup

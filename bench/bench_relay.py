@@ -17,11 +17,10 @@ shared machine hits all alike:
 "Through swapd" is a real `swapd serve` subprocess whose config runs the
 fake upstreams as its models, so the figures include the router and the
 whole HTTP stack. llama-swap is skipped, with a note, when its binary is
-absent (`bench.anchor`), or with `--no-llama-swap`. With `--relay-only
-CLIENT` the swapd side is instead a bare relay (the HTTP app with a router
-that grants at once) using CLIENT (`own`, swapd's, or `httpx2`) as its
-upstream client, served by `--server` (swapd's own HTTP server or
-hypercorn): that is how the upstream client and the server were chosen.
+absent (`bench.anchor`), or with `--no-llama-swap`. With `--relay-only` the
+swapd side is instead a bare relay (the HTTP app with a router that grants
+at once) served by `--server` (swapd's own HTTP server or hypercorn), to
+compare HTTP servers under the same app.
 """
 
 from __future__ import annotations
@@ -89,7 +88,8 @@ def spawn(
     It leads a process group of its own (so `stop` reaches everything it
     started) and gets `death_signal` if the bench itself dies, even by SIGKILL:
     no fake upstream or swapd outlives a killed bench. The bench forks from
-    its main thread, which lives as long as it does (STACK gotcha 4).
+    its main thread, which lives as long as it does (the signal is tied to the
+    forking thread, not the process).
     """
     parent = os.getpid()
 
@@ -504,11 +504,11 @@ async def run_daemon(rounds: int, with_anchor: bool = True, other: str = "") -> 
     return figures
 
 
-async def run_relay_only(client_name: str, server_name: str, rounds: int) -> dict[str, Any]:
+async def run_relay_only(server_name: str, rounds: int) -> dict[str, Any]:
     async with upstream_fakes() as fakes:
         listen = free_port()
         spec = json.dumps({kind: url for kind, (_port, url) in fakes.items()})
-        argv = [sys.executable, "-m", "bench.bench_relay", "--serve-relay", client_name]
+        argv = [sys.executable, "-m", "bench.bench_relay", "--serve-relay"]
         argv += ["--server", server_name, "--listen", str(listen), "--upstreams", spec]
         proc = spawn(argv)
         try:
@@ -525,52 +525,10 @@ async def run_relay_only(client_name: str, server_name: str, rounds: int) -> dic
             stop(proc, grace=10)
 
 
-# ----- the bare relay used to choose the upstream client ---------------------------------
+# ----- the bare relay, on either HTTP server ------------------------------------------------
 
 
-class HttpxClient:
-    """httpx2 behind the interface of `swapd.http.upstream.UpstreamClient`, for comparison."""
-
-    def __init__(self) -> None:
-        import httpx2
-
-        self._httpx = httpx2
-        limits = httpx2.Limits(max_connections=None, max_keepalive_connections=64)
-        self._client = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None), limits=limits)
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes = b"",
-        *,
-        head_timeout: float | None = None,
-    ) -> Any:
-        request = self._client.build_request(method, url, headers=headers, content=body)
-        response = await self._client.send(request, stream=True)
-        return _HttpxResponse(response)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-class _HttpxResponse:
-    def __init__(self, response: Any) -> None:
-        self._response = response
-        self.status = response.status_code
-        self.headers = list(response.headers.raw)
-        self.truncated = False
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        async for chunk in self._response.aiter_raw():
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
-
-
-def serve_relay(client_name: str, server_name: str, listen: int, upstreams: dict[str, str]) -> None:
+def serve_relay(server_name: str, listen: int, upstreams: dict[str, str]) -> None:
     from hypercorn.config import Config
     from hypercorn.trio import serve
 
@@ -584,9 +542,7 @@ def serve_relay(client_name: str, server_name: str, listen: int, upstreams: dict
 
     async def main() -> None:
         bus = EventBus()
-        client: Any = (
-            UpstreamClient(max_idle_per_origin=128) if client_name == "own" else HttpxClient()
-        )
+        client = UpstreamClient(max_idle_per_origin=128)
         settings = ApiSettings(models={k: ModelView(k) for k in upstreams})
         services = Services(
             settings, GrantAtOnce(upstreams), NoPool(), bus, LogHub(bus), client=client
@@ -614,26 +570,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         default="",
         help="also measure the swapd of another checkout (its daemon/ and shared/), e.g. main's",
     )
-    parser.add_argument("--relay-only", choices=("own", "httpx2"), help="bench a bare relay")
+    parser.add_argument("--relay-only", action="store_true", help="bench a bare relay")
     parser.add_argument(
         "--server",
         choices=("swapd", "hypercorn"),
         default="swapd",
         help="the HTTP server of the bare relay (default swapd's own)",
     )
-    parser.add_argument("--serve-relay", choices=("own", "httpx2"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-relay", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--listen", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstreams", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_relay:
-        serve_relay(args.serve_relay, args.server, args.listen, json.loads(args.upstreams))
+        serve_relay(args.server, args.listen, json.loads(args.upstreams))
         return {}
     if args.relay_only:
-        figures = trio.run(run_relay_only, args.relay_only, args.server, args.rounds)
-        title = (
-            f"relay only, upstream client {args.relay_only}, server {args.server} "
-            f"(cores: {os.cpu_count()}, {args.rounds} rounds)"
-        )
+        figures = trio.run(run_relay_only, args.server, args.rounds)
+        title = f"relay only, server {args.server} (cores: {os.cpu_count()}, {args.rounds} rounds)"
     else:
         figures = trio.run(run_daemon, args.rounds, not args.no_llama_swap, args.other)
         title = (

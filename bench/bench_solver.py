@@ -2,7 +2,7 @@
 
 The main case is ten groups of ten alternatives ANDed together (10^10
 combinations, never expanded) with six models running and a seventh
-requested; the goal is under 1 ms per query. The spec's four-set example
+requested; the goal is under 1 ms per query. llama-swap's four-set example
 config is shown for scale. Each query is timed on its own, in wall-clock and
 in this thread's CPU time (immune to other processes taking the cores); the
 figures are per query, in microseconds.
@@ -38,7 +38,7 @@ def grid(groups: int = 10, alternatives: int = 10) -> tuple[Matrix, list[str]]:
 
 
 def spec_example() -> tuple[Matrix, list[str]]:
-    """spec/router.md §6.5's full scenario."""
+    """llama-swap's four-set example config, as in its documentation."""
     models = ["gemma", "qwen", "mistral", "voxtral", "reranker", "llama70B", "sd"]
     matrix = compile_matrix(
         [

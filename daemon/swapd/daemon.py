@@ -5,7 +5,7 @@ runs them as tasks of its own nursery; `run` reports the bound URLs through
 `task_status` (so tests can start a daemon on port 0 inside their nursery)
 and returns once `request_stop()` was called and everything has stopped.
 
-Shutdown order (spec router.md §7.4): long-lived streams (events, logs) are
+Shutdown order (docs/compat.md, Shutdown): long-lived streams (events, logs) are
 closed first so the HTTP drain does not wait on them; new model requests are
 refused (503) while those in flight finish, for up to 30 s; then the HTTP
 server stops (idle keep-alive connections close at once, anything still
@@ -207,7 +207,7 @@ class Daemon:
                 parts = DaemonParts(
                     self.loaded, router, pool, self.bus, hub, listen=self.urls, recorder=recorder
                 )
-                reloader = self._reloader(parts, services)
+                reloader = self._reloader(parts, router, pool, services)
                 if self.control_socket is not None:
                     await nursery.start(
                         partial(
@@ -246,7 +246,9 @@ class Daemon:
                 await services.client.aclose()
                 nursery.cancel_scope.cancel()
 
-    def _reloader(self, parts: DaemonParts, services: Services) -> ConfigReloader:
+    def _reloader(
+        self, parts: DaemonParts, router: Router, pool: ProcessPool, services: Services
+    ) -> ConfigReloader:
         """The reloader of this daemon's config file; `self.loaded` follows each reload."""
 
         def also(loaded: LoadedConfig) -> None:
@@ -259,7 +261,7 @@ class Daemon:
                 )
             self.loaded = loaded
 
-        apply = daemon_apply(parts, process_specs, also=also)
+        apply = daemon_apply(parts, router, pool, process_specs, also=also)
         self.reloader = ConfigReloader(
             self.loaded.path, apply, self.bus, notifier=self.notifier, running=running_of(parts)
         )

@@ -14,19 +14,31 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Self
+from typing import Generic, Protocol, Self, TypeVar
 
 import trio
 
 DEFAULT_SUBSCRIBER_BUFFER = 1024
 
 
-def topic_of(event: object) -> str:
-    """An event's topic: its `topic` class attribute (e.g. "state", "swap", "log")."""
-    return str(getattr(event, "topic", "misc"))
+class BusEvent(Protocol):
+    """Anything published on the bus: it names its topic ("state", "swap", "log", ...),
+    as a class attribute of each event type."""
+
+    @property
+    def topic(self) -> str: ...
 
 
-class Receiver:
+T = TypeVar("T")
+Predicate = Callable[[BusEvent], bool]
+
+
+def topic_of(event: BusEvent) -> str:
+    """An event's topic."""
+    return event.topic
+
+
+class Receiver(Generic[T]):
     """Waiting and async iteration on top of a non-blocking `receive_nowait()`.
 
     Subclasses buffer items, set `self._wakeup` whenever one arrives or they
@@ -36,13 +48,13 @@ class Receiver:
 
     _wakeup: trio.Event
 
-    def receive_nowait(self) -> Any:
+    def receive_nowait(self) -> T:
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
 
-    async def receive(self) -> Any:
+    async def receive(self) -> T:
         """Wait for the next item; raises trio.EndOfChannel once closed and drained."""
         while True:
             try:
@@ -54,7 +66,7 @@ class Receiver:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> T:
         try:
             return await self.receive()
         except trio.EndOfChannel:
@@ -67,7 +79,7 @@ class Receiver:
         self.close()
 
 
-class Subscription(Receiver):
+class Subscription(Receiver[BusEvent]):
     """A bounded, lossy view of the bus for one consumer.
 
     Iterate with `async for event in sub` or call `receive()`. When the buffer
@@ -80,12 +92,12 @@ class Subscription(Receiver):
         bus: EventBus,
         maxlen: int,
         topics: Iterable[str] | None,
-        predicate: Callable[[Any], bool] | None,
+        predicate: Predicate | None,
     ) -> None:
         if maxlen < 1:
             raise ValueError("subscriber buffer must hold at least one event")
         self._bus = bus
-        self._buffer: deque[Any] = deque()
+        self._buffer: deque[BusEvent] = deque()
         self._maxlen = maxlen
         self.topics: frozenset[str] | None = frozenset(topics) if topics is not None else None
         self._predicate = predicate
@@ -93,23 +105,23 @@ class Subscription(Receiver):
         self._closed = False
         self._wakeup = trio.Event()
 
-    def wants(self, event: object) -> bool:
+    def wants(self, event: BusEvent) -> bool:
         if self.topics is not None and topic_of(event) not in self.topics:
             return False
         return self._predicate is None or bool(self._predicate(event))
 
-    def _offer(self, event: object) -> None:
+    def _offer(self, event: BusEvent) -> None:
         if self._closed or not self.wants(event):
             return
         self._put(event)
 
-    def _deliver(self, event: object) -> None:
+    def _deliver(self, event: BusEvent) -> None:
         """`_offer` for an event the bus already routed to this subscription's topics."""
         if self._closed or (self._predicate is not None and not self._predicate(event)):
             return
         self._put(event)
 
-    def _put(self, event: object) -> None:
+    def _put(self, event: BusEvent) -> None:
         if len(self._buffer) >= self._maxlen:
             self._buffer.popleft()
             self._lagged += 1
@@ -125,7 +137,7 @@ class Subscription(Receiver):
     def pending(self) -> int:
         return len(self._buffer)
 
-    def receive_nowait(self) -> Any:
+    def receive_nowait(self) -> BusEvent:
         """The next buffered event; raises trio.WouldBlock when there is none."""
         if self._buffer:
             return self._buffer.popleft()
@@ -155,16 +167,14 @@ class EventBus:
     def __init__(self, history: int = 256) -> None:
         self._subscribers: set[Subscription] = set()
         self._history_len = max(history, 0)
-        self._history: dict[str, deque[tuple[int, Any]]] = {}
+        self._history: dict[str, deque[tuple[int, BusEvent]]] = {}
         self._seq = 0
         # topic -> the subscriptions whose topics include it (a cache, see above)
         self._routes: dict[str, tuple[Subscription, ...]] = {}
 
-    def publish(self, event: object) -> None:
+    def publish(self, event: BusEvent) -> None:
         """Deliver to every interested subscriber. Never blocks, never raises."""
-        topic = getattr(event, "topic", "misc")  # `topic_of`, inlined: this is a hot path
-        if type(topic) is not str:
-            topic = str(topic)
+        topic = event.topic
         if self._history_len:
             self._seq += 1
             ring = self._history.get(topic)
@@ -190,7 +200,7 @@ class EventBus:
         self,
         *,
         topics: Iterable[str] | None = None,
-        predicate: Callable[[Any], bool] | None = None,
+        predicate: Predicate | None = None,
         maxlen: int = DEFAULT_SUBSCRIBER_BUFFER,
         history: bool = False,
     ) -> Subscription:
@@ -203,7 +213,9 @@ class EventBus:
         self._routes.clear()
         return sub
 
-    def recent(self, topics: Iterable[str] | None = None, limit: float = math.inf) -> list[Any]:
+    def recent(
+        self, topics: Iterable[str] | None = None, limit: float = math.inf
+    ) -> list[BusEvent]:
         """The recent history in publication order, optionally filtered by topic."""
         wanted = self._history.keys() if topics is None else frozenset(topics)
         merged = heapq.merge(*(self._history[t] for t in wanted if t in self._history))

@@ -27,6 +27,9 @@ PROTOCOL_VERSION = 2
 (2: `activity`, `history`, `stats`, `capture`; finished records on the `request` topic)."""
 
 MIN_PROTOCOL_VERSION = 1
+
+#: How the daemon decides what runs together (the config's `routing.router.use`).
+RouterKind = Literal["group", "matrix", "budget"]
 """The oldest client version the daemon still serves."""
 
 MAX_LINE_BYTES = 1024 * 1024
@@ -85,7 +88,7 @@ class DaemonInfo(Payload, kw_only=True, frozen=True):
     started: float
     """Unix time the daemon started."""
     config_path: str | None = None
-    router: Literal["group", "matrix"] = "group"
+    router: RouterKind = "group"
     listen: list[str] = []
     """The HTTP addresses the daemon serves the OpenAI API on."""
 
@@ -259,7 +262,7 @@ class GroupInfo(Payload, kw_only=True, frozen=True):
 class MatrixView(Payload, kw_only=True, frozen=True):
     """The swap policy: matrix sets (or groups), what runs, and one model's answer."""
 
-    router: Literal["group", "matrix"]
+    router: RouterKind
     sets: list[MatrixSet] = []
     truncated: bool = False
     running: list[str] = []

@@ -27,19 +27,26 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """`-`, `850ms`, `12.3s`, `4m05s`, `2h03m`, `3d04h`."""
+    """The one duration format of swapctl and swaptui, compact for narrow columns:
+    `-`, `850ms`, `4.2s`, `42s`, `3m05s`, `2h03m`, `3d04h`; rounded, never truncated
+    (59.97 s is `1m00s`)."""
     if seconds is None:
         return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
+    if seconds < 0.9995:
+        return f"{max(0.0, seconds) * 1000:.0f}ms"
+    if seconds < 9.95:
         return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    if whole < 86400:
-        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+    whole = int(seconds + 0.5)  # half up: 12.5 s is 13s
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
 
 
 def clock(unix: float) -> str:

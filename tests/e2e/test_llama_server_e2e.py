@@ -1,4 +1,4 @@
-"""End to end with the real llama-server and SmolLM2 (issue 8): swaps, collation, load, no orphans.
+"""End to end with the real llama-server and SmolLM2: swaps, collation, load, no orphans.
 
 Each test starts its own `swapd serve` subprocess (see `conftest.py`) on
 three model IDs A, B, C, which are the same GGUF served by three

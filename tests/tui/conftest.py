@@ -19,5 +19,5 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def anyio_backend() -> str:
-    # Textual runs on asyncio only (STACK.md gotcha 8).
+    # Textual runs on asyncio only (pytest-trio's trio_mode would break its tests).
     return "asyncio"

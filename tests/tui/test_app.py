@@ -56,7 +56,7 @@ async def test_models_view_shows_every_model_with_its_state_and_the_legend() -> 
         assert "embed ready 41240 5802 - - - - 420ms chat,code" in rows
         assert "llama-8b ready 41234 5801 2 - - 4m05s 3.4s chat" in rows
         assert "qwen-coder stopped - 5803 - - 3 (10m00s) - code" in rows
-        assert "whisper stopped - 5804 - 1 - - 12s audio" in rows
+        assert "whisper stopped - 5804 - 1 - - 13s audio" in rows
         assert "states: ● stopped  ● starting  ● ready  ● stopping  ● failed  ● shutdown" in text
         assert "q Quit" in text
 
@@ -73,7 +73,7 @@ async def test_events_update_rows_in_place() -> None:
         await settle(pilot)
         rows = rows_of(screen_text(app))
         assert "qwen-coder starting - 5803 - 5 - (10m00s) - code" in rows
-        assert "whisper stopped - 5804 - - 2 - 12s audio" in rows
+        assert "whisper stopped - 5804 - - 2 - 13s audio" in rows
         # The queue says who waits; what is in flight comes with the models reply.
         assert "llama-8b ready 41234 5801 2 - - 4m05s 3.4s chat" in rows
 

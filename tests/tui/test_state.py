@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from swapctl import protocol as p
+from swapctl.render import duration
 from swaptui.state import (
     HEADER,
     LOGS,
@@ -20,7 +21,6 @@ from swaptui.state import (
     LogFilter,
     LogLine,
     describe_changes,
-    format_duration,
     reload_verdict,
 )
 from tests.tui.fakes import DAEMON, LEGEND, T0, FixedClock, sample_decisions, sample_models
@@ -366,10 +366,10 @@ def test_connection_attempts_count_consecutive_failures() -> None:
         (3 * 86400 + 4 * 3600, "3d04h"),
     ],
 )
-def test_format_duration(seconds: float | None, text: str) -> None:
-    assert format_duration(seconds) == text
+def test_one_duration_format(seconds: float | None, text: str) -> None:
+    assert duration(seconds) == text
 
 
 @given(st.floats(min_value=0, max_value=99 * 86400))
-def test_format_duration_fits_a_narrow_column(seconds: float) -> None:
-    assert len(format_duration(seconds)) <= 6
+def test_a_duration_fits_a_narrow_column(seconds: float) -> None:
+    assert len(duration(seconds)) <= 6

@@ -518,24 +518,3 @@ def describe_changes(result: p.ConfigReloaded | p.ReloadResult) -> str:
         if names
     ]
     return f"{result.path}: reloaded" + (" (" + "; ".join(parts) + ")" if parts else ", no changes")
-
-
-def format_duration(seconds: float | None) -> str:
-    """Compact durations for narrow columns: 850ms, 4.2s, 42s, 3m05s, 2h03m, 3d04h."""
-    if seconds is None:
-        return "-"
-    if seconds < 0.9995:
-        return f"{max(0.0, seconds) * 1000:.0f}ms"
-    if seconds < 9.95:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"

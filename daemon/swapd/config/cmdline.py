@@ -1,4 +1,4 @@
-"""`cmd` / `cmdStop` text -> argv, without a shell (spec/config.md §11).
+"""`cmd` / `cmdStop` text -> argv, without a shell (docs/compat.md, Commands).
 
 Three steps, each usable alone:
 - `strip_comment_lines`: done at load, before macro expansion, so a macro in a

@@ -3,7 +3,7 @@
 `msgspec.convert` stops at the first error and is stricter or looser than
 yaml.v3 in places users depend on, so this walker, driven by
 `msgspec.inspect.type_info`, first reproduces yaml.v3's decoding rules
-(spec/config.md §0) and reports every mismatch with its key path:
+(docs/compat.md, Config keys and decoding) and reports every mismatch with its key path:
 
 - a scalar in a string field becomes its source text (`name: 42` -> "42");
 - a float in an int field is truncated toward zero; strings and bools in int

@@ -45,10 +45,10 @@ def url_problem(url: str) -> str | None:
     for m in re.finditer(r"%(.{0,2})", url):
         if not re.fullmatch(r"[0-9a-fA-F]{2}", m.group(1)):
             return f'invalid URL escape "{m.group(0)}"'
-    m = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#]*)", url)
-    if m is None:
+    head = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#]*)", url)
+    if head is None:
         return None
-    authority = m.group(1).rpartition("@")[2]
+    authority = head.group(1).rpartition("@")[2]
     if authority.startswith("["):
         host, _, rest = authority.partition("]")
         port = rest[1:] if rest.startswith(":") else None

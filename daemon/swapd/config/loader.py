@@ -2,7 +2,7 @@
 
 ruamel.yaml composes the node tree (YAML 1.2 core: `yes` is a string); we build
 plain dicts, lists and scalars from it ourselves, because `msgspec.convert`
-rejects ruamel's scalar types (STACK.md gotcha 7) and because building from
+rejects ruamel's own scalar types (only plain builtins convert) and because building from
 nodes gives us positions, independent copies for every alias use and `<<`
 merge keys in one walk.
 

@@ -1,4 +1,4 @@
-"""Macro expansion over the plain tree (spec/config.md §10), llama-swap latest rules.
+"""Macro expansion over the plain tree, with llama-swap's rules (docs/compat.md, Macros and ports).
 
 - Global `macros` apply to every top-level value except `models`; each model
   gets `[MODEL_ID] + globals + its own macros` (a model macro replaces a global
@@ -95,7 +95,7 @@ def substitute(value: Any, name: str, replacement: Any) -> Any:
 
 
 def declarations(raw: Any, path: Path) -> tuple[list[Macro], list[Issue]]:
-    """Validate a `macros` mapping (§10.1) and return its entries in order."""
+    """Validate a `macros` mapping and return its entries in order."""
     if raw is None:
         return [], []
     if not isinstance(raw, dict):
@@ -289,9 +289,8 @@ def _expand_model(
 
 def _by_id(model: dict[str, Any]) -> dict[str, Any] | None:
     filters = model.get("filters")
-    if isinstance(filters, dict) and isinstance(filters.get("setParamsByID"), dict):
-        return filters["setParamsByID"]
-    return None
+    by_id = filters.get("setParamsByID") if isinstance(filters, dict) else None
+    return by_id if isinstance(by_id, dict) else None
 
 
 def _substitute_model(

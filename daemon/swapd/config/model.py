@@ -40,7 +40,7 @@ class _Frozen(msgspec.Struct, kw_only=True, frozen=True):
     pass
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(_Frozen, frozen=True, kw_only=True):
     """One model, ready to supervise. `argv`/`stop_argv` are what gets executed."""
 
     id: str
@@ -74,26 +74,26 @@ class ModelConfig(_Frozen):
     devices: list[str] = field(default_factory=list)  # candidate devices, in the file's order
 
 
-class GroupConfig(_Frozen):
+class GroupConfig(_Frozen, frozen=True, kw_only=True):
     swap: bool = True
     exclusive: bool = True
     persistent: bool = False
     members: list[str] = field(default_factory=list)
 
 
-class FifoConfig(_Frozen):
+class FifoConfig(_Frozen, frozen=True, kw_only=True):
     priority: dict[str, int]  # keyed by model ID (alias keys resolved)
     max_wait: int  # seconds; 0 = unbounded
     keep_abandoned_loads: bool
 
 
-class BudgetConfig(_Frozen):
+class BudgetConfig(_Frozen, frozen=True, kw_only=True):
     """`routing.router.settings.budget`: how evictions are priced (a map: by model ID)."""
 
     costs: Literal["measured", "uniform"] | dict[str, float] = "measured"
 
 
-class RoutingConfig(_Frozen):
+class RoutingConfig(_Frozen, frozen=True, kw_only=True):
     use: RouterUse
     groups: dict[str, GroupConfig]  # with "(default)"; empty in matrix and budget modes
     matrix: MatrixDoc | None  # the block in use (matrix mode only)
@@ -102,7 +102,7 @@ class RoutingConfig(_Frozen):
     budget: BudgetConfig = field(default_factory=BudgetConfig)
 
 
-class ResourcesConfig(_Frozen):
+class ResourcesConfig(_Frozen, frozen=True, kw_only=True):
     """`resources`: capacity per resource or device, in whole units, and `learn`."""
 
     capacity: dict[str, int]
@@ -111,22 +111,22 @@ class ResourcesConfig(_Frozen):
     sized: list[str] = field(default_factory=list)  # resources written with a unit (bytes)
 
 
-class PerformanceConfig(_Frozen):
+class PerformanceConfig(_Frozen, frozen=True, kw_only=True):
     disabled: bool
     every: float  # seconds
 
 
-class ControlConfig(_Frozen):
+class ControlConfig(_Frozen, frozen=True, kw_only=True):
     group: str | None
 
 
-class HistoryConfig(_Frozen):
+class HistoryConfig(_Frozen, frozen=True, kw_only=True):
     enabled: bool = True
     retention_days: float = 7.0  # 0 = no age limit
     max_requests: int = 1_000_000  # 0 = no limit
 
 
-class Config(_Frozen):
+class Config(_Frozen, frozen=True, kw_only=True):
     """The whole effective configuration."""
 
     models: dict[str, ModelConfig]

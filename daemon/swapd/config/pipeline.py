@@ -91,7 +91,7 @@ def compile_block(routing: Routing, models: list[str]) -> tuple[Any, list[Issue]
 
     Sets are passed in file (definition) order, the documented tie-break order
     and v790's; llama-swap latest loses it by re-encoding the YAML with sorted
-    keys (spec/config.md §12.4, corpus derived-06), which we do not reproduce.
+    keys (docs/compat.md, Swap matrix), which we do not reproduce.
     """
     from swapd.matrix import MatrixError, compile_matrix
 

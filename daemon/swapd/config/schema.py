@@ -184,7 +184,7 @@ class GroupDoc(_Doc):
 
 
 class MatrixDoc(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The swap matrix: which models may run together (spec/config.md §12)."""
+    """The swap matrix: which models may run together (docs/compat.md, Swap matrix)."""
 
     vars: Annotated[dict[str, str], Meta(description="Short names for model IDs.")] = field(
         default_factory=dict

@@ -1,7 +1,8 @@
-"""Checks across keys, and the build of the effective `Config` (spec/config.md §2-§9).
+"""Checks across keys, and the build of the effective `Config`.
 
 Every check appends to one list of issues instead of raising, so a file with
-several problems reports them all. Improvements on llama-swap, on purpose:
+several problems reports them all. Improvements on llama-swap, on purpose
+(docs/compat.md, Config keys and decoding):
 - an alias equal to another model's ID is rejected (llama-swap accepts it,
   and the model ID always wins, so the alias never reaches its model);
 - a `cmd`/`cmdStop` with an unterminated quote is rejected (llama-swap runs
@@ -346,7 +347,7 @@ def _present(tree: dict[str, Any], *keys: str) -> Any:
 
 
 def _routing(doc: ConfigDoc, tree: dict[str, Any], issues: list[Issue]) -> Routing | None:
-    """Pick the layout (§9.1, §9.2); mixing the two is an error."""
+    """Pick the layout (top-level `groups`/`matrix`, or `routing.router`); mixing is an error."""
     router = doc.routing.router
     legacy = doc.matrix is not None or bool(doc.groups)
     modern = bool(router.use) or router.settings.matrix is not None or bool(router.settings.groups)

@@ -31,6 +31,7 @@ from swapd.events import EventBus, Subscription
 from swapd.history import ActivityQuery, HistoryQuery, HistoryUnavailable
 from swapd.history.recorder import Recorder
 from swapd.history.store import HistoryStore
+from swapd.ports import PoolPort, RouterPort
 from swapd.process.events import LogLine
 from swapd.process.logs import LogRing
 from swapd.router.errors import (
@@ -51,28 +52,6 @@ MERGE_LOG_BYTES = 64 * 1024
 LOG_SOURCES_HELP = '"proxy", "upstream", "all" or a model ID'
 
 
-class RouterLike(Protocol):
-    def lease(self, model: str, progress: Any = None) -> Any: ...
-
-    async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> int: ...
-
-    def evicted_for(self, request_id: int) -> tuple[str, ...]: ...
-
-    def explain(self, model: str) -> Any: ...
-
-    def decisions(self, limit: int) -> list[Any]: ...
-
-    def snapshot(self) -> Any: ...
-
-
-class PoolLike(Protocol):
-    def snapshots(self) -> dict[str, Any]: ...
-
-    def __getitem__(self, model_id: str) -> Any: ...
-
-    def __contains__(self, model_id: object) -> bool: ...
-
-
 class LogsLike(Protocol):
     """The daemon's shared log rings (`swapd.http.logs_hub.LogHub`)."""
 
@@ -86,8 +65,8 @@ class DaemonParts:
     """What the backend reads; replaced as a whole on reload."""
 
     loaded: LoadedConfig
-    router: RouterLike
-    pool: PoolLike
+    router: RouterPort
+    pool: PoolPort
     bus: EventBus
     logs: LogsLike
     listen: Sequence[str] = ()
@@ -149,7 +128,7 @@ class DaemonBackend:
         for snap in snaps.values():
             states[str(snap.state)] = states.get(str(snap.state), 0) + 1
         running = self._running()
-        in_flight, queued, waiting = convert.counts(self.parts.router.snapshot())
+        router = self.parts.router.snapshot()
         return p.Status(
             daemon=self.info(),
             uptime=time.monotonic() - self._started_monotonic,
@@ -157,8 +136,8 @@ class DaemonBackend:
             states=states,
             running=running,
             running_set=self._running_set(running),
-            in_flight=sum(in_flight.values()),
-            queued=sum(queued.values()) + sum(waiting.values()),
+            in_flight=sum(router.in_flight.values()),
+            queued=sum(router.queued.values()) + sum(router.waiting.values()),
             legend=convert.legend(),
             history=self._history_info(),
         )
@@ -171,7 +150,7 @@ class DaemonBackend:
 
     def models(self) -> list[p.ModelInfo]:
         loaded = self.parts.loaded
-        in_flight, queued, waiting = convert.counts(self.parts.router.snapshot())
+        router = self.parts.router.snapshot()
         groups: dict[str, list[str]] = {}
         for name, group in loaded.groups.items():
             for member in group.members:
@@ -188,9 +167,9 @@ class DaemonBackend:
                     pid=snap.pid,
                     port=cfg.port if cfg else None,
                     proxy=snap.proxy_url,
-                    in_flight=in_flight.get(model_id, snap.in_flight),
-                    queued=queued.get(model_id, 0),
-                    waiting=waiting.get(model_id, 0),
+                    in_flight=router.in_flight.get(model_id, snap.in_flight),
+                    queued=router.queued.get(model_id, 0),
+                    waiting=router.waiting.get(model_id, 0),
                     ttl=float(cfg.ttl) if cfg else 0.0,
                     ttl_left=snap.ttl_left,
                     last_load_seconds=snap.last_load_seconds,

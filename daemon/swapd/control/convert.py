@@ -10,13 +10,13 @@ breaks a client.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 import msgspec
 import trio
 
 from swapctl import protocol as p
+from swapd.events import BusEvent
 from swapd.history.capture import Capture
 from swapd.history.recorder import RequestFinished
 from swapd.history.records import (
@@ -28,7 +28,7 @@ from swapd.history.records import (
 )
 from swapd.history.stats import Stats
 from swapd.history.store import HistoryStatus
-from swapd.process.events import LogBatch, LogLine
+from swapd.process.events import LogBatch, LogLine, ProcessExited
 from swapd.process.events import StateChanged as ProcessStateChanged
 from swapd.process.states import LEGEND, TRANSITIONS, ProcessState
 from swapd.router import events as rev
@@ -115,22 +115,23 @@ def log_line(line: LogLine, *, history: bool = False) -> p.LogLines:
     )
 
 
-def _other(event: Any) -> p.OtherEvent:
+def _other(event: BusEvent) -> p.OtherEvent:
     try:
         fields = msgspec.to_builtins(event)
     except TypeError:
         fields = {"repr": repr(event)}
     if not isinstance(fields, dict):
         fields = {"value": fields}
+    stamp = fields.get("time")
     return p.OtherEvent(
-        time=float(getattr(event, "time", 0.0) or 0.0),
-        event_topic=str(getattr(event, "topic", "misc")),
+        time=float(stamp) if isinstance(stamp, (int, float)) else 0.0,
+        event_topic=event.topic,
         name=type(event).__name__,
         fields=fields,
     )
 
 
-def event(e: Any) -> p.EventData:
+def event(e: BusEvent) -> p.EventData:
     """Any bus event as a protocol payload (`other` when it has no kind of its own)."""
     match e:
         case p.EventData():
@@ -204,47 +205,41 @@ def event(e: Any) -> p.EventData:
             return _other(e)
 
 
-def concerns(e: Any, models: frozenset[str]) -> bool:
+def models_of(e: BusEvent) -> tuple[str, ...]:
+    """The models a bus event is about (none for daemon-wide events)."""
+    match e:
+        case ProcessStateChanged() | rev.RequestEvent() | rev.Preloaded() | rev.Decision():
+            return (e.model,)
+        case LogLine() | LogBatch():
+            return (e.source,)
+        case RequestFinished(record=record):
+            return (record.model,) if record.model else ()
+        case ProcessExited():
+            return (e.model,)
+        case rev.SwapStarted():
+            return (e.target, *e.evict)
+        case rev.SwapFinished():
+            return (e.target,)
+        case rev.QueueChanged():
+            return tuple(m for _, m in e.entries)
+        case p.DecisionMade():
+            return (e.decision.model,)
+        case p.StateChanged() | p.RequestEvent():
+            return (e.model,)
+        case p.SwapStarted():
+            return (e.target, *e.evict)
+        case p.SwapFinished():
+            return (e.target,)
+        case p.LogLines():
+            return (e.source,)
+        case _:
+            return ()
+
+
+def concerns(e: BusEvent, models: frozenset[str]) -> bool:
     """Whether a bus event is about one of `models` (events about no model always pass)."""
-    names: list[str] = []
-    for attr in ("model", "target", "source"):
-        value = getattr(e, attr, None)
-        if isinstance(value, str) and value:
-            names.append(value)
-    evict = getattr(e, "evict", None)
-    if evict:
-        names.extend(evict)
-    entries = getattr(e, "entries", None)
-    if entries:
-        names.extend(m for _, m in entries)
-    if isinstance(e, p.DecisionMade):
-        names.append(e.decision.model)
-    if isinstance(e, RequestFinished) and e.record.model:
-        names.append(e.record.model)
+    names = [n for n in models_of(e) if n]
     return not names or any(n in models for n in names)
-
-
-def counts(snapshot: Any) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-    """Per-model (in flight, queued, waiting for a load) from the router's snapshot,
-    whatever its exact shape.
-
-    Accepts mappings `in_flight` and `queued`, or a `queue` of entries that are
-    `(request_id, model)` pairs or objects with a `model` attribute.
-    """
-    in_flight = _int_map(getattr(snapshot, "in_flight", None))
-    queued = _int_map(getattr(snapshot, "queued", None))
-    if not queued:
-        for entry in getattr(snapshot, "queue", None) or ():
-            model = entry[1] if isinstance(entry, tuple) else getattr(entry, "model", None)
-            if isinstance(model, str):
-                queued[model] = queued.get(model, 0) + 1
-    return in_flight, queued, _int_map(getattr(snapshot, "waiting", None))
-
-
-def _int_map(value: Any) -> dict[str, int]:
-    if isinstance(value, Mapping):
-        return {str(k): int(v) for k, v in value.items() if isinstance(v, int)}
-    return {}
 
 
 # ----- history ---------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The control socket file: replace a stale one, refuse a live one, set its mode.
 
-trio has no Unix listener helper (STACK gotcha 1): we bind a trio socket
+trio has no Unix-socket listener helper: we bind a trio socket
 ourselves and wrap it in `trio.SocketListener`.
 """
 

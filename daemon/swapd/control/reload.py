@@ -15,7 +15,7 @@ removed and replaced. Under systemd a reload is bracketed by RELOADING=1
 and READY=1, whatever its outcome (Type=notify-reload waits for both).
 
 Unlike llama-swap, which builds a whole new server and stops every running
-model on a reload (spec router.md §7.5), a reload here restarts only what
+model on a reload (docs/compat.md, Reload), a reload here restarts only what
 changed, and only once its requests in flight have finished: the router
 drains the model, then retires it (`ProcessPool.stage` / `retire`), so a
 new process never races its predecessor for the port either.
@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import trio
@@ -48,10 +48,12 @@ from swapd.config.diff import changed_settings
 from swapd.control.backend import DaemonParts
 from swapd.control.interface import ControlError
 from swapd.events import EventBus
+from swapd.process.pool import ProcessPool
 from swapd.process.spec import ProcessSpec
 from swapd.process.states import ProcessState
 from swapd.process.supervisor import ProcessSnapshot
 from swapd.router.build import reload_from_config, router_settings
+from swapd.router.run_loop import Router
 
 log = logging.getLogger("swapd.reload")
 
@@ -59,16 +61,22 @@ WATCH_INTERVAL = 1.0
 
 
 class Applied(Protocol):
-    """What applying a config changed (`swapd.process.pool.PoolUpdate` has this shape).
+    """What applying a config changed (`swapd.process.pool.PoolUpdate` has this shape):
+    models `added`, `removed`, `replaced` (their process restarts), and every model
+    whose effective settings `changed`, including those that keep their process
+    (routing policy only)."""
 
-    An `Applied` may also carry `changed`: every model whose effective settings
-    changed, including those that keep their process (routing policy only);
-    without it the changed models are the replaced ones.
-    """
+    @property
+    def added(self) -> Sequence[str]: ...
 
-    added: Sequence[str]
-    removed: Sequence[str]
-    replaced: Sequence[str]
+    @property
+    def removed(self) -> Sequence[str]: ...
+
+    @property
+    def replaced(self) -> Sequence[str]: ...
+
+    @property
+    def changed(self) -> Sequence[str]: ...
 
 
 Apply = Callable[[LoadedConfig], Awaitable[Applied]]
@@ -159,7 +167,7 @@ def port_handovers(
 ) -> dict[str, tuple[str, ...]]:
     """For each new spec, the draining models (by their old spec) that listen where it
     will: it must not start before they are gone, or its health check could reach
-    the old server (llama-swap's reload caveat, spec router.md §7.5)."""
+    the old server (docs/compat.md, Reload)."""
     holders: dict[tuple[str, int | None], list[str]] = {}
     for model, spec in draining.items():
         holders.setdefault(address(spec.proxy_url), []).append(model)
@@ -173,6 +181,8 @@ def port_handovers(
 
 def daemon_apply(
     parts: DaemonParts,
+    router: Router,
+    pool: ProcessPool,
     specs_for: Callable[[LoadedConfig], Iterable[ProcessSpec]],
     *,
     also: Callable[[LoadedConfig], None] | None = None,
@@ -190,14 +200,12 @@ def daemon_apply(
     """
 
     async def apply(loaded: LoadedConfig) -> Applied:
-        router: Any = parts.router
-        pool: Any = parts.pool
-        old_policies = getattr(getattr(router, "settings", None), "models", {})
+        old_policies = router.settings.models
         policies = router_settings(loaded).models
         specs = list(specs_for(loaded))
         update = await pool.stage(specs)
         drain = {m: drain_bound(pool[m].spec) for m in (*update.replaced, *update.removed)}
-        pending = pool.staged() if hasattr(pool, "staged") else drain
+        pending = pool.staged()
         old = {m: pool[m].spec for m in pending if m in pool}
         handovers = port_handovers(old, specs)
         await reload_from_config(router, loaded, drain=drain, after=handovers)
@@ -233,7 +241,7 @@ def summarize(
     (added / changed / unchanged), plus the removed ones; with the configs before and
     after, what changed in each changed model, and the new config's warnings."""
     added = list(applied.added)
-    changed = [m for m in getattr(applied, "changed", applied.replaced) if m in models]
+    changed = [m for m in applied.changed if m in models]
     touched = set(added) | set(changed)
     changes: dict[str, list[str]] = {}
     if old is not None and new is not None:

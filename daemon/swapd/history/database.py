@@ -151,7 +151,7 @@ class Database:
                 deleted += self._delete_chunked(
                     table, f"SELECT seq FROM {table.name} WHERE {table.time_column} < ?", [cutoff]
                 )
-        caps = [(REQUESTS, settings.max_requests)]
+        caps: list[tuple[Table[Any], int]] = [(REQUESTS, settings.max_requests)]
         caps += [(t, settings.max_events) for t in (SWAPS, EXITS, RELOADS)]
         for table, cap in caps:
             if cap <= 0:

@@ -29,7 +29,7 @@ append, and any split of the same body into chunks gives the same result.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 
@@ -340,7 +340,7 @@ def _cached(usage: dict[str, Any]) -> Any:
     return None
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 

@@ -6,7 +6,7 @@ CORS pre-flights are answered here; everything else (listing, running,
 unload, health, logs, events, metrics) is a Quart route.
 
 Quart's RESPONSE_TIMEOUT is off: it would cut long event and log streams
-(STACK gotcha 2). Every error is the OpenAI-shaped envelope, including 404
+(after 60 s by default). Every error is the OpenAI-shaped envelope, including 404
 and 405 for unknown routes.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from quart import Response, request
@@ -22,7 +22,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from swapd.http import activity_route, origin
-from swapd.http.asgi import Receive, Scope, Send, header, send_error, send_response
+from swapd.http.asgi import App, Receive, Scope, Send, header, send_error, send_response
 from swapd.http.auth import check as check_auth
 from swapd.http.errors import ApiError, render_error
 from swapd.http.events_route import HEADERS as EVENT_HEADERS
@@ -44,7 +44,7 @@ _encoder = msgspec.json.Encoder()
 
 
 def allow_headers(requested: str) -> str:
-    """Access-Control-Allow-Headers for a pre-flight: valid token names only (spec §1.5)."""
+    """Access-Control-Allow-Headers for a pre-flight: valid token names only."""
     if not requested.strip():
         return DEFAULT_ALLOW_HEADERS
     names = (n.strip() for n in requested.split(","))
@@ -180,7 +180,8 @@ class SwapdApp:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.relay = ModelRoutes(services)
-        self.admin = build_admin(services)
+        # The server builds plain-dict ASGI messages; Quart types them as TypedDicts.
+        self.admin = cast(App, build_admin(services))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -258,12 +259,8 @@ def create_app(services: Services) -> SwapdApp:
 
 
 def _queue_length(services: Services) -> int:
-    snapshot = services.router.snapshot()
-    queue = getattr(snapshot, "queue", ())
-    return len(queue) if queue is not None else 0
+    return len(services.router.snapshot().queue)
 
 
 def _in_flight(services: Services) -> dict[str, int]:
-    snapshot = services.router.snapshot()
-    counts = getattr(snapshot, "in_flight", None)
-    return dict(counts) if counts else {}
+    return dict(services.router.snapshot().in_flight)

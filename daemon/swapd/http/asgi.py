@@ -17,6 +17,7 @@ Scope = dict[str, Any]
 BODY_FOLLOWS = "swapd.body_follows"
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class ClientGone(Exception):

@@ -1,4 +1,4 @@
-"""API-key authentication (spec api.md §2).
+"""API-key authentication (docs/compat.md, Authentication).
 
 The key is taken from `Authorization: Basic` (the password part), then
 `Authorization: Bearer`, then `x-api-key`. Keys are compared in constant time.

@@ -72,7 +72,7 @@ def render_error(
 ) -> tuple[str, bytes]:
     """(content type, body) for an error, negotiated on `Accept` as llama-swap does.
 
-    The substring tests run in the spec's order: `text/plain` first, then
+    The substring tests run in llama-swap's order: `text/plain` first, then
     `text/html`, otherwise JSON.
     """
     if "text/plain" in accept:

@@ -1,6 +1,6 @@
 """`GET /api/events`: Server-Sent Events of model states, swaps, requests, queue and logs.
 
-Frames follow llama-swap's format (spec api.md §8): `event:message`, then
+Frames follow llama-swap's format (docs/compat.md, Events stream): `event:message`, then
 `data:` with an envelope `{"type": ..., "data": "<JSON text>"}` whose `data`
 is itself JSON in a string. Types: `modelStatus` (initially and on every
 state change), `logData` (history first, then live proxy/upstream lines),
@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from swapd.events import BusEvent
 from swapd.http.inflight import InFlight
 from swapd.http.services import Services
 from swapd.process.events import LogBatch, LogLine
@@ -82,8 +83,8 @@ def _log_data(source: str, text: str) -> dict[str, str]:
     return {"source": source, "data": text}
 
 
-def encode_event(services: Services, event: Any) -> bytes | None:
-    topic = getattr(event, "topic", "")
+def encode_event(services: Services, event: BusEvent) -> bytes | None:
+    topic = event.topic
     if topic == "state":
         return frame("modelStatus", model_status(services))
     if topic == "log" and isinstance(event, (LogLine, LogBatch)):

@@ -1,6 +1,6 @@
 """Request-body filters: useModelName, stripParams, setParams, setParamsByID.
 
-Applied to JSON bodies in the spec's order (api.md §3.5): useModelName sets
+Applied to JSON bodies in llama-swap's order (docs/compat.md, Filters): useModelName sets
 `model`; stripParams deletes keys (sanitised, de-duplicated, sorted);
 setParams sets keys (sorted); setParamsByID[<requested name>] sets keys last,
 so it overrides setParams. `model` is protected: filters never strip or set
@@ -123,7 +123,7 @@ def applies(use_model_name: str, filters: Filters, requested: str) -> bool:
 def apply(
     body: dict[str, Any], *, use_model_name: str, filters: Filters, requested: str
 ) -> dict[str, Any]:
-    """Apply the filters to `body` in place, in the spec's order, and return it."""
+    """Apply the filters to `body` in place, in llama-swap's order, and return it."""
     if use_model_name:
         body["model"] = use_model_name
     for key in strip_keys(filters.strip_params):

@@ -1,10 +1,10 @@
-"""Requests in flight through the HTTP layer (spec api.md §9), published on the bus.
+"""Requests in flight through the HTTP layer, published on the bus.
 
 The relay registers every model request once its model is resolved and
 removes it when the handler returns (normally, with an error, or because the
 client left). Each change is an `InFlight` event (topic "inflight"); the
 registry keeps the current set for the initial snapshot of `/api/events`.
-Credentials are never recorded.
+Credentials are never recorded (docs/compat.md, In-flight requests).
 """
 
 from __future__ import annotations

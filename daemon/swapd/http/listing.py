@@ -1,4 +1,4 @@
-"""`GET /v1/models` and `/models` (spec api.md §4), rendered from settings and states.
+"""`GET /v1/models` and `/models` (docs/compat.md, Model listing), from settings and states.
 
 Pure: the handler passes the set of running models and the request time.
 """

@@ -1,11 +1,12 @@
-"""The `sendLoadingState` stream (spec api.md §3.9): loading progress as reasoning deltas.
+"""The `sendLoadingState` stream: loading progress as reasoning deltas.
 
 While a streaming chat-completions request waits for its model to load, the
 client receives SSE chunks whose `reasoning_content` tells what is going on,
-then the real answer on the same stream. The text and its timing follow the
-spec: a bar, the model line, a tick every 750 ms (a queue position when it
-changed, else a remark when one is due, else a dot), then `Done! (N.NNs)` and
-the bar again. Text is "typed" in 5-character pieces at 75 characters/s.
+then the real answer on the same stream. The text and its timing are
+llama-swap's (docs/compat.md, Loading state stream): a bar, the model line, a
+tick every 750 ms (a queue position when it changed, else a remark when one
+is due, else a dot), then `Done! (N.NNs)` and the bar again. Text is "typed"
+in 5-character pieces at 75 characters/s.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import msgspec
 import trio
+
+from swapd.router.events import Progress
 
 BAR = "━━━━━"
 TICK_SECONDS = 0.75
@@ -58,7 +61,7 @@ class _Chunk(msgspec.Struct):
 
 
 def sse_fragment(text: str) -> bytes:
-    """One SSE event carrying `text` as a reasoning delta, exactly the spec's shape."""
+    """One SSE event carrying `text` as a reasoning delta, exactly llama-swap's shape."""
     chunk = _Chunk(choices=[_Choice(delta=_Delta(reasoning_content=text))])
     return b"data: " + _encoder.encode(chunk) + b"\n\n"
 
@@ -70,11 +73,6 @@ def pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
 
 def done_text(seconds: float) -> str:
     return f"Done! ({seconds:.2f}s)\n"
-
-
-def _position_of(event: Any) -> int | None:
-    position = getattr(event, "position", None)
-    return position if isinstance(position, int) else None
 
 
 class LoadingWriter:
@@ -103,9 +101,9 @@ class LoadingWriter:
         self._position_pending = False
         self._started = 0.0
 
-    def note_progress(self, event: Any) -> None:
+    def note_progress(self, event: Progress) -> None:
         """A router Progress event: a new queue position is shown at the next tick."""
-        position = _position_of(event)
+        position = event.position
         if position is not None and position != self._position:
             self._position = position
             self._position_pending = True
@@ -121,7 +119,7 @@ class LoadingWriter:
             if i + 1 < len(chunks) and not self._finishing.is_set():
                 await self._pause(len(piece) / CHARS_PER_SECOND)
 
-    async def run(self, progress: trio.MemoryReceiveChannel[Any] | None = None) -> None:
+    async def run(self, progress: trio.MemoryReceiveChannel[Progress] | None = None) -> None:
         """Write the header, then tick until finishing; returns once nothing more will be sent."""
         self._started = trio.current_time()
         try:

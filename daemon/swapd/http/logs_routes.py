@@ -1,4 +1,4 @@
-"""`/logs` and `/logs/stream[/proxy|/upstream|/<model>][?no-history]` (spec api.md §12).
+"""`/logs` and `/logs/stream[/proxy|/upstream|/<model>][?no-history]` (docs/compat.md).
 
 Plain text, one log line per line. A stream starts with the buffered
 history (unless `no-history` is in the query) and then follows live lines

@@ -11,7 +11,7 @@ the router's queue (the lease context exits), one mid-stream closes its
 upstream connection. The watcher starts listening only once the request has
 run for `WATCH_AFTER`: listening makes the server read the connection and
 register it with the poller, then undo that when the response ends, which
-was about an eighth of the CPU of a small request (server included) and is
+is about an eighth of the CPU of a small request (server included) and is
 of no use to one that is over sooner. A client that leaves earlier is
 noticed at that point.
 
@@ -98,7 +98,7 @@ def is_model_route(method: str, path: str) -> bool | None:
 
 
 def forward_path(path: str) -> str:
-    """`/v/<rest>` and `/audioapi/<rest>` go upstream as `/<rest>` (spec api.md §3.1)."""
+    """`/v/<rest>` and `/audioapi/<rest>` go upstream as `/<rest>` (docs/compat.md, HTTP routes)."""
     if path.startswith("/v/"):
         return path[2:]
     if path.startswith("/audioapi/"):
@@ -584,7 +584,7 @@ class ModelRoutes:
     async def _upstream(
         self, scope: Scope, body: bytes, send: _Response, ctx: RequestContext
     ) -> None:
-        """Passthrough to a model's own server (spec api.md §6): any method, no filters."""
+        """Passthrough to a model's own server: any method, no filters (docs/compat.md)."""
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         raw = raw_path.decode("latin-1").split("?", 1)[0]
         raw_segments = raw[len("/upstream/") :].split("/")

@@ -2,7 +2,7 @@
 
 Used to find the `model` field of `/v1/audio/transcriptions` and
 `/v1/images/edits` and to rewrite it (useModelName, peer names). Unlike
-llama-swap (spec api.md §16.12), a rebuilt form keeps every part's order and
+llama-swap (docs/compat.md, Forms and multipart), a rebuilt form keeps every part's order and
 headers: only the `model` part's content changes.
 """
 

@@ -1,9 +1,10 @@
-"""Resolving a requested model name to a local model or a peer (spec api.md §3.3, §3.8).
+"""Resolving a requested model name to a local model or a peer.
 
 Order: local model ID, then alias (explicit and setParamsByID automatic
 aliases share one table), then a peer's fully qualified name `<peer>/<model>`,
 then a bare peer model name listed by exactly one peer and not itself an FQN.
-A local model always wins over a peer with the same name.
+A local model always wins over a peer with the same name (docs/compat.md,
+Model name resolution).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class Resolver:
         return None
 
     def match_path(self, segments: list[str]) -> tuple[Target, int] | None:
-        """The longest run of leading path segments naming a model (spec §6.1).
+        """The longest run of leading path segments naming a model.
 
         Returns the target and how many segments it used.
         """

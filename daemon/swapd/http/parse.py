@@ -92,7 +92,7 @@ class RequestParser:
         """Some bytes of the next head (blank lines included) have arrived."""
         return self._in_head and (self._head_bytes > 0 or self._begun)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         if self.failed or not data:
             return
         if not self._in_head:
@@ -101,8 +101,7 @@ class RequestParser:
         room = self._max_head - self._head_bytes
         first = data[:room]
         heads = self._heads
-        self._feed(first)
-        if self.failed:
+        if not self._feed(first):
             return
         if heads == self._heads:  # the same head, still incomplete
             self._head_bytes += len(first)
@@ -111,9 +110,10 @@ class RequestParser:
             return
         self._feed(data[len(first) :])
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes | bytearray) -> bool:
+        """Parse `data`; False once the stream has failed."""
         if self.failed or not data:
-            return
+            return not self.failed
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -122,15 +122,16 @@ class RequestParser:
             offset = int(upgrade.args[0])
             if self._upgrade_body:
                 self._fail(400, "a request asking for an upgrade cannot carry a body", "upgrade")
-                return
+                return False
             self._parser = httptools.HttpRequestParser(self)
             self._in_head = True
             self._begun = False
             self._head_bytes = 0
-            self._feed(data[offset:])
+            return self._feed(data[offset:])
         except httptools.HttpParserError as exc:
             if not self.failed:
                 self._fail(400, f"malformed request: {exc}", "malformed_request")
+        return not self.failed
 
     def _fail(self, status: int, message: str, reason: str) -> None:
         self.failed = True
@@ -225,9 +226,7 @@ class ResponseParser:
 
     def feed(self, data: bytes) -> None:
         """Parse `data`; raises ResponseError on a malformed response or an oversized head."""
-        if self.complete:
-            if data:
-                self.spoiled = True
+        if self._after_end(data):
             return
         if self.head is None:
             self._head_bytes += len(data)
@@ -251,6 +250,12 @@ class ResponseParser:
             raise ResponseError(str(exc)) from None
         if self.head is None and self._head_bytes > self.max_head:
             raise ResponseError("response head too large")
+
+    def _after_end(self, data: bytes) -> bool:
+        """True once the response is complete: bytes past its end spoil the connection."""
+        if self.complete and data:
+            self.spoiled = True
+        return self.complete
 
     def feed_eof(self) -> None:
         """The upstream closed: completes a body read until EOF."""

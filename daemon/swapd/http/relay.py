@@ -4,13 +4,13 @@ The response is streamed piece by piece as the upstream produces it, never
 buffered (every ASGI body message is written to the client's socket at
 once), with `X-Accel-Buffering: no` on event streams so a reverse proxy in
 front of swapd does not buffer either. Hop-by-hop, `date` and `server`
-headers are dropped both ways (STACK gotcha 10); swapd's server adds its own `date`.
+headers are dropped both ways (each hop sends its own); swapd's server adds its own `date`.
 
 Exits: a client that disconnects cancels the handler, and leaving the
 `aclosing` block closes the upstream connection at once, so the upstream
 stops generating. An upstream that dies mid-body ends the client's response
-cleanly (a finished chunked body, no `[DONE]`), as llama-swap does (spec
-api.md §3.7); the supervisor notices the exit and marks the model stopped.
+cleanly (a finished chunked body, no `[DONE]`), as llama-swap does
+(docs/compat.md, Relaying); the supervisor notices the exit and marks the model stopped.
 """
 
 from __future__ import annotations
@@ -96,12 +96,6 @@ def content_length(headers: Headers) -> int | None:
     return None
 
 
-def is_event_stream(headers: Headers) -> bool:
-    return any(
-        n.lower() == b"content-type" and b"text/event-stream" in v.lower() for n, v in headers
-    )
-
-
 def response_headers(headers: Headers) -> Headers:
     """Upstream response headers fit for the client, with X-Accel-Buffering on event streams.
 
@@ -142,7 +136,7 @@ class RelayResult:
     """What happened to one relayed response, for metrics and logs."""
 
     status: int
-    bytes: int = 0
+    size: int = 0  # body bytes sent to the client
     truncated: bool = False
     content_type: str = ""
 
@@ -179,12 +173,12 @@ async def relay_response(
         if whole is None:
             await _stream_body(send, upstream, result, observer)
         else:
-            result.bytes = len(whole)
+            result.size = len(whole)
             observer.chunk(whole)
             await send({"type": "http.response.body", "body": whole, "more_body": False})
     finally:
         result.truncated = upstream.truncated
-        observer.upstream_ended(result.bytes, result.truncated)
+        observer.upstream_ended(result.size, result.truncated)
         await upstream.aclose()
     return result
 
@@ -197,10 +191,10 @@ async def _stream_body(
         length = content_length(upstream.headers)
         ended = False
         async for chunk in chunks:
-            result.bytes += len(chunk)
+            result.size += len(chunk)
             observer.chunk(chunk)
             # A body of known length ends with its last bytes: one write fewer.
-            ended = result.bytes == length
+            ended = result.size == length
             await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
         if not ended:
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,15 +1,16 @@
-"""Finding the requested model and the stream flag in a request (spec api.md §3.2).
+"""Finding the requested model and the stream flag in a request.
 
 One function, `extract`, for every model route: the JSON body (when the
 content type says JSON), a multipart form, an url-encoded form, or the query
-string. Deviations from llama-swap, as issue 5 asks: a JSON body that does not
+string (docs/compat.md, Model name resolution). Deliberate deviations from
+llama-swap: a JSON body that does not
 parse, or is not an object, is a 400 (llama-swap silently treats it as "no
 model"), and a request that names no model is a 400 rather than a 404.
 
 A JSON body is read for `model` and `stream` alone (the other members are
 checked for syntax and skipped, not built into objects): most requests are
 forwarded byte for byte, and building a long chat history into dicts only to
-drop it took twice as long (about 250 µs against 130 µs for 120 KB). The
+drop it takes twice as long (about 250 µs against 130 µs for 120 KB). The
 whole object is built on demand (`ModelRequest.json`), when a filter or a
 rename must rewrite it.
 A number beyond float range in a skipped member is therefore left for the

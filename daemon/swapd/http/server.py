@@ -1,8 +1,8 @@
 """swapd's HTTP/1.1 server: the ASGI app on trio, one task per connection.
 
-hypercorn spent about 0.7 ms of CPU per request in the relay's profile (h11's
-event objects and state machine, a task per request, its own timers), which
-was most of the latency swapd added to a small request. This server does what
+A general-purpose ASGI server (h11's event objects and state machine, a task
+per request, its own timers) costs more CPU than the rest of a small relayed
+request (`bench/bench_relay.py --relay-only` compares). This server does what
 the API needs and no more: HTTP/1.1 and 1.0 with keep-alive, Content-Length
 and chunked request bodies, `Expect: 100-continue`, streamed responses
 (chunked, or Content-Length when the app gives one), HEAD, and ASGI's
@@ -101,14 +101,15 @@ def _url(sockname: Any) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-_date = [0, b""]
+_date: tuple[int, bytes] = (0, b"")
 
 
 def http_date() -> bytes:
     """The Date header value, formatted once a second."""
+    global _date
     now = int(time.time())
     if now != _date[0]:
-        _date[0], _date[1] = now, formatdate(now, usegmt=True).encode()
+        _date = (now, formatdate(now, usegmt=True).encode())
     return _date[1]
 
 
@@ -129,7 +130,7 @@ def error_response(
     return build_head(status, headers) + body
 
 
-def _address(sock: Any, peer: bool) -> tuple[str, int] | None:
+def _address(sock: trio.socket.SocketType | None, peer: bool) -> tuple[str, int] | None:
     if sock is None:
         return None
     try:
@@ -259,7 +260,7 @@ class Connection:
         self.read_ahead = 0  # bytes read while a response was in progress
         self.linger = False  # closing with client input perhaps unread
         self.idle_since = trio.current_time()
-        sock = getattr(stream, "socket", None)
+        sock = stream.socket if isinstance(stream, trio.SocketStream) else None
         self.client = _address(sock, peer=True)
         self.local = _address(sock, peer=False)
         self._idle: trio.CancelScope | None = None
@@ -277,7 +278,7 @@ class Connection:
         if self._idle is not None:
             self._idle.cancel()
 
-    async def recv(self) -> bytes:
+    async def recv(self) -> bytes | bytearray:
         """The next bytes from the client; b"" once it has gone."""
         try:
             return await self.stream.receive_some(READ_SIZE)

@@ -6,8 +6,6 @@ pass the same objects built on fakes of the upstream processes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -22,7 +20,7 @@ from swapd.http.metrics import Metrics
 from swapd.http.names import Resolver
 from swapd.http.settings import ApiSettings
 from swapd.http.upstream import UpstreamClient
-from swapd.router.run_loop import RouterSnapshot
+from swapd.ports import PoolPort, RouterPort
 
 
 class _Closable(Protocol):
@@ -32,43 +30,13 @@ class _Closable(Protocol):
 C = TypeVar("C", bound=_Closable)
 
 
-class Grant(Protocol):
-    @property
-    def upstream(self) -> str: ...
-
-    @property
-    def swap_id(self) -> int | None: ...
-
-    @property
-    def load_wait_s(self) -> float | None: ...
-
-
-class RouterLike(Protocol):
-    def lease(
-        self,
-        model: str,
-        progress: trio.MemorySendChannel[Any] | None = None,
-        on_cut: Callable[[str], None] | None = None,
-    ) -> AbstractAsyncContextManager[Grant]: ...
-
-    async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> None: ...
-
-    def snapshot(self) -> RouterSnapshot: ...
-
-
-class PoolLike(Protocol):
-    def states(self) -> Mapping[str, Any]: ...
-
-    def __getitem__(self, model_id: str) -> Any: ...
-
-
 @dataclass
 class Services:
     """The daemon's parts the app talks to. `settings` may be replaced on reload."""
 
     settings: ApiSettings
-    router: RouterLike
-    pool: PoolLike
+    router: RouterPort
+    pool: PoolPort
     bus: EventBus
     logs: LogHub
     client: UpstreamClient = field(default_factory=UpstreamClient)
@@ -108,8 +76,5 @@ class Services:
 
     def state_of(self, model_id: str) -> str:
         """A model's process state as text ("stopped" when unknown); for reporting only."""
-        try:
-            state = self.pool.states().get(model_id)
-        except Exception:
-            return "stopped"
-        return str(getattr(state, "value", state) or "stopped")
+        state = self.pool.states().get(model_id)
+        return "stopped" if state is None else state.value

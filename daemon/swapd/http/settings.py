@@ -22,7 +22,7 @@ DEFAULT_IGNORE_PATHS = (re.compile(r".*\.(js|json|css|png|gif|jpg|jpeg|ico|txt)$
 
 @dataclass(frozen=True)
 class Filters:
-    """Body rewrites of spec config.md §5 (models and peers)."""
+    """Body rewrites of a model or a peer (docs/compat.md, Filters)."""
 
     strip_params: str = ""
     set_params: Mapping[str, Any] = field(default_factory=dict)
@@ -31,7 +31,7 @@ class Filters:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """`capabilities` of a model (config.md §3.1); all-zero means not configured."""
+    """`capabilities` of a model; all-zero means not configured."""
 
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
@@ -90,5 +90,5 @@ class ApiSettings:
     allowed_hosts: tuple[str, ...] = ()
     max_form_parts: int = DEFAULT_MAX_FORM_PARTS
     max_form_field_size: int = DEFAULT_MAX_FORM_FIELD
-    # /upstream/<model>/<path> paths that never start a model (spec api.md §6.3)
+    # /upstream/<model>/<path> paths that never start a model (docs/compat.md, Upstream passthrough)
     upstream_ignore_paths: tuple[re.Pattern[str], ...] = DEFAULT_IGNORE_PATHS

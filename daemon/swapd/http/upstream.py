@@ -1,10 +1,9 @@
 """A thin HTTP/1.1 client for the upstreams on trio sockets, with keep-alive.
 
-Chosen over httpx2 by `bench/bench_relay.py`: it reads the upstream socket
-in large reads and hands the relay the payload of each read as one piece
-(llhttp parses the response, `swapd.http.parse`), so a fast stream of small
-SSE events costs one downstream write per socket read rather than one per
-event, and per request it does little more than format the request and
+It reads the upstream socket in large reads and hands the relay the payload
+of each read as one piece (llhttp parses the response, `swapd.http.parse`),
+so a fast stream of small SSE events costs one downstream write per socket
+read rather than one per event, and per request it does little more than format the request and
 parse the response head.
 
 Only what a relay needs: plain `http://` origins, a pool of idle keep-alive
@@ -24,7 +23,7 @@ from __future__ import annotations
 import math
 import select
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -78,7 +77,7 @@ def _request_target(url: str) -> tuple[Origin, str, bytes]:
     """(origin, request target, Host value) of a full upstream URL.
 
     Cached: a relay sends the same few URLs over and over, and `urlsplit`
-    showed in its profile.
+    is a visible part of its cost.
     """
     origin, _ = split_url(url)
     parts = urlsplit(url)
@@ -154,7 +153,7 @@ class UpstreamResponse:
             return None
         return self._parser.take()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives: the payload of each socket read, in one piece."""
         conn = self._conn
         parser = self._parser

@@ -1,7 +1,7 @@
 """The swap-matrix DSL: which models may run together, and what to evict.
 
 `compile_matrix(sets, vars, evict_costs, models)` validates a matrix block
-(spec/config.md §12) and returns a `Matrix`; `Matrix.solve(target, running)`
+(docs/compat.md, Swap matrix) and returns a `Matrix`; `Matrix.solve(target, running)`
 picks the cheapest eviction symbolically (`swapd.matrix.solver` documents the
 contract and the tie rule); `Matrix.expand(limit)` lists combinations for
 display. Everything here is pure: no I/O, no clocks, no globals.

@@ -1,6 +1,6 @@
 """Compile a matrix block (vars, evict_costs, sets) into a `Matrix`.
 
-Validation follows latest llama-swap (spec/config.md §12.4): vars are
+Validation follows latest llama-swap (docs/compat.md, Swap matrix): vars are
 optional, a DSL identifier is a var first and a model ID otherwise (a var
 shadows a model of the same name), model aliases are never accepted. Checks
 run in llama-swap's order (sets, vars, evict costs, then each set in file
@@ -15,8 +15,8 @@ the function also takes programmatic input).
 Set order (the tie-break order) is a depth-first post-order over the
 definitions in file order, visiting each set's references in order of first
 appearance, so referenced sets come before their users even when defined
-later. Latest llama-swap loses file order when it re-encodes the YAML (§12.4,
-"YAML order is lost"); we keep file order, which is its documented intent.
+later. Latest llama-swap loses file order when it re-encodes the YAML (it
+sorts the set names); we keep file order, which is its documented intent.
 """
 
 from __future__ import annotations

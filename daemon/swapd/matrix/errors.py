@@ -1,6 +1,6 @@
 """Matrix compilation problems, and Go-compatible quoting for their messages.
 
-The messages are llama-swap's (spec/config.md §12.4), so they quote names the
+The messages are llama-swap's (docs/compat.md, Swap matrix), so they quote names the
 way Go's `%q` does; `go_quote` and `go_quote_rune` reproduce that quoting.
 """
 
@@ -52,7 +52,7 @@ class MatrixProblem:
 
     `path` is relative to the matrix block (`("sets", "big")`, `("vars", "g")`,
     `("evict_costs", "x")`, `("sets",)`), so the config loader can attach the
-    YAML line and column; `message` is the spec's wording, without the loader's
+    YAML line and column; `message` is llama-swap's wording, without the loader's
     `matrix: ` prefix.
     """
 

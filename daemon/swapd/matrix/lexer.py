@@ -1,4 +1,4 @@
-"""Tokens of the matrix DSL (spec/config.md §12.1).
+"""Tokens of the matrix DSL (docs/compat.md, Swap matrix).
 
 The character classes follow Go's `unicode` package, which llama-swap uses, not
 Python's wider `str.isspace` / `str.isdigit`:

@@ -1,4 +1,4 @@
-"""Parse one matrix set expression into a syntax tree (spec/config.md §12.2).
+"""Parse one matrix set expression into a syntax tree.
 
 ```
 expr    := andExpr ( '|' andExpr )*

@@ -22,8 +22,8 @@ definitions in file order, references before their users.
 
 The tie rule within a set is llama-swap v790's (first expanded combination).
 Latest llama-swap's frontier moves a superset state to the end of its list and
-can pick a different, equally cheap combination (spec config.md §12.7,
-router.md §6.3 `matrix-28`): for `t & (a | c | (a & b)) & b`, running a, b, c,
+can pick a different, equally cheap combination (docs/compat.md, Swap
+matrix): for `t & (a | c | (a & b)) & b`, running a, b, c,
 target t, we keep [a, b, t] and evict c where latest keeps [b, c, t] and
 evicts a. We keep v790's rule because a user can read it off the expanded
 matrix (`swapd matrix expand`).
@@ -230,14 +230,14 @@ def _solve(
         raise _OverBudget  # `keep` cut its own search short and broke monotony: play safe
     if found_first is None:  # unreachable: the set's maximal masks pass `accept`
         raise AssertionError(f"set {chosen.name!r} lost its best combination")
-    mask, combination = found_first
+    mask, members = found_first
     if keep is None:
-        evict = tuple(model for model in running if model not in combination)
+        evict = tuple(model for model in running if model not in members)
     else:
         weight(mask)
         stays = set(kept_of[mask])
         evict = tuple(model for model in running if model not in stays)
-    return Solution(target, chosen.name, tuple(sorted(combination)), evict, cost)
+    return Solution(target, chosen.name, tuple(sorted(members)), evict, cost)
 
 
 def containing(

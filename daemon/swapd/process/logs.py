@@ -38,7 +38,7 @@ def dropped_marker(source: str, count: int) -> LogLine:
     return LogLine(source, "dropped", f"— {count} {noun} dropped —", time.time())
 
 
-class LogSubscription(Receiver):
+class LogSubscription(Receiver[LogLine]):
     """A live feed of one ring; iterate it, or `receive()`. Bounded, drops newest on overflow."""
 
     def __init__(self, ring: LogRing, maxlen: int) -> None:

@@ -42,6 +42,11 @@ class PoolUpdate:
     removed: tuple[str, ...]
     replaced: tuple[str, ...]  # spec changed: old process stopped, new supervisor in stopped
 
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """Models whose settings changed: for the pool, the replaced ones."""
+        return self.replaced
+
 
 class _Member:
     """A supervisor and the cancel scope that ends its life."""

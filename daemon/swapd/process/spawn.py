@@ -1,6 +1,6 @@
 """Starting a child: no shell, a new session, pipes into the log, death with its parent.
 
-PR_SET_PDEATHSIG belongs to the *thread* that forked (STACK gotcha 4): trio's
+PR_SET_PDEATHSIG belongs to the *thread* that forked, not the process: trio's
 `open_process` forks from a worker thread that retires when idle, and the
 child would then be killed while swapd lives on. So `spawn` calls
 `subprocess.Popen` directly, from the trio thread, and the child asks the

@@ -11,8 +11,9 @@ and get its outcome (in llama-swap a joiner of a failed start would start it
 again; here every waiter of one attempt gets the same error, so a broken
 model is not retried once per waiting request), and a `stop` aborts it.
 
-A child that crashes while ready is published as `stopped` at once; whatever
-it forked is then cleaned up before the next request is handled.
+A child that crashes while ready (or exits while starting) is published as
+`failed` at once, with how and when; whatever it forked is then cleaned up
+before the next request is handled.
 
 Every change of state goes through the table in `states.py` and is published
 as a `StateChanged` event. Crashes are not restarted: the next request starts

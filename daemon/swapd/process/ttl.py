@@ -4,7 +4,7 @@ A model is idle when no request is in flight; it is unloaded once it has
 been idle for `ttl` seconds. The clock starts when the model becomes ready
 and restarts when the last request in flight ends.
 
-Deliberate deviation from llama-swap (spec/router.md §1.8): there the idle
+Deliberate deviation from llama-swap (docs/compat.md, TTL): there the idle
 clock keeps the previous run's "last use" (or the epoch) when a model starts,
 so a model that nobody uses right after its load is unloaded about a second
 after becoming ready. Here becoming ready counts as use.

@@ -1,7 +1,7 @@
 """Errors a `Router.lease` raises, with the HTTP status the handler must answer.
 
 Each carries `status`, `code` and `message` so the HTTP layer can build the
-OpenAI-style error envelope without knowing the router (spec router.md §3.8).
+OpenAI-style error envelope without knowing the router (docs/compat.md, Errors).
 """
 
 from __future__ import annotations

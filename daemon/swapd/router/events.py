@@ -132,7 +132,7 @@ class Reload(Input, frozen=True, kw_only=True, tag="reload"):
     keep_abandoned_loads: bool
     drain: dict[str, float] = {}
     #: model -> draining models it must not start before: its new process takes
-    #: over their old port (llama-swap's reload caveat, spec router.md §7.5).
+    #: over their old port (docs/compat.md, Reload).
     after: dict[str, tuple[str, ...]] = {}
 
 

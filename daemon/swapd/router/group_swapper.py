@@ -1,4 +1,4 @@
-"""The group swap planner: `swap`, `exclusive`, `persistent` (spec router.md §5).
+"""The group swap planner: `swap`, `exclusive`, `persistent` (docs/compat.md, Groups).
 
 Rule, for target T in group G and each running model m (in running order,
 skipping T): same group and G.swap -> evict; other group, G.exclusive and

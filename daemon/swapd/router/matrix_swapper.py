@@ -1,7 +1,7 @@
 """The matrix swap planner: `swapd.matrix.Matrix.solve` behind the `Swapper` protocol.
 
 The solver is pure and symbolic; this adapter only reshapes its `Solution`
-and logs the decision once per real swap (spec router.md §6.4). The last
+and logs the decision once per real swap (never per query). The last
 solve is cached because the scheduler asks again, with the same arguments,
 right before `on_swap_start`.
 """
@@ -23,6 +23,7 @@ class SolutionLike(Protocol):
     combination: tuple[str, ...]
     evict: tuple[str, ...]
     cost: int
+    exhaustive: bool
 
 
 class MatrixLike(Protocol):
@@ -50,7 +51,7 @@ class MatrixSwapper:
 
     def on_swap_start(self, target: str, running: Sequence[str]) -> None:
         s = self._solve(target, running)
-        if not getattr(s, "exhaustive", True):
+        if not s.exhaustive:
             log.warning(
                 "matrix: model=%s: choosing among %d running models went over the solver's "
                 "budget; it starts alone (every running model is stopped)",

@@ -8,7 +8,7 @@ models, record a decision). The run loop (`run_loop.Router`) turns those
 into I/O. Each input type has one handler method, registered with
 `@_handles(InputType)`: adding an input is its Struct and its handler.
 
-Behaviour (spec router.md §4), with swapd's changes:
+Behaviour (docs/compat.md, Scheduler and queueing), with swapd's changes:
 
 * admission: unknown model -> not found; `reserved >= limit` -> 429; a
   reservation counts queued, waiting and serving requests;
@@ -30,7 +30,7 @@ Behaviour (spec router.md §4), with swapd's changes:
 * swapd also drains after a cancel (llama-swap does not): with bounded wait a
   cancelled overdue request may be the only thing holding others back;
 * beyond llama-swap, **draining reloads** (llama-swap stops every model on a
-  reload, spec router.md §7.5): a model whose process settings changed, or
+  reload; docs/compat.md, Reload): a model whose process settings changed, or
   that the new config removed, is *draining*: it gets no new grants, its
   requests in flight finish, and once none is left (or its drain bound has
   passed, so a reload never wedges) the scheduler asks for it to be retired:
@@ -63,6 +63,7 @@ from swapd.router.events import (
     Decision,
     Facts,
     Failure,
+    FailureKind,
     Input,
     Reload,
     RequestIn,
@@ -377,22 +378,9 @@ class FifoScheduler:
     @_handles(Unload)
     def _on_unload(self, inp: Unload) -> None:
         targets = tuple(sorted(self.models)) if inp.models is None else tuple(inp.models)
-        wanted = set(targets)
-        message = f"{self.settings.name}: model unloaded"
-        for model in targets:
-            swap = self.active.get(model)
-            if swap is None:
-                continue
-            for w in list(swap.waiters):
-                self._fail_pending(w, Failure(kind="unloaded", model=model, message=message))
-            if not swap.aborting:
-                self._abort(swap, "model unloaded")
-        dropped = [r for r in self.queue if r.model in wanted]
-        for r in dropped:
-            self.queue.remove(r)
-            self._fail_pending(r, Failure(kind="unloaded", model=r.model, message=message))
-        if dropped:
-            self._broadcast_positions()
+        self._fail_all(
+            set(targets), "unloaded", f"{self.settings.name}: model unloaded", "model unloaded"
+        )
         self._record(
             "unload", reason=("unload now " if inp.now else "unload ") + ", ".join(targets)
         )
@@ -470,20 +458,12 @@ class FifoScheduler:
             max_wait=inp.max_wait,
             keep_abandoned_loads=inp.keep_abandoned_loads,
         )
-        message = f"{self.settings.name}: model removed from the config"
-        for model in removed:
-            swap = self.active.get(model)
-            if swap is not None:
-                for w in list(swap.waiters):
-                    self._fail_pending(w, Failure(kind="unloaded", model=model, message=message))
-                if not swap.aborting:
-                    self._abort(swap, "model removed from the config")
-        dropped = [r for r in self.queue if r.model in removed]
-        for r in dropped:
-            self.queue.remove(r)
-            self._fail_pending(r, Failure(kind="unloaded", model=r.model, message=message))
-        if dropped:
-            self._broadcast_positions()
+        self._fail_all(
+            set(removed),
+            "unloaded",
+            f"{self.settings.name}: model removed from the config",
+            "model removed from the config",
+        )
         self._record("reload", reason="removed: " + ", ".join(removed) if removed else "")
         self.after.update({m: tuple(deps) for m, deps in inp.after.items() if deps})
         for model, seconds in sorted(inp.drain.items()):
@@ -553,22 +533,41 @@ class FifoScheduler:
     def _on_shutdown(self, inp: Shutdown) -> None:
         self.closed = True
         self.unloading.clear()  # every model is stopped now
-        message = f"{self.settings.name} is shutting down"
-        for swap in list(self.active.values()):
-            for w in list(swap.waiters):
-                self._fail_pending(w, Failure(kind="shutdown", model=w.model, message=message))
-            if not swap.aborting:
-                self._abort(swap, "shutting down")
-        for r in list(self.queue):
-            self.queue.remove(r)
-            self._fail_pending(r, Failure(kind="shutdown", model=r.model, message=message))
+        self._fail_all(
+            None, "shutdown", f"{self.settings.name} is shutting down", "shutting down", always=True
+        )
         self._record("shutdown")
-        self._broadcast_positions()
+
+    def _fail_all(
+        self,
+        models: set[str] | None,
+        kind: FailureKind,
+        message: str,
+        why: str,
+        *,
+        always: bool = False,
+    ) -> None:
+        """Fail every request waiting on a load of `models` (None: all) or queued for
+        one, and abort those loads; queue positions are re-broadcast when the queue
+        changed (or `always`)."""
+        for target, swap in list(self.active.items()):
+            if models is not None and target not in models:
+                continue
+            for w in list(swap.waiters):
+                self._fail_pending(w, Failure(kind=kind, model=w.model, message=message))
+            if not swap.aborting:
+                self._abort(swap, why)
+        dropped = [r for r in self.queue if models is None or r.model in models]
+        for r in dropped:
+            self.queue.remove(r)
+            self._fail_pending(r, Failure(kind=kind, model=r.model, message=message))
+        if dropped or always:
+            self._broadcast_positions()
 
     # ------------------------------------------------------------- decisions
 
     def running_set(self, target: str) -> tuple[str, ...]:
-        """Running processes plus targets of other active swaps, sorted (spec §4.3)."""
+        """Running processes plus targets of other active swaps, sorted."""
         if not self.active:
             return tuple(sorted(self._running))
         names = set(self._running)
@@ -576,7 +575,7 @@ class FifoScheduler:
         return tuple(sorted(names))
 
     def collisions(self, target: str, evict: Sequence[str]) -> tuple[str, ...]:
-        """Targets of active swaps that a swap (target, evict) would collide with (§4.4)."""
+        """Targets of active swaps that a swap (target, evict) would collide with."""
         if not self.active:
             return ()
         evict_set = set(evict)
@@ -627,7 +626,7 @@ class FifoScheduler:
         *,
         key: tuple[float, int] | None = None,
     ) -> Plan:
-        """The decision tree of §4.5 for a request for `model` with age `key`, without acting.
+        """The decision tree for a request for `model` with age `key`, without acting.
 
         `key` (arrival, id) positions the request against an overdue one; None
         means "arriving now".
@@ -819,7 +818,7 @@ class FifoScheduler:
 
     def _abort(self, swap: ActiveSwap, reason: str) -> None:
         """Abort a swap. Its target is stopped too unless it was already ready or is
-        serving requests: a swap for a ready target only evicts others (§4.5), and
+        serving requests: a swap for a ready target only evicts others, and
         aborting that must not take down the model it was for."""
         target = swap.plan.target
         swap.aborting = True
@@ -883,7 +882,7 @@ class FifoScheduler:
         self.queue.append(req)
 
     def _drain(self) -> None:
-        """Walk the queue in order and re-run the decision tree on each item (§4.7).
+        """Walk the queue in order and re-run the decision tree on each item.
 
         A second pass runs only when the bounded-wait barrier held an item back
         and something progressed after it, so an item skipped early in the pass

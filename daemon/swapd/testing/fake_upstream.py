@@ -3,7 +3,7 @@
 Run it as `python -m swapd.testing.fake_upstream --port N [options]`. It uses
 only the standard library so that it starts in a few tens of milliseconds (it
 is spawned hundreds of times by the tests), flushes every line it prints (a
-piped child's stdout is otherwise block-buffered, STACK gotcha 11), and can
+piped child's stdout is otherwise block-buffered), and can
 misbehave on demand: slow loads, never healthy, exit during start, ignore
 SIGTERM, fork a grandchild, crash after N requests or in the middle of a
 stream.
@@ -86,7 +86,7 @@ class State:
     def healthy(self) -> bool:
         if self.opts.never_healthy:
             return False
-        return time.monotonic() - self.started >= self.opts.load_delay
+        return bool(time.monotonic() - self.started >= self.opts.load_delay)
 
     def count_request(self) -> int:
         with self.lock:
@@ -118,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
         if not self.hold_head:
             super().end_headers()
             return
-        self._headers_buffer.append(b"\r\n")  # type: ignore[attr-defined]
+        self._headers_buffer.append(b"\r\n")
         self.hold_head = False
 
     def write(self, data: bytes) -> None:
@@ -126,12 +126,12 @@ class Handler(BaseHTTPRequestHandler):
         held = getattr(self, "_headers_buffer", None)
         if held:
             data = b"".join(held) + data
-            self._headers_buffer = []
+            self._headers_buffer: list[bytes] = []
         self.wfile.write(data)
 
     def read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -282,9 +282,9 @@ class Handler(BaseHTTPRequestHandler):
             "completion_tokens": count,
             "total_tokens": prompt_tokens + count,
         }
-        timings = llama_timings(prompt_tokens, count, opts.tokens_per_second)
-        if not opts.timings:
-            timings = None
+        timings: dict[str, Any] | None = None
+        if opts.timings:
+            timings = llama_timings(prompt_tokens, count, opts.tokens_per_second)
         if body.get("stream"):
             self.send_events(stream_events(kind, model, count, usage, echo, timings))
             return

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import trio
 
 from swapd.events import EventBus
@@ -22,6 +22,8 @@ from swapd.router.decision_log import DecisionLog
 from swapd.router.errors import LoadFailed, ModelNotFound
 from swapd.router.events import Decision
 from swapd.router.explain import Explanation
+from swapd.router.run_loop import Grant
+from swapd.router.snapshot import QueuedEntry, RouterSnapshot
 
 
 def specs(loaded: Any) -> list[ProcessSpec]:
@@ -62,7 +64,7 @@ class StandInRouter:
     @asynccontextmanager
     async def lease(
         self, model: str, progress: Any = None, on_cut: Any = None
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncIterator[Grant]:
         if model not in self.pool:
             raise ModelNotFound(f"no model {model}", model=model)
         self._decide(model, "serve", "stand-in: start and serve")
@@ -78,7 +80,7 @@ class StandInRouter:
         supervisor = self.pool[model]
         supervisor.hold()
         try:
-            yield SimpleNamespace(upstream=supervisor.snapshot().proxy_url, request_id=0)
+            yield Grant(model, supervisor.snapshot().proxy_url, 0)
         finally:
             supervisor.release()
 
@@ -98,5 +100,6 @@ class StandInRouter:
     def decisions(self, limit: int) -> list[Decision]:
         return self.log.recent(limit)
 
-    def snapshot(self) -> Any:
-        return SimpleNamespace(in_flight={}, queue=[(1, "b"), (2, "b")])
+    def snapshot(self) -> RouterSnapshot:
+        queue = tuple(QueuedEntry(rid, "b", rid, 0.0) for rid in (1, 2))
+        return msgspec.structs.replace(RouterSnapshot.empty(), queue=queue, queued={"b": 2})

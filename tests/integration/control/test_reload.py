@@ -27,7 +27,7 @@ from swapd.control.reload import (
 )
 from swapd.events import EventBus
 from swapd.http.logs_hub import LogHub
-from swapd.process.pool import ProcessPool
+from swapd.process.pool import PoolUpdate, ProcessPool
 from swapd.process.states import ProcessState
 from swapd.process.supervisor import ProcessSnapshot
 from swapd.router.build import router_from_config
@@ -75,6 +75,10 @@ class Recorder:
     applied: list[LoadedConfig] = field(default_factory=list)
     gate: trio.Event | None = None
     entered: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def changed(self) -> Sequence[str]:
+        return self.replaced
 
     async def __call__(self, loaded: LoadedConfig) -> Recorder:
         self.applied.append(loaded)
@@ -290,7 +294,7 @@ async def test_reload_over_the_socket_keeps_unchanged_models_running(
     async with ProcessPool(specs(loaded), bus, proxy_log=hub.proxy) as pool:
         parts = DaemonParts(loaded, StandInRouter(pool, bus), pool, bus, hub)
 
-        async def apply(new: LoadedConfig) -> object:
+        async def apply(new: LoadedConfig) -> PoolUpdate:
             update = await pool.update(specs(new))
             parts.loaded = new
             return update
@@ -337,7 +341,9 @@ async def test_reload_through_the_real_router(tmp_path: Path, port: int) -> None
             await nursery.start(router.run)
             parts = DaemonParts(loaded, router, pool, bus, hub)
             seen: list[LoadedConfig] = []
-            reloader = ConfigReloader(path, daemon_apply(parts, specs, also=seen.append), bus)
+            reloader = ConfigReloader(
+                path, daemon_apply(parts, router, pool, specs, also=seen.append), bus
+            )
             backend = DaemonBackend(parts, reloader=reloader.reload)
             sock = tmp_path / "c.sock"
             await nursery.start(serve_control, sock, backend)

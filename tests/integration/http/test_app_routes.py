@@ -95,7 +95,8 @@ async def test_auth(start_fake: Callable[..., RunningFake]) -> None:
             headers={"authorization": "Bearer k1"},
         )
         assert r.status_code == 200
-        # p2 has no key of its own: the client's credentials go through (spec §2)
+        # p2 has no key of its own: the client's credentials go through
+        # (docs/compat.md, Authentication)
         assert r.json()["echo"]["headers"]["authorization"] == "Bearer k1"
 
 

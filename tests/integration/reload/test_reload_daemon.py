@@ -291,7 +291,7 @@ def fixed(port: int, models: dict[str, str]) -> str:
 @pytest.mark.trio
 async def test_a_model_on_a_draining_models_fixed_port_waits_for_it(tmp_path: Path) -> None:
     """A new model written on the fixed port of a removed one that is still serving must
-    not start before the old server is gone (spec router.md §7.5)."""
+    not start before the old server is gone (docs/compat.md, Reload)."""
     path = tmp_path / "config.yaml"
     port = start_port()
     path.write_text(fixed(port, {"a": "--tokens 3 --token-interval 0.05"}))

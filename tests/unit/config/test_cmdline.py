@@ -1,4 +1,4 @@
-"""cmd / cmdStop parsing (spec/config.md §11)."""
+"""cmd / cmdStop parsing (docs/compat.md, Commands)."""
 
 from __future__ import annotations
 

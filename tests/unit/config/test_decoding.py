@@ -1,4 +1,4 @@
-"""YAML decoding conventions (spec/config.md §0) and error reporting."""
+"""YAML decoding conventions (docs/compat.md, Config keys and decoding) and error reporting."""
 
 from __future__ import annotations
 

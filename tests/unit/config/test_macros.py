@@ -1,4 +1,4 @@
-"""Macros and ports (spec/config.md §10): the worked examples and the rules."""
+"""Macros and ports (docs/compat.md, Macros and ports): worked examples and the rules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routing layouts, groups, scheduler settings and the matrix block (spec/config.md §9)."""
+"""Routing layouts, groups, scheduler settings and the matrix block."""
 
 from __future__ import annotations
 

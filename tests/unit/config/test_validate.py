@@ -1,4 +1,4 @@
-"""Cross-key rules and resolved values (spec/config.md §2-§8)."""
+"""Cross-key rules and resolved values."""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ from swapctl import render
         (None, "-"),
         (0.25, "250ms"),
         (1.0, "1.0s"),
-        (59.94, "59.9s"),
+        (42.4, "42s"),
+        (59.94, "1m00s"),
+        (3599.7, "1h00m"),
         (61, "1m01s"),
         (3600 + 180, "1h03m"),
         (86400 * 3 + 3600 * 4, "3d04h"),
@@ -71,7 +73,7 @@ def test_models_table() -> None:
         "OF",
     ]
     assert lines[1].split() == [
-        "llama", "ready", "42", "5800", "2", "0", "1", "12.5s", "400ms", "s1",
+        "llama", "ready", "42", "5800", "2", "0", "1", "13s", "400ms", "s1",
     ]  # fmt: skip
     assert lines[2].split() == ["qwen", "stopped", "-", "-", "0", "4", "0", "never", "-", "g"]
     assert lines[3].split()[:2] == ["bad", "failed"]

@@ -1,4 +1,4 @@
-"""Bounded expansion for display (spec/config.md §12.3 examples)."""
+"""Bounded expansion for display, on llama-swap's examples."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The solver on every worked example of spec/router.md §6.5 and config.md §12."""
+"""The solver on llama-swap's worked examples (docs/compat.md, Swap matrix)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The group swapper against every worked example of spec router.md §5.3."""
+"""The group swapper against llama-swap's worked examples (docs/compat.md, Groups)."""
 
 from __future__ import annotations
 

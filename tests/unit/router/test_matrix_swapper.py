@@ -1,4 +1,4 @@
-"""The matrix swapper over the real solver: spec router.md §6.4-§6.6."""
+"""The matrix swapper over the real solver: llama-swap's worked examples."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def test_a_query_over_the_solver_budget_is_logged_and_runs_the_target_alone(capl
 
 
 def test_in_flight_targets_make_conflicting_requests_queue_and_coexisting_ones_load():
-    """§6.6, router-03 / router-04."""
+    """A target being loaded counts as running for the next decision."""
     s = swapper([("pair", "a & b"), ("solo", "c")])
     d = Driver(s, ["a", "b", "c"])
     d.request("a")

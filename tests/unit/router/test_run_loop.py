@@ -164,7 +164,7 @@ def test_abandoned_load_is_aborted_and_kept_when_configured():
 
 
 def test_handler_cancelled_after_its_grant_still_reports_serve_done():
-    """The trio caveat of spec §3.5: granted, then cancelled before it resumed."""
+    """Granted, then cancelled before it resumed: serve-done is still reported."""
 
     async def main():
         procs = FakeProcesses(ABC)
@@ -404,7 +404,7 @@ def test_reload_takes_effect_in_the_running_loop():
 
 
 def test_preload_goes_through_the_request_path_in_order():
-    """Two preloads of one swap group leave only the last one loaded (spec §7.1)."""
+    """Two preloads of one swap group leave only the last one loaded."""
 
     async def main():
         procs = FakeProcesses(ABC, failing=["c"])

@@ -1,4 +1,4 @@
-"""The FIFO scheduler against the worked examples of spec router.md §4 and §6.6.
+"""The FIFO scheduler on llama-swap's worked examples (docs/compat.md, Scheduler and queueing).
 
 Pure: a recording Effects, process states set by hand, no clock but `now`.
 """
@@ -14,7 +14,7 @@ ABC = ["a", "b", "c"]
 
 
 def test_collation_abcabc_is_served_aabbcc_with_three_loads():
-    """§4.10, derived-01: the table step by step."""
+    """Collation of A B C A B C, step by step."""
     d = Driver(one_at_a_time(ABC), ABC)
     a1, b1, c1, a2, b2, c2 = (d.request(m) for m in "abcabc")
     assert d.started() == [("a", ())]
@@ -48,7 +48,7 @@ def test_collation_abcabc_is_served_aabbcc_with_three_loads():
 
 
 def test_late_arrival_goes_behind_the_queue():
-    """§4.10: an a3 arriving while b loads is served after the c's (a a b b c c a)."""
+    """An a3 arriving while b loads is served after the c's (a a b b c c a)."""
     d = Driver(one_at_a_time(ABC), ABC)
     ids = [d.request(m) for m in "abcabc"]
     d.swap_done("a")
@@ -68,7 +68,7 @@ def test_late_arrival_goes_behind_the_queue():
 
 
 def test_priority_orders_the_queue():
-    """fifo-17: arrivals B5, D1, C5, A10 give queue A, B, C, D."""
+    """Arrivals B5, D1, C5, A10 give queue A, B, C, D."""
     models = {"x": ModelPolicy(), "a": ModelPolicy(priority=10), "b": ModelPolicy(priority=5)}
     models |= {"c": ModelPolicy(priority=5), "d": ModelPolicy(priority=1)}
     d = Driver(one_at_a_time(list(models)), models)
@@ -88,7 +88,7 @@ def test_negative_priority_goes_after_default():
 
 
 def test_priority_never_preempts_join_or_fast_path():
-    """derived-05: a high-priority queued request does not stop a join or a fast path."""
+    """A high-priority queued request does not stop a join or a fast path."""
     models = {"a": ModelPolicy(), "b": ModelPolicy(priority=100)}
     d = Driver(one_at_a_time(["a", "b"]), models)
     a1 = d.request("a")
@@ -102,7 +102,7 @@ def test_priority_never_preempts_join_or_fast_path():
 
 
 def test_fast_path_bypasses_queue_without_bound():
-    """derived-02: with maxWait 0 (llama-swap) a ready model keeps jumping the queue."""
+    """With maxWait 0 (llama-swap) a ready model keeps jumping the queue."""
     d = Driver(one_at_a_time(["a", "b"]), ["a", "b"], max_wait=0)
     a1 = d.request("a")
     d.swap_done("a")
@@ -160,7 +160,7 @@ def test_waiters_younger_than_an_overdue_request_are_requeued():
 
 
 def test_ready_target_with_evictions_swaps_and_busy_eviction_queues():
-    """derived-03 (one-way rule): ready a must evict b; when b is busy, a's request queues."""
+    """The one-way rule: ready a must evict b; when b is busy, a's request queues."""
     sw = GroupSwapper(groups(g1=("TTF", "a"), g2=("TFF", "b")))
     d = Driver(sw, ["a", "b"])
     d.states = {"a": "ready", "b": "ready"}
@@ -175,7 +175,7 @@ def test_ready_target_with_evictions_swaps_and_busy_eviction_queues():
 
 
 def test_in_flight_target_counts_as_running():
-    """group-05 / router-03: the second model sees the first one's load and queues."""
+    """The second model sees the first one's load and queues."""
     d = Driver(GroupSwapper(groups(g=("TFF", "ab"))), ["a", "b"])
     d.request("a")
     b1 = d.request("b")
@@ -184,7 +184,7 @@ def test_in_flight_target_counts_as_running():
 
 
 def test_disjoint_swaps_run_in_parallel():
-    """router-04 / fifo-08: coexisting models load in parallel."""
+    """Coexisting models load in parallel."""
     d = Driver(GroupSwapper(groups(g1=("TFF", "a"), g2=("TFF", "b"))), ["a", "b"])
     d.request("a")
     d.request("b")
@@ -192,7 +192,7 @@ def test_disjoint_swaps_run_in_parallel():
 
 
 def test_overlapping_evict_sets_collide():
-    """fifo-09: two swaps must not stop the same model."""
+    """Two swaps must not stop the same model."""
     sw = GroupSwapper(groups(g1=("TTF", "a"), g2=("TTF", "b"), old=("TFF", "x")))
     d = Driver(sw, ["a", "b", "x"])
     d.states = {"x": "ready"}
@@ -203,7 +203,7 @@ def test_overlapping_evict_sets_collide():
 
 
 def test_collides_when_someone_stops_the_model_we_want():
-    """Rule 2 of §4.4: b is ready but an active swap is evicting it."""
+    """A collision: b is ready but an active swap is evicting it."""
     sw = GroupSwapper(groups(g1=("TTF", "a"), g2=("TFF", "b")))
     d = Driver(sw, ["a", "b"])
     d.states = {"b": "ready"}
@@ -214,7 +214,7 @@ def test_collides_when_someone_stops_the_model_we_want():
 
 
 def test_stopping_counts_as_running():
-    """derived-06: a stopping process is still evicted explicitly."""
+    """A stopping process is still evicted explicitly."""
     d = Driver(one_at_a_time(["a", "b"]), ["a", "b"])
     d.states = {"a": "stopping"}
     d.request("b")
@@ -236,7 +236,7 @@ def test_swap_failure_reaches_every_waiter_and_only_them():
 
 
 def test_admission_limit_counts_queued_waiting_and_serving():
-    """fifo-21..26: the limit is on reservations, checked before anything else."""
+    """The limit is on reservations, checked before anything else."""
     models = {"a": ModelPolicy(limit=2), "b": ModelPolicy()}
     d = Driver(one_at_a_time(["a", "b"]), models)
     a1 = d.request("a")
@@ -270,7 +270,7 @@ def test_handler_gone_at_admission_is_dropped():
 
 
 def test_grant_to_a_gone_handler_counts_nothing():
-    """§3.5: in-flight only when the grant reached a live handler."""
+    """In flight only when the grant reached a live handler."""
     d = Driver(one_at_a_time(["a"]), ["a"])
     a1 = d.request("a")
     a2 = d.request("a")
@@ -334,7 +334,7 @@ def test_keep_abandoned_loads_lets_the_load_finish():
 
 
 def test_unload_fails_waiters_and_queued_and_unblocks_the_queue():
-    """derived-04: unloading the loading model lets a queued request proceed."""
+    """Unloading the loading model lets a queued request proceed."""
     d = Driver(one_at_a_time(["a", "b", "c"]), ["a", "b", "c"])
     a1 = d.request("a")
     b1 = d.request("b")

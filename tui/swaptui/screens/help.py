@@ -78,5 +78,5 @@ class HelpScreen(ModalScreen[None]):
             scroll.border_title = "swaptui keys"
             yield Static(help_renderable(self.legend))
 
-    def action_dismiss(self, result: None = None) -> None:
+    async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

@@ -62,5 +62,5 @@ class VerdictScreen(ModalScreen[None]):
             scroll.border_subtitle = "esc to close"
             yield Static(verdict_text(self.verdict))
 
-    def action_dismiss(self, result: None = None) -> None:
+    async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from swaptui.state import DashboardState, format_duration
+from swapctl.render import duration as format_duration
+from swaptui.state import DashboardState
 
 
 def short_path(path: str, limit: int = 32) -> str:

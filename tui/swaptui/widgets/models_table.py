@@ -15,8 +15,9 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from swapctl import protocol as p
+from swapctl.render import duration as format_duration
 from swapctl.render import failure_note
-from swaptui.state import DashboardState, LegendEntry, ModelRow, format_duration
+from swaptui.state import DashboardState, LegendEntry, ModelRow
 from swaptui.widgets.palette import state_style
 
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (

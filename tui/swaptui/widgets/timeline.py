@@ -18,7 +18,8 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
-from swaptui.state import TimelineEntry, format_duration
+from swapctl.render import duration as format_duration
+from swaptui.state import TimelineEntry
 from swaptui.widgets.log_view import format_clock
 
 COLUMNS: tuple[tuple[str, str], ...] = (
