@@ -306,6 +306,7 @@ def swapd_config_yaml(
     *,
     swap: bool = True,
     matrix_sets: Mapping[str, str] | None = None,
+    kv_dir: Path | None = None,
 ) -> str:
     """A config for the demo's llama-server and model under `ports`' IDs.
 
@@ -314,9 +315,12 @@ def swapd_config_yaml(
     model gets its own fixed port, so its processes can be found by command
     line. Routing: one group holding every model, with `swap` (true: only one
     runs at a time), or, given `matrix_sets` (set name -> DSL over the model
-    IDs, which must be valid variable names), the matrix router.
+    IDs, which must be valid variable names), the matrix router. With
+    `kv_dir`, every model saves its slots there (`kvCache.persist`).
     """
     options = " ".join(option_argv(COMMON_OPTIONS))
+    if kv_dir is not None:
+        options += " --slot-save-path ${KV_DIR}"
     lines = [
         "healthCheckTimeout: 120",
         "macros:",
@@ -325,6 +329,8 @@ def swapd_config_yaml(
         f"    --model ${{env.SWAPD_SMOLLM2_GGUF}} {options}",
         "models:",
     ]
+    if kv_dir is not None:
+        lines[1:1] = [f"kvCache: {{persist: true, dir: {kv_dir}}}"]
     for model_id, port in ports.items():
         lines += [
             f"  {model_id}:",

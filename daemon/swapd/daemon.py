@@ -39,7 +39,8 @@ from pathlib import Path
 import trio
 
 from swapd.config import LoadedConfig
-from swapd.config.model import Config
+from swapd.config.kv_cache import KV_DIR_MACRO
+from swapd.config.model import Config, ModelConfig, SleepCall, SleepConfig
 from swapd.control.backend import DaemonBackend, DaemonParts
 from swapd.control.reload import (
     WATCH_INTERVAL,
@@ -51,6 +52,7 @@ from swapd.control.reload import (
 from swapd.control.server import serve_control
 from swapd.events import EventBus
 from swapd.history import CaptureBuffer, HistoryStore, open_history, settings_from_config
+from swapd.history.paths import resolve_state_dir
 from swapd.history.recorder import Recorder
 from swapd.http.app import create_app
 from swapd.http.config_view import settings_from_config as api_settings
@@ -58,9 +60,10 @@ from swapd.http.logs_hub import LogHub
 from swapd.http.server import Server, ServerConfig
 from swapd.http.services import Services
 from swapd.process.events import StateChanged
+from swapd.process.kv_files import argv_key, model_dir_name
 from swapd.process.logs import LogRing
 from swapd.process.pool import ProcessPool
-from swapd.process.spec import ProcessSpec
+from swapd.process.spec import KvSpec, ProcessSpec, SleepAction, SleepSpec
 from swapd.process.states import ProcessState
 from swapd.router import Router, SwapFinished, router_from_config
 from swapd.systemd import Notifier
@@ -73,23 +76,61 @@ HARD_EXIT_SECONDS = 35.0
 log = logging.getLogger("swapd")
 
 
-def process_specs(loaded: LoadedConfig) -> list[ProcessSpec]:
-    """One ProcessSpec per configured model."""
-    return [
-        ProcessSpec(
-            model_id=model_id,
-            argv=tuple(m.argv),
-            proxy_url=m.proxy,
-            stop_argv=tuple(m.stop_argv) if m.stop_argv else None,
-            env=dict(m.env),
-            check_endpoint=m.check_endpoint,
-            health_check_timeout=float(m.health_check_timeout),
-            ttl=float(m.ttl),
-            unload_timeout=float(m.unload_timeout),
-            log_ring_bytes=m.log_ring_bytes,
-        )
-        for model_id, m in loaded.models.items()
-    ]
+def kv_dirs(model_id: str, m: ModelConfig, state_dir: Path | None) -> KvSpec:
+    """Where `model_id` saves its slots: `ROOT/<model>/<hash of its argv>` (`${KV_DIR}`);
+    ROOT is `kvCache.dir`, or `kv` in the state directory."""
+    kv = m.kv_cache
+    root = Path(kv.dir).expanduser() if kv.dir else (state_dir or resolve_state_dir()) / "kv"
+    return KvSpec(
+        model_dir=root / model_dir_name(model_id),
+        key=argv_key(m.argv),
+        max_bytes=kv.max_bytes,
+        timeout=kv.timeout,
+    )
+
+
+def process_specs(loaded: LoadedConfig, state_dir: Path | None = None) -> list[ProcessSpec]:
+    """One ProcessSpec per configured model; `${KV_DIR}` in a cmd is filled in here."""
+    specs = []
+    for model_id, m in loaded.models.items():
+        kv = kv_dirs(model_id, m, state_dir)
+        argv = [arg.replace(KV_DIR_MACRO, str(kv.dir)) for arg in m.argv]
+        specs.append(_spec(model_id, m, argv, kv if m.kv_cache.persist else None))
+    return specs
+
+
+def _spec(model_id: str, m: ModelConfig, argv: list[str], kv: KvSpec | None) -> ProcessSpec:
+    return ProcessSpec(
+        model_id=model_id,
+        argv=tuple(argv),
+        proxy_url=m.proxy,
+        stop_argv=tuple(m.stop_argv) if m.stop_argv else None,
+        env=dict(m.env),
+        check_endpoint=m.check_endpoint,
+        health_check_timeout=float(m.health_check_timeout),
+        ttl=float(m.ttl),
+        unload_timeout=float(m.unload_timeout),
+        log_ring_bytes=m.log_ring_bytes,
+        kv=kv,
+        sleep=sleep_spec(m.sleep),
+    )
+
+
+def sleep_spec(config: SleepConfig | None) -> SleepSpec | None:
+    if config is None:
+        return None
+
+    def action(call: SleepCall) -> SleepAction:
+        argv = tuple(call.argv) if call.argv else None
+        return SleepAction(method=call.method, endpoint=call.endpoint, argv=argv)
+
+    return SleepSpec(action(config.sleep), action(config.wake), float(config.after))
+
+
+def kv_save_seconds(loaded: LoadedConfig) -> float:
+    """The longest the slots of a model may take to save at shutdown (0 when none persist)."""
+    persisting = (m.kv_cache.timeout for m in loaded.models.values() if m.kv_cache.persist)
+    return max(persisting, default=0.0)
 
 
 async def drain(services: Services) -> None:
@@ -131,7 +172,8 @@ class Daemon:
     ) -> None:
         """`control_socket`: where the control socket listens; None runs without one.
         `watch_config`: reload when the config file changes (polled every `watch_interval`).
-        `state_dir`: where the history is kept (`resolve_state_dir`); None keeps none."""
+        `state_dir`: where the history is kept (`resolve_state_dir`); None keeps none (saved
+        KV slots then go under the directory the environment names)."""
         self.loaded = loaded
         self.state_dir = state_dir
         self.recorder: Recorder | None = None
@@ -189,7 +231,9 @@ class Daemon:
         recorder: Recorder,
         task_status: trio.TaskStatus[list[str]],
     ) -> None:
-        async with ProcessPool(process_specs(self.loaded), self.bus, proxy_log=hub.proxy) as pool:
+        async with ProcessPool(
+            process_specs(self.loaded, self.state_dir), self.bus, proxy_log=hub.proxy
+        ) as pool:
             pool_box["pool"] = pool
             async with trio.open_nursery() as nursery:
                 await nursery.start(hub.run)
@@ -261,7 +305,8 @@ class Daemon:
                 )
             self.loaded = loaded
 
-        apply = daemon_apply(parts, router, pool, process_specs, also=also)
+        specs = partial(process_specs, state_dir=self.state_dir)
+        apply = daemon_apply(parts, router, pool, specs, also=also)
         self.reloader = ConfigReloader(
             self.loaded.path, apply, self.bus, notifier=self.notifier, running=running_of(parts)
         )
@@ -351,6 +396,6 @@ async def serve_until_signalled(
                     nursery.start_soon(daemon.reload)
                     continue
                 log.info("received %s, stopping", signal.Signals(signum).name)
-                _arm_hard_exit(HARD_EXIT_SECONDS)
+                _arm_hard_exit(HARD_EXIT_SECONDS + kv_save_seconds(daemon.loaded))
                 daemon.request_stop()
                 break

@@ -222,6 +222,18 @@ class Explanation(Payload, kw_only=True, frozen=True):
     """Requests in flight on the models it would evict."""
 
 
+class KvRecord(Payload, kw_only=True, frozen=True):
+    """A KV-cache save (before a planned stop) or restore (after a start) of one model."""
+
+    model: str
+    action: Literal["save", "restore"]
+    slots: int
+    bytes: int
+    seconds: float
+    timed_out: bool = False
+    errors: list[str] = []
+
+
 class Decision(Payload, kw_only=True, frozen=True):
     """One entry of the router's decision log."""
 
@@ -240,6 +252,8 @@ class Decision(Payload, kw_only=True, frozen=True):
     """The router input that led to it: request, cancel, swap_done, serve_done, unload, ..."""
     swap: int | None = None
     queue_length: int = 0
+    kv: list[KvRecord] = []
+    """For swap_done: the KV-cache slots the swap saved and restored."""
 
 
 class MatrixSet(Payload, kw_only=True, frozen=True):
@@ -468,6 +482,8 @@ class SwapFinished(EventData, tag="swap_finished", kw_only=True, frozen=True):
     log_tail: str = ""
     aborted: bool = False
     swap: int | None = None
+    kv: list[KvRecord] = []
+    """The KV-cache slots the swap saved (evicted models) and restored (its target)."""
 
 
 class DecisionMade(EventData, tag="decision", kw_only=True, frozen=True):
@@ -805,7 +821,7 @@ ServerMessage = (
     | Lagged
 )
 
-RUNNING_STATES: frozenset[str] = frozenset({"starting", "ready", "stopping"})
+RUNNING_STATES: frozenset[str] = frozenset({"starting", "ready", "stopping", "asleep"})
 """The process states in which a model holds its resources: what "running" means
 everywhere (swapd's eviction, `/running`, swapctl, swaptui)."""
 

@@ -229,6 +229,28 @@ def matrix(view: p.MatrixView) -> str:
     return text
 
 
+def kv_note(records: Sequence[p.KvRecord]) -> str:
+    """ "; kv: a saved 1 slot (6.6MiB, 12ms), b restored 2 slots (...)", or "" when none."""
+    if not records:
+        return ""
+    parts = []
+    for k in records:
+        verb = "saved" if k.action == "save" else "restored"
+        plural = "" if k.slots == 1 else "s"
+        part = f"{k.model} {verb} {k.slots} slot{plural} ({_bytes(k.bytes)}, {duration(k.seconds)})"
+        if k.errors:
+            part += f" [{'; '.join(k.errors)}]"
+        parts.append(part)
+    return "; kv: " + ", ".join(parts)
+
+
+def _bytes(amount: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if amount >= scale:
+            return f"{amount / scale:.1f}{unit}"
+    return f"{amount}B"
+
+
 def decisions(rows: Sequence[p.Decision]) -> str:
     return table(
         ["TIME", "MODEL", "ACTION", "EVICT", "SET", "COST", "DURATION", "WHY"],
@@ -241,7 +263,7 @@ def decisions(rows: Sequence[p.Decision]) -> str:
                 _opt(d.set),
                 _opt(d.cost),
                 duration(d.duration),
-                d.why,
+                d.why + kv_note(d.kv),
             )
             for d in rows
         ],
@@ -264,7 +286,7 @@ def event(item: p.Event | p.Lagged) -> str:
             body += f" why={d.why}" if d.why else ""
         case p.SwapFinished():
             verdict = "ok" if d.ok else f"failed: {d.error}"
-            body = f"swap to {d.target} {verdict} in {duration(d.duration)}"
+            body = f"swap to {d.target} {verdict} in {duration(d.duration)}" + kv_note(d.kv)
         case p.DecisionMade():
             x = d.decision
             body = f"{x.model}: {x.action} evict={_names(x.evict)} set={_opt(x.set)}"

@@ -11,11 +11,13 @@
   `cmd` uses it, in sorted model-ID order, and substituted across that model.
 - A model without a command (no `cmd`, or one with only comment lines) is
   reported as such, not as a proxy that uses `${PORT}` when cmd does not.
-- `${PID}` is left in `cmdStop` for the supervisor, and `${DEVICE}` and
+- `${PID}` is left in `cmdStop` (and `cmdSleep`, `cmdWake`) for the supervisor, and `${DEVICE}` and
   `${DEVICE_INDEX}` in `cmd`, `cmdStop` and `env` of a model with `devices`
   for the start that chooses its device; anywhere else, and any other
   leftover `${...}`, is an error. Keys are never expanded except those of
   `filters.setParamsByID`.
+- `${KV_DIR}` is left in `cmd` for the daemon, which knows the state
+  directory (the model's directory of saved slots, `kvCache`).
 - `cmd`/`cmdStop` comment lines are dropped before expansion.
 
 Deviation: a null model entry (`models: {m1: ~}`) is treated as an empty
@@ -39,7 +41,9 @@ from swapd.config.ports import PortAllocator, PortsInUse
 MACRO_RE = re.compile(r"\$\{([a-zA-Z0-9_-]+)\}")
 NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")
 DEVICE_MACROS = frozenset({"DEVICE", "DEVICE_INDEX"})
-RESERVED = frozenset({"PID", "PORT", "MODEL_ID", *DEVICE_MACROS})
+KV_DIR = "KV_DIR"
+PID_COMMANDS = ("cmdSleep", "cmdWake")  # like cmdStop, they may name the process
+RESERVED = frozenset({"PID", "PORT", "MODEL_ID", KV_DIR, *DEVICE_MACROS})
 DEFAULT_PROXY = "http://localhost:${PORT}"
 DEFAULT_START_PORT = 5800
 
@@ -214,7 +218,7 @@ def _expand_model(
     own, issues = declarations(raw.get("macros"), (*base, "macros"))
     result.issues.extend(issues)
     model = {k: v for k, v in raw.items() if k != "macros"}
-    for key in ("cmd", "cmdStop"):
+    for key in ("cmd", "cmdStop", "cmdSleep", "cmdWake"):
         if isinstance(model.get(key), str):
             model[key] = strip_comment_lines(model[key])
     if model.get("proxy") is None:
@@ -337,8 +341,15 @@ def _leftovers(
             issues.append(Issue(path, f"environment variable '{m.group(1)}' not set"))
         for m in MACRO_RE.finditer(value):
             name = m.group(1)
-            in_cmd_stop = len(path) == 3 and path[0] == "models" and path[2] == "cmdStop"
+            in_cmd_stop = (
+                len(path) == 3 and path[0] == "models" and path[2] in ("cmdStop", *PID_COMMANDS)
+            )
             if name == "PID" and allow_pid and in_cmd_stop:
+                continue
+            if name == KV_DIR and allow_pid:
+                if len(path) == 3 and path[2] == "cmd":
+                    continue  # filled in by the daemon, which knows the state directory
+                issues.append(Issue(path, "macro '${KV_DIR}' is only available in cmd"))
                 continue
             if name in DEVICE_MACROS and allow_pid:
                 if allow_device and _device_key(path):

@@ -40,6 +40,29 @@ class _Frozen(msgspec.Struct, kw_only=True, frozen=True):
     pass
 
 
+class KvCacheConfig(_Frozen, frozen=True, kw_only=True):
+    """A model's effective `kvCache`: `dir` is None when it lives under the state directory."""
+
+    persist: bool = False
+    dir: str | None = None
+    max_bytes: int = 20 << 30
+    timeout: float = 30.0
+
+
+class SleepCall(_Frozen, frozen=True, kw_only=True):
+    """How to put a model to sleep or wake it: an HTTP call, or a command (`argv`)."""
+
+    method: str = "POST"
+    endpoint: str = ""
+    argv: list[str] | None = None  # `${PID}` still in it, for the supervisor to fill
+
+
+class SleepConfig(_Frozen, frozen=True, kw_only=True):
+    sleep: SleepCall
+    wake: SleepCall
+    after: int = 0  # sleepAfter, seconds; 0 = never for idleness
+
+
 class ModelConfig(_Frozen, frozen=True, kw_only=True):
     """One model, ready to supervise. `argv`/`stop_argv` are what gets executed."""
 
@@ -72,6 +95,8 @@ class ModelConfig(_Frozen, frozen=True, kw_only=True):
     # Declared footprint, in whole units (bytes for sizes written with a unit).
     resources: dict[str, int] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)  # candidate devices, in the file's order
+    kv_cache: KvCacheConfig = field(default_factory=KvCacheConfig)
+    sleep: SleepConfig | None = None  # None: a model is stopped, never put to sleep
 
 
 class GroupConfig(_Frozen, frozen=True, kw_only=True):

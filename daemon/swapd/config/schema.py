@@ -90,6 +90,49 @@ class Compat(_Doc):
     ] = False
 
 
+# --- kv-cache and sleep (swapd) ---------------------------------------------
+
+
+class KvCacheDoc(_Doc):
+    """swapd: keep a llama.cpp server's KV cache (its slots) across planned stops.
+
+    Before a planned stop swapd saves each slot that holds tokens (`POST
+    /slots/{id}?action=save`) into `${KV_DIR}`; after the next start is ready,
+    and before the first request is granted, it restores them. The server must
+    be started with `--slot-save-path ${KV_DIR}`.
+    """
+
+    persist: Annotated[
+        bool, Meta(description="Save slots before a planned stop, restore after the next start.")
+    ] = False
+    dir: Annotated[
+        str,
+        Meta(
+            description="Root of the saved slots; each model gets its own directory in it, keyed "
+            "by its model ID and a hash of its command. Empty: kv under the state directory."
+        ),
+    ] = ""
+    max_bytes: Annotated[
+        Size, Meta(description="Bytes of saved slots kept per model; the oldest files go first.")
+    ] = "20GiB"
+    timeout: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="Seconds all saves of one stop (or all restores of one start) may take.",
+        ),
+    ] = 30.0
+
+
+class SleepCallDoc(_Doc):
+    """swapd: an HTTP call to the model's server that puts it to sleep or wakes it."""
+
+    endpoint: Annotated[
+        str, Meta(description="Path on the model's proxy URL, e.g. /sleep?level=1, /wake_up.")
+    ]
+    method: Annotated[Literal["POST", "PUT", "GET"], Meta(description="HTTP method.")] = "POST"
+
+
 class ModelDoc(_Doc):
     """One model: how to start it and how to reach it."""
 
@@ -158,6 +201,32 @@ class ModelDoc(_Doc):
     health_check_timeout: Annotated[
         Any, Meta(description="Ignored: the global healthCheckTimeout applies to every model.")
     ] = None
+    kv_cache: Annotated[
+        KvCacheDoc | None,
+        Meta(description="swapd: slot save/restore; keys not written take the global kvCache's."),
+    ] = None
+    sleep: Annotated[
+        SleepCallDoc | None,
+        Meta(description="swapd: put to sleep by this call instead of stopping it (with wake)."),
+    ] = None
+    wake: Annotated[
+        SleepCallDoc | None, Meta(description="swapd: the call that wakes it (with sleep).")
+    ] = None
+    cmd_sleep: Annotated[
+        str,
+        Meta(description="swapd: a command that puts it to sleep; ${PID}, ${PORT} (with cmdWake)."),
+    ] = ""
+    cmd_wake: Annotated[
+        str, Meta(description="swapd: a command that wakes it; ${PID}, ${PORT} (with cmdSleep).")
+    ] = ""
+    sleep_after: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="swapd: seconds idle before it is put to sleep (0 = never for "
+            "idleness); ttl still stops it, counted from the same last use.",
+        ),
+    ] = 0
 
 
 class PeerDoc(_Doc):
@@ -448,6 +517,9 @@ class ConfigDoc(_Doc):
     max_request_body_size: Annotated[
         int, Meta(ge=1024, description="Largest request body accepted, in bytes (413 beyond).")
     ] = 32 * 1024 * 1024
+    kv_cache: Annotated[
+        KvCacheDoc | None, Meta(description="swapd: the default kvCache of every model.")
+    ] = None
 
 
 def json_schema() -> dict[str, Any]:

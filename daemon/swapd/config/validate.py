@@ -22,7 +22,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from swapd.config import cmdline, resources
+import msgspec
+
+from swapd.config import cmdline, kv_cache, resources, sleep
 from swapd.config.errors import Issue, Path
 from swapd.config.goparse import parse_duration, url_problem
 from swapd.config.macros import Expanded
@@ -201,6 +203,11 @@ def build(doc: ConfigDoc, expanded: Expanded) -> Built:
             unload_timeout, priority.get(model_id, 0), issues,
             budgeted.declared.get(model_id, {}),
         )  # fmt: skip
+    kv = kv_cache.check(tree, {m: models[m].argv for m in model_ids})
+    issues.extend(kv.issues)
+    out.warnings.extend(kv.warnings)
+    for model_id, kv_config in kv.by_model.items():
+        models[model_id] = msgspec.structs.replace(models[model_id], kv_cache=kv_config)
 
     preload: list[str] = []
     for name in doc.hooks.on_startup.preload:
@@ -334,6 +341,7 @@ def _model(
         priority=priority,
         resources=declared,
         devices=list(m.devices),
+        sleep=sleep.check(model_id, m, issues),
     )
 
 

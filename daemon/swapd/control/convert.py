@@ -28,7 +28,7 @@ from swapd.history.records import (
 )
 from swapd.history.stats import Stats
 from swapd.history.store import HistoryStatus
-from swapd.process.events import LogBatch, LogLine, ProcessExited
+from swapd.process.events import KvActivity, LogBatch, LogLine, ProcessExited
 from swapd.process.events import StateChanged as ProcessStateChanged
 from swapd.process.states import LEGEND, TRANSITIONS, ProcessState
 from swapd.router import events as rev
@@ -83,7 +83,23 @@ def decision(d: rev.Decision) -> p.Decision:
         duration=d.duration,
         swap=d.swap_id,
         queue_length=d.queue_length,
+        kv=kv_records(d.kv),
     )
+
+
+def kv_records(items: Iterable[KvActivity]) -> list[p.KvRecord]:
+    return [
+        p.KvRecord(
+            model=k.model,
+            action=k.action,
+            slots=k.slots,
+            bytes=k.bytes,
+            seconds=k.seconds,
+            timed_out=k.timed_out,
+            errors=list(k.errors),
+        )
+        for k in items
+    ]
 
 
 def explanation(x: RouterExplanation, *, asked: str, running: Iterable[str]) -> p.Explanation:
@@ -169,6 +185,7 @@ def event(e: BusEvent) -> p.EventData:
                 log_tail=error.log_tail if error is not None else "",
                 aborted=bool(error is not None and error.aborted),
                 swap=e.swap_id,
+                kv=kv_records(e.kv),
             )
         case rev.RequestEvent():
             return p.RequestEvent(

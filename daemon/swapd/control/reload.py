@@ -105,7 +105,9 @@ class Running:
         )
 
 
-LIVE_STATES = frozenset({ProcessState.STARTING, ProcessState.READY, ProcessState.STOPPING})
+LIVE_STATES = frozenset(
+    {ProcessState.STARTING, ProcessState.READY, ProcessState.STOPPING, ProcessState.ASLEEP}
+)
 
 
 def held_ports(snapshots: Iterable[ProcessSnapshot]) -> frozenset[int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import msgspec
 
@@ -69,3 +69,19 @@ class LogBatch(msgspec.Struct, frozen=True):
 
     def lines(self) -> list[LogLine]:
         return [LogLine(self.source, self.stream, text, self.time) for text in self.texts]
+
+
+class KvActivity(msgspec.Struct, frozen=True, kw_only=True):
+    """A save of a model's KV-cache slots before a planned stop, or their restore after
+    a start: how many slots, how many bytes, how long, and what went wrong (logged;
+    the stop or the requests never wait beyond the model's `kvCache.timeout`)."""
+
+    topic: ClassVar[str] = "kv"
+    model: str
+    action: Literal["save", "restore"]
+    slots: int  # slots saved or restored
+    bytes: int
+    seconds: float
+    time: float  # wall clock when it ended
+    timed_out: bool = False
+    errors: tuple[str, ...] = ()

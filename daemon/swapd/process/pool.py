@@ -122,7 +122,7 @@ class ProcessPool:
 
     def stop_budget(self) -> float:
         """How long the graceful stop of everything may take when leaving the pool."""
-        longest = max((m.supervisor.spec.unload_timeout for m in self._members.values()), default=0)
+        longest = max((_stop_seconds(m.supervisor.spec) for m in self._members.values()), default=0)
         return longest + STOP_BUDGET_SLACK
 
     async def _add(self, spec: ProcessSpec) -> None:
@@ -223,6 +223,11 @@ class ProcessPool:
             for mid in dict.fromkeys(models):
                 if mid in self._staged and mid in self._members:
                     nursery.start_soon(one, mid)
+
+
+def _stop_seconds(spec: ProcessSpec) -> float:
+    """The longest a graceful stop of `spec` takes: saving its slots, then its grace."""
+    return spec.unload_timeout + (spec.kv.timeout if spec.kv is not None else 0.0)
 
 
 async def _stop(supervisor: Supervisor, grace: float | None, reason: str) -> None:

@@ -9,11 +9,53 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 PID_MACRO = "${PID}"
 CHECK_DISABLED = "none"
 DEFAULT_LOG_RING_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class KvSpec:
+    """Where and how a model's KV-cache slots are saved (`kvCache.persist`).
+
+    `model_dir` holds one directory per argv key; `key` is the current one.
+    """
+
+    model_dir: Path
+    key: str
+    max_bytes: int
+    timeout: float  # seconds for all saves of one stop, or all restores of one start
+
+    @property
+    def dir(self) -> Path:
+        """The directory the server saves into (`${KV_DIR}`, `--slot-save-path`)."""
+        return self.model_dir / self.key
+
+
+@dataclass(frozen=True)
+class SleepAction:
+    """Put a model to sleep or wake it: an HTTP call on its proxy URL, or a command."""
+
+    method: str = "POST"
+    endpoint: str = ""
+    argv: Sequence[str] | None = None  # may contain "${PID}"
+
+    def command(self, pid: int) -> list[str] | None:
+        if not self.argv:
+            return None
+        return [arg.replace(PID_MACRO, str(pid)) for arg in self.argv]
+
+
+@dataclass(frozen=True)
+class SleepSpec:
+    """A model that sleeps instead of being stopped when idle (`sleepAfter` seconds)."""
+
+    sleep: SleepAction
+    wake: SleepAction
+    after: float = 0.0  # 0: never for idleness (a swap may still put it to sleep)
 
 
 @dataclass(frozen=True)
@@ -30,6 +72,8 @@ class ProcessSpec:
     ttl: float = 0.0  # 0 = never unload for idleness
     unload_timeout: float = 10.0
     log_ring_bytes: int = DEFAULT_LOG_RING_BYTES
+    kv: KvSpec | None = None  # None: slots are neither saved nor restored
+    sleep: SleepSpec | None = None  # None: it cannot sleep
 
     @property
     def probes_health(self) -> bool:

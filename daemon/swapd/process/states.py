@@ -26,6 +26,7 @@ class ProcessState(StrEnum):
     STOPPED = "stopped"
     STARTING = "starting"
     READY = "ready"
+    ASLEEP = "asleep"
     STOPPING = "stopping"
     FAILED = "failed"
     SHUTDOWN = "shutdown"
@@ -41,6 +42,7 @@ class Trigger(StrEnum):
     STOPPED = "stopped"  # the child and its process group are gone
     EXITED = "exited"  # the child exited on its own while ready
     SHUTDOWN = "shutdown"  # the supervisor's lifetime ended (swapd stopping, reload)
+    SLEEP = "sleep"  # its sleep action succeeded (sleepAfter, or a swap making room)
 
 
 S, T = ProcessState, Trigger
@@ -62,6 +64,12 @@ TRANSITIONS: Mapping[tuple[ProcessState, Trigger], ProcessState] = MappingProxyT
         (S.FAILED, T.START): S.STARTING,
         (S.FAILED, T.STOP): S.FAILED,
         (S.FAILED, T.SHUTDOWN): S.SHUTDOWN,
+        # sleep instead of kill: the process lives, its accelerator memory is released
+        (S.READY, T.SLEEP): S.ASLEEP,
+        (S.ASLEEP, T.START): S.STARTING,
+        (S.ASLEEP, T.STOP): S.STOPPING,
+        (S.ASLEEP, T.EXITED): S.FAILED,
+        (S.ASLEEP, T.SHUTDOWN): S.SHUTDOWN,
     }
 )
 
@@ -82,6 +90,11 @@ NOTES: Mapping[tuple[ProcessState, Trigger], str] = MappingProxyType(
         (S.FAILED, T.START): "a new request starts it again, as from stopped",
         (S.FAILED, T.STOP): "no-op: it stays failed, with its reason",
         (S.FAILED, T.SHUTDOWN): "the supervisor exits",
+        (S.READY, T.SLEEP): "sleep endpoint or cmdSleep succeeded; the TTL clock keeps running",
+        (S.ASLEEP, T.START): "a request wakes it: wake endpoint or cmdWake, then the health check",
+        (S.ASLEEP, T.STOP): "TTL, eviction or unload: stopped as from ready (no slots saved)",
+        (S.ASLEEP, T.EXITED): "crash while asleep: logged, counted; no automatic restart",
+        (S.ASLEEP, T.SHUTDOWN): "child killed with a 1 s grace",
     }
 )
 
@@ -93,6 +106,7 @@ LEGEND: Mapping[ProcessState, str] = MappingProxyType(
         S.STOPPING: "being stopped; requests that arrive now wait, then start it again",
         S.FAILED: "ended on its own (failed start, crash); the next request starts it again",
         S.SHUTDOWN: "its supervisor has exited (swapd stopping or config reloaded)",
+        S.ASLEEP: "process alive, accelerator memory released; the next request wakes it",
     }
 )
 

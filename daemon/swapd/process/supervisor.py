@@ -18,6 +18,13 @@ before the next request is handled.
 Every change of state goes through the table in `states.py` and is published
 as a `StateChanged` event. Crashes are not restarted: the next request starts
 the model again.
+
+Two extensions ride on the same loop. With `kvCache.persist` a planned stop
+first saves the server's slots and a start restores them before its waiters
+are answered (`kv_slots`, bounded by the model's `kvCache.timeout`). A model
+that can sleep is put to sleep when `sleepAfter` runs out (or when asked);
+asleep, a request wakes it: the wake action, then the same health check and
+outcomes as a start (`sleep_ops`).
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ import msgspec
 import trio
 
 from swapd.events import EventBus
-from swapd.process.events import ProcessExited, StateChanged
+from swapd.process import kv_slots, sleep_ops
+from swapd.process.events import KvActivity, ProcessExited, StateChanged
 from swapd.process.exit_status import describe_exit
 from swapd.process.logs import LogRing
 from swapd.process.readiness import HealthTarget, HealthTimeout, wait_healthy
@@ -138,11 +146,20 @@ class _Stop:
     reply: _Reply
 
 
+@dataclass(eq=False)
+class _Sleep:
+    """Put the model to sleep (sleepAfter ran out, or a swap makes room); a no-op
+    unless it is ready and can sleep."""
+
+    reason: str
+    reply: _Reply
+
+
 class _Poke:
     """Wakes the loop to look again (the child exited)."""
 
 
-_Message = _Ensure | _Stop | _Poke
+_Message = _Ensure | _Stop | _Sleep | _Poke
 
 
 class Supervisor:
@@ -158,7 +175,9 @@ class Supervisor:
         self._pending: deque[_Message] = deque()
         self._child: Child | None = None
         self._waiters: list[_Reply] = []
-        self._idle = IdleClock(spec.ttl)
+        self._idle = IdleClock(spec.ttl, sleep_after=spec.sleep.after if spec.sleep else 0.0)
+        self.last_wake_seconds: float | None = None
+        self._sleep_refused = False
         self._nursery: trio.Nursery | None = None
         self.last_load_seconds: float | None = None
         self.last_exit_code: int | None = None
@@ -228,6 +247,14 @@ class Supervisor:
         except ProcessShutdown:
             pass  # nothing runs after a shutdown
 
+    async def sleep(self, *, reason: str = "") -> None:
+        """Put the model to sleep if it is ready and can sleep (else a no-op); return once
+        that is done or has failed (logged; the model then stays ready)."""
+        try:
+            await self._ask(_Sleep(reason or "sleep requested", _Reply()))
+        except ProcessShutdown:
+            pass
+
     def hold(self) -> None:
         """Count a request in flight: the TTL never unloads a model while one is."""
         self._idle.hold()
@@ -240,7 +267,7 @@ class Supervisor:
         """
         self._idle.release(trio.current_time())
 
-    async def _ask(self, message: _Ensure | _Stop) -> None:
+    async def _ask(self, message: _Ensure | _Stop | _Sleep) -> None:
         if self._state is ProcessState.SHUTDOWN:
             raise self._shutdown_error()
         try:
@@ -277,33 +304,47 @@ class Supervisor:
             await self._notice_crash()
             message = await self._next_message()
             await self._notice_crash()  # it may have died just now: never answer "ready" for it
-            if message is None and self._state is ProcessState.READY:  # the TTL ran out
+            if message is None and self._state in _ALIVE:  # the TTL ran out
                 ttl = self.spec.ttl
                 self._note(f"Unloading model, TTL of {ttl:g}s reached")
                 await self._stop_running(self.spec.unload_timeout, f"TTL of {ttl:g}s reached")
+            elif isinstance(message, _Sleep):
+                if self._state is ProcessState.READY:
+                    await self._go_to_sleep(message.reason)
+                message.reply.set()
             elif isinstance(message, _Ensure):
                 if self._state is ProcessState.READY:
                     message.reply.set()
+                elif self._state is ProcessState.ASLEEP:
+                    await self._wake(message.reply)
                 else:
                     await self._start(message.reply)
             elif isinstance(message, _Stop):
-                if self._state is ProcessState.READY:
+                if self._state in _ALIVE:
                     await self._stop_running(message.timeout, message.reason or "stop requested")
                 else:
                     self._transition(Trigger.STOP)  # stopped -> stopped: publishes nothing
                 message.reply.set()
 
     async def _next_message(self) -> _Message | None:
-        """The next message, or None when the TTL deadline passes first."""
+        """The next message, or None when the TTL deadline passes first (a `_Sleep` when
+        the sleepAfter deadline does)."""
         if self._pending:
             return self._pending.popleft()
         while True:
             now = trio.current_time()
-            deadline = self._idle.next_check(now) if self._state is ProcessState.READY else None
-            with trio.move_on_at(math.inf if deadline is None else deadline):
+            deadline = math.inf
+            if self._state in _ALIVE:
+                deadline = _earliest(deadline, self._idle.next_check(now))
+            if self._state is ProcessState.READY and not self._sleep_refused:
+                deadline = _earliest(deadline, self._idle.next_sleep_check(now))
+            with trio.move_on_at(deadline):
                 return await self._recv.receive()
-            if self._idle.expired(trio.current_time()):
+            now = trio.current_time()
+            if self._idle.expired(now):
                 return None
+            if self._state is ProcessState.READY and self._idle.sleep_due(now):
+                return _Sleep(f"idle for sleepAfter {self._idle.sleep_after:g}s", _Reply())
 
     # ----- starting ---------------------------------------------------------
 
@@ -316,6 +357,7 @@ class Supervisor:
         if problems:
             self._start_failed(StartError(spec.model_id, "; ".join(problems)))
             return
+        await self._kv_prepare()
         try:
             child = spawn(spec.argv, spec.env)
         except SpawnError as err:
@@ -325,12 +367,22 @@ class Supervisor:
         assert self._nursery is not None
         child.start_tasks(self._nursery, self.logs, on_exit=lambda _: self._poke())
         self._note(f"started pid {child.pid}: {' '.join(spec.argv)}")
+        await self._finish_start(child, waking=False)
+
+    async def _finish_start(self, child: Child, *, waking: bool) -> None:
+        """Wait for the health check (racing the child's exit and stops), then answer the
+        waiters: a start and a wake end the same way."""
+        spec = self.spec
+        since = trio.current_time()
         if not spec.probes_health:
-            self._became_ready(child, "started (no health check)")
+            self._became_ready(child, "started (no health check)", waking=waking, since=since)
             return
         outcome, stop = await self._race_start(child)
         if outcome == "ready":
-            self._became_ready(child, f"health check passed on {spec.health_url()}")
+            if not waking:
+                await self._kv_restore()
+            why = f"health check passed on {spec.health_url()}"
+            self._became_ready(child, why, waking=waking, since=since)
         elif outcome == "exited":
             with trio.move_on_after(EXIT_LOG_GRACE):
                 await child.drained.wait()
@@ -416,12 +468,17 @@ class Supervisor:
             race.start_soon(inbox)
         return outcome[0], (stops[0] if stops else None)
 
-    def _became_ready(self, child: Child, why: str) -> None:
+    def _became_ready(self, child: Child, why: str, *, waking: bool, since: float) -> None:
         now = trio.current_time()
-        self.last_load_seconds = now - child.spawned_at
         self._idle.on_ready(now)
+        self._sleep_refused = False
         self._transition(Trigger.HEALTHY, why)
-        self._note(f"{why} ({self.last_load_seconds:.3f}s after spawn)")
+        if waking:
+            self.last_wake_seconds = now - since
+            self._note(f"awake: {why} ({self.last_wake_seconds:.3f}s after the wake began)")
+        else:
+            self.last_load_seconds = now - child.spawned_at
+            self._note(f"{why} ({self.last_load_seconds:.3f}s after spawn)")
         self._fail_waiters(None)
 
     def _start_failed(self, error: StartError) -> None:
@@ -446,16 +503,19 @@ class Supervisor:
     async def _stop_running(self, grace: float | None, reason: str) -> None:
         child = self._child
         assert child is not None
+        asleep = self._state is ProcessState.ASLEEP
         self._transition(Trigger.STOP, reason)
         self._idle.on_not_ready()
         grace = self.spec.unload_timeout if grace is None else grace
+        if not asleep:  # a sleeping server has released its cache
+            await self._kv_save()
         self._note(f"stopping pid {child.pid} ({reason}), grace {grace:g}s")
         await self._teardown(child, grace, why=reason)
         self._transition(Trigger.STOPPED, reason)
 
     async def _notice_crash(self) -> None:
         child = self._child
-        if self._state is ProcessState.READY and child is not None and not child.running:
+        if self._state in _ALIVE and child is not None and not child.running:
             await self._crashed(child)
 
     async def _crashed(self, child: Child) -> None:
@@ -501,6 +561,81 @@ class Supervisor:
                 failed=failed, uptime=uptime, time=time.time(),
             )
         )  # fmt: skip
+
+    # ----- sleep instead of kill (sleep/wake, cmdSleep/cmdWake) --------------------
+    # Asleep, the process lives with its accelerator memory released; the TTL
+    # still stops it, counted from its last use. A wake is a start without a
+    # spawn: the wake action, then the health check, with the same outcomes.
+
+    async def _go_to_sleep(self, reason: str) -> None:
+        spec, child = self.spec, self._child
+        if spec.sleep is None or child is None:
+            return
+        started = trio.current_time()
+        failure = await sleep_ops.perform(
+            spec.sleep.sleep, spec.proxy_url, child.pid, spec.env, spec.unload_timeout
+        )
+        took = trio.current_time() - started
+        if failure is not None:
+            # it stays ready; sleepAfter does not try again until its next start
+            self._sleep_refused = True
+            self._note(f"sleep failed ({reason}): {failure}")
+            return
+        if child.running:
+            self._transition(Trigger.SLEEP, reason)
+            self._note(f"asleep ({reason}) in {took:.3f}s")
+
+    async def _wake(self, first: _Reply) -> None:
+        spec, child = self.spec, self._child
+        assert spec.sleep is not None and child is not None
+        self._waiters = [first]
+        self._transition(Trigger.START, "waking")
+        failure = await sleep_ops.perform(
+            spec.sleep.wake, spec.proxy_url, child.pid, spec.env, spec.health_check_timeout
+        )
+        if failure is not None:
+            self._note(f"wake failed: {failure}: stopping pid {child.pid}")
+            tail = self.logs.tail(LOG_TAIL_LINES)
+            result = await self._teardown(
+                child, min(ABORT_GRACE, spec.unload_timeout), why=f"wake failed: {failure}",
+                failed=True,
+            )  # fmt: skip
+            self._start_failed(
+                StartError(spec.model_id, f"wake failed: {failure}", result.returncode, tail)
+            )
+            return
+        await self._finish_start(child, waking=True)
+
+    # ----- KV-cache slots (kvCache.persist) -----------------------------------
+    # Saved before a planned stop (never after a crash: nothing is left to ask),
+    # restored after a start is ready and before its waiters are answered. Each
+    # is bounded by kvCache.timeout and never fails the stop or the start.
+
+    async def _kv_prepare(self) -> None:
+        kv = self.spec.kv
+        if kv is None:
+            return
+        try:
+            stale = await trio.to_thread.run_sync(kv_slots.prepare, kv)
+        except OSError as exc:
+            self._note(f"kv cache: cannot prepare {kv.dir}: {exc}")
+            return
+        if stale:
+            self._note(f"kv cache: discarded the slots saved by another command ({len(stale)})")
+
+    async def _kv_save(self) -> None:
+        if self.spec.kv is not None:
+            self._kv_done(await kv_slots.save(self.model_id, self.spec.proxy_url, self.spec.kv))
+
+    async def _kv_restore(self) -> None:
+        if self.spec.kv is not None:
+            done = await kv_slots.restore(self.model_id, self.spec.proxy_url, self.spec.kv)
+            if done is not None:
+                self._kv_done(done)
+
+    def _kv_done(self, activity: KvActivity) -> None:
+        self._note(kv_slots.describe(activity))
+        self.bus.publish(activity)
 
     # ----- shutdown ---------------------------------------------------------
 
@@ -551,3 +686,11 @@ class Supervisor:
         """
         self.proxy_log.write("swapd", f"[{self.spec.model_id}] {text}")
         log.debug("[%s] %s", self.spec.model_id, text)
+
+
+# States in which the child lives and a stop, the TTL or a crash apply.
+_ALIVE = frozenset({ProcessState.READY, ProcessState.ASLEEP})
+
+
+def _earliest(a: float, b: float | None) -> float:
+    return a if b is None else min(a, b)

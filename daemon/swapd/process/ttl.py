@@ -20,6 +20,7 @@ class IdleClock:
     ttl: float  # seconds; 0 or less: never unload for idleness
     in_flight: int = 0
     idle_since: float | None = None  # None while the model is not ready
+    sleep_after: float = 0.0  # seconds idle before it sleeps; 0 or less: never
 
     def on_ready(self, now: float) -> None:
         self.idle_since = now
@@ -57,6 +58,31 @@ class IdleClock:
         if self.in_flight > 0:
             return now + self.ttl
         return self.idle_since + self.ttl
+
+    def sleep_deadline(self) -> float | None:
+        """When the model will be put to sleep if nothing changes; None when it will not.
+
+        Never once the TTL stops it no later (sleeping just before a stop saves nothing).
+        """
+        if self.sleep_after <= 0 or self.idle_since is None or self.in_flight > 0:
+            return None
+        if 0 < self.ttl <= self.sleep_after:
+            return None
+        return self.idle_since + self.sleep_after
+
+    def next_sleep_check(self, now: float) -> float | None:
+        """As `next_check`, for the sleep deadline."""
+        if self.sleep_after <= 0 or self.idle_since is None:
+            return None
+        if 0 < self.ttl <= self.sleep_after:
+            return None
+        if self.in_flight > 0:
+            return now + self.sleep_after
+        return self.idle_since + self.sleep_after
+
+    def sleep_due(self, now: float) -> bool:
+        deadline = self.sleep_deadline()
+        return deadline is not None and now >= deadline
 
     def expired(self, now: float) -> bool:
         deadline = self.deadline()

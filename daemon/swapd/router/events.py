@@ -22,6 +22,7 @@ from typing import ClassVar, Literal
 
 import msgspec
 
+from swapd.process.events import KvActivity
 from swapd.process.states import RUNNING_STATES, ProcessState
 
 __all__ = ["RUNNING_STATES"]
@@ -75,6 +76,8 @@ class SwapDone(Input, frozen=True, kw_only=True, tag="swap_done"):
     swap_id: int
     model: str
     error: SwapError | None = None
+    kv: tuple[KvActivity, ...] = ()
+    """The KV-cache saves of the evicted models and the target's restore, during the swap."""
 
 
 class ServeDone(Input, frozen=True, kw_only=True, tag="serve_done"):
@@ -246,6 +249,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     clock: float = 0.0
     duration: float | None = None
     """For `swap_done`: seconds from the start of the swap, on the scheduling clock."""
+    kv: tuple[KvActivity, ...] = ()
+    """For `swap_done`: the KV-cache slots saved and restored (time, bytes) by the swap."""
 
 
 class SwapStarted(msgspec.Struct, frozen=True, kw_only=True):
@@ -271,6 +276,8 @@ class SwapFinished(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float
     error: SwapError | None
     time: float
+    kv: tuple[KvActivity, ...] = ()
+    """The KV-cache slots saved (evicted models) and restored (the target) by the swap."""
 
 
 RequestPhase = Literal["admitted", "waiting", "granted", "failed", "done", "cancelled", "aborted"]

@@ -47,7 +47,8 @@ from dataclasses import dataclass
 import msgspec
 import trio
 
-from swapd.events import EventBus
+from swapd.events import EventBus, Subscription
+from swapd.process.events import KvActivity
 from swapd.process.states import RUNNING_STATES
 from swapd.router.decision_log import DEFAULT_DECISION_LOG_SIZE, DecisionLog
 from swapd.router.errors import RequestAborted, RouterError, error_for
@@ -772,6 +773,12 @@ class Router:
         """
         started = trio.current_time()
         error: SwapError | None = None
+        touched = frozenset((*plan.evict, plan.target))
+        kv_sub = self.bus.subscribe(
+            topics=("kv",),
+            predicate=lambda e: isinstance(e, KvActivity) and e.model in touched,
+            maxlen=KV_RECORDS,
+        )
         with scope:
             try:
                 if plan.evict:
@@ -790,6 +797,8 @@ class Router:
             if plan.swap_id in self._stop_on_abort:
                 self._stop_on_abort.discard(plan.swap_id)
                 await self.pool.stop([plan.target], grace=None, reason="load aborted")
+        kv_sub.close()
+        kv = _drain_kv(kv_sub)
         self.bus.publish(
             SwapFinished(
                 swap_id=plan.swap_id,
@@ -798,7 +807,24 @@ class Router:
                 seconds=trio.current_time() - started,
                 error=error,
                 time=time.time(),
+                kv=kv,
             )
         )
         self._swap_scopes.pop(plan.swap_id, None)
-        self._post(SwapDone(swap_id=plan.swap_id, model=plan.target, error=error))
+        self._post(SwapDone(swap_id=plan.swap_id, model=plan.target, error=error, kv=kv))
+
+
+# A swap records at most this many KV-cache saves and restores (one per model it touches).
+KV_RECORDS = 64
+
+
+def _drain_kv(sub: Subscription) -> tuple[KvActivity, ...]:
+    """The KV-cache activity a swap's subscription collected."""
+    out: list[KvActivity] = []
+    while True:
+        try:
+            event = sub.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return tuple(out)
+        if isinstance(event, KvActivity):
+            out.append(event)

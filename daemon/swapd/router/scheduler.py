@@ -55,6 +55,7 @@ from typing import Literal, Protocol, TypeVar
 
 import msgspec
 
+from swapd.process.events import KvActivity
 from swapd.process.states import ProcessState
 from swapd.router.events import (
     Action,
@@ -339,6 +340,7 @@ class FifoScheduler:
             swap_id=inp.swap_id,
             reason=outcome,
             duration=self._now - swap.started,
+            kv=inp.kv,
         )
         if not swap.aborting:
             if err is not None:
@@ -921,6 +923,7 @@ class FifoScheduler:
         cost: int = 0,
         reason: str = "",
         duration: float | None = None,
+        kv: tuple[KvActivity, ...] = (),
     ) -> None:
         self._seq += 1
         self.effects.decided(
@@ -939,5 +942,6 @@ class FifoScheduler:
                 queue_length=len(self.queue),
                 reason=reason,
                 duration=duration,
+                kv=kv,
             )
         )

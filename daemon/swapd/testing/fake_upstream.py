@@ -10,9 +10,13 @@ stream.
 
 Routes: `/health`, `/v1/models`, `/v1/chat/completions`, `/v1/completions`
 (both streaming and not, with `usage`), `/v1/embeddings`, llama-server's
-`/completion`, and `GET /` (what a preload sends). With `--timings`, every
-generation also carries llama-server's `timings` object (in the answer, or
-the last event of a stream), generating at `--tokens-per-second`. A request's `max_tokens`
+`/completion`, and `GET /` (what a preload sends); llama-server's slot API
+(`GET /slots`, `POST /slots/{id}?action=save|restore`, files in
+`--slot-save-path`, `timings.cache_n` in answers) and vLLM's sleep mode
+(`POST /sleep?level=1`, `POST /wake_up`, `GET /is_sleeping`; `--hold-mib`
+of memory is released while asleep). With `--timings`, the `timings` of every
+generation (in the answer, or the last event of a stream) are complete, as
+llama-server's: speeds too, generating at `--tokens-per-second`. A request's `max_tokens`
 (or `n_predict` on `/completion`) sets how many tokens are generated; the
 default is `--tokens`. With `--echo` every JSON answer (and the first SSE
 event) carries an `echo` object with the method, path, headers and body that
@@ -35,7 +39,6 @@ from typing import Any
 JSON = "application/json"
 SSE = "text/event-stream"
 TIMINGS_RATE = 42.5  # the generation speed --timings reports by default
-CACHED_TOKENS = 2  # prompt tokens --timings reports as served from the cache
 # With --token-interval 0 events are written in batches of this many, so the
 # fake can stream as fast as a relay can take it.
 BATCH_EVENTS = 64
@@ -71,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count-starts", default=None, metavar="FILE", help="append our pid here")
     p.add_argument("--print-lines", type=int, default=0, help="print this many lines at start")
     p.add_argument("--quiet", action="store_true", help="no line per request")
+    # --- slots (llama-server's KV-cache save/restore) ---
+    p.add_argument("--slot-save-path", default=None, help="where slots are saved")
+    p.add_argument("--parallel", "-np", type=int, default=1, help="slots")
+    p.add_argument("--slot-delay", type=float, default=0.0, help="each save/restore takes this")
+    p.add_argument("--prefill-delay", type=float, default=0.0, help="seconds per uncached token")
+    # --- sleep mode (vLLM's /sleep, /wake_up, /is_sleeping) ---
+    p.add_argument("--hold-mib", type=int, default=0, help="memory held while awake (MiB)")
+    p.add_argument("--wake-fail", action="store_true", help="/wake_up answers 500")
+    p.add_argument("--sleep-fail", action="store_true", help="/sleep answers 500")
     return p
 
 
@@ -82,6 +94,18 @@ class State:
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.served = 0
+        # Per slot, the prompt tokens it holds (what a next prompt can reuse).
+        self.slots: list[list[str]] = [[] for _ in range(max(1, opts.parallel))]
+        # What a loaded model holds, released while asleep (as vLLM frees its weights and
+        # KV cache); touched page by page so that it counts in the resident set.
+        self.asleep = False
+        self.held = self.allocate()
+
+    def allocate(self) -> bytearray:
+        held = bytearray(self.opts.hold_mib << 20)
+        for i in range(0, len(held), 4096):
+            held[i] = 1
+        return held
 
     def healthy(self) -> bool:
         if self.opts.never_healthy:
@@ -195,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self, method: str) -> None:
         opts = self.state.opts
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         raw = self.read_body() if method == "POST" else b""
         if path == "/health":
             if self.state.healthy():
@@ -209,6 +233,12 @@ class Handler(BaseHTTPRequestHandler):
         if not self.state.healthy():
             self.send_error_json(503, "Loading model", "unavailable_error")
             return
+        if path in ("/sleep", "/wake_up", "/is_sleeping"):
+            self.sleep_api(method, path)
+            return
+        if self.state.asleep:
+            self.send_error_json(503, "the model is asleep", "unavailable_error")
+            return
         if opts.response_delay > 0:
             time.sleep(opts.response_delay)
         try:
@@ -217,7 +247,9 @@ class Handler(BaseHTTPRequestHandler):
             body = None
         echo = self.echo(method, path, raw, body) if opts.echo else None
         route = ROUTES.get((method, path))
-        if route is None:
+        if path == "/slots" or path.startswith("/slots/"):
+            self.slot_api(method, path, query, body)
+        elif route is None:
             self.send_error_json(404, f"no route {method} {path}", "not_found_error")
         elif method == "POST" and not isinstance(body, dict):
             self.send_error_json(400, "request body must be a JSON object", "invalid_request_error")
@@ -276,15 +308,16 @@ class Handler(BaseHTTPRequestHandler):
         limit = body.get("n_predict" if kind == "llama" else "max_tokens") or opts.tokens
         count = max(0, int(limit))
         model = str(body.get("model", opts.model))
-        prompt_tokens = len(json.dumps(body.get("messages", body.get("prompt", ""))).split())
+        tokens = json.dumps(body.get("messages", body.get("prompt", ""))).split()
+        prompt_tokens = len(tokens)
+        timings: dict[str, Any] = self.prefill(tokens, body.get("id_slot"))
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": count,
             "total_tokens": prompt_tokens + count,
         }
-        timings: dict[str, Any] | None = None
         if opts.timings:
-            timings = llama_timings(prompt_tokens, count, opts.tokens_per_second)
+            timings = llama_timings(timings, count, opts.tokens_per_second)
         if body.get("stream"):
             self.send_events(stream_events(kind, model, count, usage, echo, timings))
             return
@@ -311,22 +344,114 @@ class Handler(BaseHTTPRequestHandler):
             payload["choices"] = [
                 {"index": 0, "text": text, "finish_reason": "length" if count else "stop"}
             ]
+        payload["timings"] = timings
         if echo is not None:
             payload["echo"] = echo
-        if timings is not None:
-            payload["timings"] = timings
         self.send_json(200, payload)
 
+    # ----- sleep mode: vLLM's /sleep?level=1, /wake_up, /is_sleeping --------------
 
-def llama_timings(prompt_tokens: int, count: int, rate: float) -> dict[str, Any]:
-    """llama-server's `timings`: the prompt evaluated (less what its cache held) and the
-    tokens predicted, with their speeds."""
-    cached = min(CACHED_TOKENS, prompt_tokens)
-    evaluated = prompt_tokens - cached
+    def sleep_api(self, method: str, path: str) -> None:
+        state, opts = self.state, self.state.opts
+        if path == "/is_sleeping" and method == "GET":
+            self.send_json(200, {"is_sleeping": state.asleep})
+        elif path == "/sleep" and method == "POST":
+            if opts.sleep_fail:
+                self.send_error_json(500, "cannot sleep", "server_error")
+                return
+            with state.lock:
+                state.asleep = True
+                state.held = bytearray()
+            say("asleep: memory released")
+            self.send_json(200, {})
+        elif path == "/wake_up" and method == "POST":
+            if opts.wake_fail:
+                self.send_error_json(500, "cannot wake up", "server_error")
+                return
+            with state.lock:
+                if state.asleep:
+                    state.held = state.allocate()
+                state.asleep = False
+            say("awake")
+            self.send_json(200, {})
+        else:
+            self.send_error_json(405, f"{method} {path} is not allowed", "invalid_request_error")
+
+    # ----- slots: llama-server's KV-cache save and restore ----------------------
+
+    def prefill(self, tokens: list[str], slot: object) -> dict[str, int]:
+        """Take a prompt into a slot: the tokens it already held in front are reused
+        (`cache_n`), the rest cost `--prefill-delay` each (`prompt_n`)."""
+        slots = self.state.slots
+        index = slot if isinstance(slot, int) and 0 <= slot < len(slots) else 0
+        with self.state.lock:
+            held = slots[index]
+            cached = 0
+            while cached < min(len(held), len(tokens)) and held[cached] == tokens[cached]:
+                cached += 1
+            slots[index] = list(tokens)
+        if self.state.opts.prefill_delay > 0:
+            time.sleep(self.state.opts.prefill_delay * (len(tokens) - cached))
+        return {"cache_n": cached, "prompt_n": len(tokens) - cached}
+
+    def slot_api(self, method: str, path: str, query: str, body: Any) -> None:
+        opts = self.state.opts
+        slots = self.state.slots
+        if method == "GET" and path == "/slots":
+            with self.state.lock:
+                listing = [
+                    {"id": i, "n_ctx": 4096, "is_processing": False, "n_prompt_tokens": len(held)}
+                    for i, held in enumerate(slots)
+                ]
+            self.send_json(200, listing)
+            return
+        tail = path[len("/slots/") :]
+        action = dict(p.partition("=")[::2] for p in query.split("&")).get("action", "")
+        if method != "POST" or not tail.isdigit() or int(tail) >= len(slots):
+            self.send_error_json(400, "Invalid slot", "invalid_request_error")
+            return
+        if opts.slot_save_path is None:
+            self.send_error_json(501, "This server does not support slots action", "not_supported")
+            return
+        name = body.get("filename") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            self.send_error_json(400, "Invalid filename", "invalid_request_error")
+            return
+        if opts.slot_delay > 0:
+            time.sleep(opts.slot_delay)
+        file = os.path.join(opts.slot_save_path, name)
+        slot = int(tail)
+        if action == "save":
+            with self.state.lock:
+                data = json.dumps(slots[slot]).encode()
+            with open(file, "wb") as f:
+                f.write(data)
+            saved = {"id_slot": slot, "filename": name, "n_saved": len(slots[slot])}
+            self.send_json(200, {**saved, "n_written": len(data), "timings": {"save_ms": 0.1}})
+        elif action == "restore":
+            try:
+                with open(file, "rb") as f:
+                    data = f.read()
+                held = json.loads(data)
+            except (OSError, ValueError):
+                self.send_error_json(
+                    400, "Unable to restore slot: invalid slot save file", "invalid_request_error"
+                )
+                return
+            with self.state.lock:
+                slots[slot] = [str(t) for t in held]
+            restored = {"id_slot": slot, "filename": name, "n_restored": len(held)}
+            self.send_json(200, {**restored, "n_read": len(data), "timings": {"restore_ms": 0.1}})
+        else:
+            self.send_error_json(400, f"Invalid action: {action}", "invalid_request_error")
+
+
+def llama_timings(prefill: dict[str, int], count: int, rate: float) -> dict[str, Any]:
+    """llama-server's whole `timings`: the prompt evaluated (`prompt_n`, beside the
+    `cache_n` tokens its slot held) and the tokens predicted, with their speeds."""
     return {
-        "cache_n": cached,
-        "prompt_n": evaluated,
-        "prompt_ms": evaluated * 1.0,
+        **prefill,
+        "prompt_ms": prefill["prompt_n"] * 1.0,
         "prompt_per_second": 1000.0,
         "predicted_n": count,
         "predicted_ms": count * 1000.0 / rate,

@@ -113,6 +113,7 @@ async def test_models_status_and_load(tmp_path: Path) -> None:
             "stopped",
             "starting",
             "ready",
+            "asleep",
             "stopping",
             "failed",
             "shutdown",

@@ -6,16 +6,18 @@ upstream through it; `test_every_row_has_a_scenario` keeps the two in step.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pytest
 import trio
 
-from swapd.process.spec import ProcessSpec
+from swapd.process.spec import ProcessSpec, SleepAction, SleepSpec
 from swapd.process.states import TRANSITIONS, ProcessState, Trigger
 from swapd.process.supervisor import ProcessShutdown, StartAborted, StartError
 from tests.integration.process.harness import (
@@ -244,6 +246,82 @@ async def shutdown_when_failed(tmp_path: Path) -> None:
         await failed_run(run)
         run.scope.cancel()
     assert run.transitions() == [(S.FAILED, S.SHUTDOWN)]
+
+
+# ----- sleep instead of kill (rows into and out of asleep) ------------------------
+
+VLLM_SLEEP = SleepSpec(
+    sleep=SleepAction(endpoint="/sleep?level=1"), wake=SleepAction(endpoint="/wake_up")
+)
+
+
+async def asleep_run(run: Run) -> int:
+    """Drive the supervisor into `asleep` through vLLM's sleep call; the pid."""
+    pid = await ready_run(run)
+    with trio.fail_after(WAIT):
+        await run.sup.sleep(reason="test")
+    assert run.sup.state is S.ASLEEP
+    run.transitions()
+    return pid
+
+
+def rss(pid: int) -> int:
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+@row(S.READY, T.SLEEP)
+async def sleep_when_ready(tmp_path: Path) -> None:
+    spec = fake_spec("--hold-mib", "64", sleep=VLLM_SLEEP)
+    async with supervised(spec) as run:
+        pid = await ready_run(run)
+        awake = rss(pid)
+        run.transitions()
+        await run.sup.sleep(reason="making room")
+        assert run.transitions() == [(S.READY, S.ASLEEP)]
+        assert (await http_get(port_of(spec), "/is_sleeping"))[1] == b'{"is_sleeping": true}'
+        assert run.sup.pid == pid and not gone(pid)
+        assert rss(pid) < awake - (48 << 20)  # the memory it held is released
+
+
+@row(S.ASLEEP, T.START)
+async def wake_when_asleep(tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    spec = fake_spec("--hold-mib", "32", "--count-starts", str(starts), sleep=VLLM_SLEEP)
+    async with supervised(spec) as run:
+        pid = await asleep_run(run)
+        await ready_run(run)
+        assert run.transitions() == [(S.ASLEEP, S.STARTING), (S.STARTING, S.READY)]
+        assert run.sup.pid == pid and read_pids(starts) == [pid]  # woken, not started again
+        assert (await http_get(port_of(spec), "/is_sleeping"))[1] == b'{"is_sleeping": false}'
+        assert run.sup.last_wake_seconds is not None
+        assert any("awake: health check passed" in line.text for line in run.sup.proxy_log)
+
+
+@row(S.ASLEEP, T.STOP)
+async def stop_when_asleep(tmp_path: Path) -> None:
+    async with supervised(fake_spec(sleep=VLLM_SLEEP)) as run:
+        pid = await asleep_run(run)
+        await run.sup.stop(reason="evicted")
+        assert run.transitions() == [(S.ASLEEP, S.STOPPING), (S.STOPPING, S.STOPPED)]
+        assert gone(pid)
+
+
+@row(S.ASLEEP, T.EXITED)
+async def crash_when_asleep(tmp_path: Path) -> None:
+    async with supervised(fake_spec(sleep=VLLM_SLEEP)) as run:
+        pid = await asleep_run(run)
+        os.kill(pid, signal.SIGKILL)
+        event = await run.wait_state(S.FAILED)
+        assert event.old is S.ASLEEP and "killed by SIGKILL" in event.reason
+
+
+@row(S.ASLEEP, T.SHUTDOWN)
+async def shutdown_when_asleep(tmp_path: Path) -> None:
+    async with supervised(fake_spec(sleep=VLLM_SLEEP)) as run:
+        pid = await asleep_run(run)
+        run.scope.cancel()
+    assert run.transitions() == [(S.ASLEEP, S.SHUTDOWN)]
+    assert gone(pid)
 
 
 def test_every_row_has_a_scenario() -> None:

@@ -154,3 +154,16 @@ def test_event_lines(data: p.EventData, text: str) -> None:
 
 def test_lagged_line() -> None:
     assert render.event(p.Lagged(subscription=1, missed=4)) == "-- lagged: 4 events missed --\n"
+
+
+def test_kv_saves_and_restores_in_decisions_and_swap_events() -> None:
+    saved = p.KvRecord(model="a", action="save", slots=1, bytes=6917572, seconds=0.012)
+    failed = p.KvRecord(
+        model="b", action="restore", slots=0, bytes=0, seconds=0.5, errors=["timed out after 0.5s"]
+    )
+    assert render.kv_note([]) == ""
+    assert render.kv_note([saved, failed]) == (
+        "; kv: a saved 1 slot (6.6MiB, 12ms), b restored 0 slots (0B, 500ms) [timed out after 0.5s]"
+    )
+    row = p.Decision(time=0.0, model="b", action="swap_done", why="ready", kv=[saved])
+    assert "ready; kv: a saved 1 slot (6.6MiB, 12ms)" in render.decisions([row])

@@ -46,11 +46,15 @@ def test_shape_of_the_lifecycle() -> None:
             assert next_state(state, T.SHUTDOWN) is S.SHUTDOWN
     # a stopping model accepts nothing but the end of the stop (requests wait for it)
     assert set(triggers_from(S.STOPPING)) == {T.STOPPED, T.SHUTDOWN}
-    # the only way into starting is a start of a stopped or failed model
+    # the only way into starting is a start of a stopped or failed model, or a wake
     assert [p for p, t in TRANSITIONS.items() if t is S.STARTING] == [
         (S.STOPPED, T.START),
         (S.FAILED, T.START),
+        (S.ASLEEP, T.START),
     ]
+    # only a ready model goes to sleep; asleep, it wakes (start), stops, crashes or ends
+    assert [p for p, t in TRANSITIONS.items() if t is S.ASLEEP] == [(S.READY, T.SLEEP)]
+    assert set(triggers_from(S.ASLEEP)) == {T.START, T.STOP, T.EXITED, T.SHUTDOWN}
     # a stop of a stopped or failed model is a no-op
     assert next_state(S.STOPPED, T.STOP) is S.STOPPED
     assert next_state(S.FAILED, T.STOP) is S.FAILED
@@ -58,6 +62,7 @@ def test_shape_of_the_lifecycle() -> None:
     assert {p for p, t in TRANSITIONS.items() if t is S.FAILED} == {
         (S.STARTING, T.START_FAILED),
         (S.READY, T.EXITED),
+        (S.ASLEEP, T.EXITED),
         (S.FAILED, T.STOP),
     }
 

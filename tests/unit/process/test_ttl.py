@@ -121,3 +121,46 @@ def test_no_check_without_a_ttl_or_while_not_ready() -> None:
     assert IdleClock(10).next_check(5.0) is None
     busy = IdleClock(10, in_flight=2, idle_since=1.0)
     assert busy.next_check(5.0) == 15.0
+
+
+# ----- sleepAfter: the same idle clock, an earlier deadline ------------------------
+
+
+def test_sleep_comes_before_the_ttl_and_only_when_it_comes_first() -> None:
+    clock = IdleClock(ttl=10, sleep_after=3)
+    assert clock.sleep_deadline() is None  # not ready
+    clock.on_ready(100.0)
+    assert clock.sleep_deadline() == 103.0 and clock.deadline() == 110.0
+    assert not clock.sleep_due(102.9) and clock.sleep_due(103.0)
+    for ttl in (3, 2):  # the TTL stops it no later: sleeping first saves nothing
+        late = IdleClock(ttl=ttl, sleep_after=3)
+        late.on_ready(0.0)
+        assert late.sleep_deadline() is None and late.next_sleep_check(0.0) is None
+    forever = IdleClock(ttl=0, sleep_after=3)  # never stopped: it still sleeps
+    forever.on_ready(0.0)
+    assert forever.sleep_deadline() == 3.0
+    assert IdleClock(ttl=10).next_sleep_check(0.0) is None
+
+
+@given(
+    st.floats(0.1, 100),
+    st.lists(st.tuples(st.sampled_from(["hold", "release"]), st.floats(0, 10)), max_size=20),
+)
+def test_next_sleep_check_is_never_after_the_sleep_deadline(
+    sleep_after: float, steps: list[tuple[str, float]]
+) -> None:
+    clock = IdleClock(ttl=0, sleep_after=sleep_after)
+    now = 0.0
+    clock.on_ready(now)
+    check = clock.next_sleep_check(now)
+    for what, dt in steps:
+        now += dt
+        if what == "hold":
+            clock.hold()
+        elif clock.in_flight:
+            clock.release(now)
+        deadline = clock.sleep_deadline()
+        if deadline is not None:
+            assert check is not None and check <= deadline
+        if check is not None and now >= check:
+            check = clock.next_sleep_check(now)

@@ -11,6 +11,7 @@ STATE_STYLES: dict[str, Style] = {
     "stopping": Style(color="magenta"),
     "failed": Style(color="bright_white", bgcolor="red", bold=True),
     "shutdown": Style(color="red"),
+    "asleep": Style(color="blue"),
 }
 """Known states get a colour; a state a newer daemon adds is shown plain. A model that
 ended on its own (`failed`) is the one thing an operator must not miss: it is a badge."""
