@@ -3,8 +3,7 @@
 Columns follow the record's fields in order (so a row is built from
 `astuple` with a few values converted): tuples are stored as JSON text,
 booleans as 0/1, and `SwapRecord.set` in the column `set_name` (`set` is an
-SQL keyword). A batch of rows is written as one JSON array (`encode_rows`,
-`Table.insert_batch_sql`).
+SQL keyword). Rows are inserted many to a statement (`Table.insert_rows_sql`).
 """
 
 from __future__ import annotations
@@ -47,18 +46,17 @@ class Table(Generic[R]):
         marks = ", ".join("?" for _ in self.fields)
         return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks})"
 
-    @property
-    def insert_batch_sql(self) -> str:
-        """Insert the rows of one JSON array of row arrays, the only parameter.
+    def insert_rows_sql(self, count: int) -> str:
+        """Insert `count` rows in one statement (their values flattened, row after row).
 
-        One statement per batch: the sqlite3 module takes the GIL back to bind
-        every row of an `executemany`, and on a busy loop each of those hand-offs
-        costs the event loop's thread more than the row costs the writer.
+        One statement for many rows: the sqlite3 module gives the GIL up and takes
+        it back around each step, and with `executemany` that is once per row;
+        on a busy loop each of those hand-offs costs the event loop's thread
+        more than the row costs the writer.
         """
-        values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(self.fields)))
-        return (
-            f"INSERT INTO {self.name} ({', '.join(self.columns)}) "
-            f"SELECT {values} FROM json_each(?) ORDER BY key"
+        row = f"({', '.join('?' for _ in self.fields)})"
+        return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES " + ", ".join(
+            [row] * count
         )
 
     @property
@@ -107,8 +105,3 @@ TABLE_OF: dict[type, Table[Any]] = {
     ReloadRecord: RELOADS,
 }
 HISTORY_TABLES: dict[str, Table[Any]] = {"swap": SWAPS, "exit": EXITS, "reload": RELOADS}
-
-
-def encode_rows(rows: Sequence[tuple[Any, ...]]) -> str:
-    """Rows as the one parameter of `Table.insert_batch_sql`."""
-    return _encode(rows).decode()
