@@ -51,9 +51,11 @@ from swapd.control.reload import (
 )
 from swapd.control.server import serve_control
 from swapd.events import EventBus
-from swapd.history import CaptureBuffer, HistoryStore, open_history, settings_from_config
-from swapd.history.paths import resolve_state_dir
+from swapd.history import CaptureBuffer, HistoryStore, open_history
+from swapd.history import settings_from_config as history_settings
+from swapd.history.paths import database_path, ensure_state_dir, resolve_state_dir
 from swapd.history.recorder import Recorder
+from swapd.history.runs import RunHistory
 from swapd.http.app import create_app
 from swapd.http.config_view import settings_from_config as api_settings
 from swapd.http.logs_hub import LogHub
@@ -62,16 +64,19 @@ from swapd.http.services import Services
 from swapd.process.events import StateChanged
 from swapd.process.kv_files import argv_key, model_dir_name
 from swapd.process.logs import LogRing
+from swapd.process.meter import DEFAULT_PERIOD, Meter, Nvml, PoolSource
 from swapd.process.pool import ProcessPool
 from swapd.process.spec import KvSpec, ProcessSpec, SleepAction, SleepSpec
 from swapd.process.states import ProcessState
 from swapd.router import Router, SwapFinished, router_from_config
+from swapd.router.footprints import Learned
 from swapd.systemd import Notifier
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 HTTP_DRAIN_SECONDS = 30.0
 HTTP_CLOSE_SECONDS = 2.0
 HARD_EXIT_SECONDS = 35.0
+HISTORY_FLUSH_SECONDS = 2.0
 
 log = logging.getLogger("swapd")
 
@@ -113,6 +118,7 @@ def _spec(model_id: str, m: ModelConfig, argv: list[str], kv: KvSpec | None) -> 
         log_ring_bytes=m.log_ring_bytes,
         kv=kv,
         sleep=sleep_spec(m.sleep),
+        devices=tuple(m.devices),
     )
 
 
@@ -169,11 +175,15 @@ class Daemon:
         watch_config: bool = False,
         watch_interval: float = WATCH_INTERVAL,
         state_dir: Path | None = None,
+        meter_period: float = DEFAULT_PERIOD,
     ) -> None:
         """`control_socket`: where the control socket listens; None runs without one.
         `watch_config`: reload when the config file changes (polled every `watch_interval`).
-        `state_dir`: where the history is kept (`resolve_state_dir`); None keeps none (saved
-        KV slots then go under the directory the environment names)."""
+        `state_dir`: where swapd keeps its state (saved KV slots; the history file, where
+        requests, swaps, exits, reloads and model runs, the learned footprints and load
+        times, are kept). None: KV slots go where the environment says, no history is kept
+        and model runs stay in memory. `meter_period`: seconds between samples of the live
+        meters."""
         self.loaded = loaded
         self.state_dir = state_dir
         self.recorder: Recorder | None = None
@@ -188,6 +198,9 @@ class Daemon:
         self._http_stop = trio.Event()
         self.services: Services | None = None
         self.router: Router | None = None
+        self.meter: Meter | None = None
+        self.runs: RunHistory | None = None
+        self.meter_period = meter_period
         self.urls: list[str] = []
 
     def request_stop(self) -> None:
@@ -221,7 +234,7 @@ class Daemon:
         if self.state_dir is None or not config.enabled:
             yield None
             return
-        async with open_history(self.state_dir, settings_from_config(config)) as store:
+        async with open_history(self.state_dir, history_settings(config)) as store:
             yield store
 
     async def _serve(
@@ -238,18 +251,42 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 await nursery.start(hub.run)
                 nursery.start_soon(self._mirror_log, hub.mux)
-                router = router_from_config(self.loaded, pool, self.bus)
+                # The live meters: one sampler task, its blocking reads off the loop. What
+                # they learn (footprints, load times) is what the budgets plan with.
+                learned = Learned()
+                runs = RunHistory(learned.books, self._runs_path())
+                self.runs = runs
+                await nursery.start(runs.run)
+                meter = Meter(PoolSource(pool), runs, period=self.meter_period, nvml=Nvml.open())
+                learned.live = meter.live_peaks
+                self.meter = meter
+                await nursery.start(meter.run, self.bus)
+                router = router_from_config(self.loaded, pool, self.bus, learned)
                 self.router = router
                 await nursery.start(router.run)
                 services = Services(
-                    api_settings(self.loaded), router, pool, self.bus, hub, recorder=recorder
+                    api_settings(self.loaded),
+                    router,
+                    pool,
+                    self.bus,
+                    hub,
+                    meter=meter,
+                    recorder=recorder,
                 )
                 self.services = services
                 nursery.start_soon(self._follow_events, services)
                 http_done = trio.Event()
                 self.urls = await nursery.start(self._serve_http, services, http_done)
                 parts = DaemonParts(
-                    self.loaded, router, pool, self.bus, hub, listen=self.urls, recorder=recorder
+                    self.loaded,
+                    router,
+                    pool,
+                    self.bus,
+                    hub,
+                    listen=self.urls,
+                    meter=meter,
+                    learned=learned,
+                    recorder=recorder,
                 )
                 reloader = self._reloader(parts, router, pool, services)
                 if self.control_socket is not None:
@@ -287,8 +324,22 @@ class Daemon:
                 with trio.move_on_after(HTTP_CLOSE_SECONDS + 1):
                     await http_done.wait()
                 await router.shutdown()
+                # What the runs in progress took is kept for the next start.
+                meter.end_runs()
+                with trio.move_on_after(HISTORY_FLUSH_SECONDS):
+                    await runs.flushed()
                 await services.client.aclose()
                 nursery.cancel_scope.cancel()
+
+    def _runs_path(self) -> Path | None:
+        """The history file the model runs go to; None without a usable state directory."""
+        if self.state_dir is None or not self.loaded.config.history.enabled:
+            return None
+        try:
+            return database_path(ensure_state_dir(self.state_dir))
+        except OSError as exc:
+            log.warning("model runs are kept in memory only: state directory: %s", exc)
+            return None
 
     def _reloader(
         self, parts: DaemonParts, router: Router, pool: ProcessPool, services: Services
@@ -301,7 +352,7 @@ class Daemon:
             recorder.captures.resize(loaded.config.capture_buffer)
             if recorder.store is not None:
                 recorder.store.update_settings(
-                    settings_from_config(loaded.config.history, recorder.store.settings)
+                    history_settings(loaded.config.history, recorder.store.settings)
                 )
             self.loaded = loaded
 

@@ -70,7 +70,9 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_models(args: argparse.Namespace, out: Output) -> int:
     with _client(args) as c:
-        out.emit(c.models(), render.models)
+        rows = c.models()
+        capacity = c.status().capacity if not out.json else []
+    out.emit(rows, lambda r: render.models(r, capacity))
     return 0
 
 

@@ -102,6 +102,61 @@ class StateLegend(Payload, kw_only=True, frozen=True):
     """States reachable from this one."""
 
 
+# --- live meters and budgets ------------------------------------------------
+
+
+class Meters(Payload, kw_only=True, frozen=True):
+    """A running model's process tree, as the meter last sampled it."""
+
+    cpu_percent: float
+    """CPU % over the last sampling period, summed over the tree (may pass 100)."""
+    ram: int
+    """Resident memory of the whole process tree, bytes."""
+    vram: int | None = None
+    """GPU memory its processes hold, bytes; None where NVML is not available."""
+    processes: int = 1
+
+
+class GpuMemory(Payload, kw_only=True, frozen=True):
+    index: int
+    name: str
+    used: int
+    total: int
+
+
+class HostMeters(Payload, kw_only=True, frozen=True):
+    """The machine: CPU %, memory, and each GPU (None: no NVML)."""
+
+    cpu_percent: float
+    mem_used: int
+    mem_total: int
+    gpus: list[GpuMemory] | None = None
+
+
+class Footprint(Payload, kw_only=True, frozen=True):
+    """What a model takes, per resource: as declared, as measured (the highest
+    peak of its last runs, and of the current run), and as the budget plans it."""
+
+    declared: dict[str, int] = {}
+    measured: dict[str, int] = {}
+    planned: dict[str, int] = {}
+    devices: list[str] = []
+    device: str | None = None
+    """Where it runs now, for a model with devices."""
+    blind: list[str] = []
+    """Resources of the capacity it has neither declared nor been measured for."""
+
+
+class CapacityUse(Payload, kw_only=True, frozen=True):
+    """One resource of `resources.capacity`: what the running models take of it."""
+
+    resource: str
+    used: int
+    capacity: int
+    sized: bool = True
+    """True when it is written with a unit: bytes."""
+
+
 class Status(Payload, kw_only=True, frozen=True):
     """The daemon at a glance."""
 
@@ -120,6 +175,9 @@ class Status(Payload, kw_only=True, frozen=True):
     legend: list[StateLegend] = []
     history: HistoryInfo | None = None
     """The history store; null when the daemon keeps none."""
+    # live meters and budgets
+    host: HostMeters | None = None
+    capacity: list[CapacityUse] = []
 
 
 class ModelInfo(Payload, kw_only=True, frozen=True):
@@ -156,6 +214,11 @@ class ModelInfo(Payload, kw_only=True, frozen=True):
     """How the last failure went, e.g. "killed by SIGSEGV (...) while serving"."""
     last_failure_at: float | None = None
     """When it happened, Unix time."""
+    # live meters and budgets
+    meters: Meters | None = None
+    """None while it has no process."""
+    footprint: Footprint | None = None
+    """None when the config sets no capacity."""
 
 
 class LoadResult(Payload, kw_only=True, frozen=True):

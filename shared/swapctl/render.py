@@ -79,7 +79,12 @@ def status(s: p.Status) -> str:
         ("in flight", str(s.in_flight)),
         ("queued", str(s.queued)),
         ("subscribers", str(s.subscribers)),
+        ("host", host_line(s.host)),
     ]
+    if s.capacity:
+        rows.append(
+            ("capacity", capacity_line(s.capacity).removeprefix("capacity in use: ").strip())
+        )
     width = max(len(k) for k, _ in rows)
     return "".join(f"{k.ljust(width)}  {v}\n" for k, v in rows)
 
@@ -91,7 +96,11 @@ def legend(entries: Sequence[p.StateLegend]) -> str:
     )
 
 
-def models(rows: Sequence[p.ModelInfo]) -> str:
+def models(rows: Sequence[p.ModelInfo], capacity: Sequence[p.CapacityUse] = ()) -> str:
+    return _models_table(rows) + footprints(rows, capacity)
+
+
+def _models_table(rows: Sequence[p.ModelInfo]) -> str:
     return table(
         [
             "MODEL",
@@ -103,6 +112,9 @@ def models(rows: Sequence[p.ModelInfo]) -> str:
             "QUEUED",
             "TTL LEFT",
             "LAST LOAD",
+            "CPU",
+            "MEM",
+            "GPU",
             "MEMBER OF",
         ],
         [
@@ -116,11 +128,96 @@ def models(rows: Sequence[p.ModelInfo]) -> str:
                 str(m.queued),
                 duration(m.ttl_left) if m.ttl else "never",
                 duration(m.last_load_seconds),
+                *_meter_cells(m.meters),
                 _names([*m.groups, *m.sets]),
             )
             for m in rows
         ],
     ) + "".join(failure_note(m) + "\n" for m in rows if m.state == "failed")
+
+
+# --- live meters and budgets -------------------------------------------------------
+
+
+def size(amount: int | None) -> str:
+    """Bytes for people: `4294967296` -> `4.0G`, binary units."""
+    if amount is None:
+        return "-"
+    value = float(amount)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            return f"{value:.0f}{unit}" if unit in ("B", "K") else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"
+
+
+def _meter_cells(m: p.Meters | None) -> tuple[str, str, str]:
+    if m is None:
+        return ("-", "-", "-")
+    return (f"{m.cpu_percent:.0f}%", size(m.ram), size(m.vram))
+
+
+def _amount(resource: str, amount: int | None, sized: set[str]) -> str:
+    if amount is None:
+        return "-"
+    return size(amount) if resource in sized else str(amount)
+
+
+def _sized(capacity: Sequence[p.CapacityUse]) -> set[str]:
+    return {c.resource for c in capacity if c.sized} | {"ram", "vram"}
+
+
+def footprints(rows: Sequence[p.ModelInfo], capacity: Sequence[p.CapacityUse] = ()) -> str:
+    """Per model and resource: declared, measured and planned; then the capacity in use."""
+    sized = _sized(capacity)
+    lines = []
+    for m in rows:
+        f = m.footprint
+        if f is None:
+            continue
+        if f.devices and any(d in sized for d in f.devices):
+            sized |= {r for r in f.planned if r not in {c.resource for c in capacity}}
+            sized |= {r for r in f.declared if r not in {c.resource for c in capacity}}
+        resources = dict.fromkeys([*f.declared, *f.measured, *f.planned, *f.blind])
+        for r in resources:
+            lines.append(
+                (
+                    m.id,
+                    r + (f" on {f.device}" if f.device and r not in f.devices else ""),
+                    _amount(r, f.declared.get(r), sized),
+                    _amount(r, f.measured.get(r), sized),
+                    _amount(r, f.planned.get(r, 0), sized) + (" (blind)" if r in f.blind else ""),
+                )
+            )
+    if not lines and not capacity:
+        return ""
+    text = "\n" + table(["MODEL", "RESOURCE", "DECLARED", "MEASURED", "PLANNED"], lines)
+    return text + capacity_line(capacity)
+
+
+def capacity_line(capacity: Sequence[p.CapacityUse]) -> str:
+    """`capacity in use: ram 8.0G of 10.0G (80%)`."""
+    if not capacity:
+        return ""
+    sized = _sized(capacity)
+    parts = []
+    for c in capacity:
+        share = f" ({100 * c.used / c.capacity:.0f}%)" if c.capacity else ""
+        parts.append(
+            f"{c.resource} {_amount(c.resource, c.used, sized)} of "
+            f"{_amount(c.resource, c.capacity, sized)}{share}"
+        )
+    return "capacity in use: " + ", ".join(parts) + "\n"
+
+
+def host_line(h: p.HostMeters | None) -> str:
+    """`cpu 12%, memory 6.1G of 31.2G, gpu0 3.0G of 24.0G`; `-` before the first sample."""
+    if h is None:
+        return "-"
+    text = f"cpu {h.cpu_percent:.0f}%, memory {size(h.mem_used)} of {size(h.mem_total)}"
+    for g in h.gpus or ():
+        text += f", gpu{g.index} {size(g.used)} of {size(g.total)}"
+    return text
 
 
 def failure_note(m: p.ModelInfo, now: float | None = None) -> str:

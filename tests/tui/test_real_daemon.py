@@ -181,7 +181,8 @@ async def test_a_failed_start_is_shown_as_failed_with_how_and_counts(workdir: Pa
     control = workdir / "c.sock"
     config = workdir / "swapd.yaml"
     config.write_text(
-        f"models:\n  broken:\n    cmd: {FAKE_UPSTREAM_CMD} --exit-during-start 0 --exit-code 3 --load-delay 30\n"
+        f"models:\n  broken:\n    cmd: {FAKE_UPSTREAM_CMD}"
+        " --exit-during-start 0 --exit-code 3 --load-delay 30\n"
     )
     daemon = SwapdProcess(config, control)
     try:

@@ -424,3 +424,31 @@ def test_cli_rejects_contradictions(argv: list[str], capsys: pytest.CaptureFixtu
         parse_args(argv)
     assert exit_info.value.code == 2
     assert "swaptui: error:" in capsys.readouterr().err
+
+
+def test_the_model_note_shows_meters_and_footprints() -> None:
+    state = DashboardState(clock=lambda: 1000.0)
+    gib = 1 << 30
+    state.apply_models(
+        [
+            p.ModelInfo(
+                id="coder",
+                state="ready",
+                meters=p.Meters(cpu_percent=12.4, ram=3 * gib),
+                footprint=p.Footprint(
+                    declared={"ram": 2 * gib},
+                    measured={"ram": 3 * gib},
+                    planned={"ram": 3 * gib + gib // 10},
+                    blind=["vram"],
+                ),
+            ),
+            p.ModelInfo(id="plain", state="stopped"),
+        ]
+    )
+    note = model_note(state.models["coder"], 1000.0)
+    assert note is not None
+    assert note.plain == (
+        "cpu 12% mem 3.0G gpu -  ram: declared 2.0G measured 3.0G planned 3.1G  "
+        "vram: blind (counted 0)"
+    )
+    assert model_note(state.models["plain"], 1000.0) is None

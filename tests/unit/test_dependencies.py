@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIRST_PARTY = {"swapd", "swapctl", "swaptui", "swapd_demo"}
 #: Each program's sources and the extras it may use beyond the base dependencies.
 PROGRAMS = {
-    "daemon/swapd": (),
+    "daemon/swapd": ("gpu",),
     "shared/swapctl": (),
     "tui/swaptui": ("tui",),
     "demo/swapd_demo": ("demo",),

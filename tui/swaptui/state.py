@@ -71,6 +71,10 @@ class ModelRow:
     """How it last ended on its own, in the daemon's words."""
     last_failure_at: float | None = None
     """When (the daemon's Unix time)."""
+    meters: p.Meters | None = None
+    """CPU and memory of its process tree, as last sampled (None: no process)."""
+    footprint: p.Footprint | None = None
+    """Declared, measured and planned footprints (None: no capacity is configured)."""
 
     def ttl_left(self, now: float) -> float | None:
         if self.ttl_deadline is None:
@@ -317,6 +321,8 @@ class DashboardState:
                 failures=m.failures,
                 last_failure=m.last_failure,
                 last_failure_at=m.last_failure_at,
+                meters=m.meters,
+                footprint=m.footprint,
             )
         self.models = rows
         self.touch(MODELS)

@@ -36,6 +36,16 @@ def register(subparsers: Any) -> None:
     check.add_argument(
         "file", nargs="?", help="config file (default: $SWAPD_CONFIG or /etc/swapd/config.yaml)"
     )
+    check.add_argument(
+        "--with-history",
+        action="store_true",
+        help="also warn where a declared footprint is below what swapd measured",
+    )
+    check.add_argument(
+        "--state-dir",
+        help="where the history is (default: as swapd finds it: $STATE_DIRECTORY, "
+        "$XDG_STATE_HOME/swapd, ~/.local/state/swapd)",
+    )
     check.set_defaults(func=cmd_check)
 
     show = sub.add_parser("show", help="print the effective config (macros expanded, argv)")
@@ -71,7 +81,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     print(summary(loaded))
+    if args.with_history:
+        _check_history(loaded, args.state_dir)
     return 0
+
+
+def _check_history(loaded: LoadedConfig, state_dir: str | None) -> None:
+    """Warnings (stderr) where a declaration is below what the history says was measured."""
+    from swapd.config.history_check import below_measured, located, read_books
+    from swapd.history.database import HistoryUnavailable
+    from swapd.history.paths import database_path, resolve_state_dir
+
+    path = database_path(resolve_state_dir(state_dir))
+    try:
+        books = read_books(path)
+    except HistoryUnavailable as exc:
+        print(f"warning: --with-history: {exc}", file=sys.stderr)
+        return
+    for problem in located(loaded, below_measured(loaded, books)):
+        print(warning_text(problem), file=sys.stderr)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -34,6 +34,8 @@ from swapd.history.store import HistoryStore
 from swapd.ports import PoolPort, RouterPort
 from swapd.process.events import LogLine
 from swapd.process.logs import LogRing
+from swapd.process.meter import MeterView
+from swapd.router.build import footprint_table
 from swapd.router.errors import (
     LoadFailed,
     ModelNotFound,
@@ -42,6 +44,7 @@ from swapd.router.errors import (
     TooManyRequests,
 )
 from swapd.router.events import RUNNING_STATES
+from swapd.router.footprints import FootprintTable, Learned
 
 STATS_WINDOW = 3600.0
 """`stats` without `since`: the last hour."""
@@ -72,6 +75,9 @@ class DaemonParts:
     listen: Sequence[str] = ()
     recorder: Recorder | None = None
     """The history and captures; None when the daemon keeps neither."""
+    # live meters and budgets
+    meter: MeterView | None = None
+    learned: Learned | None = None
 
 
 Reloader = Callable[[], Awaitable[p.ReloadResult]]
@@ -140,6 +146,8 @@ class DaemonBackend:
             queued=sum(router.queued.values()) + sum(router.waiting.values()),
             legend=convert.legend(),
             history=self._history_info(),
+            host=self._host(),
+            capacity=self._capacity(running),
         )
 
     def _history_info(self) -> p.HistoryInfo | None:
@@ -156,6 +164,7 @@ class DaemonBackend:
             for member in group.members:
                 groups.setdefault(member, []).append(name)
         rows = []
+        table = self._table()
         for model_id, snap in self.parts.pool.snapshots().items():
             cfg = loaded.models.get(model_id)
             rows.append(
@@ -183,9 +192,30 @@ class DaemonBackend:
                     failures=snap.failures,
                     last_failure=snap.last_failure,
                     last_failure_at=snap.last_failure_at,
+                    meters=self._meters(model_id),
+                    footprint=convert.footprint(table, model_id) if table else None,
                 )
             )
         return rows
+
+    # --- live meters and budgets ---------------------------------------------------
+
+    def _table(self) -> FootprintTable | None:
+        return footprint_table(self.parts.loaded, self.parts.learned)
+
+    def _meters(self, model_id: str) -> p.Meters | None:
+        meter = self.parts.meter
+        reading = meter.reading(model_id) if meter is not None else None
+        return convert.meters(reading) if reading is not None else None
+
+    def _host(self) -> p.HostMeters | None:
+        meter = self.parts.meter
+        host = meter.host() if meter is not None else None
+        return convert.host(host) if host is not None else None
+
+    def _capacity(self, running: Sequence[str]) -> list[p.CapacityUse]:
+        table = self._table()
+        return convert.capacity(table, running) if table is not None else []
 
     def _ring(self, source: str) -> LogRing:
         logs = self.parts.logs

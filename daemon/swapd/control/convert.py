@@ -30,9 +30,11 @@ from swapd.history.stats import Stats
 from swapd.history.store import HistoryStatus
 from swapd.process.events import KvActivity, LogBatch, LogLine, ProcessExited
 from swapd.process.events import StateChanged as ProcessStateChanged
+from swapd.process.meter import HostSample, TreeReading
 from swapd.process.states import LEGEND, TRANSITIONS, ProcessState
 from swapd.router import events as rev
 from swapd.router.explain import Explanation as RouterExplanation
+from swapd.router.footprints import FootprintTable
 
 UNIX_TIME_FLOOR = 1e9
 """2001-09-09: a smaller stamp is a reading of trio's clock, not Unix time."""
@@ -310,3 +312,50 @@ def capture(value: Capture, max_body: int) -> p.Capture:
         resp_body=bodies[1],
         truncated=value.truncated or cut,
     )
+
+
+# --- live meters and budgets ---------------------------------------------------------
+
+
+def meters(reading: TreeReading) -> p.Meters:
+    return p.Meters(
+        cpu_percent=reading.cpu_percent,
+        ram=reading.ram,
+        vram=reading.vram,
+        processes=reading.processes,
+    )
+
+
+def host(sample: HostSample) -> p.HostMeters:
+    gpus = (
+        [p.GpuMemory(index=g.index, name=g.name, used=g.used, total=g.total) for g in sample.gpus]
+        if sample.gpus is not None
+        else None
+    )
+    return p.HostMeters(
+        cpu_percent=sample.cpu_percent,
+        mem_used=sample.mem_used,
+        mem_total=sample.mem_total,
+        gpus=gpus,
+    )
+
+
+def footprint(table: FootprintTable, model: str) -> p.Footprint:
+    m = table.models.get(model)
+    return p.Footprint(
+        declared=table.declared(model),
+        measured=table.measured(model),
+        planned=table.planned(model),
+        devices=list(m.devices) if m is not None else [],
+        device=table.device_of(model),
+        blind=table.blind(model),
+    )
+
+
+def capacity(table: FootprintTable, running: Iterable[str]) -> list[p.CapacityUse]:
+    used = table.in_use(list(running))
+    sized = table.budgeting.sized
+    return [
+        p.CapacityUse(resource=r, used=used.get(r, 0), capacity=cap, sized=r in sized)
+        for r, cap in table.capacity.items()
+    ]

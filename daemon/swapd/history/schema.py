@@ -87,6 +87,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX reloads_time ON reloads (time)",
     ),
+    # 1 -> 2: one row per run of a model: its load time and peaks (swapd.history.runs).
+    (
+        """CREATE TABLE model_runs (
+            seq INTEGER PRIMARY KEY,
+            model TEXT NOT NULL,
+            started REAL NOT NULL,
+            load_s REAL,
+            peak_ram INTEGER,
+            peak_vram INTEGER
+        )""",
+        "CREATE INDEX model_runs_model ON model_runs (model)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -120,6 +120,7 @@ def build_admin(services: Services) -> QuartTrio:
                         "inFlight": in_flight.get(model_id, 0),
                         "waiting": waiting.get(model_id, 0),
                         "queued": queued.get(model_id, 0),
+                        **_meters(services, model_id),
                     }
                 )
         pending = {
@@ -255,7 +256,23 @@ def create_app(services: Services) -> SwapdApp:
     services.metrics.source.states = lambda: {
         m: services.state_of(m) for m in services.settings.models
     }
+    if services.meter is not None:
+        meter = services.meter
+        services.metrics.source.meters = lambda: {
+            m: r for m in services.settings.models if (r := meter.reading(m)) is not None
+        }
+        services.metrics.source.host = meter.host
     return SwapdApp(services)
+
+
+def _meters(services: Services, model_id: str) -> dict[str, float | int | None]:
+    """A running entry's live meters: CPU %, resident bytes of its process tree, GPU
+    bytes (null without NVML); nothing before the first sample."""
+    meter = services.meter
+    reading = meter.reading(model_id) if meter is not None else None
+    if reading is None:
+        return {}
+    return {"cpuPercent": reading.cpu_percent, "ram": reading.ram, "vram": reading.vram}
 
 
 def _queue_length(services: Services) -> int:

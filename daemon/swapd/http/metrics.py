@@ -24,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from swapd.process.meter import HostSample, TreeReading
 from swapd.process.states import ProcessState
 
 # `*_created` series only add noise to a daemon's scrape.
@@ -49,6 +50,9 @@ class GaugeSource:
     queue_length: Callable[[], int] = lambda: 0
     in_flight: Callable[[], Mapping[str, int]] = dict
     states: Callable[[], Mapping[str, str]] = dict
+    # live meters
+    meters: Callable[[], Mapping[str, TreeReading]] = dict
+    host: Callable[[], HostSample | None] = lambda: None
 
 
 class _LiveGauges(Collector):
@@ -76,6 +80,49 @@ class _LiveGauges(Collector):
                     [model, candidate.value], 1.0 if candidate.value == current else 0.0
                 )
         yield state
+        yield from _meter_gauges(self.source)
+
+
+def _meter_gauges(source: GaugeSource) -> Iterator[Metric]:
+    """Each running model's process tree and the host, as the meter last sampled them."""
+    readings = sorted(source.meters().items())
+    cpu = GaugeMetricFamily(
+        "swapd_model_cpu_percent", "CPU % of each model's process tree", labels=["model"]
+    )
+    ram = GaugeMetricFamily(
+        "swapd_model_resident_bytes",
+        "Resident memory of each model's process tree",
+        labels=["model"],
+    )
+    vram = GaugeMetricFamily(
+        "swapd_model_gpu_bytes", "GPU memory of each model's processes (NVML)", labels=["model"]
+    )
+    for model, r in readings:
+        cpu.add_metric([model], r.cpu_percent)
+        ram.add_metric([model], r.ram)
+        if r.vram is not None:
+            vram.add_metric([model], r.vram)
+    yield cpu
+    yield ram
+    yield vram
+    host = source.host()
+    if host is None:
+        return
+    host_cpu = GaugeMetricFamily("swapd_host_cpu_percent", "CPU % of the host")
+    host_cpu.add_metric([], host.cpu_percent)
+    yield host_cpu
+    mem = GaugeMetricFamily("swapd_host_memory_bytes", "Host memory", labels=["kind"])
+    mem.add_metric(["used"], host.mem_used)
+    mem.add_metric(["total"], host.mem_total)
+    yield mem
+    if host.gpus is not None:
+        gpu = GaugeMetricFamily(
+            "swapd_host_gpu_memory_bytes", "Memory of each GPU", labels=["gpu", "kind"]
+        )
+        for g in host.gpus:
+            gpu.add_metric([str(g.index), "used"], g.used)
+            gpu.add_metric([str(g.index), "total"], g.total)
+        yield gpu
 
 
 @dataclass

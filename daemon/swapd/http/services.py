@@ -21,6 +21,7 @@ from swapd.http.names import Resolver
 from swapd.http.settings import ApiSettings
 from swapd.http.upstream import UpstreamClient
 from swapd.ports import PoolPort, RouterPort
+from swapd.process.meter import MeterView
 
 
 class _Closable(Protocol):
@@ -46,6 +47,7 @@ class Services:
     """Where finished requests go (see `records`)."""
     records: Recorder = field(init=False)
     """`recorder`, or one that keeps nothing (it numbers requests and publishes them)."""
+    meter: MeterView | None = None
     resolver: Resolver = field(init=False)
     in_flight: InFlightRegistry = field(init=False)
     closing: trio.Event = field(default_factory=trio.Event)

@@ -8,11 +8,13 @@ package never reads the config itself.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 PID_MACRO = "${PID}"
+DEVICE_MACRO = "${DEVICE}"
+DEVICE_INDEX_MACRO = "${DEVICE_INDEX}"
 CHECK_DISABLED = "none"
 DEFAULT_LOG_RING_BYTES = 256 * 1024
 
@@ -74,6 +76,7 @@ class ProcessSpec:
     log_ring_bytes: int = DEFAULT_LOG_RING_BYTES
     kv: KvSpec | None = None  # None: slots are neither saved nor restored
     sleep: SleepSpec | None = None  # None: it cannot sleep
+    devices: tuple[str, ...] = ()  # where it may run; ${DEVICE} names the one chosen
 
     @property
     def probes_health(self) -> bool:
@@ -97,6 +100,24 @@ class ProcessSpec:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 found.append(f"invalid proxy URL {self.proxy_url!r}")
         return found
+
+    def on_device(self, device: str | None) -> ProcessSpec:
+        """This spec with `${DEVICE}` and `${DEVICE_INDEX}` filled in for `device` (one of
+        `devices`; None or one it does not name: the first). Without devices, itself."""
+        if not self.devices:
+            return self
+        chosen = device if device in self.devices else self.devices[0]
+        index = str(self.devices.index(chosen))
+
+        def fill(text: str) -> str:
+            return text.replace(DEVICE_INDEX_MACRO, index).replace(DEVICE_MACRO, chosen)
+
+        return replace(
+            self,
+            argv=tuple(fill(a) for a in self.argv),
+            stop_argv=tuple(fill(a) for a in self.stop_argv) if self.stop_argv else None,
+            env={k: fill(v) for k, v in self.env.items()},
+        )
 
     def stop_command(self, pid: int) -> list[str] | None:
         """cmdStop with ${PID} filled in, or None when the stop is SIGTERM to the group."""

@@ -137,6 +137,7 @@ class _Reply:
 @dataclass(eq=False)
 class _Ensure:
     reply: _Reply
+    device: str | None = None
 
 
 @dataclass(eq=False)
@@ -167,6 +168,8 @@ class Supervisor:
 
     def __init__(self, spec: ProcessSpec, bus: EventBus, proxy_log: LogRing | None = None) -> None:
         self.spec = spec
+        #: The spec the current (or last) child was started from: its device filled in.
+        self._run_spec = spec
         self.bus = bus
         self.proxy_log = proxy_log if proxy_log is not None else LogRing("proxy", bus=bus)
         self.logs = LogRing(spec.model_id, spec.log_ring_bytes, bus=bus)
@@ -219,7 +222,7 @@ class Supervisor:
             ttl_left=ttl_left,
             last_load_seconds=self.last_load_seconds,
             last_exit_code=self.last_exit_code,
-            argv=list(self.spec.argv),
+            argv=list(self._run_spec.argv),
             starts=self.starts,
             failures=self.failures,
             last_failure=self.last_failure,
@@ -228,12 +231,13 @@ class Supervisor:
 
     # ----- public operations (messages to the owner) ------------------------
 
-    async def ensure_ready(self) -> None:
+    async def ensure_ready(self, device: str | None = None) -> None:
         """Return once the model is ready, starting it if needed; StartError if it cannot be.
 
         If the caller is cancelled while waiting, a start it triggered keeps going.
+        `device`: for a model with devices, the one a start puts it on.
         """
-        await self._ask(_Ensure(_Reply()))
+        await self._ask(_Ensure(_Reply(), device))
 
     async def stop(self, *, timeout: float | None = None, reason: str = "") -> None:  # noqa: ASYNC109
         """Stop the model (a no-op when stopped) and return once it is gone.
@@ -318,7 +322,7 @@ class Supervisor:
                 elif self._state is ProcessState.ASLEEP:
                     await self._wake(message.reply)
                 else:
-                    await self._start(message.reply)
+                    await self._start(message.reply, message.device)
             elif isinstance(message, _Stop):
                 if self._state in _ALIVE:
                     await self._stop_running(message.timeout, message.reason or "stop requested")
@@ -348,8 +352,8 @@ class Supervisor:
 
     # ----- starting ---------------------------------------------------------
 
-    async def _start(self, first: _Reply) -> None:
-        spec = self.spec
+    async def _start(self, first: _Reply, device: str | None = None) -> None:
+        spec = self._run_spec = self.spec.on_device(device)
         self._waiters = [first]
         self.starts += 1
         self._transition(Trigger.START, "requested")
@@ -538,8 +542,8 @@ class Supervisor:
             grace=grace,
             ring=self.logs,
             nursery=self._nursery,
-            stop_argv=self.spec.stop_command(child.pid),
-            env=self.spec.env,
+            stop_argv=self._run_spec.stop_command(child.pid),
+            env=self._run_spec.env,
         )
         self._child = None
         self.last_exit_code = result.returncode

@@ -8,8 +8,9 @@
   serving requests would be: `evict` is the plan once they are idle and
   `wait_for` names them (the scheduler queues the request, as it does when a
   matrix eviction hits a busy model);
-- **never**: the target does not fit even with nothing else running: which
-  resource, needed and capacity.
+- **never**: the target does not fit even with nothing else running, or
+  beside the models that are never evicted (`keep`): which resource, needed
+  and capacity (and what the kept models hold of it).
 
 What "fits" means: for every resource the target needs some of, the
 target's amount plus what the models that stay running take is within the
@@ -72,7 +73,9 @@ class Situation:
     `running` may contain the target. `placed` says where each running model
     with devices runs (one it does not name counts on its first device).
     `costs` are whole numbers (a missing model costs `default_cost`).
-    `busy` models have requests in flight: they are never evicted.
+    `busy` models have requests in flight: they are never evicted, the plan
+    waits for them. `keep` models are never evicted at all (persistent ones):
+    a target that does not fit beside them can never run.
     """
 
     target: str
@@ -85,17 +88,21 @@ class Situation:
     recency: Sequence[str] = ()
     order: Sequence[str] = ()
     default_cost: int = 1
+    keep: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
 class Shortage:
     """Why a target can never run: `needed` of `resource` against `capacity`
-    (for a model with devices: the largest capacity among them, `device`)."""
+    (for a model with devices: the largest capacity among them, `device`), of
+    which models that are never evicted (`beside`) hold `held`."""
 
     resource: str
     needed: int
     capacity: int
     device: str | None = None
+    beside: tuple[str, ...] = ()
+    held: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +176,7 @@ def plan(situation: Situation) -> Plan:
                 best = solved
         if best is not None:
             return _plan(s, best, usage, used, running, kind="wait" if allow_busy else "fit")
-    raise AssertionError("a target that fits alone always fits once everything is evicted")
+    return Plan("never", target, shortage=_beside_kept(s, options, usage))
 
 
 # ----------------------------------------------------------------- internals
@@ -230,6 +237,22 @@ def _shortage(s: Situation, foot: Footprint) -> Shortage | None:
     return best
 
 
+def _beside_kept(
+    s: Situation, options: list[_Option], usage: dict[str, dict[str, int]]
+) -> Shortage:
+    """Why the target does not fit even with every evictable model gone: on its
+    first device (most free first), the first resource that the models never
+    evicted hold too much of."""
+    for option in options:
+        for resource, amount in option.need.items():
+            per = usage.get(resource, {})
+            beside = tuple(m for m in per if m in s.keep and per[m] > 0)
+            held = sum(per[m] for m in beside)
+            if amount + held > s.capacity[resource]:
+                return Shortage(resource, amount, s.capacity[resource], option.device, beside, held)
+    raise AssertionError("only models never evicted can keep a target that fits alone out")
+
+
 def _usage(s: Situation, running: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
     """resource -> model -> amount for the running models other than the target,
     and resource -> their total."""
@@ -275,10 +298,11 @@ class _Search:
         found = self._by_ratio.get(resource)
         if found is None:
             busy = () if self.allow_busy else self.s.busy
+            keep = self.s.keep
             found = [
                 (m, self.weight[m], a)
                 for m, a in self.usage.get(resource, {}).items()
-                if a > 0 and m not in busy
+                if a > 0 and m not in busy and m not in keep
             ]
             found.sort(key=lambda x: (x[1] / x[2], x[0]))
             self._by_ratio[resource] = found

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from swapd.config import LoadedConfig
 from swapd.events import EventBus
 from swapd.process.pool import ProcessPool
+from swapd.router.budget_swapper import BudgetSwapper, EvictCosts, GroupBudget, MatrixBudget
+from swapd.router.footprints import Budgeting, FootprintTable, Learned, ModelResources
 from swapd.router.group_swapper import GroupSwapper
 from swapd.router.matrix_swapper import MatrixSwapper
 from swapd.router.process_control import PoolControl
@@ -15,13 +18,46 @@ from swapd.router.scheduler import ModelPolicy
 from swapd.router.swapper import Swapper
 
 
-def swapper_for(loaded: Any) -> Swapper:
-    """The matrix swapper when `routing.router.use: matrix`, else the group swapper."""
+def footprint_table(loaded: LoadedConfig, learned: Learned | None = None) -> FootprintTable | None:
+    """The footprints of `loaded`'s models against its capacity; None without a capacity."""
+    resources = loaded.config.resources
+    if resources is None:
+        return None
+    models = {
+        model_id: ModelResources(dict(m.resources), tuple(m.devices))
+        for model_id, m in loaded.models.items()
+    }
+    budgeting = Budgeting(
+        capacity=dict(resources.capacity),
+        learn=resources.learn,
+        devices=tuple(resources.devices),
+        sized=tuple(resources.sized),
+    )
+    return FootprintTable(budgeting, models, learned)
+
+
+def swapper_for(loaded: LoadedConfig, learned: Learned | None = None) -> Swapper:
+    """The swapper `routing.router.use` names; with a capacity, the matrix and group
+    swappers also keep to it. `learned`: the measured footprints and load times."""
+    table = footprint_table(loaded, learned)
+    order = list(loaded.models)
     if loaded.router_use == "matrix":
-        if loaded.matrix is None:
+        matrix = loaded.matrix
+        if matrix is None:
             raise ValueError("the matrix router is in use but no matrix was compiled")
-        return MatrixSwapper(loaded.matrix)
-    return GroupSwapper.with_default(loaded.groups, loaded.models)
+        if table is None:
+            return MatrixSwapper(matrix)
+        matrix_costs = {m: matrix.cost_of(m) for m in order}
+        return MatrixSwapper(matrix, MatrixBudget(table, matrix_costs, order))
+    groups = GroupSwapper.with_default(loaded.groups, loaded.models)
+    if table is None:
+        return groups
+    setting = loaded.config.routing.budget.costs
+    costs = EvictCosts(setting, table.learned.books)
+    if loaded.router_use == "budget":
+        return BudgetSwapper(table, costs, order)
+    persistent = frozenset(m for g in loaded.groups.values() if g.persistent for m in g.members)
+    return GroupBudget(groups, BudgetSwapper(table, costs, order, keep=persistent))
 
 
 def router_settings(loaded: Any, *, record_inputs: bool = False) -> RouterSettings:
@@ -44,9 +80,15 @@ def router_settings(loaded: Any, *, record_inputs: bool = False) -> RouterSettin
     )
 
 
-def router_from_config(loaded: Any, pool: ProcessPool, bus: EventBus) -> Router:
+def router_from_config(
+    loaded: LoadedConfig, pool: ProcessPool, bus: EventBus, learned: Learned | None = None
+) -> Router:
     """A router for `loaded` over the processes of `pool`."""
-    return Router(PoolControl(pool), swapper_for(loaded), bus, router_settings(loaded))
+    placement = learned.placed.get if learned is not None else None
+    control = PoolControl(pool, placement)
+    router = Router(control, swapper_for(loaded, learned), bus, router_settings(loaded))
+    router.learned = learned
+    return router
 
 
 async def reload_from_config(
@@ -64,4 +106,4 @@ async def reload_from_config(
     `Router.reload`.
     """
     settings = router_settings(loaded, record_inputs=router.settings.record_inputs)
-    await router.reload(swapper_for(loaded), settings, drain, after)
+    await router.reload(swapper_for(loaded, router.learned), settings, drain, after)

@@ -62,6 +62,14 @@ class RequestAborted(RouterError):
     code = "request_aborted"
 
 
+class CannotFit(RouterError):
+    """The model needs more of a resource than `resources.capacity` has (or than is
+    left beside the models never evicted): it can never run, so it fails at once."""
+
+    status = 500
+    code = "insufficient_resources"
+
+
 def error_for(failure: Failure) -> RouterError:
     """The exception a lease raises for a scheduler `Failure`."""
     match failure.kind:
@@ -76,6 +84,8 @@ def error_for(failure: Failure) -> RouterError:
                 reason=failure.reason,
                 log_tail=failure.log_tail,
             )
+        case "too_big":
+            return CannotFit(failure.message, model=failure.model)
         case "unloaded" | "shutdown":
             return RequestAborted(failure.message, model=failure.model)
     raise AssertionError(f"unknown failure kind {failure.kind!r}")

@@ -176,7 +176,7 @@ class Recorded(msgspec.Struct, frozen=True):
     input: AnyInput
 
 
-FailureKind = Literal["not_found", "too_many", "load_failed", "unloaded", "shutdown"]
+FailureKind = Literal["not_found", "too_many", "load_failed", "unloaded", "shutdown", "too_big"]
 
 
 class Failure(msgspec.Struct, frozen=True):

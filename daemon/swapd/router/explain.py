@@ -13,7 +13,7 @@ import msgspec
 from swapd.router.events import Facts
 from swapd.router.scheduler import FifoScheduler
 
-Verdict = Literal["not_found", "too_many", "shutdown", "serve", "join", "queue", "swap"]
+Verdict = Literal["not_found", "too_many", "shutdown", "refuse", "serve", "join", "queue", "swap"]
 
 
 class Explanation(msgspec.Struct, frozen=True, kw_only=True):

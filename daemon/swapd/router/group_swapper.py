@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from swapd.router.swapper import Eviction
+from swapd.router.swapper import NO_USAGE, Eviction, Usage
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,9 @@ class GroupSwapper:
             return f"({model})", _LONE
         return name, self._groups[name]
 
-    def eviction_for(self, target: str, running: Sequence[str]) -> Eviction:
+    def eviction_for(
+        self, target: str, running: Sequence[str], usage: Usage = NO_USAGE
+    ) -> Eviction:
         gname, group = self._flags(target)
         evict: list[str] = []
         seen: set[str] = set()
@@ -103,7 +105,7 @@ class GroupSwapper:
                 evict.append(m)
         return Eviction(evict=tuple(evict), set=self._group_of.get(target), cost=len(evict))
 
-    def on_swap_start(self, target: str, running: Sequence[str]) -> None:
+    def on_swap_start(self, target: str, running: Sequence[str], usage: Usage = NO_USAGE) -> None:
         decision = self.eviction_for(target, running)
         log.debug(
             "group: model=%s group=%s evict=%s running=%s",

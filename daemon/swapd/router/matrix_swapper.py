@@ -9,47 +9,78 @@ right before `on_swap_start`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from swapd.router.swapper import Eviction
+from swapd.router.swapper import NO_USAGE, Eviction, Usage
 
 log = logging.getLogger(__name__)
 
 
 class SolutionLike(Protocol):
-    target: str
-    set: str | None
-    combination: tuple[str, ...]
-    evict: tuple[str, ...]
-    cost: int
-    exhaustive: bool
+    @property
+    def target(self) -> str: ...
+    @property
+    def set(self) -> str | None: ...
+    @property
+    def combination(self) -> tuple[str, ...]: ...
+    @property
+    def evict(self) -> tuple[str, ...]: ...
+    @property
+    def cost(self) -> int: ...
+    @property
+    def exhaustive(self) -> bool: ...
 
 
 class MatrixLike(Protocol):
-    def solve(self, target: str, running: Sequence[str]) -> SolutionLike: ...
+    def solve(
+        self,
+        target: str,
+        running: Sequence[str],
+        keep: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None,
+    ) -> SolutionLike: ...
 
     def dsl(self, set_name: str) -> str: ...
 
 
+class BudgetLike(Protocol):
+    """With a capacity: the models a combination may keep beside a target, and why a
+    target can never run (empty when it can)."""
+
+    def keep_for(self, target: str) -> Callable[[tuple[str, ...]], tuple[str, ...]]: ...
+
+    def refusal(self, target: str) -> str: ...
+
+
 class MatrixSwapper:
-    def __init__(self, matrix: MatrixLike) -> None:
+    """With `budget` (a capacity), a combination keeps only the running models that fit
+    beside the target, and a target that cannot fit even alone is refused."""
+
+    def __init__(self, matrix: MatrixLike, budget: BudgetLike | None = None) -> None:
         self.matrix = matrix
+        self.budget = budget
         self._last: tuple[tuple[str, tuple[str, ...]], SolutionLike] | None = None
 
     def _solve(self, target: str, running: Sequence[str]) -> SolutionLike:
         key = (target, tuple(running))
         if self._last is not None and self._last[0] == key:
             return self._last[1]
-        solution = self.matrix.solve(target, list(running))
+        keep = self.budget.keep_for(target) if self.budget is not None else None
+        solution = self.matrix.solve(target, list(running), keep)
         self._last = (key, solution)
         return solution
 
-    def eviction_for(self, target: str, running: Sequence[str]) -> Eviction:
+    def eviction_for(
+        self, target: str, running: Sequence[str], usage: Usage = NO_USAGE
+    ) -> Eviction:
+        if self.budget is not None:
+            refused = self.budget.refusal(target)
+            if refused:
+                return Eviction(refuse=refused)
         s = self._solve(target, running)
         return Eviction(evict=tuple(s.evict), set=s.set or None, cost=s.cost)
 
-    def on_swap_start(self, target: str, running: Sequence[str]) -> None:
+    def on_swap_start(self, target: str, running: Sequence[str], usage: Usage = NO_USAGE) -> None:
         s = self._solve(target, running)
         if not s.exhaustive:
             log.warning(

@@ -9,7 +9,7 @@ path).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import trio
@@ -71,8 +71,12 @@ def swap_error(exc: BaseException) -> SwapError:
 class PoolControl:
     """`ProcessControl` over a `swapd.process.ProcessPool`."""
 
-    def __init__(self, pool: ProcessPool) -> None:
+    def __init__(
+        self, pool: ProcessPool, placement: Callable[[str], str | None] | None = None
+    ) -> None:
+        """`placement`: the device a model with devices was given (by the budget)."""
         self.pool = pool
+        self.placement = placement
 
     def states(self) -> Mapping[str, ProcessState]:
         return self.pool.states()
@@ -81,7 +85,8 @@ class PoolControl:
         return self.pool[model].spec.proxy_url
 
     async def ensure_ready(self, model: str) -> None:
-        await self.pool[model].ensure_ready()
+        device = self.placement(model) if self.placement is not None else None
+        await self.pool[model].ensure_ready(device)
 
     async def stop(self, models: Sequence[str], *, grace: float | None, reason: str) -> None:
         async with trio.open_nursery() as nursery:

@@ -81,6 +81,7 @@ from swapd.router.events import (
     UnloadFinished,
 )
 from swapd.router.explain import Explanation, explain
+from swapd.router.footprints import Learned
 from swapd.router.process_control import ProcessControl, swap_error
 from swapd.router.scheduler import DEFAULT_MAX_WAIT, FifoScheduler, ModelPolicy, SchedulerSettings
 from swapd.router.snapshot import QueuedEntry, RouterSnapshot, SwapEntry
@@ -259,6 +260,8 @@ class Router:
         self.swapper = swapper
         self.bus = bus
         self.settings = settings
+        #: The measured footprints and load times its swappers plan with (budgets).
+        self.learned: Learned | None = None
         self._sched = FifoScheduler(
             settings.models,
             swapper,

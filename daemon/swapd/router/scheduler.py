@@ -79,7 +79,7 @@ from swapd.router.events import (
     UnloadFinished,
     input_name,
 )
-from swapd.router.swapper import Swapper
+from swapd.router.swapper import Swapper, Usage
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class Effects(Protocol):
         follows once that is done. Only called after a `Reload` with `drain`."""
 
 
-PlanAction = Literal["not_found", "serve", "join", "queue", "swap"]
+PlanAction = Literal["not_found", "refuse", "serve", "join", "queue", "swap"]
 
 
 class Plan(msgspec.Struct, frozen=True):
@@ -226,6 +226,9 @@ class FifoScheduler:
         self.settings = settings or SchedulerSettings()
         self.reserved: dict[str, int] = {}
         self.in_flight: dict[str, int] = {}
+        #: When each model was last granted a request or done with one (scheduling clock).
+        self.last_used: dict[str, float] = {}
+        self._usage = Usage(self.in_flight, self.last_used)
         self.active: dict[str, ActiveSwap] = {}
         self.queue: list[Pending] = []
         self.pending: dict[int, Pending] = {}
@@ -372,6 +375,7 @@ class FifoScheduler:
             log.warning("serve_done for unknown request %s ignored", inp.request_id)
             return
         self.in_flight[model] -= 1
+        self.last_used[model] = self._now
         self._release(model)
         if self.in_flight[model] <= 0:
             del self.in_flight[model]
@@ -695,7 +699,10 @@ class FifoScheduler:
                 reason=f"joins the load of {model} already in progress",
             )
         running = self.running_set(model)
-        ev = self.swapper.eviction_for(model, running)
+        ev = self.swapper.eviction_for(model, running, self._usage)
+        if ev.refuse:
+            return Plan("refuse", model, reason=ev.refuse)
+        detail = "; " + ev.detail if ev.detail else ""
         blockers = self.collisions(model, ev.evict)
         if self._running.get(model) == "ready" and not ev.evict and not blockers:
             return Plan(
@@ -720,9 +727,9 @@ class FifoScheduler:
                 set=ev.set,
                 cost=ev.cost,
                 blocked_by=busy,
-                reason="would evict " + ", ".join(busy) + " while serving requests",
+                reason="would evict " + ", ".join(busy) + " while serving requests" + detail,
             )
-        reason = f"load {model}" + (" evicting " + ", ".join(ev.evict) if ev.evict else "")
+        reason = f"load {model}" + (" evicting " + ", ".join(ev.evict) if ev.evict else "") + detail
         return Plan("swap", model, evict=ev.evict, set=ev.set, cost=ev.cost, reason=reason)
 
     def query(self, model: str, facts: Facts) -> Plan:
@@ -749,12 +756,11 @@ class FifoScheduler:
     def _act(self, req: Pending, plan: Plan, *, fresh: bool) -> bool:
         """Carry out `plan` for `req`; False when it stays (or goes) in the queue."""
         match plan.action:
-            case "not_found":
+            case "not_found" | "refuse":
                 if not fresh:
                     self.queue.remove(req)
-                self._fail_pending(
-                    req, Failure(kind="not_found", model=req.model, message=plan.reason)
-                )
+                kind: FailureKind = "not_found" if plan.action == "not_found" else "too_big"
+                self._fail_pending(req, Failure(kind=kind, model=req.model, message=plan.reason))
                 return True
             case "queue":
                 if fresh:
@@ -804,7 +810,7 @@ class FifoScheduler:
         )
         self._next_swap += 1
         self.active[req.model] = ActiveSwap(plan=swap_plan, started=self._now, waiters=[req])
-        self.swapper.on_swap_start(req.model, running)
+        self.swapper.on_swap_start(req.model, running, self._usage)
         self.effects.start_swap(swap_plan)
         self.effects.waiting(req.id, swap_plan.swap_id, req.model)
         self._record(
@@ -842,6 +848,7 @@ class FifoScheduler:
             )
             return
         self.in_flight[req.model] = self.in_flight.get(req.model, 0) + 1
+        self.last_used[req.model] = self._now
         self.serving[req.id] = req.model
         self.effects.grant(req.id, req.model)
         self._record(action, model=req.model, request_id=req.id, swap_id=swap_id)

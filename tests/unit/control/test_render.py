@@ -45,6 +45,7 @@ def test_models_table() -> None:
             sets=["s1"],
             in_flight=2,
             queued=1,
+            meters=p.Meters(cpu_percent=250.0, ram=3 << 29),
         ),
         p.ModelInfo(id="qwen", state="stopped", groups=["g"], waiting=4),
         p.ModelInfo(
@@ -69,18 +70,62 @@ def test_models_table() -> None:
         "LEFT",
         "LAST",
         "LOAD",
+        "CPU",
+        "MEM",
+        "GPU",
         "MEMBER",
         "OF",
     ]
     assert lines[1].split() == [
-        "llama", "ready", "42", "5800", "2", "0", "1", "13s", "400ms", "s1",
+        "llama", "ready", "42", "5800", "2", "0", "1", "13s", "400ms", "250%", "1.5G", "-", "s1",
     ]  # fmt: skip
-    assert lines[2].split() == ["qwen", "stopped", "-", "-", "0", "4", "0", "never", "-", "g"]
+    assert lines[2].split() == [
+        "qwen", "stopped", "-", "-", "0", "4", "0", "never", "-", "-", "-", "-", "g",
+    ]  # fmt: skip
     assert lines[3].split()[:2] == ["bad", "failed"]
     assert (
         lines[4]
         == "bad: failed 2m05s ago: exited with code 3 while serving (2 failures in 3 starts)"
     )
+
+
+def test_footprints_and_capacity_in_use() -> None:
+    gib = 1 << 30
+    rows = [
+        p.ModelInfo(
+            id="coder",
+            state="ready",
+            footprint=p.Footprint(
+                declared={"ram": 2 * gib},
+                measured={"ram": 3 * gib},
+                planned={"ram": 3 * gib + gib // 10},
+                blind=["vram"],
+            ),
+        ),
+        p.ModelInfo(id="plain", state="stopped"),
+    ]
+    capacity = [
+        p.CapacityUse(resource="ram", used=3 * gib, capacity=12 * gib),
+        p.CapacityUse(resource="vram", used=0, capacity=24 * gib),
+    ]
+    text = render.models(rows, capacity)
+    after = text.split("\n\n", 1)[1].splitlines()
+    assert after[0].split() == ["MODEL", "RESOURCE", "DECLARED", "MEASURED", "PLANNED"]
+    assert after[1].split() == ["coder", "ram", "2.0G", "3.0G", "3.1G"]
+    assert after[2].split() == ["coder", "vram", "-", "-", "0B", "(blind)"]
+    assert after[3] == "capacity in use: ram 3.0G of 12.0G (25%), vram 0B of 24.0G (0%)"
+    assert render.models(rows[1:]).count("\n") == 2  # no footprints, no capacity: no section
+
+
+def test_host_line() -> None:
+    assert render.host_line(None) == "-"
+    host = p.HostMeters(
+        cpu_percent=12.4,
+        mem_used=6 << 30,
+        mem_total=32 << 30,
+        gpus=[p.GpuMemory(index=0, name="X", used=3 << 30, total=24 << 30)],
+    )
+    assert render.host_line(host) == "cpu 12%, memory 6.0G of 32.0G, gpu0 3.0G of 24.0G"
 
 
 def test_failure_note_counts_in_words() -> None:

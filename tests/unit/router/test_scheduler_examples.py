@@ -466,7 +466,7 @@ def test_swapper_logs_only_for_started_swaps():
     calls = []
 
     class Spy(GroupSwapper):
-        def on_swap_start(self, target, running):
+        def on_swap_start(self, target, running, usage=None):
             calls.append((target, tuple(running)))
 
     d = Driver(Spy.with_default({}, ["a", "b"]), ["a", "b"])

@@ -16,7 +16,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from swapctl import protocol as p
 from swapctl.render import duration as format_duration
-from swapctl.render import failure_note
+from swapctl.render import failure_note, size
 from swaptui.state import DashboardState, LegendEntry, ModelRow
 from swaptui.widgets.palette import state_style
 
@@ -74,9 +74,42 @@ def model_rows(state: DashboardState, filter_text: str = "") -> list[tuple[str, 
 
 
 def model_note(row: ModelRow | None, now: float) -> Text | None:
-    """The line under the table for the selected model: how and when it last failed,
-    with its counts; in the failed colour while it is failed, dim once it ran again."""
-    if row is None or (row.state != "failed" and not row.failures and not row.last_failure):
+    """The lines under the table for the selected model: how and when it last failed,
+    and what it takes (its meters, its footprints)."""
+    if row is None:
+        return None
+    lines = [t for t in (failure_text(row, now), usage_text(row)) if t is not None]
+    if len(lines) < 2:
+        return lines[0] if lines else None
+    return Text("\n").join(lines)
+
+
+def usage_text(row: ModelRow) -> Text | None:
+    """`cpu 12% mem 3.1G gpu -  ram: declared 2.0G measured 3.0G planned 3.3G`, dim."""
+    parts = []
+    if row.meters is not None:
+        m = row.meters
+        parts.append(f"cpu {m.cpu_percent:.0f}% mem {size(m.ram)} gpu {size(m.vram)}")
+    f = row.footprint
+    if f is not None:
+        for r in dict.fromkeys([*f.declared, *f.measured, *f.planned, *f.blind]):
+            shown = [
+                f"{label} {size(values[r])}"
+                for label, values in (
+                    ("declared", f.declared),
+                    ("measured", f.measured),
+                    ("planned", f.planned),
+                )
+                if r in values
+            ]
+            parts.append(f"{r}: " + (" ".join(shown) if shown else "blind (counted 0)"))
+    return Text("  ".join(parts), style="dim") if parts else None
+
+
+def failure_text(row: ModelRow, now: float) -> Text | None:
+    """How and when it last failed, with its counts; in the failed colour while it is
+    failed, dim once it ran again."""
+    if row.state != "failed" and not row.failures and not row.last_failure:
         return None
     info = p.ModelInfo(
         id=row.id,
