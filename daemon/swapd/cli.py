@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "swapd_demo.env",
     "swapd.docs_gen",
     "swapd.serve_cli",
+    "swapd.simulate.cli",
 )
 
 

@@ -10,6 +10,7 @@ directory: `--state-dir`, else `$STATE_DIRECTORY` (systemd), else
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from functools import partial
@@ -40,6 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     control = resolve_socket_path(args.control_socket)
     state_dir = resolve_state_dir(args.state_dir)
     serve = partial(serve_until_signalled, watch=args.watch_config, state_dir=state_dir)
+    tune_garbage_collector()
     try:
         trio.run(serve, loaded, args.listen, control)
     except Exception as exc:
@@ -49,6 +51,28 @@ def _run(args: argparse.Namespace) -> int:
         print(f"swapd: cannot start: {cause}", file=sys.stderr)
         return 1
     return 0
+
+
+#: Allocations (net) between two collections of the youngest generation; Python's is 700.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_garbage_collector() -> None:
+    """Fewer garbage collections while serving.
+
+    What was loaded before serving (modules, config) lives as long as the
+    daemon: frozen, no collection walks it again. A request allocates a few
+    hundred objects, nearly all freed by reference counting as it ends, so
+    Python's threshold of 700 ran a collection every few requests (with 32
+    streams starting together, one every request or two, each walking every
+    young object of all 32): about a tenth of the CPU of a stream's setup.
+    At 10,000 a collection takes a few milliseconds, once in about a
+    thousand requests, and less CPU in all.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def _startup_error(exc: BaseException) -> BaseException | None:

@@ -52,6 +52,7 @@ from swapd.http.http1 import HeadError, Headers
 from swapd.http.http1 import response_head as build_head
 from swapd.http.lifecycle import ConnState, Trigger, next_state
 from swapd.http.parse import MAX_HEAD, Bad, Body, End, RequestHead, RequestParser
+from swapd.http.sockets import receive_some, send_all
 
 log = logging.getLogger("swapd.http")
 
@@ -281,7 +282,7 @@ class Connection:
     async def recv(self) -> bytes | bytearray:
         """The next bytes from the client; b"" once it has gone."""
         try:
-            return await self.stream.receive_some(READ_SIZE)
+            return await receive_some(self.stream, READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return b""
 
@@ -297,7 +298,7 @@ class Connection:
     async def write(self, data: bytes) -> bool:
         """Send `data`; False when the client has gone."""
         try:
-            await self.stream.send_all(data)
+            await send_all(self.stream, data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return False
         return True
@@ -328,7 +329,13 @@ class Connection:
         self.fire(Trigger.RESPONSE_DONE)
 
     async def _next_head(self) -> RequestHead | None:
-        """IDLE -> HEAD -> BODY with the next request's head; None once the connection ends."""
+        """IDLE -> HEAD -> BODY with the next request's head; None once the connection ends.
+
+        The keep-alive wait is one cancel scope, with its deadline, that an
+        eviction or a shutdown also cancels; the head's own deadline needs a
+        scope only when the first read did not bring the whole head (a scope
+        costs every request some microseconds; most heads come in one read).
+        """
         parser = self.parser
         events = parser.events
         if not events and not parser.head_started:
@@ -336,16 +343,21 @@ class Connection:
                 self.fire(Trigger.CLOSE)
                 return None
             self.idle_since = trio.current_time()
+            deadline = self.idle_since + self.server.config.keep_alive_timeout
             got = False
-            with trio.move_on_after(self.server.config.keep_alive_timeout):
-                with trio.CancelScope() as self._idle:
-                    got = await self.pull()
+            with trio.CancelScope(deadline=deadline) as self._idle:
+                got = await self.pull()
             self._idle = None
             if not got:
                 self.fire(Trigger.EOF if self.eof else Trigger.CLOSE)
                 return None
         self.fire(Trigger.BYTES)
         self.read_ahead = 0
+        first = events[0] if events else None
+        if isinstance(first, RequestHead):  # the whole head came in: no deadline to keep
+            events.popleft()
+            self.fire(Trigger.HEAD_DONE)
+            return first
         timeout = self.server.config.head_timeout
         with trio.move_on_after(timeout):
             while True:

@@ -32,6 +32,7 @@ import trio
 
 from swapd.http.http1 import HeadError, request_head
 from swapd.http.parse import ResponseError, ResponseParser
+from swapd.http.sockets import receive_some, send_all
 from swapd.http.timeline import Timeline
 
 READ_SIZE = 64 * 1024
@@ -133,6 +134,8 @@ class UpstreamResponse:
         return self._parser.complete
 
     async def _receive(self, conn: _Connection) -> bytes:
+        # trio's own read, which tries the socket before waiting: a body's next
+        # bytes are often there already (a fast stream), unlike a response head.
         try:
             return await conn.stream.receive_some(READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -328,13 +331,13 @@ class UpstreamClient:
     ) -> None:
         """Send the request; read until `parser` has the response head."""
         if len(body) <= COALESCE_BODY:
-            await conn.stream.send_all(head + body)
+            await send_all(conn.stream, head + body)
         else:  # no copy of a large body just to save a write
-            await conn.stream.send_all(head)
-            await conn.stream.send_all(body)
+            await send_all(conn.stream, head)
+            await send_all(conn.stream, body)
         started = False
         while parser.head is None:
-            chunk = await conn.stream.receive_some(READ_SIZE)
+            chunk = await receive_some(conn.stream, READ_SIZE)
             if not chunk:
                 if not started:
                     raise _StaleConnection

@@ -14,7 +14,7 @@ from swapd.router.group_swapper import GroupSwapper
 from swapd.router.matrix_swapper import MatrixSwapper
 from swapd.router.process_control import PoolControl
 from swapd.router.run_loop import Router, RouterSettings
-from swapd.router.scheduler import ModelPolicy
+from swapd.router.scheduler import Effects, FifoScheduler, ModelPolicy
 from swapd.router.swapper import Swapper
 
 
@@ -77,6 +77,17 @@ def router_settings(loaded: Any, *, record_inputs: bool = False) -> RouterSettin
         keep_abandoned_loads=bool(fifo.keep_abandoned_loads),
         name=loaded.router_use,
         record_inputs=record_inputs,
+    )
+
+
+def scheduler_from_config(
+    loaded: LoadedConfig, effects: Effects, learned: Learned | None = None
+) -> FifoScheduler:
+    """The scheduler a router built from `loaded` runs, with its swapper, over
+    `effects`: pure, for running the daemon's decisions elsewhere (the simulator)."""
+    settings = router_settings(loaded)
+    return FifoScheduler(
+        settings.models, swapper_for(loaded, learned), effects, settings.scheduler_settings()
     )
 
 

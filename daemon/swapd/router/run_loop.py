@@ -1,8 +1,9 @@
-"""The router's run loop: the one task that owns all routing state.
+"""The router's run loop: the one owner of all routing state, `Router._handle`.
 
 HTTP handlers, the control socket and swap tasks post typed scheduler
 inputs (`events.AnyInput`) to its inbox and wait on their own one-shot
-ticket; the loop hands each input, with the `Facts` of that moment (the
+ticket (a lease's inputs may be handled without the trip, see below); the
+loop hands each input, with the `Facts` of that moment (the
 clock, the running process states, the handlers already gone), to the pure
 `FifoScheduler`. The `Router` is the scheduler's `Effects`: it wakes tickets,
 starts and aborts swap tasks, starts stop and retire tasks, and publishes
@@ -33,6 +34,16 @@ In-flight accounting: a grant is counted only when the scheduler saw the
 handler alive; leaving a lease posts serve-done whenever the ticket was
 granted, even if the handler was cancelled before it resumed, and a cancel
 otherwise.
+
+A lease's own inputs (its request, its serve-done or cancel) are handled at
+once in the caller's task when the loop has nothing waiting in its inbox
+(`Router._submit`): `_handle` never awaits, and nothing else runs while it
+does, so the scheduler sees the same inputs in the same order as through the
+inbox. The round trip through the loop task cost a request two scheduling
+rounds, and when many requests arrive together it held each one's upstream
+request back until every one of them had reached the router: with the grant
+at once, the first request is on its way upstream while the others are
+still being read.
 """
 
 from __future__ import annotations
@@ -106,6 +117,14 @@ class RouterSettings:
     name: str = "router"
     decision_log_size: int = DEFAULT_DECISION_LOG_SIZE
     record_inputs: bool = False
+
+    def scheduler_settings(self) -> SchedulerSettings:
+        """What the scheduler itself is given of these settings."""
+        return SchedulerSettings(
+            max_wait=self.max_wait,
+            keep_abandoned_loads=self.keep_abandoned_loads,
+            name=self.name,
+        )
 
 
 class Grant(msgspec.Struct, frozen=True):
@@ -262,19 +281,13 @@ class Router:
         self.settings = settings
         #: The measured footprints and load times its swappers plan with (budgets).
         self.learned: Learned | None = None
-        self._sched = FifoScheduler(
-            settings.models,
-            swapper,
-            self,
-            SchedulerSettings(
-                max_wait=settings.max_wait,
-                keep_abandoned_loads=settings.keep_abandoned_loads,
-                name=settings.name,
-            ),
-        )
+        self._sched = FifoScheduler(settings.models, swapper, self, settings.scheduler_settings())
         self._log = DecisionLog(settings.decision_log_size)
         self._send, receive = trio.open_memory_channel[_Message](math.inf)
         self._recv = _Inbox(receive)
+        #: Messages posted and not yet taken by the loop (see `_submit`).
+        self._pending = 0
+        self._handling = False  # inside `_handle` (whose effects may post)
         #: Tickets waiting for the scheduler. A lease registers its own before it
         #: posts its request (the only entry callers write); the loop takes it out.
         self._tickets: dict[int, _Ticket] = {}
@@ -332,8 +345,11 @@ class Router:
         self._tickets[ticket.id] = ticket
         held = None
         try:
-            self._post(RequestIn(request_id=ticket.id, model=model))
-            await ticket.done.wait()
+            self._submit(RequestIn(request_id=ticket.id, model=model))
+            if ticket.done.is_set():  # answered at once: on without a scheduling round
+                await trio.lowlevel.checkpoint_if_cancelled()
+            else:
+                await ticket.done.wait()
             if ticket.failure is not None:
                 error = error_for(ticket.failure)
                 if ticket.swap_id is not None:
@@ -478,6 +494,7 @@ class Router:
 
     async def _loop(self) -> None:
         async for msg in self._recv:
+            self._pending -= 1
             match msg:
                 case Input():
                     self._handle(msg)
@@ -518,6 +535,13 @@ class Router:
         )
 
     def _handle(self, inp: AnyInput) -> None:
+        self._handling = True
+        try:
+            self._handle_input(inp)
+        finally:
+            self._handling = False
+
+    def _handle_input(self, inp: AnyInput) -> None:
         facts = self._facts()
         if self.settings.record_inputs:
             self.inputs.append(Recorded(facts, inp))
@@ -589,11 +613,11 @@ class Router:
         """The lease is over: serve-done when it was granted, else a cancel."""
         ticket.closed = True
         if ticket.granted:
-            self._post(ServeDone(request_id=ticket.id, model=ticket.model))
+            self._submit(ServeDone(request_id=ticket.id, model=ticket.model))
         elif ticket.failure is None:
             self._tickets.pop(ticket.id, None)
             self._gone.add(ticket.id)
-            self._post(Cancel(request_id=ticket.id))
+            self._submit(Cancel(request_id=ticket.id))
 
     async def _deadline_timer(self) -> None:
         """Post a `Tick` when the clock reaches the scheduler's next deadline.
@@ -643,6 +667,20 @@ class Router:
             self._send.send_nowait(msg)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass  # the loop has ended; nothing is counted any more
+        else:
+            self._pending += 1
+
+    def _submit(self, inp: RequestIn | ServeDone | Cancel) -> None:
+        """A lease's input: handled now when the loop has nothing waiting, else posted.
+
+        With an empty inbox the loop would take this input next and handle it
+        the same way (see the module docstring); the caller is spared the
+        round trip through the loop task.
+        """
+        if self._pending or self._handling or self._closed or not self._started:
+            self._post(inp)
+        else:
+            self._handle(inp)
 
     # ---------------------------------------------------------------- effects
 

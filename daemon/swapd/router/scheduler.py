@@ -232,6 +232,8 @@ class FifoScheduler:
         self.active: dict[str, ActiveSwap] = {}
         self.queue: list[Pending] = []
         self.pending: dict[int, Pending] = {}
+        #: The pending requests marked `overdue` (a subset of `pending`).
+        self._overdue: dict[int, Pending] = {}
         self.serving: dict[int, str] = {}
         self.closed = False
         #: Draining models (see the module docstring) and the clock time their drain ends.
@@ -304,6 +306,7 @@ class FifoScheduler:
         if req is None:
             return  # already granted, failed or never admitted: a no-op
         del self.pending[req.id]
+        self._overdue.pop(req.id, None)
         self._release(req.model)
         if req in self.queue:
             self.queue.remove(req)
@@ -608,13 +611,26 @@ class FifoScheduler:
             return None
         wait = self.settings.max_wait
         best: Pending | None = None
-        for r in self.queue:
-            if self._drain_blocked(r.model, handover=True):
+        # The queue is ordered by priority, then by age: within one priority the
+        # first request not held by a drain is its oldest, so it alone decides
+        # that priority (anything after it is younger). Only what a drain holds
+        # is passed over; a priority decided, the walk moves to the next one.
+        queue = self.queue
+        last_priority = queue[-1].priority if queue else 0
+        blocking = bool(self.draining or self.retiring or self.unloading or self.unload_stopping)
+        decided: int | None = None
+        for r in queue:
+            if r.priority == decided:
                 continue
+            if blocking and self._drain_blocked(r.model, handover=True):
+                continue
+            decided = r.priority
             if self._now - r.arrival >= wait and (best is None or r.key < best.key):
                 best = r
-        for p in self.pending.values():
-            if p.overdue and (best is None or p.key < best.key):
+            if decided == last_priority:
+                break
+        for p in self._overdue.values():
+            if best is None or p.key < best.key:
                 best = p
         return best
 
@@ -780,6 +796,7 @@ class FifoScheduler:
             self.queue.remove(req)
             if 0 < self.settings.max_wait <= self._now - req.arrival:
                 req.overdue = True
+                self._overdue[req.id] = req
         match plan.action:
             case "serve":
                 self._grant(req, "serve")
@@ -841,6 +858,7 @@ class FifoScheduler:
 
     def _grant(self, req: Pending, action: Action, swap_id: int | None = None) -> None:
         self.pending.pop(req.id, None)
+        self._overdue.pop(req.id, None)
         if req.id in self._gone:
             self._release(req.model)
             self._record(
@@ -856,6 +874,7 @@ class FifoScheduler:
     def _fail_pending(self, req: Pending, failure: Failure) -> None:
         """Fail an admitted request that is no longer queued nor waiting."""
         self.pending.pop(req.id, None)
+        self._overdue.pop(req.id, None)
         swap = self.active.get(req.model)
         if swap is not None and req in swap.waiters:
             swap.waiters.remove(req)

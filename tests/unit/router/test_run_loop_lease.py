@@ -141,6 +141,7 @@ def test_an_unload_holds_back_requests_for_its_model_only():
                 async for d in decisions:
                     if d.action == "stop" and d.model == "b":
                         break
+            await trio.testing.wait_all_tasks_blocked()  # b's stop task has begun
             async with router.lease("a"):
                 assert procs.state["b"] == "stopping", "served while b is still stopping"
             async with router.lease("b"):
@@ -173,5 +174,45 @@ def test_states_are_read_again_when_a_live_dict_changes():
         actions = [d.action for d in router.decisions() if d.model == "a"]
         assert actions[:4] == ["swap", "swap_done", "grant", "serve"]
         assert procs.loads == {"a": 1}
+
+    run(main)
+
+
+class _Yields(trio.abc.Instrument):
+    """Counts the times a task gave the scheduler its turn."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.count = 0
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.count += 1
+
+
+def test_a_lease_the_loop_can_grant_at_once_needs_no_scheduling_round():
+    """With nothing in the inbox, the request, its grant and its serve-done are handled
+    in the caller's task, in the order the loop would have handled them."""
+
+    async def main():
+        procs = ready("a")
+        router = make_router(procs)
+        requests = router.bus.subscribe(topics=["request"])
+        async with trio.open_nursery() as n:
+            await n.start(router.run)
+            await router.settled()
+            yields = _Yields(trio.lowlevel.current_task())
+            trio.lowlevel.add_instrument(yields)
+            try:
+                async with router.lease("a"):
+                    assert procs.held["a"] == 1
+            finally:
+                trio.lowlevel.remove_instrument(yields)
+            assert yields.count == 0
+            assert router.snapshot().in_flight == {}
+            await router.shutdown()
+        phases = [e.phase for e in drained(requests) if isinstance(e, RequestEvent)]
+        assert phases == ["admitted", "granted", "done"]
+        assert replay(router, ABC) == router.decisions()
 
     run(main)

@@ -222,6 +222,25 @@ class SchedulerMachine(RuleBasedStateMachine):
             )
 
     @invariant()
+    def barrier_is_the_oldest_overdue(self) -> None:
+        """The barrier, found by its short walk, is what a walk over everything finds."""
+        if not hasattr(self, "sched"):
+            return
+        sched = self.sched
+        assert sched._overdue == {rid: p for rid, p in sched.pending.items() if p.overdue}
+        wait = sched.settings.max_wait
+        candidates = [p for p in sched.pending.values() if p.overdue]
+        if wait > 0 and (sched.queue or sched.active):
+            candidates += [
+                r
+                for r in sched.queue
+                if not sched._drain_blocked(r.model, handover=True)
+                and sched._now - r.arrival >= wait
+            ]
+        expected = min(candidates, key=lambda p: p.key) if candidates and wait > 0 else None
+        assert sched._barrier() is expected
+
+    @invariant()
     def counts_match(self) -> None:
         if not hasattr(self, "sched"):
             return
