@@ -1,6 +1,6 @@
 """What keeping history costs a request, and how fast the writer writes.
 
-`python -m bench.bench_history [--records N] [--no-relay]`
+`python -m bench.bench_history [--records N] [--no-relay] [--ab-rounds N] [--ab-requests N]`
 
 Rows:
 
@@ -21,6 +21,14 @@ Rows:
   the same run), and what recording plus usage parsing add to it, against
   the goal of at most 3 %. The tail scan the parser replaces is not
   subtracted, so the figure overstates the difference.
+- recording on vs off, end to end: two relays in this process (`bench_app`'s
+  in-process ASGI calls, one fake upstream), one with a history store in a
+  temporary state directory (records written by the store's writer, captures
+  off) and one without, small non-streaming requests, the two sides'
+  rounds interleaved (the order alternating) so that drift on a shared
+  machine falls on both. CPU per request is the process's (the writer's
+  SQLite thread included) and the loop thread's alone; the difference is
+  the median of the per-round differences, against the 3 % goal.
 """
 
 from __future__ import annotations
@@ -61,6 +69,10 @@ def request(i: int) -> RequestRecord:
 
 
 class _NoStore:
+    """A store that takes records and keeps none."""
+
+    next_request_id = 1
+
     def record(self, record: RequestRecord) -> None:
         pass
 
@@ -167,6 +179,92 @@ def _relay_baseline() -> tuple[float | None, str]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
+AB_ROUNDS = 12
+AB_REQUESTS = 1000
+#: Relays compared: no history; records built and queued to a store that drops them
+#: (the loop's share alone); records written by a real store.
+SIDES = ("off", "unwritten", "on")
+
+
+async def _relay_ab(rounds: int, requests: int, state: Path) -> dict[str, Any]:
+    """Recording on vs off over the same relay and upstream, rounds interleaved."""
+    from bench import bench_app
+    from bench.bench_relay import body, fake_argv, free_port, spawn, stop, wait_http
+    from swapd.events import EventBus
+    from swapd.history.recorder import Recorder
+    from swapd.http.app import create_app
+    from swapd.http.logs_hub import LogHub
+    from swapd.http.services import Services
+    from swapd.http.settings import ApiSettings, ModelView
+    from swapd.http.upstream import UpstreamClient
+    from swapd.testing.stand_ins import GrantAtOnce, NoPool
+
+    port = free_port()
+    proc = spawn(fake_argv(port, "--tokens", "4"))
+    upstream = f"http://127.0.0.1:{port}"
+    try:
+        probe = UpstreamClient()
+        await wait_http(probe, upstream + "/health")
+        await probe.aclose()
+        async with open_history(state) as store:
+            apps: dict[str, Any] = {}
+            clients = []
+            for side in SIDES:
+                bus = EventBus()
+                settings = ApiSettings(models={"small": ModelView("small", proxy=upstream)})
+                client = UpstreamClient()
+                clients.append(client)
+                kept: Any = {"off": None, "on": store, "unwritten": _NoStore()}[side]
+                recorder = Recorder(bus, kept)
+                services = Services(
+                    settings, GrantAtOnce({"small": upstream}), NoPool(), bus, LogHub(bus),
+                    client=client, recorder=recorder,
+                )  # fmt: skip
+                apps[side] = create_app(services)
+            data = body("small")
+            for app in apps.values():
+                for _ in range(bench_app.WARMUP):
+                    if await bench_app.one_request(app, data) != 200:
+                        raise RuntimeError("the relay did not answer 200")
+            cpu: dict[str, list[float]] = {side: [] for side in SIDES}
+            loop: dict[str, list[float]] = {side: [] for side in SIDES}
+            for turn in range(rounds):
+                for side in SIDES[turn % 3 :] + SIDES[: turn % 3]:
+                    await store.flushed()  # each side starts with no writer work pending
+                    gc.collect()
+                    process, thread = time.process_time(), time.thread_time()
+                    for _ in range(requests):
+                        await bench_app.one_request(apps[side], data)
+                    if side == "on":
+                        await store.flushed()  # the writer's share is counted
+                    cpu[side].append((time.process_time() - process) / requests * 1e6)
+                    loop[side].append((time.thread_time() - thread) / requests * 1e6)
+            written = store.status().written
+            for client in clients:
+                await client.aclose()
+    finally:
+        stop(proc, grace=5)
+
+    def added(figures: dict[str, list[float]], side: str = "on") -> float:
+        diffs = [on - off for on, off in zip(figures[side], figures["off"], strict=True)]
+        return statistics.median(diffs) / statistics.median(figures["off"]) * 100
+
+    return {
+        "ab_rounds": rounds,
+        "ab_requests": requests,
+        "ab_written": written,
+        "ab_off_us": statistics.median(cpu["off"]),
+        "ab_on_us": statistics.median(cpu["on"]),
+        "ab_added_percent": added(cpu),
+        "ab_loop_off_us": statistics.median(loop["off"]),
+        "ab_loop_on_us": statistics.median(loop["on"]),
+        "ab_loop_added_percent": added(loop),
+        "ab_unwritten_us": statistics.median(cpu["unwritten"]),
+        "ab_unwritten_added_percent": added(cpu, "unwritten"),
+        "ab_rounds_us": {side: [round(v, 1) for v in cpu[side]] for side in cpu},
+    }
+
+
 def run(records: int = RECORDS, relay: bool = True) -> dict[str, Any]:
     batch = [request(i) for i in range(records)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,7 +306,30 @@ def run(records: int = RECORDS, relay: bool = True) -> dict[str, Any]:
 
 
 def table(f: dict[str, Any]) -> str:
-    lines = [
+    lines = _store_lines(f) if "records" in f else []
+    if f.get("relay_us") is not None:
+        lines.append(
+            f"  relay CPU per small request (bench_app)  {f['relay_us']:8.1f} us: recording and "
+            f"usage add {f['added_percent']:.2f} % (goal <= {f['goal_percent']:.0f} %)"
+        )
+    elif f.get("relay_missing"):
+        lines.append(f"  relay baseline not measured: {f['relay_missing']}")
+    if f.get("ab_rounds"):
+        lines += [
+            f"recording on vs off, {f['ab_rounds']} interleaved rounds of {f['ab_requests']} "
+            f"small requests ({f['ab_written']} records written)",
+            f"  process CPU per request   off {f['ab_off_us']:7.1f} us   on {f['ab_on_us']:7.1f} us"
+            f"   added {f['ab_added_percent']:+.2f} % (goal <= {f['goal_percent']:.0f} %)",
+            f"  loop thread per request   off {f['ab_loop_off_us']:7.1f} us   on "
+            f"{f['ab_loop_on_us']:7.1f} us   added {f['ab_loop_added_percent']:+.2f} %",
+            f"  records built, not written (the loop's share)  {f['ab_unwritten_us']:7.1f} us"
+            f"   added {f['ab_unwritten_added_percent']:+.2f} %",
+        ]
+    return "\n".join(lines)
+
+
+def _store_lines(f: dict[str, Any]) -> list[str]:
+    return [
         f"history: cost on the event loop per request, and the writer ({f['records']} records)",
         f"  record(), one call (median)              {f['record_call_us']:8.2f} us",
         f"  record() + writer, loop CPU per record   {f['record_loop_cpu_us']:8.2f} us"
@@ -221,14 +342,6 @@ def table(f: dict[str, Any]) -> str:
         f"  Database.write alone, batches of 500     {f['write_alone_records_per_s']:8.0f}"
         " records/s",
     ]
-    if f["relay_us"] is not None:
-        lines.append(
-            f"  relay CPU per small request (bench_app)  {f['relay_us']:8.1f} us: recording and "
-            f"usage add {f['added_percent']:.2f} % (goal <= {f['goal_percent']:.0f} %)"
-        )
-    elif f.get("relay_missing"):
-        lines.append(f"  relay baseline not measured: {f['relay_missing']}")
-    return "\n".join(lines)
 
 
 def _was(us: float | None) -> str:
@@ -239,8 +352,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="bench_history", description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=RECORDS)
     parser.add_argument("--no-relay", action="store_true", help="skip the relay baseline")
+    parser.add_argument("--ab-rounds", type=int, default=AB_ROUNDS, help="0 skips on vs off")
+    parser.add_argument("--ab-requests", type=int, default=AB_REQUESTS)
+    parser.add_argument("--ab-only", action="store_true", help="only recording on vs off")
     args = parser.parse_args(argv)
-    figures = run(args.records, relay=not args.no_relay)
+    figures = (
+        {"goal_percent": GOAL_PERCENT} if args.ab_only else run(args.records, not args.no_relay)
+    )
+    if args.ab_rounds > 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures.update(trio.run(_relay_ab, args.ab_rounds, args.ab_requests, Path(tmp)))
     print(table(figures))
     return figures
 

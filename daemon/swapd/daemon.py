@@ -13,6 +13,12 @@ running is cancelled after 2 s); the router shuts down (waiters get their error)
 the process pool stops every child gracefully, each with its unloadTimeout.
 A hard-exit timer guards the whole sequence.
 
+History (`state_dir`): the `Recorder` is made before anything else and
+outlives it. Its store (SQLite in the state directory, when `history.enabled`)
+is opened in the daemon's nursery and closed last, after the processes have
+stopped, so their exits are recorded and the last batch is written. A store
+that cannot be opened never stops the daemon: it drops records, counted.
+
 Reload (`Daemon.reloader`, a `ConfigReloader`): SIGHUP, `swapctl reload` and,
 with `watch_config`, an edit of the file. The pool stages the new processes,
 the router drains what changed and retires it once idle, and the HTTP
@@ -25,6 +31,8 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
@@ -43,10 +51,13 @@ from swapd.control.reload import (
 )
 from swapd.control.server import serve_control
 from swapd.events import EventBus
+from swapd.history import CaptureBuffer, HistoryStore, open_history
+from swapd.history import settings_from_config as history_settings
 from swapd.history.paths import database_path, ensure_state_dir, resolve_state_dir
+from swapd.history.recorder import Recorder
 from swapd.history.runs import RunHistory
 from swapd.http.app import create_app
-from swapd.http.config_view import settings_from_config
+from swapd.http.config_view import settings_from_config as api_settings
 from swapd.http.logs_hub import LogHub
 from swapd.http.server import Server, ServerConfig
 from swapd.http.services import Services
@@ -169,15 +180,17 @@ class Daemon:
         """`control_socket`: where the control socket listens; None runs without one.
         `watch_config`: reload when the config file changes (polled every `watch_interval`).
         `state_dir`: where swapd keeps its state (saved KV slots; the history file, where
-        model runs, the learned footprints and load times, are kept). None: KV slots go
-        where the environment says, model runs stay in memory. `meter_period`: seconds
-        between samples of the live meters."""
+        requests, swaps, exits, reloads and model runs, the learned footprints and load
+        times, are kept). None: KV slots go where the environment says, no history is kept
+        and model runs stay in memory. `meter_period`: seconds between samples of the live
+        meters."""
         self.loaded = loaded
+        self.state_dir = state_dir
+        self.recorder: Recorder | None = None
         self.listen = listen
         self.control_socket = control_socket
         self.watch_config = watch_config
         self.watch_interval = watch_interval
-        self.state_dir = state_dir  # None: resolved from the environment (saved KV slots)
         self.reloader: ConfigReloader | None = None
         self.bus = EventBus()
         self.notifier = Notifier()
@@ -197,7 +210,6 @@ class Daemon:
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
         pool_box: dict[str, ProcessPool] = {}
-        state_dir = self.state_dir
 
         def model_ring(model_id: str) -> LogRing | None:
             pool = pool_box.get("pool")
@@ -206,8 +218,34 @@ class Daemon:
         # logToStdout is read once: a reload does not change it (as in llama-swap).
         to_stdout = self.loaded.config.log_to_stdout
         hub = LogHub(self.bus, model_ring, to_stdout=to_stdout)
+        async with self._history() as store, trio.open_nursery() as keeper:
+            recorder = Recorder(self.bus, store, CaptureBuffer(self.loaded.config.capture_buffer))
+            self.recorder = recorder
+            await keeper.start(recorder.follow)
+            await self._serve(pool_box, hub, recorder, task_status)
+            # Every process has stopped: record their exits, then the store closes.
+            recorder.stop_following()
+        self.notifier.close()
+
+    @asynccontextmanager
+    async def _history(self) -> AsyncIterator[HistoryStore | None]:
+        """The history store of `state_dir` (None without one, or with history off)."""
+        config = self.loaded.config.history
+        if self.state_dir is None or not config.enabled:
+            yield None
+            return
+        async with open_history(self.state_dir, history_settings(config)) as store:
+            yield store
+
+    async def _serve(
+        self,
+        pool_box: dict[str, ProcessPool],
+        hub: LogHub,
+        recorder: Recorder,
+        task_status: trio.TaskStatus[list[str]],
+    ) -> None:
         async with ProcessPool(
-            process_specs(self.loaded, state_dir), self.bus, proxy_log=hub.proxy
+            process_specs(self.loaded, self.state_dir), self.bus, proxy_log=hub.proxy
         ) as pool:
             pool_box["pool"] = pool
             async with trio.open_nursery() as nursery:
@@ -227,7 +265,13 @@ class Daemon:
                 self.router = router
                 await nursery.start(router.run)
                 services = Services(
-                    settings_from_config(self.loaded), router, pool, self.bus, hub, meter=meter
+                    api_settings(self.loaded),
+                    router,
+                    pool,
+                    self.bus,
+                    hub,
+                    meter=meter,
+                    recorder=recorder,
                 )
                 self.services = services
                 nursery.start_soon(self._follow_events, services)
@@ -242,6 +286,7 @@ class Daemon:
                     listen=self.urls,
                     meter=meter,
                     learned=learned,
+                    recorder=recorder,
                 )
                 reloader = self._reloader(parts, router, pool, services)
                 if self.control_socket is not None:
@@ -258,7 +303,7 @@ class Daemon:
                         partial(
                             watch_config,
                             reloader.path,
-                            reloader.reload_logged,
+                            partial(reloader.reload_logged, "watch"),
                             interval=self.watch_interval,
                         )
                     )
@@ -285,7 +330,6 @@ class Daemon:
                     await runs.flushed()
                 await services.client.aclose()
                 nursery.cancel_scope.cancel()
-        self.notifier.close()
 
     def _runs_path(self) -> Path | None:
         """The history file the model runs go to; None without a usable state directory."""
@@ -303,7 +347,13 @@ class Daemon:
         """The reloader of this daemon's config file; `self.loaded` follows each reload."""
 
         def also(loaded: LoadedConfig) -> None:
-            services.replace_settings(settings_from_config(loaded))
+            services.replace_settings(api_settings(loaded))
+            recorder = services.records
+            recorder.captures.resize(loaded.config.capture_buffer)
+            if recorder.store is not None:
+                recorder.store.update_settings(
+                    history_settings(loaded.config.history, recorder.store.settings)
+                )
             self.loaded = loaded
 
         specs = partial(process_specs, state_dir=self.state_dir)
@@ -374,15 +424,18 @@ def _arm_hard_exit(seconds: float) -> None:
 
 
 async def serve_until_signalled(
-    loaded: LoadedConfig, listen: str, control_socket: Path | None, *, watch: bool = False
+    loaded: LoadedConfig,
+    listen: str,
+    control_socket: Path | None,
+    *,
+    watch: bool = False,
+    state_dir: Path | None = None,
 ) -> None:
     """Run a Daemon until SIGTERM or SIGINT; SIGHUP reloads the config file.
 
     Reloads never overlap: a SIGHUP during a reload waits for it to finish.
     """
-    daemon = Daemon(
-        loaded, listen, control_socket, watch_config=watch, state_dir=resolve_state_dir()
-    )
+    daemon = Daemon(loaded, listen, control_socket, watch_config=watch, state_dir=state_dir)
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     with trio.open_signal_receiver(*signals) as received:
         async with trio.open_nursery() as nursery:

@@ -1,7 +1,10 @@
-"""`swapd serve --config FILE [--listen HOST:PORT] [--watch-config]`: run the daemon.
+"""`swapd serve --config FILE [--listen HOST:PORT] [--watch-config] [--state-dir DIR]`: run
+the daemon.
 
 SIGHUP (`systemctl reload swapd`) reloads the config file; `--watch-config`
-also reloads it when it changes on disk.
+also reloads it when it changes on disk. The history is kept in the state
+directory: `--state-dir`, else `$STATE_DIRECTORY` (systemd), else
+`$XDG_STATE_HOME/swapd`, else `~/.local/state/swapd`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from swapd.config import ConfigError, load_config
 from swapd.config.cli import warning_text
 from swapd.control.listener import ControlSocketError
 from swapd.daemon import DEFAULT_LISTEN, serve_until_signalled
+from swapd.history import resolve_state_dir
 from swapd.http.server import ListenError, parse_listen
 from swapd.logsetup import setup_logging
 
@@ -35,11 +39,11 @@ def _run(args: argparse.Namespace) -> int:
     for warning in loaded.warnings:
         log.warning("%s", warning_text(warning))
     control = resolve_socket_path(args.control_socket)
+    state_dir = resolve_state_dir(args.state_dir)
+    serve = partial(serve_until_signalled, watch=args.watch_config, state_dir=state_dir)
     tune_garbage_collector()
     try:
-        trio.run(
-            partial(serve_until_signalled, watch=args.watch_config), loaded, args.listen, control
-        )
+        trio.run(serve, loaded, args.listen, control)
     except Exception as exc:
         cause = _startup_error(exc)
         if cause is None:
@@ -111,5 +115,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--watch-config",
         action="store_true",
         help="reload the config when the file changes (SIGHUP always reloads it)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where the history is kept (default: $STATE_DIRECTORY, then "
+        "$XDG_STATE_HOME/swapd, then ~/.local/state/swapd)",
     )
     parser.set_defaults(func=_run)

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from swapctl import __version__, render
+from swapctl import __version__, render, trace
 from swapctl import protocol as p
 from swapctl.client import Client, ConnectionFailed, DaemonError, describe_connect_error
 from swapctl.paths import resolve_socket_path
@@ -222,6 +222,121 @@ def cmd_decisions(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+# --- history: activity, history, stats, capture -----------------------------------
+
+EXPORT_PAGE = 1000
+"""Records asked for at a time by `activity --export` (a reply stays far below a line)."""
+
+
+def _when(value: str | None, now: float) -> float | None:
+    if value is None:
+        return None
+    try:
+        return trace.parse_when(value, now)
+    except trace.BadTime as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_activity(args: argparse.Namespace, out: Output) -> int:
+    now = time.time()
+    since, until = _when(args.since, now), _when(args.until, now)
+    if args.export is not None:
+        if args.follow:
+            raise UsageError("--export writes what is kept; it cannot follow (-f)")
+        return _export(args, since, until)
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    with _client(args) as c:
+        if args.follow:
+            return _follow_activity(c, args, out, since)
+        records = c.activity(
+            model=args.model, outcome=args.outcome, since=since, until=until, limit=args.limit
+        )
+    out.emit(records, render.activity)
+    return 0
+
+
+def _follow_activity(c: Client, args: argparse.Namespace, out: Output, since: float | None) -> int:
+    """The latest records (oldest first), then each request as it finishes."""
+    models = [args.model] if args.model else []
+    # Subscribed (with the bus's recent events) before asking for the backlog: a request
+    # that finishes in between is in one or the other, and shown once.
+    c.request(p.SubscribeRequest(topics=["request"], models=models, history=True), p.Subscribed)
+    backlog = c.activity(model=args.model, outcome=args.outcome, since=since, limit=args.limit)
+    seen = {r.id for r in backlog}
+    if not out.json:
+        out.stream.write("  ".join(render.ACTIVITY_HEADERS) + "\n")
+    for record in reversed(backlog):
+        out.emit(record, render.activity_line)
+    for item in c.events():
+        if not isinstance(item, p.Event) or not isinstance(item.data, p.RequestEvent):
+            continue
+        finished = item.data.record
+        if finished is None or finished.id in seen:
+            continue
+        if args.outcome is not None and finished.outcome != args.outcome:
+            continue
+        if since is not None and finished.start < since:
+            continue
+        seen.add(finished.id)
+        out.emit(finished, render.activity_line)
+    raise DaemonGone("swapd closed the connection (it stopped or restarted)")
+
+
+def _export(args: argparse.Namespace, since: float | None, until: float | None) -> int:
+    """Every kept request of the window, oldest first, as a trace (see `swapctl.trace`)."""
+    records: dict[int, p.RequestRecord] = {}
+    with _client(args) as c:
+        while True:
+            page = c.activity(
+                model=args.model, outcome=args.outcome, since=since, until=until,
+                limit=EXPORT_PAGE,
+            )  # fmt: skip
+            new = [r for r in page if r.id not in records]
+            for r in new:
+                records[r.id] = r
+            if len(page) < EXPORT_PAGE or not new:
+                break
+            # The next page ends where this one did (records of the same instant are
+            # asked for again and skipped by id).
+            until = min(r.start for r in page) + 1e-6
+    ordered = sorted(records.values(), key=lambda r: (r.start, r.id))
+    lines = list(trace.encode_trace(ordered))
+    if args.export == "-":
+        sys.stdout.buffer.writelines(lines)
+        sys.stdout.buffer.flush()
+    else:
+        with open(args.export, "wb") as f:
+            f.writelines(lines)
+        print(f"{len(lines)} requests written to {args.export}", file=sys.stderr)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, out: Output) -> int:
+    now = time.time()
+    with _client(args) as c:
+        records = c.history(
+            kinds=args.kind or (), model=args.model, since=_when(args.since, now),
+            until=_when(args.until, now), limit=args.limit,
+        )  # fmt: skip
+    out.emit(records, render.history)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, out: Output) -> int:
+    now = time.time()
+    with _client(args) as c:
+        stats = c.stats(_when(args.since, now), _when(args.until, now))
+    out.emit(stats, render.stats)
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace, out: Output) -> int:
+    with _client(args) as c:
+        out.emit(c.capture(args.id), render.capture)
+    return 0
+
+
 def cmd_bridge(args: argparse.Namespace, out: Output) -> int:
     """Relay stdin to the socket and the socket to stdout, byte for byte."""
     path = resolve_socket_path(args.socket)
@@ -345,8 +460,41 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=50, metavar="N", help="combinations shown per set")
     sp = add("decisions", cmd_decisions, "the router's recent decisions")
     sp.add_argument("--limit", type=int, default=50, metavar="N")
+    _add_history_commands(add)
     add("bridge", cmd_bridge, "relay stdin/stdout to the socket (for `ssh HOST swapctl bridge`)")
     return parser
+
+
+def _add_history_commands(
+    add: Callable[[str, Callable[[argparse.Namespace, Output], int], str], argparse.ArgumentParser],
+) -> None:
+    when = "a duration ago (30s, 10m, 1h, 2d) or a date (2026-12-07T10:00)"
+    sp = add("activity", cmd_activity, "finished requests, newest first; with -f, live")
+    sp.add_argument("-f", "--follow", action="store_true", help="keep printing new requests")
+    sp.add_argument("--model", help="only requests served by this model")
+    sp.add_argument("--outcome", choices=p.OUTCOMES, help="only requests that ended so")
+    sp.add_argument("--since", metavar="WHEN", help=f"only requests since: {when}")
+    sp.add_argument("--until", metavar="WHEN", help="only requests before this")
+    sp.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    sp.add_argument(
+        "--export",
+        metavar="FILE",
+        help="write every kept request of the window, oldest first, as a JSON Lines trace "
+        '({"t", "model", "service", "stream"}; - for stdout)',
+    )
+    sp = add("history", cmd_history, "swaps, process exits and reloads, newest first")
+    sp.add_argument(
+        "--kind", action="append", choices=p.HISTORY_KINDS, help="only this kind (repeatable)"
+    )
+    sp.add_argument("--model", help="only records about this model")
+    sp.add_argument("--since", metavar="WHEN", help=f"only records since: {when}")
+    sp.add_argument("--until", metavar="WHEN")
+    sp.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    sp = add("stats", cmd_stats, "per model: requests, errors, latency, tokens/s, loads")
+    sp.add_argument("--since", metavar="WHEN", default="1h", help=f"from: {when} (default 1h)")
+    sp.add_argument("--until", metavar="WHEN", help="to (default: now)")
+    sp = add("capture", cmd_capture, "a request and its response, kept with captureBuffer")
+    sp.add_argument("id", type=int, help="the request's id (swapctl activity)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

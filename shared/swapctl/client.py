@@ -259,6 +259,42 @@ class Client:
     def decisions(self, limit: int = 100) -> list[p.Decision]:
         return self.request(p.DecisionsRequest(limit=limit), p.DecisionsReply).decisions
 
+    def activity(
+        self,
+        *,
+        model: str | None = None,
+        outcome: p.Outcome | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[p.RequestRecord]:
+        """Finished requests, newest first."""
+        query = p.ActivityRequest(
+            model=model, outcome=outcome, since=since, until=until, limit=limit
+        )
+        return self.request(query, p.ActivityReply).records
+
+    def history(
+        self,
+        *,
+        kinds: Sequence[p.HistoryKind] = (),
+        model: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[p.HistoryRecord]:
+        """Swaps, exits and reloads, newest first."""
+        query = p.HistoryRequest(
+            kinds=list(kinds), model=model, since=since, until=until, limit=limit
+        )
+        return self.request(query, p.HistoryReply).records
+
+    def stats(self, since: float | None = None, until: float | None = None) -> p.Stats:
+        return self.request(p.StatsRequest(since=since, until=until), p.StatsReply).stats
+
+    def capture(self, request_id: int) -> p.Capture:
+        return self.request(p.CaptureRequest(request=request_id), p.CaptureReply).capture
+
     def subscribe(
         self,
         topics: Sequence[str] = (),

@@ -607,6 +607,8 @@ class ConfigReloaded(EventData, tag="config", kw_only=True, frozen=True):
     changes: dict[str, list[str]] = {}
     """As in `ReloadResult`: per changed model, the keys that changed."""
     warnings: list[Problem] = []
+    source: str = ""
+    """What asked for it: `control` (swapctl), `signal` (SIGHUP), `watch` (the file changed)."""
 
     def changed_labels(self) -> list[str]:
         return changed_labels(self.changed, self.changes)

@@ -402,3 +402,142 @@ def event(item: p.Event | p.Lagged) -> str:
         case p.OtherEvent():
             body = f"{d.name} {d.fields}"
     return f"{head} {body}\n"
+
+
+# --- history: activity, history, stats, capture ---------------------------------
+
+
+def stamp(unix: float) -> str:
+    """Local date and time to the second: `2026-12-07 10:51:02`."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix))
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _outcome(r: p.RequestRecord) -> str:
+    return r.outcome if r.reason is None else f"{r.outcome}: {r.reason}"
+
+
+def _served(r: p.RequestRecord) -> str:
+    name = r.model or r.requested or "-"
+    if r.peer:
+        name = f"{r.peer}/{name}"
+    if r.requested and r.requested not in (r.model, name):
+        name += f" ({r.requested})"
+    return name
+
+
+ACTIVITY_HEADERS = (
+    "TIME", "ID", "MODEL", "ROUTE", "STATUS", "QUEUE", "LOAD", "TTFB", "DURATION", "IN", "OUT",
+    "TOK/S", "OUTCOME",
+)  # fmt: skip
+
+
+def activity(records: Sequence[p.RequestRecord]) -> str:
+    """Finished requests, in the order given (newest first from the daemon)."""
+    if not records:
+        return "no requests\n"
+    return table(ACTIVITY_HEADERS, [activity_row(r) for r in records])
+
+
+def activity_row(r: p.RequestRecord) -> list[str]:
+    return [
+        stamp(r.start),
+        str(r.id),
+        _served(r),
+        r.route + (" (stream)" if r.stream else ""),
+        _count(r.status),
+        duration(r.queued_s),
+        duration(r.load_wait_s),
+        duration(r.ttfb_s),
+        duration(r.duration_s),
+        _count(r.prompt_tokens),
+        _count(r.completion_tokens),
+        _rate(r.tokens_per_s),
+        _outcome(r),
+    ]
+
+
+def activity_line(r: p.RequestRecord) -> str:
+    """One finished request on one line, for `swapctl activity -f`."""
+    cells = activity_row(r)
+    return "  ".join(cells) + "\n"
+
+
+def history(records: Sequence[p.HistoryRecord]) -> str:
+    """Swaps, exits and reloads, one line each, in the order given."""
+    if not records:
+        return "no swaps, exits or reloads\n"
+    return table(["TIME", "KIND", "WHAT"], [history_row(r) for r in records])
+
+
+def history_row(r: p.HistoryRecord) -> list[str]:
+    match r:
+        case p.SwapRecord():
+            what = f"#{r.swap_id} to {r.target}: {r.result}"
+            what += f" in {duration(r.load_s)}" if r.load_s is not None else ""
+            what += f", evicted {_names(r.evicted)}" if r.evicted else ""
+            what += f", set {r.set} cost {r.cost}" if r.set else ""
+            what += f" ({r.error})" if r.error else ""
+            what += f"; {r.why}" if r.why else ""
+            return [stamp(r.start), "swap", what]
+        case p.ExitRecord():
+            how = f"code {r.exit_code}" if r.exit_code is not None else _opt(r.signal)
+            what = f"{r.model} pid {r.pid} {how}, up {duration(r.uptime_s)}: {r.reason}"
+            what += " (failed)" if r.failed else ""
+            return [stamp(r.time), "exit", what]
+        case p.ReloadRecord():
+            if r.ok:
+                parts = [
+                    f"{label} {_names(names)}"
+                    for label, names in (
+                        ("added", r.added), ("removed", r.removed), ("changed", r.changed)
+                    )
+                    if names
+                ]  # fmt: skip
+                what = f"{r.path} ({r.source}): " + ("; ".join(parts) or "no model changed")
+            else:
+                what = f"{r.path} ({r.source}) refused: " + "; ".join(r.errors)
+            return [stamp(r.time), "reload", what]
+
+
+def stats(s: p.Stats) -> str:
+    head = f"{stamp(s.since)} .. {stamp(s.until)}\n"
+    if not s.models:
+        return head + "no activity\n"
+    return head + table(
+        ["MODEL", "REQUESTS", "ERRORS", "TTFB P50", "TTFB P95", "DUR P50", "DUR P95",
+         "TOK/S P50", "IN", "OUT", "LOADS", "LOAD P50", "LOAD FAIL", "CRASHES"],
+        [
+            [
+                m.model, str(m.requests), str(m.errors), duration(m.ttfb_p50_s),
+                duration(m.ttfb_p95_s), duration(m.duration_p50_s), duration(m.duration_p95_s),
+                _rate(m.tokens_per_s_p50), str(m.prompt_tokens), str(m.completion_tokens),
+                str(m.loads), duration(m.load_p50_s), str(m.load_failures), str(m.crashes),
+            ]
+            for m in s.models
+        ],
+    )  # fmt: skip
+
+
+def _body(body: bytes | None) -> str:
+    if body is None:
+        return "(not kept)\n"
+    if not body:
+        return "(empty)\n"
+    text = body.decode("utf-8", errors="replace")
+    return text if text.endswith("\n") else text + "\n"
+
+
+def capture(c: p.Capture) -> str:
+    lines = [f"request {c.id}: {c.req_path}" + (" (truncated)" if c.truncated else "")]
+    lines.extend(f"> {k}: {v}" for k, v in (c.req_headers or {}).items())
+    text = "\n".join(lines) + "\n\n" + _body(c.req_body) + "\n"
+    text += "".join(f"< {k}: {v}\n" for k, v in (c.resp_headers or {}).items())
+    return text + "\n" + _body(c.resp_body)

@@ -28,6 +28,9 @@ from swapd.config import LoadedConfig
 from swapd.control import convert
 from swapd.control.interface import ControlError, EventSource
 from swapd.events import EventBus, Subscription
+from swapd.history import ActivityQuery, HistoryQuery, HistoryUnavailable
+from swapd.history.recorder import Recorder
+from swapd.history.store import HistoryStore
 from swapd.ports import PoolPort, RouterPort
 from swapd.process.events import LogLine
 from swapd.process.logs import LogRing
@@ -43,6 +46,10 @@ from swapd.router.errors import (
 from swapd.router.events import RUNNING_STATES
 from swapd.router.footprints import FootprintTable, Learned
 
+STATS_WINDOW = 3600.0
+"""`stats` without `since`: the last hour."""
+CAPTURE_REPLY_BODY = 320 * 1024
+"""Most bytes of each body a `capture` reply carries: base64 of both fits a line."""
 MERGE_LOG_BYTES = 64 * 1024
 """Most text merged into one `log` event; far below the 1 MiB line limit, escapes included."""
 LOG_SOURCES_HELP = '"proxy", "upstream", "all" or a model ID'
@@ -66,6 +73,8 @@ class DaemonParts:
     bus: EventBus
     logs: LogsLike
     listen: Sequence[str] = ()
+    recorder: Recorder | None = None
+    """The history and captures; None when the daemon keeps neither."""
     # live meters and budgets
     meter: MeterView | None = None
     learned: Learned | None = None
@@ -136,9 +145,16 @@ class DaemonBackend:
             in_flight=sum(router.in_flight.values()),
             queued=sum(router.queued.values()) + sum(router.waiting.values()),
             legend=convert.legend(),
+            history=self._history_info(),
             host=self._host(),
             capacity=self._capacity(running),
         )
+
+    def _history_info(self) -> p.HistoryInfo | None:
+        recorder = self.parts.recorder
+        if recorder is None or recorder.store is None:
+            return None
+        return convert.history_info(recorder.store.status(), len(recorder.captures))
 
     def models(self) -> list[p.ModelInfo]:
         loaded = self.parts.loaded
@@ -278,6 +294,63 @@ class DaemonBackend:
 
     def decisions(self, limit: int) -> list[p.Decision]:
         return [convert.decision(d) for d in self.parts.router.decisions(limit)]
+
+    # --- history ----------------------------------------------------------------
+
+    def _store(self) -> HistoryStore:
+        recorder = self.parts.recorder
+        if recorder is None or recorder.store is None:
+            raise ControlError("unavailable", "this daemon keeps no history (history.enabled)")
+        return recorder.store
+
+    async def activity(self, query: p.ActivityRequest) -> list[p.RequestRecord]:
+        store = self._store()
+        model = query.model
+        if model is not None:
+            model = self.parts.loaded.resolve(model) or model
+        asked = ActivityQuery(
+            model=model, outcome=query.outcome, since=query.since, until=query.until,
+            limit=query.limit,
+        )  # fmt: skip
+        try:
+            records = await store.activity(asked)
+        except HistoryUnavailable as exc:
+            raise ControlError("unavailable", str(exc)) from None
+        return [convert.request_record(r) for r in records]
+
+    async def history(self, query: p.HistoryRequest) -> list[p.HistoryRecord]:
+        store = self._store()
+        model = query.model
+        if model is not None:
+            model = self.parts.loaded.resolve(model) or model
+        asked = HistoryQuery(
+            kinds=tuple(query.kinds) or HistoryQuery().kinds, model=model, since=query.since,
+            until=query.until, limit=query.limit,
+        )  # fmt: skip
+        try:
+            records = await store.history(asked)
+        except HistoryUnavailable as exc:
+            raise ControlError("unavailable", str(exc)) from None
+        return [convert.history_record(r) for r in records]
+
+    async def stats(self, since: float | None, until: float | None) -> p.Stats:
+        store = self._store()
+        end = time.time() if until is None else until
+        start = end - STATS_WINDOW if since is None else since
+        try:
+            stats = await store.stats(start, end)
+        except HistoryUnavailable as exc:
+            raise ControlError("unavailable", str(exc)) from None
+        return convert.stats(stats)
+
+    def capture(self, request_id: int) -> p.Capture:
+        recorder = self.parts.recorder
+        capture = recorder.captures.get(request_id) if recorder is not None else None
+        if capture is None:
+            off = recorder is None or not recorder.captures.enabled
+            why = "captures are off (captureBuffer)" if off else "it is not (or no longer) kept"
+            raise ControlError("not_found", f"no capture of request {request_id}: {why}")
+        return convert.capture(capture, CAPTURE_REPLY_BODY)
 
     # --- actions ----------------------------------------------------------------
 

@@ -125,11 +125,15 @@ class ControlConnection:
             p.ExplainRequest: self._explain,
             p.MatrixRequest: self._matrix,
             p.DecisionsRequest: self._decisions,
+            p.CaptureRequest: self._capture,
         }
         self._slow_handlers: dict[type[Any], Callable[[Any], Awaitable[Any]]] = {
             p.LoadRequest: self._load,
             p.UnloadRequest: self._unload,
             p.ReloadRequest: self._reload,
+            p.ActivityRequest: self._activity,
+            p.HistoryRequest: self._history,
+            p.StatsRequest: self._stats,
         }
 
     # --- lifetime -----------------------------------------------------------
@@ -326,7 +330,23 @@ class ControlConnection:
         limit = min(req.limit, self._limits.max_list)
         return p.DecisionsReply(id=req.id, decisions=self._backend.decisions(limit))
 
+    def _capture(self, req: p.CaptureRequest) -> p.CaptureReply:
+        return p.CaptureReply(id=req.id, capture=self._backend.capture(req.request))
+
     # --- slow requests ----------------------------------------------------
+
+    async def _activity(self, req: p.ActivityRequest) -> p.ActivityReply:
+        if req.limit < 0:
+            raise ControlError("bad_request", "limit must be >= 0")
+        return p.ActivityReply(id=req.id, records=await self._backend.activity(req))
+
+    async def _history(self, req: p.HistoryRequest) -> p.HistoryReply:
+        if req.limit < 0:
+            raise ControlError("bad_request", "limit must be >= 0")
+        return p.HistoryReply(id=req.id, records=await self._backend.history(req))
+
+    async def _stats(self, req: p.StatsRequest) -> p.StatsReply:
+        return p.StatsReply(id=req.id, stats=await self._backend.stats(req.since, req.until))
 
     async def _load(self, req: p.LoadRequest) -> p.LoadReply:
         return p.LoadReply(id=req.id, result=await self._backend.load(req.model))

@@ -17,7 +17,18 @@ import trio
 
 from swapctl import protocol as p
 from swapd.events import BusEvent
-from swapd.process.events import KvActivity, LogBatch, LogLine
+from swapd.history.capture import Capture
+from swapd.history.recorder import RequestFinished
+from swapd.history.records import (
+    ExitRecord,
+    HistoryRecord,
+    ReloadRecord,
+    RequestRecord,
+    SwapRecord,
+)
+from swapd.history.stats import Stats
+from swapd.history.store import HistoryStatus
+from swapd.process.events import KvActivity, LogBatch, LogLine, ProcessExited
 from swapd.process.events import StateChanged as ProcessStateChanged
 from swapd.process.meter import HostSample, TreeReading
 from swapd.process.states import LEGEND, TRANSITIONS, ProcessState
@@ -162,6 +173,7 @@ def event(e: BusEvent) -> p.EventData:
                 evict=list(e.evict),
                 set=e.set,
                 cost=e.cost,
+                why=e.why,
                 swap=e.swap_id,
             )
         case rev.SwapFinished():
@@ -195,6 +207,19 @@ def event(e: BusEvent) -> p.EventData:
                 order=[m for _, m in e.entries],
                 waiting=dict(e.waiting),
             )
+        case RequestFinished(record=record):
+            return p.RequestEvent(
+                time=record.start + (record.duration_s or 0.0),
+                model=record.model or "",
+                phase="finished",
+                request=str(record.id),
+                status=record.status,
+                duration=record.duration_s,
+                detail=record.outcome
+                if record.reason is None
+                else f"{record.outcome}: {record.reason}",
+                record=request_record(record),
+            )
         case _:
             return _other(e)
 
@@ -206,6 +231,10 @@ def models_of(e: BusEvent) -> tuple[str, ...]:
             return (e.model,)
         case LogLine() | LogBatch():
             return (e.source,)
+        case RequestFinished(record=record):
+            return (record.model,) if record.model else ()
+        case ProcessExited():
+            return (e.model,)
         case rev.SwapStarted():
             return (e.target, *e.evict)
         case rev.SwapFinished():
@@ -230,6 +259,59 @@ def concerns(e: BusEvent, models: frozenset[str]) -> bool:
     """Whether a bus event is about one of `models` (events about no model always pass)."""
     names = [n for n in models_of(e) if n]
     return not names or any(n in models for n in names)
+
+
+# ----- history ---------------------------------------------------------------
+
+
+def request_record(record: RequestRecord) -> p.RequestRecord:
+    """The history's record as the protocol carries it (the same fields)."""
+    return msgspec.convert(record, p.RequestRecord, from_attributes=True)
+
+
+def history_record(record: HistoryRecord) -> p.HistoryRecord:
+    match record:
+        case SwapRecord():
+            return msgspec.convert(record, p.SwapRecord, from_attributes=True)
+        case ExitRecord():
+            return msgspec.convert(record, p.ExitRecord, from_attributes=True)
+        case ReloadRecord():
+            return msgspec.convert(record, p.ReloadRecord, from_attributes=True)
+
+
+def stats(value: Stats) -> p.Stats:
+    return msgspec.convert(value, p.Stats, from_attributes=True)
+
+
+def history_info(status: HistoryStatus, captures: int) -> p.HistoryInfo:
+    return p.HistoryInfo(
+        path=status.path,
+        available=status.available,
+        error=status.error,
+        written=status.written,
+        dropped=status.dropped,
+        pending=status.pending,
+        captures=captures,
+    )
+
+
+def capture(value: Capture, max_body: int) -> p.Capture:
+    """A capture with each body cut to `max_body` bytes (marked `truncated` if cut)."""
+    cut = False
+    bodies: list[bytes | None] = []
+    for body in (value.req_body, value.resp_body):
+        if body is not None and len(body) > max_body:
+            body, cut = body[:max_body], True
+        bodies.append(body)
+    return p.Capture(
+        id=value.id,
+        req_path=value.req_path,
+        req_headers=value.req_headers,
+        req_body=bodies[0],
+        resp_headers=value.resp_headers,
+        resp_body=bodies[1],
+        truncated=value.truncated or cut,
+    )
 
 
 # --- live meters and budgets ---------------------------------------------------------

@@ -284,19 +284,20 @@ class ConfigReloader:
         self.reloads = 0
         """Successful reloads so far."""
 
-    async def reload(self) -> p.ReloadResult:
+    async def reload(self, source: str = "control") -> p.ReloadResult:
         """Reload now; ControlError("config_invalid") when the file has problems,
-        ControlError("internal") when applying a valid one failed."""
+        ControlError("internal") when applying a valid one failed. `source` (what
+        asked: `control`, `signal`, `watch`) goes into the published event."""
         async with self._lock:
             if self._notifier is not None:
                 self._notifier.reloading()
             try:
-                return await self._reload()
+                return await self._reload(source)
             finally:
                 if self._notifier is not None:
                     self._notifier.ready()
 
-    async def _reload(self) -> p.ReloadResult:
+    async def _reload(self, source: str) -> p.ReloadResult:
         running = self._running() if self._running is not None else None
         ports = running.ports() if running is not None else None
         try:
@@ -304,7 +305,13 @@ class ConfigReloader:
         except ConfigError as exc:
             problems = [problem(c) for c in exc.problems]
             self._publish(
-                p.ConfigReloaded(time=time.time(), ok=False, path=str(self.path), problems=problems)
+                p.ConfigReloaded(
+                    time=time.time(),
+                    ok=False,
+                    path=str(self.path),
+                    problems=problems,
+                    source=source,
+                )
             )
             for c in exc.problems:
                 log.error("reload rejected: %s", c)
@@ -321,7 +328,13 @@ class ConfigReloader:
             log.exception("applying the config from %s failed", self.path)
             failure = [p.Problem(message=f"applying the config failed: {exc}")]
             self._publish(
-                p.ConfigReloaded(time=time.time(), ok=False, path=str(self.path), problems=failure)
+                p.ConfigReloaded(
+                    time=time.time(),
+                    ok=False,
+                    path=str(self.path),
+                    problems=failure,
+                    source=source,
+                )
             )
             raise ControlError("internal", failure[0].message, problems=failure) from exc
         old = running.loaded if running is not None else None
@@ -337,6 +350,7 @@ class ConfigReloader:
                 changed=result.changed,
                 changes=result.changes,
                 warnings=result.warnings,
+                source=source,
             )
         )
         log.info(
@@ -350,10 +364,10 @@ class ConfigReloader:
             log.warning("config warning: %s", warning)
         return result
 
-    async def reload_logged(self) -> None:
+    async def reload_logged(self, source: str = "signal") -> None:
         """Reload for SIGHUP or the file watcher: problems are logged, never raised."""
         try:
-            await self.reload()
+            await self.reload(source)
         except ControlError:
             pass  # already logged and published by reload()
         except Exception:

@@ -11,6 +11,7 @@ last batches, which is the right price for history.
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -27,10 +28,20 @@ from swapd.history.queries import (
     load_times_sql,
 )
 from swapd.history.records import AnyRecord, HistoryRecord, RequestRecord, SwapRecord
-from swapd.history.rows import EXITS, HISTORY_TABLES, RELOADS, REQUESTS, SWAPS, TABLE_OF, Table
+from swapd.history.rows import (
+    EXITS,
+    HISTORY_TABLES,
+    RELOADS,
+    REQUESTS,
+    SWAPS,
+    TABLE_OF,
+    Table,
+)
 from swapd.history.schema import SCHEMA_VERSION, NewerSchema, migrate, schema_version
 from swapd.history.settings import DAY, HistorySettings
 
+ROWS_PER_STATEMENT = 100
+"""Rows inserted by one statement (far below SQLite's 32766 parameters)."""
 FILE_MODE = 0o600
 BUSY_TIMEOUT = 5.0
 #: Rows deleted per retention transaction, so one pass never holds a huge one.
@@ -120,7 +131,10 @@ class Database:
         conn.execute("BEGIN")
         try:
             for table, rows in by_table.values():
-                conn.executemany(table.insert_sql, rows)
+                for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                    part = rows[start : start + ROWS_PER_STATEMENT]
+                    values = list(itertools.chain.from_iterable(part))
+                    conn.execute(table.insert_rows_sql(len(part)), values)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

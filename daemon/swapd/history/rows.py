@@ -3,7 +3,7 @@
 Columns follow the record's fields in order (so a row is built from
 `astuple` with a few values converted): tuples are stored as JSON text,
 booleans as 0/1, and `SwapRecord.set` in the column `set_name` (`set` is an
-SQL keyword).
+SQL keyword). Rows are inserted many to a statement (`Table.insert_rows_sql`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,19 @@ class Table(Generic[R]):
     def insert_sql(self) -> str:
         marks = ", ".join("?" for _ in self.fields)
         return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES ({marks})"
+
+    def insert_rows_sql(self, count: int) -> str:
+        """Insert `count` rows in one statement (their values flattened, row after row).
+
+        One statement for many rows: the sqlite3 module gives the GIL up and takes
+        it back around each step, and with `executemany` that is once per row;
+        on a busy loop each of those hand-offs costs the event loop's thread
+        more than the row costs the writer.
+        """
+        row = f"({', '.join('?' for _ in self.fields)})"
+        return f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES " + ", ".join(
+            [row] * count
+        )
 
     @property
     def select_columns(self) -> str:

@@ -21,7 +21,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from swapd.http import origin
+from swapd.http import activity_route, origin
 from swapd.http.asgi import App, Receive, Scope, Send, header, send_error, send_response
 from swapd.http.auth import check as check_auth
 from swapd.http.errors import ApiError, render_error
@@ -163,6 +163,10 @@ def build_admin(services: Services) -> QuartTrio:
     @app.get("/api/events")
     async def events() -> Response:
         return Response(event_stream(services), headers=EVENT_HEADERS)
+
+    @app.get("/api/activity")
+    async def activity() -> Response:
+        return json_response(await activity_route.activity(services, request.args))
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -40,9 +40,12 @@ class InFlightRegistry:
         self._ids = itertools.count(1)
         self._current: dict[str, InFlightRequest] = {}
 
-    def add(self, model: str, path: str, method: str, remote_ip: str) -> InFlightRequest:
+    def add(
+        self, model: str, path: str, method: str, remote_ip: str, request_id: int | None = None
+    ) -> InFlightRequest:
+        """Register a request; `request_id` is its record's id (else one is drawn here)."""
         request = InFlightRequest(
-            id=str(next(self._ids)),
+            id=str(next(self._ids) if request_id is None else request_id),
             model=model,
             req_path=path,
             method=method,

@@ -23,7 +23,6 @@ already out).
 from __future__ import annotations
 
 import math
-import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -48,9 +47,9 @@ from swapd.http.auth import check as check_auth
 from swapd.http.budget import BodyHold
 from swapd.http.errors import ApiError, envelope, too_many_requests, unknown_model
 from swapd.http.loading_state import LoadingWriter
-from swapd.http.metrics import parse_usage
 from swapd.http.names import Target
-from swapd.http.relay import RelayResult, relay_response, request_headers
+from swapd.http.relay import relay_response, request_headers
+from swapd.http.request_context import CutShort, RequestContext, capture_draft
 from swapd.http.request_model import (
     MISSING_MODEL,
     FormLimits,
@@ -61,7 +60,7 @@ from swapd.http.request_model import (
 from swapd.http.services import Services
 from swapd.http.timeline import Timeline
 from swapd.http.upstream import UpstreamError, UpstreamResponse
-from swapd.router.errors import LoadFailed, RouterError, TooManyRequests
+from swapd.router.errors import LoadFailed, RequestAborted, RouterError, TooManyRequests
 
 POST_ROUTES = frozenset(
     {
@@ -173,24 +172,6 @@ class _Response:
         await self._send(message)
 
 
-class _CutShort:
-    """The router's `on_cut`: an unload cut this granted request short.
-
-    Called from the run loop, so it only notes the reason and cancels the
-    handler's scope; the handler then ends its response with the error.
-    """
-
-    __slots__ = ("_scope", "reason")
-
-    def __init__(self, scope: trio.CancelScope) -> None:
-        self._scope = scope
-        self.reason: str | None = None
-
-    def __call__(self, reason: str) -> None:
-        self.reason = reason
-        self._scope.cancel()
-
-
 class _DisconnectWatch:
     """Cancels the handler when the client leaves before its response is complete.
 
@@ -235,13 +216,12 @@ class ModelRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = _Response(send)
-        timeline = Timeline()
-        started = timeline.started
-        outcome: dict[str, Any] = {"model": "", "status": 0, "usage": (0, 0), "timeline": timeline}
+        services = self.services
+        recorder = services.records
+        ctx = RequestContext(recorder.next_id(), scope["path"], client_ip(scope) or None)
         error: ApiError | None = None
         body: bytes | None = None
-        cut: _CutShort | None = None
-        hold = self.services.body_budget.hold(self.services.settings.request_body_budget)
+        hold = services.body_budget.hold(services.settings.request_body_budget)
         try:
             async with trio.open_nursery() as nursery:
                 # The body must arrive in time (no slow-loris). The nursery's
@@ -250,21 +230,27 @@ class ModelRoutes:
                 nursery.cancel_scope.deadline = trio.current_time() + BODY_TIMEOUT
                 body = await self._read(scope, receive, hold)
                 nursery.cancel_scope.deadline = math.inf
+                if recorder.captures.enabled:
+                    ctx.draft = capture_draft(
+                        scope["path"], scope["headers"], body, recorder.captures.max_body
+                    )
                 # A client leaving cancels the nursery: the request and the watcher.
                 watch = _DisconnectWatch(receive, nursery.cancel_scope, response)
                 nursery.start_soon(watch.run)
-                cut = outcome["cut"] = _CutShort(nursery.cancel_scope)
-                await self._dispatch(scope, body, response, outcome)
+                ctx.cut = CutShort(nursery.cancel_scope)
+                await self._dispatch(scope, body, response, ctx)
                 watch.stop()
             if body is None:
                 raise ApiError(408, f"the request body did not arrive within {BODY_TIMEOUT:g}s")
-            if cut is not None and cut.reason is not None:
-                raise ApiError(503, cut.reason, "request_aborted")
+            if ctx.cut is not None and ctx.cut.reason is not None:
+                ctx.aborted = True
+                raise ApiError(503, ctx.cut.reason, "request_aborted")
         except Exception as exc:
-            error = self._classify(exc)
+            error = self._classify(exc, ctx)
         try:
             if error is not None:
-                outcome["status"] = error.status
+                ctx.status = error.status
+                ctx.reason = error.message
                 if not response.started:
                     await send_error(response, error, header(scope, b"accept"))
                 elif not response.finished:
@@ -276,30 +262,49 @@ class ModelRoutes:
                     await response({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
             hold.release()
-            if timeline.slow(response.finished and error is None):
-                self._log_slow(scope, outcome, timeline, response.finished)
-            tracked = outcome.get("tracked")
-            if tracked is not None:
-                self.services.in_flight.remove(tracked)
-            if outcome["model"]:
-                self.services.metrics.observe_request(
-                    outcome["model"], metric_route(scope["path"]), outcome["status"] or 499,
-                    time.perf_counter() - started, outcome["usage"],
-                )  # fmt: skip
+            self._finish(scope, ctx, response, error is not None)
 
-    def _log_slow(
-        self, scope: Scope, outcome: dict[str, Any], timeline: Timeline, finished: bool
-    ) -> None:
+    def _finish(self, scope: Scope, ctx: RequestContext, response: _Response, failed: bool) -> None:
+        """The request is over: its record, metrics, the slow-request log, the in-flight list."""
+        services = self.services
+        ctx.ended_at = ctx.timeline.now()
+        if not response.started and not failed:
+            ctx.status = None  # nothing reached the client
+        usage = ctx.usage()
+        outcome = ctx.outcome(response.finished, failed)
+        if ctx.timeline.slow(response.finished and not failed):
+            self._log_slow(scope, ctx, response.finished)
+        if ctx.tracked is not None:
+            services.in_flight.remove(ctx.tracked)
+        if ctx.upstream_truncated:
+            services.logs.info(
+                f"{ctx.display} upstream ended the response early "
+                f"(after {ctx.upstream_bytes} bytes); the client's response was closed cleanly"
+            )
+        if ctx.display:
+            status = 499 if outcome == "client_gone" else ctx.status or 499
+            services.metrics.observe_request(
+                ctx.display, metric_route(scope["path"]), status, ctx.seconds(),
+                (usage.prompt_tokens or 0, usage.completion_tokens or 0),
+            )  # fmt: skip
+        recorder = services.records
+        if recorder.recording or recorder.captures.enabled:
+            recorder.request(ctx.record(usage, outcome))
+            if ctx.draft is not None:
+                recorder.capture(ctx.draft.capture(ctx.id))
+
+    def _log_slow(self, scope: Scope, ctx: RequestContext, finished: bool) -> None:
         """Where a slow request waited: queue, load, upstream connect or head, or its body."""
-        ending = f"status {outcome['status']}" if finished else "ended without its response"
-        if not finished and not outcome["status"]:
+        timeline = ctx.timeline
+        ending = f"status {ctx.status}" if finished else "ended without its response"
+        if not finished and not ctx.status:
             ending = "client gone or cancelled"
         self.services.logs.info(
-            f"slow request: {scope['method']} {scope['path']} for {outcome['model'] or '?'} "
+            f"slow request: {scope['method']} {scope['path']} for {ctx.display or '?'} "
             f"took {timeline.elapsed():.2f} s ({ending}): {timeline.summary()}"
         )
 
-    def _classify(self, exc: Exception) -> ApiError | None:
+    def _classify(self, exc: Exception, ctx: RequestContext) -> ApiError | None:
         """The answer for whatever ended a request: None when the client is gone.
 
         Exception groups (from nurseries on the way) are searched for the
@@ -316,6 +321,7 @@ class ModelRoutes:
         if isinstance(leaf, ApiError):
             return leaf
         if isinstance(leaf, RouterError):
+            ctx.aborted = isinstance(leaf, RequestAborted)
             return router_error(leaf)
         if isinstance(leaf, RecursionError):  # a client's input nested too deeply to handle
             return ApiError(400, "the request is nested too deeply", "nested_too_deeply")
@@ -334,39 +340,49 @@ class ModelRoutes:
         return await read_body(scope, receive, settings.max_request_body_size, hold)
 
     async def _dispatch(
-        self, scope: Scope, body: bytes, send: _Response, outcome: dict[str, Any]
+        self, scope: Scope, body: bytes, send: _Response, ctx: RequestContext
     ) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
         if path.startswith("/upstream/"):
-            await self._upstream(scope, body, send, outcome)
+            await self._upstream(scope, body, send, ctx)
             return
         settings = self.services.settings
         limits = FormLimits(settings.max_form_parts, settings.max_form_field_size)
         content_type = header(scope, b"content-type")
         req = await extract_off_loop(method, content_type, scope["query_string"], body, limits)
+        ctx.stream = req.stream
         if not req.model:
             raise ApiError(400, MISSING_MODEL, "missing_model")
+        ctx.requested = req.model
         target = self.services.resolver.resolve(req.model)
         if target is None:
             raise unknown_model(req.model)
-        outcome["model"] = target.display
         path_out = forward_path(path)
-        outcome["tracked"] = self.services.in_flight.add(
-            target.display, path_out, method, client_ip(scope)
-        )
+        self._track(ctx, target, path_out, method, scope)
         if target.kind == "peer":
             out_body = self._peer_body(req, body, target)
             query = scope["query_string"]
             if target.requested != target.model and "model" in req.query:
                 query = with_query_model(req.query, target.model)
-            await self._to_peer(scope, target, path_out, out_body, send, outcome, query)
+            await self._to_peer(scope, target, path_out, out_body, send, ctx, query)
             return
         model = self.services.settings.models[target.model]
         out_body = self._local_body(req, body, target, model.use_model_name, model.filters)
         loading = req.stream and model.send_loading_state and path_out.startswith(LOADING_PATH)
         await self._to_local(
-            scope, target, path_out, scope["query_string"], out_body, send, outcome, loading
+            scope, target, path_out, scope["query_string"], out_body, send, ctx, loading
+        )
+
+    def _track(
+        self, ctx: RequestContext, target: Target, path: str, method: str, scope: Scope
+    ) -> None:
+        """The request has its model: into the in-flight list, under its own id."""
+        ctx.model = target.model
+        ctx.display = target.display
+        ctx.peer = target.peer if target.kind == "peer" else None
+        ctx.tracked = self.services.in_flight.add(
+            target.display, path, method, client_ip(scope), request_id=ctx.id
         )
 
     # ----- bodies ------------------------------------------------------------
@@ -430,42 +446,34 @@ class ModelRoutes:
         except UpstreamError as exc:
             raise ApiError(502, f"upstream unreachable: {exc}") from None
 
-    def _record(self, outcome: dict[str, Any], result: RelayResult) -> None:
-        outcome["status"] = result.status
-        outcome["usage"] = parse_usage(result.tail)
-        if result.truncated:
-            self.services.logs.info(
-                f"{outcome['model']} upstream ended the response early "
-                f"(after {result.size} bytes); the client's response was closed cleanly"
-            )
-
     def _waiting_for(self, model_id: str) -> str:
         """The phase of a lease: `queue` for a model ready on arrival, else `load`."""
         return "queue" if self.services.state_of(model_id) == "ready" else "load"
 
     async def _to_local(
         self, scope: Scope, target: Target, path: str, query: bytes, body: bytes,
-        send: _Response, outcome: dict[str, Any], loading: bool,
+        send: _Response, ctx: RequestContext, loading: bool,
     ) -> None:  # fmt: skip
         headers = self._local_headers(scope)
         if loading:
-            await self._to_local_with_loading(
-                scope, target, path, query, headers, body, send, outcome
-            )
+            await self._to_local_with_loading(scope, target, path, query, headers, body, send, ctx)
             return
-        timeline: Timeline = outcome["timeline"]
+        timeline = ctx.timeline
         timeline.enter(self._waiting_for(target.model))
+        ctx.leasing()
         try:
-            async with self.services.router.lease(target.model, on_cut=outcome["cut"]) as grant:
+            async with self.services.router.lease(target.model, on_cut=ctx.cut) as grant:
+                ctx.granted(grant.swap_id, grant.load_wait_s)
                 url = join_url(grant.upstream, path, query)
                 upstream = await self._open_upstream(scope["method"], url, headers, body, timeline)
-                self._record(outcome, await relay_response(send, upstream))
+                await relay_response(send, upstream, ctx)
         except RouterError as exc:
+            ctx.refused(exc)
             raise router_error(exc) from None
 
     async def _to_local_with_loading(
         self, scope: Scope, target: Target, path: str, query: bytes,
-        headers: list[tuple[bytes, bytes]], body: bytes, send: _Response, outcome: dict[str, Any],
+        headers: list[tuple[bytes, bytes]], body: bytes, send: _Response, ctx: RequestContext,
     ) -> None:  # fmt: skip
         """A streaming chat request with sendLoadingState: show the load, then the answer.
 
@@ -473,8 +481,9 @@ class ModelRoutes:
         waits (queued or loading), so a 429 or an immediate grant is answered
         normally. After it started, errors are appended to the stream.
         """
-        timeline: Timeline = outcome["timeline"]
+        timeline = ctx.timeline
         timeline.enter(self._waiting_for(target.model))
+        ctx.leasing()
         progress_tx, progress_rx = trio.open_memory_channel[Any](PROGRESS_BUFFER)
         state: dict[str, Any] = {"granted": False, "writer": None}
 
@@ -499,8 +508,9 @@ class ModelRoutes:
             nursery.start_soon(watch, nursery)
             try:
                 async with self.services.router.lease(
-                    target.model, progress=progress_tx, on_cut=outcome["cut"]
+                    target.model, progress=progress_tx, on_cut=ctx.cut
                 ) as grant:
+                    ctx.granted(grant.swap_id, grant.load_wait_s)
                     state["granted"] = True
                     writer = state["writer"]
                     if writer is not None:
@@ -514,11 +524,11 @@ class ModelRoutes:
                         if writer is None:
                             raise
                         await self._append_error(send, exc.status, exc.message, exc.reason)
-                        outcome["status"] = exc.status
+                        ctx.failed(exc.status, exc.message)
                     else:
-                        result = await relay_response(send, upstream, head_sent=writer is not None)
-                        self._record(outcome, result)
+                        await relay_response(send, upstream, ctx, head_sent=writer is not None)
             except RouterError as exc:
+                ctx.refused(exc)
                 state["granted"] = True
                 writer = state["writer"]
                 if writer is None:
@@ -526,7 +536,7 @@ class ModelRoutes:
                 await writer.finish()
                 error = router_error(exc)
                 await self._append_error(send, error.status, error.message, error.reason)
-                outcome["status"] = error.status
+                ctx.failed(error.status, error.message)
             finally:
                 nursery.cancel_scope.cancel()
 
@@ -545,7 +555,7 @@ class ModelRoutes:
 
     async def _to_peer(
         self, scope: Scope, target: Target, path: str, body: bytes, send: _Response,
-        outcome: dict[str, Any], query: bytes | None = None,
+        ctx: RequestContext, query: bytes | None = None,
     ) -> None:  # fmt: skip
         peer = self.services.settings.peers[target.peer or ""]
         extra: list[tuple[bytes, bytes]] = []
@@ -557,7 +567,7 @@ class ModelRoutes:
         )
         headers = [(n, v) for n, v in headers if not n.startswith(b"x-forwarded-")]
         url = join_url(peer.proxy, path, scope["query_string"] if query is None else query)
-        timeline: Timeline = outcome["timeline"]
+        timeline = ctx.timeline
         try:
             upstream = await self.services.client.request(
                 scope["method"], url, headers, body, head_timeout=PEER_HEAD_TIMEOUT,
@@ -567,12 +577,12 @@ class ModelRoutes:
         except UpstreamError as exc:
             self.services.logs.info(f"peer {peer.id}: proxy error: {exc}")
             raise ApiError(502, f"peer proxy error: {exc}") from None
-        self._record(outcome, await relay_response(send, upstream))
+        await relay_response(send, upstream, ctx)
 
     # ----- /upstream/<model>/<path> ---------------------------------------------
 
     async def _upstream(
-        self, scope: Scope, body: bytes, send: _Response, outcome: dict[str, Any]
+        self, scope: Scope, body: bytes, send: _Response, ctx: RequestContext
     ) -> None:
         """Passthrough to a model's own server: any method, no filters (docs/compat.md)."""
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
@@ -583,28 +593,26 @@ class ModelRoutes:
         if match is None:
             raise ApiError(404, "model not found")
         target, used = match
-        outcome["model"] = target.display
+        ctx.requested = target.requested
         remainder = "/" + "/".join(raw_segments[used:])
-        outcome["tracked"] = self.services.in_flight.add(
-            target.display, remainder, scope["method"], client_ip(scope)
-        )
+        self._track(ctx, target, remainder, scope["method"], scope)
         query: bytes = scope["query_string"]
+        ctx.stream = b"stream=true" in query.split(b"&")
         if remainder == "/" and not raw.endswith("/"):
             location = "/upstream/" + "/".join(raw_segments[:used]) + "/"
             if query:
                 location += "?" + query.decode("latin-1")
             status = 301 if scope["method"] in ("GET", "HEAD") else 308
-            outcome["status"] = status
+            ctx.status = status
             await send_response(send, status, b"", headers={"location": location})
             return
         if target.kind == "peer":
-            await self._to_peer(scope, target, remainder, body, send, outcome)
+            await self._to_peer(scope, target, remainder, body, send, ctx)
             return
         ignored = any(p.search(remainder) for p in self.services.settings.upstream_ignore_paths)
         if ignored and self.services.state_of(target.model) != "ready":
             message = f"model {target.model} is not loaded; path matches upstream.ignorePaths"
             raise ApiError(409, message)
         model = self.services.settings.models[target.model]
-        stream = b"stream=true" in query.split(b"&")
-        loading = stream and model.send_loading_state and remainder.startswith(LOADING_PATH)
-        await self._to_local(scope, target, remainder, query, body, send, outcome, loading)
+        loading = ctx.stream and model.send_loading_state and remainder.startswith(LOADING_PATH)
+        await self._to_local(scope, target, remainder, query, body, send, ctx, loading)

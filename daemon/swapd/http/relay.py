@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from swapd.http.asgi import BODY_FOLLOWS
 from swapd.http.upstream import Headers, UpstreamResponse
@@ -42,7 +42,6 @@ _REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"
 _RESPONSE_DROP = HOP_BY_HOP | {b"date", b"server"}
 CREDENTIALS = frozenset({b"authorization", b"x-api-key"})
 _REQUEST_DROP_CREDENTIALS = _REQUEST_DROP | CREDENTIALS
-TAIL_BYTES = 16 * 1024
 
 
 def _connection_tokens(value: bytes) -> set[bytes]:
@@ -122,30 +121,44 @@ def response_headers(headers: Headers) -> Headers:
     return out
 
 
-@dataclass
+class BodyObserver(Protocol):
+    """Told about the response as it is relayed (the request's context)."""
+
+    def response_head(self, status: int, headers: Headers, event_stream: bool) -> None: ...
+
+    def chunk(self, data: bytes) -> None: ...
+
+    def upstream_ended(self, total: int, truncated: bool) -> None: ...
+
+
+@dataclass(slots=True)
 class RelayResult:
     """What happened to one relayed response, for metrics and logs."""
 
     status: int
     size: int = 0  # body bytes sent to the client
     truncated: bool = False
-    tail: bytes = b""
     content_type: str = ""
 
 
 async def relay_response(
-    send: ASGISend, upstream: UpstreamResponse, *, head_sent: bool = False
+    send: ASGISend,
+    upstream: UpstreamResponse,
+    observer: BodyObserver,
+    *,
+    head_sent: bool = False,
 ) -> RelayResult:
     """Stream `upstream` to the client; `head_sent` when a loading stream already sent 200.
 
-    A body that arrived whole with the response head (a small answer) goes
-    out as one message, without the read loop. The upstream response is
-    closed on every exit path (normal end, client disconnect, upstream
-    death, errors).
+    `observer` sees the head and each chunk as it goes out. A body that
+    arrived whole with the response head (a small answer) goes out as one
+    message, without the read loop. The upstream response is closed on every
+    exit path (normal end, client disconnect, upstream death, errors).
     """
     headers = upstream.headers
     ctype = next((v for n, v in headers if n.lower() == b"content-type"), b"")
     result = RelayResult(upstream.status, content_type=ctype.decode("latin-1"))
+    observer.response_head(upstream.status, headers, b"text/event-stream" in ctype.lower())
     try:
         if not head_sent:
             await send(
@@ -158,33 +171,30 @@ async def relay_response(
             )
         whole = upstream.body_if_buffered()
         if whole is None:
-            await _stream_body(send, upstream, result)
+            await _stream_body(send, upstream, result, observer)
         else:
             result.size = len(whole)
-            result.tail = whole[-TAIL_BYTES:]
+            observer.chunk(whole)
             await send({"type": "http.response.body", "body": whole, "more_body": False})
     finally:
         result.truncated = upstream.truncated
+        observer.upstream_ended(result.size, result.truncated)
         await upstream.aclose()
     return result
 
 
-async def _stream_body(send: ASGISend, upstream: UpstreamResponse, result: RelayResult) -> None:
-    """The body piece by piece as it arrives; keeps the last TAIL_BYTES in `result.tail`."""
-    tail = bytearray()
+async def _stream_body(
+    send: ASGISend, upstream: UpstreamResponse, result: RelayResult, observer: BodyObserver
+) -> None:
+    """The body piece by piece as it arrives, each shown to `observer` first."""
     async with aclosing(upstream.chunks()) as chunks:
-        try:
-            length = content_length(upstream.headers)
-            ended = False
-            async for chunk in chunks:
-                result.size += len(chunk)
-                tail += chunk
-                if len(tail) > 2 * TAIL_BYTES:  # trimmed now and then, not per chunk
-                    del tail[: len(tail) - TAIL_BYTES]
-                # A body of known length ends with its last bytes: one write fewer.
-                ended = result.size == length
-                await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
-            if not ended:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        finally:
-            result.tail = bytes(tail[-TAIL_BYTES:])
+        length = content_length(upstream.headers)
+        ended = False
+        async for chunk in chunks:
+            result.size += len(chunk)
+            observer.chunk(chunk)
+            # A body of known length ends with its last bytes: one write fewer.
+            ended = result.size == length
+            await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+        if not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})

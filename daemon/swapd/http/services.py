@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from swapd.events import EventBus
+from swapd.history.recorder import Recorder
 from swapd.http.budget import BodyBudget
 from swapd.http.inflight import InFlightRegistry
 from swapd.http.logs_hub import LogHub
@@ -42,6 +43,10 @@ class Services:
     client: UpstreamClient = field(default_factory=UpstreamClient)
     metrics: Metrics = field(default_factory=Metrics)
     body_budget: BodyBudget = field(default_factory=BodyBudget)
+    recorder: Recorder | None = None
+    """Where finished requests go (see `records`)."""
+    records: Recorder = field(init=False)
+    """`recorder`, or one that keeps nothing (it numbers requests and publishes them)."""
     meter: MeterView | None = None
     resolver: Resolver = field(init=False)
     in_flight: InFlightRegistry = field(init=False)
@@ -49,6 +54,7 @@ class Services:
     _streams: set[Any] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        self.records = self.recorder if self.recorder is not None else Recorder(self.bus)
         self.resolver = Resolver(self.settings)
         self.in_flight = InFlightRegistry(self.bus)
 

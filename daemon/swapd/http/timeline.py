@@ -34,6 +34,11 @@ class Timeline:
         if phase == "response" and not self.head_at:
             self.head_at = now
 
+    @staticmethod
+    def now() -> float:
+        """The clock the timeline keeps (`time.perf_counter`)."""
+        return time.perf_counter()
+
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 

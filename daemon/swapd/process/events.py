@@ -20,6 +20,23 @@ class StateChanged(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
+class ProcessExited(msgspec.Struct, frozen=True, kw_only=True):
+    """A model's server process ended, whether swapd stopped it or it ended on its own."""
+
+    topic: ClassVar[str] = "exit"
+    model: str
+    pid: int
+    returncode: int | None
+    """Its exit status as `subprocess` gives it (negative: the signal); None if unknown."""
+    reason: str
+    """What stopped it (`ttl`, `unload`), or how it ended on its own."""
+    failed: bool
+    """It ended on its own (a crash or a failed start)."""
+    uptime: float
+    """Seconds from spawn to exit."""
+    time: float  # wall clock, seconds since the epoch
+
+
 class LogLine(msgspec.Struct, frozen=True):
     """One line of output: a model's stdout/stderr, or swapd's own words about it.
 

@@ -42,7 +42,7 @@ import trio
 
 from swapd.events import EventBus
 from swapd.process import kv_slots, sleep_ops
-from swapd.process.events import KvActivity, StateChanged
+from swapd.process.events import KvActivity, ProcessExited, StateChanged
 from swapd.process.exit_status import describe_exit
 from swapd.process.logs import LogRing
 from swapd.process.readiness import HealthTarget, HealthTimeout, wait_healthy
@@ -392,15 +392,17 @@ class Supervisor:
                 await child.drained.wait()
             code = self.last_exit_code = child.returncode
             tail = self.logs.tail(LOG_TAIL_LINES)
-            await self._teardown(child, spec.unload_timeout)
-            self._start_failed(
-                StartError(spec.model_id, f"{describe_exit(code)} while starting", code, tail)
-            )
+            how = f"{describe_exit(code)} while starting"
+            await self._teardown(child, spec.unload_timeout, why=how, failed=True)
+            self._start_failed(StartError(spec.model_id, how, code, tail))
         elif outcome == "timeout":
             timeout = spec.health_check_timeout
             self._note(f"health check timed out after {timeout:g}s: stopping pid {child.pid}")
             tail = self.logs.tail(LOG_TAIL_LINES)
-            result = await self._teardown(child, min(ABORT_GRACE, spec.unload_timeout))
+            result = await self._teardown(
+                child, min(ABORT_GRACE, spec.unload_timeout),
+                why=f"health check timed out after {timeout:g}s", failed=True,
+            )  # fmt: skip
             self._start_failed(
                 StartError(
                     spec.model_id,
@@ -416,7 +418,7 @@ class Supervisor:
             self._note(f"start aborted ({reason}): stopping pid {child.pid}")
             tail = self.logs.tail(LOG_TAIL_LINES)
             grace = spec.unload_timeout if stop.timeout is None else stop.timeout
-            result = await self._teardown(child, grace)
+            result = await self._teardown(child, grace, why=f"start aborted: {reason}")
             self._fail_waiters(
                 StartAborted(spec.model_id, f"aborted: {reason}", result.returncode, tail)
             )
@@ -512,7 +514,7 @@ class Supervisor:
         if not asleep:  # a sleeping server has released its cache
             await self._kv_save()
         self._note(f"stopping pid {child.pid} ({reason}), grace {grace:g}s")
-        await self._teardown(child, grace)
+        await self._teardown(child, grace, why=reason)
         self._transition(Trigger.STOPPED, reason)
 
     async def _notice_crash(self) -> None:
@@ -528,9 +530,12 @@ class Supervisor:
         self._failed(how)
         self._transition(Trigger.EXITED, how)
         # Anything it forked is still to be stopped before the next start.
-        await self._teardown(child, self.spec.unload_timeout)
+        await self._teardown(child, self.spec.unload_timeout, why=how, failed=True)
 
-    async def _teardown(self, child: Child, grace: float) -> StopOutcome:
+    async def _teardown(
+        self, child: Child, grace: float, *, why: str, failed: bool = False
+    ) -> StopOutcome:
+        """Stop `child` (and what it forked); publish its exit, with `why` it ended."""
         assert self._nursery is not None
         result = await stop_child(
             child,
@@ -548,7 +553,18 @@ class Supervisor:
             f"pid {child.pid} {describe_exit(result.returncode)} {uptime:.3f}s after spawn "
             f"(stop: {result.graceful}{forced}, {result.seconds:.3f}s)"
         )
+        self._exited(child, result.returncode, why, failed, uptime)
         return result
+
+    def _exited(
+        self, child: Child, returncode: int | None, why: str, failed: bool, uptime: float
+    ) -> None:
+        self.bus.publish(
+            ProcessExited(
+                model=self.spec.model_id, pid=child.pid, returncode=returncode, reason=why,
+                failed=failed, uptime=uptime, time=time.time(),
+            )
+        )  # fmt: skip
 
     # ----- sleep instead of kill (sleep/wake, cmdSleep/cmdWake) --------------------
     # Asleep, the process lives with its accelerator memory released; the TTL
@@ -584,7 +600,10 @@ class Supervisor:
         if failure is not None:
             self._note(f"wake failed: {failure}: stopping pid {child.pid}")
             tail = self.logs.tail(LOG_TAIL_LINES)
-            result = await self._teardown(child, min(ABORT_GRACE, spec.unload_timeout))
+            result = await self._teardown(
+                child, min(ABORT_GRACE, spec.unload_timeout), why=f"wake failed: {failure}",
+                failed=True,
+            )  # fmt: skip
             self._start_failed(
                 StartError(spec.model_id, f"wake failed: {failure}", result.returncode, tail)
             )
@@ -644,6 +663,8 @@ class Supervisor:
             await kill_now(child, SHUTDOWN_GRACE)
             self.last_exit_code = child.returncode
             self._child = None
+            uptime = trio.current_time() - child.spawned_at
+            self._exited(child, child.returncode, "shutdown", False, uptime)
 
     def _answer_after_shutdown(self, message: _Message, error: ProcessShutdown) -> None:
         if isinstance(message, _Ensure):

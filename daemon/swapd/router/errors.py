@@ -17,6 +17,10 @@ class RouterError(Exception):
         super().__init__(message)
         self.message = message
         self.model = model
+        self.swap_id: int | None = None
+        """The swap the request waited for before this error, if any."""
+        self.load_wait_s: float | None = None
+        """Seconds it waited for that swap."""
 
 
 class ModelNotFound(RouterError):

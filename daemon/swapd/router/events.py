@@ -197,6 +197,8 @@ class SwapPlan(msgspec.Struct, frozen=True):
     evict: tuple[str, ...]
     set: str | None = None
     cost: int = 0
+    why: str = ""
+    """The planner's reason, for the swap's record."""
 
 
 Action = Literal[
@@ -262,6 +264,7 @@ class SwapStarted(msgspec.Struct, frozen=True, kw_only=True):
     set: str | None
     cost: int
     time: float
+    why: str = ""
 
 
 class SwapFinished(msgspec.Struct, frozen=True, kw_only=True):

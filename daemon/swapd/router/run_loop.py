@@ -128,11 +128,15 @@ class RouterSettings:
 
 
 class Grant(msgspec.Struct, frozen=True):
-    """What a lease yields: where to relay the request."""
+    """What a lease yields: where to relay the request, and the load it waited for."""
 
     model: str
     upstream: str
     request_id: int
+    swap_id: int | None = None
+    """The swap whose load this request waited for (None: it waited for none)."""
+    load_wait_s: float | None = None
+    """Seconds from joining that swap to the grant."""
 
 
 CutCallback = Callable[[str], None]
@@ -158,6 +162,12 @@ class _Ticket:
         self.cut: str | None = None
         self.closed = False
         self.done = trio.Event()
+        self.swap_id: int | None = None
+        self.waiting_since = 0.0  # time.perf_counter() when it joined swap `swap_id`
+        self.load_wait: float | None = None
+
+    def grant(self, model: str, upstream: str) -> Grant:
+        return Grant(model, upstream, self.id, self.swap_id, self.load_wait)
 
     def tell(self, progress: Progress) -> None:
         if self.progress is None or self.closed:
@@ -341,9 +351,13 @@ class Router:
             else:
                 await ticket.done.wait()
             if ticket.failure is not None:
-                raise error_for(ticket.failure)
+                error = error_for(ticket.failure)
+                if ticket.swap_id is not None:
+                    error.swap_id = ticket.swap_id
+                    error.load_wait_s = time.perf_counter() - ticket.waiting_since
+                raise error
             held = self.pool.hold(model)
-            yield Grant(model=model, upstream=self.pool.upstream(model), request_id=ticket.id)
+            yield ticket.grant(model, self.pool.upstream(model))
         finally:
             if held is not None:
                 held.release()
@@ -685,6 +699,8 @@ class Router:
             self._post(ServeDone(request_id=request_id, model=model))
             return
         ticket.granted = True
+        if ticket.swap_id is not None:
+            ticket.load_wait = time.perf_counter() - ticket.waiting_since
         self._serving[request_id] = ticket
         ticket.tell(Progress(kind="granted", model=model))
         ticket.done.set()
@@ -700,6 +716,9 @@ class Router:
     def waiting(self, request_id: int, swap_id: int, model: str) -> None:
         ticket = self._tickets.get(request_id)
         if ticket is not None:
+            if ticket.swap_id is None:
+                ticket.waiting_since = time.perf_counter()
+            ticket.swap_id = swap_id
             ticket.tell(Progress(kind="loading", model=model))
         self._request_event(request_id, model, "waiting", f"swap {swap_id}")
 
@@ -725,6 +744,7 @@ class Router:
                 set=plan.set,
                 cost=plan.cost,
                 time=time.time(),
+                why=plan.why,
             )
         )
         self._nursery.start_soon(self._swap_task, plan, scope, name=f"swap-{plan.target}")

@@ -823,6 +823,7 @@ class FifoScheduler:
             evict=plan.evict,
             set=plan.set,
             cost=plan.cost,
+            why=plan.reason,
         )
         self._next_swap += 1
         self.active[req.model] = ActiveSwap(plan=swap_plan, started=self._now, waiters=[req])

@@ -19,6 +19,8 @@ from swapd.router.run_loop import RouterSnapshot
 class Grant:
     model: str
     upstream: str
+    swap_id: int | None = None
+    load_wait_s: float | None = None
 
 
 class GrantAtOnce:

@@ -55,6 +55,10 @@ class FakeBackend:
         self.decisions_: list[p.Decision] = []
         self.maxlens: list[int] = []
         """Buffer sizes for the next subscriptions, overriding the server's (first used first)."""
+        self.records_: list[p.RequestRecord] = []
+        """Finished requests, oldest first (see `finish`)."""
+        self.history_: list[p.HistoryRecord] = []
+        self.captures_: dict[int, p.Capture] = {}
 
     # --- queries ------------------------------------------------------------
 
@@ -203,3 +207,49 @@ class FakeBackend:
         if self.maxlens:
             maxlen = self.maxlens.pop(0)
         return self.bus.subscribe(topics=topics, predicate=about, maxlen=maxlen, history=history)
+
+    # --- history ----------------------------------------------------------------
+
+    def finish(self, record: p.RequestRecord) -> None:
+        """A request finished: kept, and published as the daemon publishes it."""
+        self.records_.append(record)
+        self.bus.publish(
+            p.RequestEvent(
+                time=record.start, model=record.model or "", phase="finished",
+                request=str(record.id), status=record.status, duration=record.duration_s,
+                record=record,
+            )
+        )  # fmt: skip
+
+    async def activity(self, query: p.ActivityRequest) -> list[p.RequestRecord]:
+        await trio.lowlevel.checkpoint()
+        out = [
+            r
+            for r in reversed(self.records_)
+            if (query.model is None or r.model == query.model)
+            and (query.outcome is None or r.outcome == query.outcome)
+            and (query.since is None or r.start >= query.since)
+            and (query.until is None or r.start < query.until)
+        ]
+        return out[: max(1, query.limit)]
+
+    async def history(self, query: p.HistoryRequest) -> list[p.HistoryRecord]:
+        await trio.lowlevel.checkpoint()
+        return list(reversed(self.history_))[: max(1, query.limit)]
+
+    async def stats(self, since: float | None, until: float | None) -> p.Stats:
+        await trio.lowlevel.checkpoint()
+        models: dict[str, int] = {}
+        for r in self.records_:
+            models[r.model or "?"] = models.get(r.model or "?", 0) + 1
+        end = time.time() if until is None else until
+        return p.Stats(
+            since=end - 3600 if since is None else since,
+            until=end,
+            models=[p.ModelStats(model=m, requests=n) for m, n in sorted(models.items())],
+        )
+
+    def capture(self, request_id: int) -> p.Capture:
+        if request_id not in self.captures_:
+            raise ControlError("not_found", f"no capture of request {request_id}")
+        return self.captures_[request_id]

@@ -10,9 +10,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import trio
 
@@ -328,3 +330,142 @@ def test_bridge_without_a_daemon_exits_2(tmp_path: Path) -> None:
         env={**os.environ},
     )
     assert result.returncode == 2 and b"no such socket" in result.stderr
+
+
+# --- history: activity, history, stats, capture ----------------------------------------
+
+ACTIVITY_KEYS = {
+    "id", "start", "client", "requested", "model", "route", "stream", "outcome", "status",
+    "queued_s", "load_wait_s", "ttfb_s", "duration_s", "prompt_tokens", "completion_tokens",
+    "tokens_per_s",
+}  # fmt: skip
+
+
+def _record(request_id: int, start: float, **fields: object) -> p.RequestRecord:
+    base: dict[str, object] = {
+        "id": request_id, "start": start, "client": "127.0.0.1", "requested": "gpt",
+        "model": "alpha", "route": "/v1/chat/completions", "stream": False, "outcome": "done",
+        "status": 200, "queued_s": 0.01, "load_wait_s": 1.5, "ttfb_s": 1.6, "duration_s": 2.0,
+        "prompt_tokens": 10, "completion_tokens": 20, "tokens_per_s": 50.0,
+    }  # fmt: skip
+    base.update(fields)
+    return msgspec.convert(base, p.RequestRecord)
+
+
+def _finish(server: ServerThread, *records: p.RequestRecord) -> None:
+    for record in records:
+        server.run_sync(server.backend.finish, record)
+
+
+def test_activity_json_newest_first_with_the_promised_keys(
+    server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = time.time()
+    _finish(
+        server,
+        _record(1, now - 7200),
+        _record(2, now - 60, model="beta", outcome="failed", status=500, reason="boom"),
+        _record(3, now - 5, stream=True, prompt_tokens=None, tokens_per_s=None),
+    )
+    code, out, _ = swapctl(server, capsys, "activity", "--json")
+    records = json.loads(out)
+    assert code == 0 and [r["id"] for r in records] == [3, 2, 1]
+    assert all(ACTIVITY_KEYS <= set(r) for r in records)
+    assert records[0]["prompt_tokens"] is None and records[0]["tokens_per_s"] is None
+    code, out, _ = swapctl(server, capsys, "activity", "--since", "10m", "--json")
+    assert [r["id"] for r in json.loads(out)] == [3, 2]
+    code, out, _ = swapctl(server, capsys, "activity", "--outcome", "failed", "--json")
+    assert [r["id"] for r in json.loads(out)] == [2]
+    code, out, _ = swapctl(server, capsys, "activity")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["TIME", "ID", "MODEL"]
+    assert "failed: boom" in lines[2] and "(stream)" in lines[1] and "alpha (gpt)" in lines[3]
+    code, _, err = swapctl(server, capsys, "activity", "--since", "yesterday")
+    assert code == 2 and "not a time" in err
+
+
+def test_activity_export_writes_a_trace_oldest_first(
+    server: ServerThread, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    now = time.time()
+    _finish(
+        server,
+        _record(1, now - 30.0),
+        _record(2, now - 20.0, requested="beta", stream=True, queued_s=None, load_wait_s=None),
+        _record(3, now - 19.5, requested=None, outcome="failed", status=400),
+        _record(4, now - 10.0, duration_s=None),
+    )
+    trace = tmp_path / "trace.jsonl"
+    code, _, err = swapctl(server, capsys, "activity", "--export", str(trace), "--since", "1m")
+    assert code == 0 and "3 requests written" in err
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert lines == [
+        {"t": 0.0, "model": "gpt", "service": pytest.approx(0.49), "stream": False},
+        {"t": pytest.approx(10.0), "model": "beta", "service": 2.0, "stream": True},
+        {"t": pytest.approx(20.0), "model": "gpt", "service": None, "stream": False},
+    ]
+    code, _, err = swapctl(server, capsys, "activity", "--export", "-", "-f")
+    assert code == 2 and "cannot follow" in err
+
+
+def test_activity_follow_prints_the_latest_then_each_request_as_it_ends(
+    server: ServerThread,
+) -> None:
+    _finish(server, _record(1, time.time() - 5))
+    proc = _spawn(server, "activity", "-f", "--json", "--outcome", "done")
+    try:
+        assert proc.stdout is not None
+        # Printed once subscribed: what ends from now on is followed.
+        assert json.loads(proc.stdout.readline())["id"] == 1
+        _finish(
+            server,
+            _record(2, time.time(), outcome="client_gone", status=None),
+            _record(3, time.time(), model="beta"),
+        )
+        line = json.loads(proc.stdout.readline())
+        assert (line["id"], line["model"]) == (3, "beta")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_history_stats_and_capture(
+    server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backend = server.backend
+    backend.history_ = [
+        p.SwapRecord(swap_id=1, start=1.8e9, target="alpha", why="request", load_s=1.25),
+        p.ExitRecord(time=1.8e9 + 5, model="alpha", pid=42, signal="SIGKILL", reason="crash",
+                     failed=True, uptime_s=5.0),
+        p.ReloadRecord(time=1.8e9 + 6, ok=False, source="signal", path="/c.yaml",
+                       errors=["/c.yaml:3:5: ttl: bad"]),
+    ]  # fmt: skip
+    code, out, _ = swapctl(server, capsys, "history")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["TIME", "KIND", "WHAT"]
+    assert "reload" in lines[1] and "refused: /c.yaml:3:5: ttl: bad" in lines[1]
+    assert "alpha pid 42 SIGKILL, up 5.0s: crash (failed)" in lines[2]
+    assert "#1 to alpha: ok in 1.2s; request" in lines[3]
+    code, out, _ = swapctl(server, capsys, "history", "--json")
+    assert [h["kind"] for h in json.loads(out)] == ["reload", "exit", "swap"]
+
+    _finish(server, _record(1, time.time()))
+    code, out, _ = swapctl(server, capsys, "stats", "--json")
+    stats = json.loads(out)
+    assert code == 0 and stats["models"][0]["requests"] == 1
+    assert stats["until"] - stats["since"] == pytest.approx(3600, abs=5)
+    code, out, _ = swapctl(server, capsys, "stats")
+    assert code == 0 and out.splitlines()[1].split()[:3] == ["MODEL", "REQUESTS", "ERRORS"]
+
+    backend.captures_[1] = p.Capture(
+        id=1, req_path="/v1/chat/completions", req_headers={"authorization": "[REDACTED]"},
+        req_body=b'{"model": "gpt"}', resp_headers={"content-type": "application/json"},
+        resp_body=b'{"ok": true}',
+    )  # fmt: skip
+    code, out, _ = swapctl(server, capsys, "capture", "1")
+    assert code == 0 and "> authorization: [REDACTED]" in out
+    assert '{"model": "gpt"}' in out and '{"ok": true}' in out
+    code, out, _ = swapctl(server, capsys, "capture", "1", "--json")
+    assert json.loads(out)["req_body"] == "eyJtb2RlbCI6ICJncHQifQ=="  # base64
+    code, _, err = swapctl(server, capsys, "capture", "7")
+    assert code == 1 and "not_found" in err

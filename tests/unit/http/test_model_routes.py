@@ -29,6 +29,8 @@ ANSWER = b'{"usage": {"prompt_tokens": 3, "completion_tokens": 2}}'
 @dataclass
 class Grant:
     upstream: str = "http://127.0.0.1:9"
+    swap_id: int | None = None
+    load_wait_s: float | None = None
 
 
 @dataclass
