@@ -44,11 +44,21 @@ def trace_from_records(records: Iterable[RequestRecord]) -> list[TraceRequest]:
     return [t for r in ordered if (t := trace_request(r, origin)) is not None]
 
 
-def request_records(db: Database, since: float | None) -> Iterator[RequestRecord]:
-    """Every request kept since `since` (Unix seconds; None: all), oldest first."""
+def request_records(
+    db: Database, since: float | None, limit: int | None = None
+) -> Iterator[RequestRecord]:
+    """Every request kept since `since` (Unix seconds; None: all), oldest first;
+    with `limit`, only the latest that many."""
     where, params = ("", []) if since is None else (" WHERE start >= ?", [since])
-    sql = f"SELECT {REQUESTS.select_columns} FROM {REQUESTS.name}{where} ORDER BY start, seq"
-    for row in db.conn.execute(sql, params):
+    cols, table = REQUESTS.select_columns, REQUESTS.name
+    if limit is None:
+        sql = f"SELECT {cols} FROM {table}{where} ORDER BY start, seq"
+        for row in db.conn.execute(sql, params):
+            yield REQUESTS.from_row(row)
+        return
+    sql = f"SELECT {cols} FROM {table}{where} ORDER BY start DESC, seq DESC LIMIT ?"
+    rows = db.conn.execute(sql, [*params, limit]).fetchall()
+    for row in reversed(rows):
         yield REQUESTS.from_row(row)
 
 

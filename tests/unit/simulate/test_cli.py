@@ -16,7 +16,8 @@ from swapd.history.paths import database_path
 from swapd.history.records import RequestRecord, SwapRecord
 from swapd.history.runs import RunRow, insert_runs
 from swapd.router.footprints import Learned
-from swapd.simulate.cli import parse_since, resolve_load_times
+from swapd.simulate.cli import parse_since
+from swapd.simulate.compare import resolve_load_times
 from swapd.simulate.engine import simulate
 from swapd.simulate.history_source import trace_from_records
 from swapd.simulate.report import LoadTime
