@@ -47,9 +47,14 @@ def trace_from_records(records: Iterable[RequestRecord]) -> list[TraceRequest]:
 def request_records(
     db: Database, since: float | None, limit: int | None = None
 ) -> Iterator[RequestRecord]:
-    """Every request kept since `since` (Unix seconds; None: all), oldest first;
-    with `limit`, only the latest that many."""
-    where, params = ("", []) if since is None else (" WHERE start >= ?", [since])
+    """Every request kept since `since` (Unix seconds; None: all) that a trace holds
+    (it named a model and was not relayed to a peer), oldest first; with `limit`,
+    only the latest that many."""
+    where = " WHERE peer IS NULL AND COALESCE(requested, model) IS NOT NULL"
+    params: list[float] = []
+    if since is not None:
+        where += " AND start >= ?"
+        params.append(since)
     cols, table = REQUESTS.select_columns, REQUESTS.name
     if limit is None:
         sql = f"SELECT {cols} FROM {table}{where} ORDER BY start, seq"
