@@ -368,6 +368,9 @@ class DaemonBackend:
         store = self._store()
         running = self.parts.loaded
         path = Path(request.config) if request.config is not None else running.path
+        if not path.is_absolute():
+            # Relative to which directory? The client's is not ours.
+            raise ControlError("bad_request", f"config must be an absolute path, got {path}")
         since = time.time() - SIMULATE_WINDOW if request.since is None else request.since
         flags = list(request.load_times.items())
         # What finished before the question is part of the answer.

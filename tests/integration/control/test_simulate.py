@@ -12,7 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
 
+from swapctl import protocol as p
+from swapctl.client import Client, DaemonError
 from swapd.control import backend
 from swapd.testing.ports import free_port_run
 from tests.integration.history.test_daemon_history import next_record, swapctl, swapctl_json, swapd
@@ -135,6 +138,16 @@ async def test_a_broken_file_is_an_error_frame_with_its_lines(tmp_path: Path) ->
 
         code, out, err = await swapctl(sock, "simulate", "--load-time", "nobody=1")
         assert code == 1 and "nobody" in err
+
+        def relative() -> p.Error:
+            with Client(sock, timeout=30) as client:
+                client.connect()
+                with pytest.raises(DaemonError) as caught:
+                    client.simulate("broken.yaml")
+            return caught.value.error
+
+        error_frame = await trio.to_thread.run_sync(relative)
+        assert error_frame.code == "bad_request" and "absolute" in error_frame.message
 
         # The daemon carries on.
         status = await swapctl_json(sock, "status")
