@@ -141,7 +141,6 @@ async def test_a_broken_file_is_an_error_frame_with_its_lines(tmp_path: Path) ->
 
         def relative() -> p.Error:
             with Client(sock, timeout=30) as client:
-                client.connect()
                 with pytest.raises(DaemonError) as caught:
                     client.simulate("broken.yaml")
             return caught.value.error
