@@ -11,6 +11,7 @@ connection error, including a daemon that goes away while `-f` follows it
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 import sys
@@ -337,6 +338,28 @@ def cmd_capture(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _load_time(text: str) -> tuple[str, float]:
+    """`MODEL=SECONDS` -> (MODEL, SECONDS)."""
+    name, sep, value = text.rpartition("=")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not sep or not name or not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"expected MODEL=SECONDS with SECONDS >= 0, got {text!r}")
+    return name, seconds
+
+
+def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
+    since = _when(args.since, time.time())
+    # The daemon reads the file: a relative path means one in swapctl's directory.
+    config = None if args.config is None else os.path.abspath(args.config)
+    with _client(args, slow=True) as c:
+        result = c.simulate(config, since=since, load_times=dict(args.load_time))
+    out.emit(result, render.simulation)
+    return 0
+
+
 def cmd_bridge(args: argparse.Namespace, out: Output) -> int:
     """Relay stdin to the socket and the socket to stdout, byte for byte."""
     path = resolve_socket_path(args.socket)
@@ -412,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="S",
         help="seconds to wait for a reply (default: 30 for queries, no limit for "
-        "load, unload and reload)",
+        "load, unload, reload and simulate)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -493,6 +516,27 @@ def _add_history_commands(
     sp = add("stats", cmd_stats, "per model: requests, errors, latency, tokens/s, loads")
     sp.add_argument("--since", metavar="WHEN", default="1h", help=f"from: {when} (default 1h)")
     sp.add_argument("--until", metavar="WHEN", help="to (default: now)")
+    sp = add(
+        "simulate",
+        cmd_simulate,
+        "replay the daemon's history through a config file and the config it runs",
+    )
+    sp.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the config to try, read by the daemon (default: its config file as on disk now)",
+    )
+    sp.add_argument(
+        "--since", metavar="WHEN", default="24h", help=f"requests since: {when} (default 24h)"
+    )
+    sp.add_argument(
+        "--load-time",
+        type=_load_time,
+        action="append",
+        default=[],
+        metavar="M=S",
+        help="a model's load time in seconds (else measured in the history, else 1 s); repeatable",
+    )
     sp = add("capture", cmd_capture, "a request and its response, kept with captureBuffer")
     sp.add_argument("id", type=int, help="the request's id (swapctl activity)")
 

@@ -23,7 +23,7 @@ import itertools
 import os
 import socket
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -294,6 +294,18 @@ class Client:
 
     def capture(self, request_id: int) -> p.Capture:
         return self.request(p.CaptureRequest(request=request_id), p.CaptureReply).capture
+
+    def simulate(
+        self,
+        config: str | None = None,
+        *,
+        since: float | None = None,
+        load_times: Mapping[str, float] | None = None,
+    ) -> p.Simulation:
+        """The daemon's history replayed through `config` (a path the daemon reads;
+        None: its config file) and through the config it runs, NEW first."""
+        ask = p.SimulateRequest(config=config, since=since, load_times=dict(load_times or {}))
+        return self.request(ask, p.SimulateReply).simulation
 
     def subscribe(
         self,

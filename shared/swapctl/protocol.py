@@ -24,7 +24,8 @@ import msgspec
 
 PROTOCOL_VERSION = 2
 """The version this package speaks. Bumped when message kinds are added
-(2: `activity`, `history`, `stats`, `capture`; finished records on the `request` topic)."""
+(2: `activity`, `history`, `stats`, `capture`; finished records on the `request` topic;
+later `simulate`, an addition that needs no new version)."""
 
 MIN_PROTOCOL_VERSION = 1
 
@@ -506,6 +507,59 @@ class HistoryInfo(Payload, kw_only=True, frozen=True):
     """Captures held in memory now."""
 
 
+# --- simulate payloads --------------------------------------------------------
+
+
+class SimSummary(Payload, kw_only=True, frozen=True):
+    """One model's (or all models') figures in a simulation; times in seconds."""
+
+    requests: int
+    loads: int
+    load_seconds: float
+    wait_p50: float
+    """Wait is queue plus load: from arrival to the grant, for the requests granted."""
+    wait_p95: float
+    wait_max: float
+    over_max_wait: int
+    """Requests granted after waiting longer than the config's `maxWait`."""
+    failures: int
+    peak_queue: int
+    failure_kinds: dict[str, int] = {}
+    wakes: int = 0
+    wake_seconds: float = 0.0
+
+
+class SimConfig(Payload, kw_only=True, frozen=True):
+    """One config's run of the trace."""
+
+    config: str
+    router: str
+    max_wait: float
+    totals: SimSummary
+    models: dict[str, SimSummary]
+
+
+class SimLoadTime(Payload, kw_only=True, frozen=True):
+    seconds: float
+    source: Literal["flag", "history", "default"]
+
+
+class Simulation(Payload, kw_only=True, frozen=True):
+    """What `swapd simulate --json` prints: `configs` holds NEW first, then OLD."""
+
+    configs: list[SimConfig]
+    load_times: dict[str, SimLoadTime]
+    requests: int
+    """Requests in the trace."""
+    diff: dict[str, dict[str, float]] | None = None
+    """NEW minus OLD, per model and under "total", for each figure."""
+    wake_times: dict[str, SimLoadTime] = {}
+    since: float | None = None
+    """Unix time of the window's start (the history's requests since then)."""
+    truncated: bool = False
+    """The window held more requests than the daemon replays: only the latest were."""
+
+
 # --- event payloads ---------------------------------------------------------
 
 
@@ -744,6 +798,19 @@ class CaptureRequest(Request, tag="capture", kw_only=True, frozen=True):
     """The request's id (`RequestRecord.id`)."""
 
 
+class SimulateRequest(Request, tag="simulate", kw_only=True, frozen=True):
+    """Replay the daemon's request history through a config file (NEW) and through
+    the config it runs (OLD), as `swapd simulate --config NEW --against OLD --history`."""
+
+    config: str | None = None
+    """A config file the daemon can read (an absolute path); null: its own config file
+    as it is on disk now."""
+    since: float | None = None
+    """Unix seconds; null: 24 hours ago."""
+    load_times: dict[str, float] = {}
+    """Seconds per model ID or alias; other models: measured in the history, else 1 s."""
+
+
 ClientMessage = (
     Hello
     | StatusRequest
@@ -761,6 +828,7 @@ ClientMessage = (
     | HistoryRequest
     | StatsRequest
     | CaptureRequest
+    | SimulateRequest
 )
 
 # --- daemon -> client -------------------------------------------------------
@@ -841,6 +909,10 @@ class CaptureReply(Reply, tag="capture_reply", kw_only=True, frozen=True):
     capture: Capture
 
 
+class SimulateReply(Reply, tag="simulate_reply", kw_only=True, frozen=True):
+    simulation: Simulation
+
+
 class Error(Message, tag="error", kw_only=True, frozen=True):
     """A refusal or failure. `id` is the request's, or None for a bad line."""
 
@@ -881,6 +953,7 @@ ServerMessage = (
     | HistoryReply
     | StatsReply
     | CaptureReply
+    | SimulateReply
     | Error
     | Event
     | Lagged
@@ -903,7 +976,7 @@ ERROR_CODES: dict[str, str] = {
     "reply_too_large": "the reply would exceed MAX_LINE_BYTES; ask for less",
     "load_failed": "the model failed to start",
     "aborted": "the request was aborted by unload or shutdown",
-    "config_invalid": "the new config has problems; the old one keeps running",
+    "config_invalid": "the config has problems (reload: the old one keeps running)",
     "unavailable": "the daemon cannot do this now (shutting down, no history kept)",
     "internal": "an unexpected daemon error",
 }

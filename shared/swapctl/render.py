@@ -541,3 +541,82 @@ def capture(c: p.Capture) -> str:
     text = "\n".join(lines) + "\n\n" + _body(c.req_body) + "\n"
     text += "".join(f"< {k}: {v}\n" for k, v in (c.resp_headers or {}).items())
     return text + "\n" + _body(c.resp_body)
+
+
+# --- simulate: the table `swapd simulate` prints --------------------------------
+
+SIM_FIGURES: tuple[str, ...] = (
+    "requests", "loads", "load_seconds", "wait_p50", "wait_p95", "wait_max",
+    "over_max_wait", "failures", "peak_queue", "wakes",
+)  # fmt: skip
+SIM_HEAD: tuple[str, ...] = (
+    "model", "requests", "loads", "load s", "p50 s", "p95 s", "max s", ">maxWait",
+    "failed", "peak q", "wakes",
+)  # fmt: skip
+_SIM_SECONDS = frozenset({"load_seconds", "wait_p50", "wait_p95", "wait_max"})
+
+
+def _sim_figures(s: p.SimSummary) -> dict[str, float]:
+    return {
+        "requests": s.requests, "loads": s.loads, "load_seconds": s.load_seconds,
+        "wait_p50": s.wait_p50, "wait_p95": s.wait_p95, "wait_max": s.wait_max,
+        "over_max_wait": s.over_max_wait, "failures": s.failures,
+        "peak_queue": s.peak_queue, "wakes": s.wakes,
+    }  # fmt: skip
+
+
+def _sim_row(
+    name: str, figures: Mapping[str, float], width: int, *, signed: bool = False
+) -> tuple[str, ...]:
+    def num(key: str) -> str:
+        value = figures[key]
+        if key in _SIM_SECONDS:
+            return f"{value:+.2f}" if signed else f"{value:.2f}"
+        return f"{int(value):+d}" if signed else str(int(value))
+
+    return (name, *(num(k) for k in SIM_FIGURES[:width]))
+
+
+def _sim_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """The first column left-aligned, numbers right-aligned, two spaces apart."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+
+
+def simulation(s: p.Simulation) -> str:
+    """The table `swapd simulate` prints, and a note when the window was cut."""
+    lines: list[str] = [f"{s.requests} requests replayed"]
+    if s.truncated:
+        lines[0] += " (the latest of the window: more is not replayed)"
+    # The wakes column only when a model can sleep.
+    width = len(SIM_FIGURES) - (0 if s.wake_times else 1)
+    head = SIM_HEAD[: width + 1]
+    for cfg in s.configs:
+        bound = f"maxWait {cfg.max_wait:g}s" if cfg.max_wait > 0 else "no maxWait"
+        lines += ["", f"{cfg.config} ({cfg.router} router, {bound})"]
+        rows: list[tuple[str, ...]] = [head]
+        rows += [_sim_row(m, _sim_figures(f), width) for m, f in cfg.models.items()]
+        rows.append(_sim_row("total", _sim_figures(cfg.totals), width))
+        lines += _sim_table(rows)
+        failures = cfg.totals.failure_kinds
+        if failures:
+            lines.append("failed: " + ", ".join(f"{n} {kind}" for kind, n in failures.items()))
+    if s.diff is not None and len(s.configs) > 1:
+        new, old = s.configs[0].config, s.configs[1].config
+        lines += ["", f"{new} minus {old}"]
+        rows = [head, *(_sim_row(m, d, width, signed=True) for m, d in s.diff.items())]
+        lines += _sim_table(rows)
+    lines += ["", "load times:"]
+    rows = [(m, f"{lt.seconds:g}s", lt.source) for m, lt in s.load_times.items()]
+    lines += ["  " + line for line in _sim_table(rows)] if rows else ["  (no model)"]
+    if s.wake_times:
+        lines += ["", "wake times:"]
+        rows = [(m, f"{lt.seconds:g}s", lt.source) for m, lt in s.wake_times.items()]
+        lines += ["  " + line for line in _sim_table(rows)]
+    return "\n".join(lines) + "\n"

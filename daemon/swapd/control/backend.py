@@ -17,6 +17,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
@@ -24,7 +26,7 @@ import trio
 
 from swapctl import protocol as p
 from swapd import __version__
-from swapd.config import LoadedConfig
+from swapd.config import ConfigError, LoadedConfig, load_config
 from swapd.control import convert
 from swapd.control.interface import ControlError, EventSource
 from swapd.events import EventBus, Subscription
@@ -45,7 +47,23 @@ from swapd.router.errors import (
 )
 from swapd.router.events import RUNNING_STATES
 from swapd.router.footprints import FootprintTable, Learned
+from swapd.simulate.compare import (
+    UsageError,
+    compare,
+    history_inputs,
+    resolve_load_times,
+    resolve_wake_times,
+)
+from swapd.simulate.report import Report
+from swapd.simulate.trace import TraceRequest
 
+SIMULATE_WINDOW = 24 * 3600.0
+"""`simulate` without `since`: the last day."""
+SIMULATE_MAX_REQUESTS = 100_000
+"""Most requests a `simulate` replays (the latest of its window): a day of busy
+traffic, a few seconds of a worker thread per config."""
+SIMULATE_FLUSH_TIMEOUT = 5.0
+"""How long `simulate` waits for records not yet written before reading the history."""
 STATS_WINDOW = 3600.0
 """`stats` without `since`: the last hour."""
 CAPTURE_REPLY_BODY = 320 * 1024
@@ -96,6 +114,7 @@ class DaemonBackend:
         self.reloader = reloader
         self.started = time.time() if started is None else started
         self._started_monotonic = time.monotonic()
+        self._simulations = trio.CapacityLimiter(1)
 
     # --- helpers ----------------------------------------------------------------
 
@@ -343,6 +362,38 @@ class DaemonBackend:
             raise ControlError("unavailable", str(exc)) from None
         return convert.stats(stats)
 
+    async def simulate(self, request: p.SimulateRequest) -> p.Simulation:
+        """The history replayed through a config file (NEW) and the running config
+        (OLD), on a worker thread, one simulation at a time."""
+        store = self._store()
+        running = self.parts.loaded
+        path = Path(request.config) if request.config is not None else running.path
+        if not path.is_absolute():
+            # Relative to which directory? The client's is not ours.
+            raise ControlError("bad_request", f"config must be an absolute path, got {path}")
+        since = time.time() - SIMULATE_WINDOW if request.since is None else request.since
+        flags = list(request.load_times.items())
+        # What finished before the question is part of the answer.
+        with trio.move_on_after(SIMULATE_FLUSH_TIMEOUT):
+            await store.flushed()
+        try:
+            report, truncated = await trio.to_thread.run_sync(
+                partial(_simulate, path, running, store.path, since, flags),
+                limiter=self._simulations,
+            )
+        except ConfigError as exc:
+            count = len(exc.problems)
+            raise ControlError(
+                "config_invalid",
+                f"{path}: {count} problem{'s' if count != 1 else ''}; nothing was simulated",
+                problems=[convert.problem(c) for c in exc.problems],
+            ) from None
+        except UsageError as exc:
+            raise ControlError("bad_request", str(exc)) from None
+        except HistoryUnavailable as exc:
+            raise ControlError("unavailable", str(exc)) from None
+        return convert.simulation(report, since=since, truncated=truncated)
+
     def capture(self, request_id: int) -> p.Capture:
         recorder = self.parts.recorder
         capture = recorder.captures.get(request_id) if recorder is not None else None
@@ -444,6 +495,37 @@ class DaemonBackend:
             lines.sort(key=lambda line: line.time)
         backlog = [*events, *(convert.log_line(line, history=True) for line in lines)]
         return backlog[len(backlog) - maxlen :] if maxlen else []
+
+
+def _simulate(
+    path: Path,
+    running: LoadedConfig,
+    history: Path,
+    since: float,
+    flags: Sequence[tuple[str, float]],
+) -> tuple[Report, bool]:
+    """`swapd simulate --config PATH --against RUNNING --history`, on a worker thread:
+    the report, and whether the window held more requests than are replayed."""
+    new = load_config(path)
+    configs = [new, running]
+    models = list(dict.fromkeys(m for cfg in configs for m in cfg.models))
+    trace, measured, books = history_inputs(
+        history, models, trace=True, since=since, limit=SIMULATE_MAX_REQUESTS + 1
+    )
+    assert trace is not None
+    truncated = len(trace) > SIMULATE_MAX_REQUESTS
+    if truncated:
+        trace = _rebase(trace[1:])
+    load_times = resolve_load_times(configs, flags, measured)
+    wake_times = resolve_wake_times(configs, ())
+    named = [(str(path), new), (f"{running.path} (running)", running)]
+    return compare(named, trace, load_times, wake_times, books), truncated
+
+
+def _rebase(trace: Sequence[TraceRequest]) -> list[TraceRequest]:
+    """The trace starting at its first request."""
+    origin = trace[0].t if trace else 0.0
+    return [msgspec.structs.replace(r, t=r.t - origin) for r in trace]
 
 
 class ConvertingSource:

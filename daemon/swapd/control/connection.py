@@ -4,9 +4,9 @@ Tasks per connection, all in its own nursery:
 
 - the *reader* decodes lines (sans-IO `swapctl.codec`) and answers quick
   queries inline, in order;
-- slow requests (`load`, `unload`, `reload`) each run in their own task, at
-  most `max_slow_requests` at once, so a load that takes a minute does not
-  hold up `status`;
+- slow requests (`load`, `unload`, `reload`, the history's, `simulate`)
+  each run in their own task, at most `max_slow_requests` at once, so a
+  load that takes a minute does not hold up `status`;
 - one *pump* per subscription moves events from its bounded bus
   subscription to the outbox, announcing drops with `lagged`;
 - the *writer* is the only task that touches the socket's send side: it
@@ -134,6 +134,7 @@ class ControlConnection:
             p.ActivityRequest: self._activity,
             p.HistoryRequest: self._history,
             p.StatsRequest: self._stats,
+            p.SimulateRequest: self._simulate,
         }
 
     # --- lifetime -----------------------------------------------------------
@@ -347,6 +348,9 @@ class ControlConnection:
 
     async def _stats(self, req: p.StatsRequest) -> p.StatsReply:
         return p.StatsReply(id=req.id, stats=await self._backend.stats(req.since, req.until))
+
+    async def _simulate(self, req: p.SimulateRequest) -> p.SimulateReply:
+        return p.SimulateReply(id=req.id, simulation=await self._backend.simulate(req))
 
     async def _load(self, req: p.LoadRequest) -> p.LoadReply:
         return p.LoadReply(id=req.id, result=await self._backend.load(req.model))

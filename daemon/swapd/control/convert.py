@@ -16,6 +16,7 @@ import msgspec
 import trio
 
 from swapctl import protocol as p
+from swapd.config import ConfigProblem
 from swapd.events import BusEvent
 from swapd.history.capture import Capture
 from swapd.history.recorder import RequestFinished
@@ -35,6 +36,7 @@ from swapd.process.states import LEGEND, TRANSITIONS, ProcessState
 from swapd.router import events as rev
 from swapd.router.explain import Explanation as RouterExplanation
 from swapd.router.footprints import FootprintTable
+from swapd.simulate.report import Report
 
 UNIX_TIME_FLOOR = 1e9
 """2001-09-09: a smaller stamp is a reading of trio's clock, not Unix time."""
@@ -359,3 +361,20 @@ def capacity(table: FootprintTable, running: Iterable[str]) -> list[p.CapacityUs
         p.CapacityUse(resource=r, used=used.get(r, 0), capacity=cap, sized=r in sized)
         for r, cap in table.capacity.items()
     ]
+
+
+def problem(c: ConfigProblem) -> p.Problem:
+    """A config problem on the wire; 0 line/column and empty path mean unknown."""
+    return p.Problem(
+        message=c.message,
+        file=c.file or None,
+        line=c.line or None,
+        column=c.column or None,
+        path=c.path or None,
+    )
+
+
+def simulation(report: Report, *, since: float | None, truncated: bool) -> p.Simulation:
+    """A simulation's report on the wire: the very keys `swapd simulate --json` prints."""
+    payload = msgspec.convert(msgspec.to_builtins(report), p.Simulation)
+    return msgspec.structs.replace(payload, since=since, truncated=truncated)

@@ -116,3 +116,8 @@ class ControlBackend(Protocol):
     def capture(self, request_id: int) -> p.Capture:
         """The capture of a request; ControlError("not_found") when none is kept."""
         ...
+
+    async def simulate(self, request: p.SimulateRequest) -> p.Simulation:
+        """The history replayed through a config file and the running config;
+        ControlError("config_invalid") for a file with problems."""
+        ...

@@ -43,9 +43,10 @@ from urllib.parse import urlsplit
 import trio
 
 from swapctl import protocol as p
-from swapd.config import ConfigError, ConfigProblem, LoadedConfig, PortsInUse, load_config
+from swapd.config import ConfigError, LoadedConfig, PortsInUse, load_config
 from swapd.config.diff import changed_settings
 from swapd.control.backend import DaemonParts
+from swapd.control.convert import problem
 from swapd.control.interface import ControlError
 from swapd.events import EventBus
 from swapd.process.pool import ProcessPool
@@ -219,17 +220,6 @@ def daemon_apply(
         return DaemonApplied(update.added, update.removed, update.replaced, changed)
 
     return apply
-
-
-def problem(c: ConfigProblem) -> p.Problem:
-    """A config problem on the wire; 0 line/column and empty path mean unknown."""
-    return p.Problem(
-        message=c.message,
-        file=c.file or None,
-        line=c.line or None,
-        column=c.column or None,
-        path=c.path or None,
-    )
 
 
 def summarize(

@@ -5,6 +5,8 @@
 - `report`: per config and per model figures, the difference of two configs,
   the table and the `--json` shape.
 - `history_source`: traces and measured load times from swapd's history file.
+- `compare`: load times, the history's inputs, configs run side by side
+  (`swapd simulate` and the daemon's `simulate` control request).
 - `cli`: `swapd simulate`.
 """
 

@@ -14,30 +14,24 @@ import math
 import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from swapd.config import ConfigError, LoadedConfig, load_config
-from swapd.config.history_check import read_books
 from swapd.history.database import HistoryUnavailable
 from swapd.history.paths import database_path, resolve_state_dir
 from swapd.router.budget_books import Books
-from swapd.router.footprints import Learned
-from swapd.simulate.engine import DEFAULT_LOAD_TIME, simulate
-from swapd.simulate.history_source import (
-    measured_load_time,
-    open_history_file,
-    request_records,
-    trace_from_records,
+from swapd.simulate.compare import (
+    UsageError,
+    compare,
+    history_inputs,
+    resolve_load_times,
+    resolve_wake_times,
 )
-from swapd.simulate.report import LoadTime, build_report, config_report, render, to_json
+from swapd.simulate.report import render, to_json
 from swapd.simulate.trace import TraceError, TraceRequest, read_trace
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class UsageError(Exception):
-    """A flag or input that cannot be used; the message says why."""
 
 
 def parse_since(text: str) -> float:
@@ -60,57 +54,6 @@ def parse_load_time(text: str) -> tuple[str, float]:
     return name, seconds
 
 
-def resolve_load_times(
-    configs: Sequence[LoadedConfig],
-    flags: Sequence[tuple[str, float]],
-    measured: Mapping[str, float],
-) -> dict[str, LoadTime]:
-    """Every model ID of the configs: its `--load-time` (by ID or alias of any
-    config), else its measured load time, else the default."""
-    flagged: dict[str, float] = {}
-    for name, seconds in flags:
-        ids = {cfg.resolve(name) for cfg in configs} - {None}
-        if not ids:
-            raise UsageError(f"--load-time {name}={seconds:g}: no model of the config is {name!r}")
-        for model in ids:
-            assert model is not None
-            flagged[model] = seconds
-    out: dict[str, LoadTime] = {}
-    for cfg in configs:
-        for model in cfg.models:
-            if model in out:
-                continue
-            if model in flagged:
-                out[model] = LoadTime(flagged[model], "flag")
-            elif model in measured:
-                out[model] = LoadTime(measured[model], "history")
-            else:
-                out[model] = LoadTime(DEFAULT_LOAD_TIME, "default")
-    return out
-
-
-def resolve_wake_times(
-    configs: Sequence[LoadedConfig], flags: Sequence[tuple[str, float]]
-) -> dict[str, LoadTime]:
-    """Every model that can sleep (`sleep` set in a config): its `--wake-time`, else 1 s."""
-    flagged: dict[str, float] = {}
-    for name, seconds in flags:
-        ids = {cfg.resolve(name) for cfg in configs} - {None}
-        if not ids:
-            raise UsageError(f"--wake-time {name}={seconds:g}: no model of the config is {name!r}")
-        flagged.update(dict.fromkeys((m for m in ids if m is not None), seconds))
-    out: dict[str, LoadTime] = {}
-    for cfg in configs:
-        for model, m in cfg.models.items():
-            if m.sleep is None or model in out:
-                continue
-            given = flagged.get(model)
-            out[model] = (
-                LoadTime(DEFAULT_LOAD_TIME, "default") if given is None else LoadTime(given, "flag")
-            )
-    return out
-
-
 def _load(path: str) -> LoadedConfig:
     try:
         return load_config(path)
@@ -121,34 +64,16 @@ def _load(path: str) -> LoadedConfig:
 def _history(
     args: argparse.Namespace, models: Sequence[str]
 ) -> tuple[list[TraceRequest] | None, dict[str, float], Books | None]:
-    """The trace (with `--history`), the measured load times and the books (the
-    footprints and load times of the model runs budgets plan with), from the history
-    file. Without `--history`, a missing history file only means nothing measured."""
+    """The trace (with `--history`), the measured load times and the books, from the
+    history file. Without `--history`, a missing history file only means nothing measured."""
     path = database_path(resolve_state_dir(args.state_dir))
+    since = None if args.since is None else time.time() - args.since
     try:
-        db = open_history_file(path)
+        return history_inputs(path, models, trace=args.history, since=since)
     except HistoryUnavailable as exc:
         if args.history:
             raise UsageError(f"--history: {exc}") from None
         return None, {}, None
-    try:
-        measured = {m: t for m in models if (t := measured_load_time(db, m)) is not None}
-        trace = None
-        if args.history:
-            since = None if args.since is None else time.time() - args.since
-            trace = trace_from_records(request_records(db, since))
-    finally:
-        db.close()
-    try:
-        books: Books | None = read_books(path)
-    except HistoryUnavailable:
-        books = None
-    if books is not None:
-        for m in models:
-            ran = books.costs.median_load(m)
-            if m not in measured and ran is not None:
-                measured[m] = ran
-    return trace, measured, books
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,23 +93,8 @@ def run(args: argparse.Namespace) -> int:
     except (UsageError, TraceError) as exc:
         print(f"swapd simulate: {exc}", file=sys.stderr)
         return 2
-    seconds = {m: lt.seconds for m, lt in load_times.items()}
-    wakes = {m: lt.seconds for m, lt in wake_times.items()}
-    reports = [
-        config_report(
-            name,
-            cfg.router_use,
-            simulate(
-                cfg,
-                trace,
-                seconds,
-                wake_times=wakes,
-                learned=None if books is None else Learned(books),
-            ),
-        )
-        for name, cfg in zip([args.config, args.against], configs, strict=False)
-    ]
-    report = build_report(reports, load_times, len(trace), wake_times)
+    named = list(zip([args.config, args.against], configs, strict=False))
+    report = compare(named, trace, load_times, wake_times, books)
     if args.json:
         sys.stdout.buffer.write(to_json(report) + b"\n")
     else:

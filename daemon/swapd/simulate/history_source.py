@@ -44,11 +44,26 @@ def trace_from_records(records: Iterable[RequestRecord]) -> list[TraceRequest]:
     return [t for r in ordered if (t := trace_request(r, origin)) is not None]
 
 
-def request_records(db: Database, since: float | None) -> Iterator[RequestRecord]:
-    """Every request kept since `since` (Unix seconds; None: all), oldest first."""
-    where, params = ("", []) if since is None else (" WHERE start >= ?", [since])
-    sql = f"SELECT {REQUESTS.select_columns} FROM {REQUESTS.name}{where} ORDER BY start, seq"
-    for row in db.conn.execute(sql, params):
+def request_records(
+    db: Database, since: float | None, limit: int | None = None
+) -> Iterator[RequestRecord]:
+    """Every request kept since `since` (Unix seconds; None: all) that a trace holds
+    (it named a model and was not relayed to a peer), oldest first; with `limit`,
+    only the latest that many."""
+    where = " WHERE peer IS NULL AND COALESCE(requested, model) IS NOT NULL"
+    params: list[float] = []
+    if since is not None:
+        where += " AND start >= ?"
+        params.append(since)
+    cols, table = REQUESTS.select_columns, REQUESTS.name
+    if limit is None:
+        sql = f"SELECT {cols} FROM {table}{where} ORDER BY start, seq"
+        for row in db.conn.execute(sql, params):
+            yield REQUESTS.from_row(row)
+        return
+    sql = f"SELECT {cols} FROM {table}{where} ORDER BY start DESC, seq DESC LIMIT ?"
+    rows = db.conn.execute(sql, [*params, limit]).fetchall()
+    for row in reversed(rows):
         yield REQUESTS.from_row(row)
 
 

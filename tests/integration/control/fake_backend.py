@@ -249,6 +249,10 @@ class FakeBackend:
             models=[p.ModelStats(model=m, requests=n) for m, n in sorted(models.items())],
         )
 
+    async def simulate(self, request: p.SimulateRequest) -> p.Simulation:
+        await trio.lowlevel.checkpoint()
+        raise ControlError("unavailable", "this fake keeps no history to simulate")
+
     def capture(self, request_id: int) -> p.Capture:
         if request_id not in self.captures_:
             raise ControlError("not_found", f"no capture of request {request_id}")

@@ -16,9 +16,10 @@ from swapd.history.paths import database_path
 from swapd.history.records import RequestRecord, SwapRecord
 from swapd.history.runs import RunRow, insert_runs
 from swapd.router.footprints import Learned
-from swapd.simulate.cli import parse_since, resolve_load_times
+from swapd.simulate.cli import parse_since
+from swapd.simulate.compare import resolve_load_times
 from swapd.simulate.engine import simulate
-from swapd.simulate.history_source import trace_from_records
+from swapd.simulate.history_source import request_records, trace_from_records
 from swapd.simulate.report import LoadTime
 from swapd.simulate.trace import TraceRequest, write_trace
 from tests.unit.simulate.test_engine import GROUP, MATRIX_AB, SLEEPY, abcabc, models_yaml
@@ -399,3 +400,24 @@ def test_model_runs_give_load_times_and_what_budgets_plan_with(
     assert [(ld.model, ld.evicted) for ld in result.loads] == [("a", ()), ("b", ("a",))]
     plain = simulate(loaded, items, {})
     assert [(ld.model, ld.evicted) for ld in plain.loads] == [("a", ()), ("b", ())]
+
+
+def test_the_latest_requests_of_a_window_leave_out_peers_and_unnamed(tmp_path: Path) -> None:
+    db = Database.open_writer(tmp_path / "history.sqlite3")
+    peer = RequestRecord(
+        id=9, start=104.0, client=None, requested="p/x", model="x", route="/v1/x",
+        stream=True, outcome="done", status=200, peer="p", duration_s=1.0,
+    )  # fmt: skip
+    unnamed = RequestRecord(
+        id=10, start=104.5, client=None, requested=None, model=None, route="/v1/x",
+        stream=False, outcome="failed", status=400,
+    )  # fmt: skip
+    db.write([request(i, 100.0 + i, "AB"[i % 2], duration_s=1.0) for i in range(6)])
+    db.write([peer, unnamed])
+    try:
+        assert [r.id for r in request_records(db, None)] == [0, 1, 2, 3, 4, 5]
+        assert [r.id for r in request_records(db, 102.0)] == [2, 3, 4, 5]
+        # The bound counts only what the trace holds: the peer and the unnamed are not in it.
+        assert [r.id for r in request_records(db, 101.0, limit=3)] == [3, 4, 5]
+    finally:
+        db.close()
