@@ -10,12 +10,19 @@ That recorded trace is then simulated with the same config: with each
 model's median load time (as `swapd simulate` takes them from the history)
 the same models load in the same order; with each load as long as the
 daemon's was, every request's wait is within 10 % or 50 ms of the daemon's.
+The trace the daemon kept in its history, exported by `swapctl activity
+--export`, is the same trace (arrivals and service times within 50 ms) and
+gives the same loads.
 """
 
 from __future__ import annotations
 
 import random
 import statistics
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +30,11 @@ import pytest
 import trio
 
 from swapd.config import LoadedConfig, load_config
+from swapd.daemon import Daemon
 from swapd.router.events import Decision, RequestEvent, SwapFinished, SwapStarted
 from swapd.simulate.engine import Simulation, simulate
-from swapd.simulate.trace import TraceRequest
-from tests.integration.http.conftest import client, daemon, start_port
+from swapd.simulate.trace import TraceRequest, read_trace
+from tests.integration.http.conftest import client, start_port
 from tests.integration.http.test_local_models import FAKE
 
 LOAD_DELAY = {"A": 0.4, "B": 0.3, "C": 0.5}
@@ -137,6 +145,33 @@ class MeasuredLoads(Simulation):
         return self.measured[model].pop()
 
 
+@asynccontextmanager
+async def daemon(tmp_path: Path, config_text: str) -> AsyncIterator[tuple[str, Daemon]]:
+    """A whole swapd that keeps its history in `tmp_path/state`, with a control socket."""
+    path = tmp_path / "config.yaml"
+    path.write_text(config_text)
+    d = Daemon(
+        load_config(path),
+        "127.0.0.1:0",
+        control_socket=tmp_path / "control.sock",
+        state_dir=tmp_path / "state",
+    )
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(d.run)
+        try:
+            yield urls[0], d
+        finally:
+            d.request_stop()
+
+
+def exported_trace(tmp_path: Path) -> list[TraceRequest]:
+    """What `swapctl activity --export` writes from the daemon's history."""
+    out = tmp_path / "trace.jsonl"
+    argv = [sys.executable, "-m", "swapctl.cli", "--socket", str(tmp_path / "control.sock")]
+    subprocess.run([*argv, "activity", "--export", str(out)], check=True, timeout=60)
+    return read_trace(out)
+
+
 @pytest.mark.trio
 @pytest.mark.parametrize("routing", sorted(ROUTINGS))
 async def test_simulation_matches_the_daemon(tmp_path: Path, routing: str) -> None:
@@ -166,6 +201,9 @@ async def test_simulation_matches_the_daemon(tmp_path: Path, routing: str) -> No
                 except trio.WouldBlock:
                     break
             assert sub.take_lagged() == 0
+            assert d.recorder is not None and d.recorder.store is not None
+            await d.recorder.store.flushed()
+            exported = await trio.to_thread.run_sync(exported_trace, tmp_path)
     trace, daemon_waits = observed.recorded_trace()
     assert len(trace) == REQUESTS
     loaded = load_config(tmp_path / "config.yaml")
@@ -181,3 +219,10 @@ async def test_simulation_matches_the_daemon(tmp_path: Path, routing: str) -> No
     for i, (sim, real) in enumerate(zip(result.requests, daemon_waits, strict=True)):
         assert sim.wait is not None, (i, sim)
         assert abs(sim.wait - real) <= max(0.05, 0.1 * real), (i, trace[i], sim.wait, real)
+    # The history's own trace: the same requests, arriving and served as the bus saw.
+    assert [r.model for r in exported] == [r.model for r in trace]
+    for kept, seen in zip(exported, trace, strict=True):
+        assert abs(kept.t - seen.t) <= 0.05, (kept, seen)
+        assert kept.service is not None and abs(kept.service - seen.service) <= 0.05, (kept, seen)
+    result = simulate(loaded, exported, observed.load_times())
+    assert [ld.model for ld in result.loads] == observed.started
