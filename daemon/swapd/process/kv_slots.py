@@ -14,7 +14,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 import trio
@@ -23,6 +25,7 @@ from swapd.http.upstream import UpstreamClient, UpstreamError
 from swapd.process.events import KvActivity
 from swapd.process.kv_files import (
     SavedFile,
+    Slot,
     files_over_budget,
     parse_slots,
     restore_plan,
@@ -105,49 +108,11 @@ def prepare(kv: KvSpec) -> list[str]:
 async def save(model: str, base_url: str, kv: KvSpec) -> KvActivity:
     """Save every slot that holds tokens, within `kv.timeout`; then keep the files in
     `kv.max_bytes` (the oldest go first)."""
-    started = trio.current_time()
-    errors: list[str] = []
-    saved = 0
-    written = 0
-    base = base_url.rstrip("/")
-    client = UpstreamClient(connect_timeout=kv.timeout)
-    with trio.move_on_after(kv.timeout) as scope:
-        try:
-            slots = parse_slots(await _call(client, "GET", base + "/slots"))
-        except (SlotApiError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            errors.append(f"GET /slots: {exc}")
-            slots = []
-        for slot_id in slots_to_save(slots):
-            try:
-                answer = await _call(
-                    client,
-                    "POST",
-                    f"{base}/slots/{slot_id}?action=save",
-                    {"filename": slot_file(slot_id)},
-                )
-            except SlotApiError as exc:
-                errors.append(f"save slot {slot_id}: {exc}")
-                continue
-            saved += 1
-            written += _int_field(answer, "n_written")
-    with trio.CancelScope(shield=True):
-        await client.aclose()
-        try:
-            await trio.to_thread.run_sync(_prune, kv.dir, kv.max_bytes)
-        except OSError as exc:
-            errors.append(f"pruning {kv.dir}: {exc}")
-    if scope.cancelled_caught:
-        errors.append(f"timed out after {kv.timeout:g}s")
-    return KvActivity(
-        model=model,
-        action="save",
-        slots=saved,
-        bytes=written,
-        seconds=trio.current_time() - started,
-        time=time.time(),
-        timed_out=scope.cancelled_caught,
-        errors=tuple(errors),
-    )
+
+    def plan(slots: list[Slot]) -> list[tuple[int, str]]:
+        return [(slot_id, slot_file(slot_id)) for slot_id in slots_to_save(slots)]
+
+    return await _slot_calls(model, base_url, kv, "save", plan)
 
 
 async def restore(model: str, base_url: str, kv: KvSpec) -> KvActivity | None:
@@ -159,10 +124,26 @@ async def restore(model: str, base_url: str, kv: KvSpec) -> KvActivity | None:
         files = []
     if not files:
         return None
+
+    def plan(slots: list[Slot]) -> list[tuple[int, str]]:
+        return restore_plan(files, (s.id for s in slots))
+
+    return await _slot_calls(model, base_url, kv, "restore", plan)
+
+
+async def _slot_calls(
+    model: str,
+    base_url: str,
+    kv: KvSpec,
+    action: Literal["save", "restore"],
+    plan: Callable[[list[Slot]], list[tuple[int, str]]],
+) -> KvActivity:
+    """`GET /slots`, then `POST /slots/{id}?action=...` for each (slot, file) of `plan`,
+    all within `kv.timeout`; after a save, the files are kept within `kv.max_bytes`."""
     started = trio.current_time()
     errors: list[str] = []
-    restored = 0
-    read = 0
+    done = 0
+    moved = 0  # bytes written (save) or read (restore), as the server reports them
     base = base_url.rstrip("/")
     client = UpstreamClient(connect_timeout=kv.timeout)
     with trio.move_on_after(kv.timeout) as scope:
@@ -171,25 +152,29 @@ async def restore(model: str, base_url: str, kv: KvSpec) -> KvActivity | None:
         except (SlotApiError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             errors.append(f"GET /slots: {exc}")
             slots = []
-        for slot_id, name in restore_plan(files, (s.id for s in slots)):
+        for slot_id, name in plan(slots):
+            url = f"{base}/slots/{slot_id}?action={action}"
             try:
-                answer = await _call(
-                    client, "POST", f"{base}/slots/{slot_id}?action=restore", {"filename": name}
-                )
+                answer = await _call(client, "POST", url, {"filename": name})
             except SlotApiError as exc:
-                errors.append(f"restore slot {slot_id}: {exc}")
+                errors.append(f"{action} slot {slot_id}: {exc}")
                 continue
-            restored += 1
-            read += _int_field(answer, "n_read")
+            done += 1
+            moved += _int_field(answer, "n_written" if action == "save" else "n_read")
     with trio.CancelScope(shield=True):
         await client.aclose()
+        if action == "save":
+            try:
+                await trio.to_thread.run_sync(_prune, kv.dir, kv.max_bytes)
+            except OSError as exc:
+                errors.append(f"pruning {kv.dir}: {exc}")
     if scope.cancelled_caught:
         errors.append(f"timed out after {kv.timeout:g}s")
     return KvActivity(
         model=model,
-        action="restore",
-        slots=restored,
-        bytes=read,
+        action=action,
+        slots=done,
+        bytes=moved,
         seconds=trio.current_time() - started,
         time=time.time(),
         timed_out=scope.cancelled_caught,
