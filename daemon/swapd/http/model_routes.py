@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -61,6 +62,7 @@ from swapd.http.services import Services
 from swapd.http.timeline import Timeline
 from swapd.http.upstream import UpstreamError, UpstreamResponse
 from swapd.router.errors import LoadFailed, RequestAborted, RouterError, TooManyRequests
+from swapd.router.events import Progress
 
 POST_ROUTES = frozenset(
     {
@@ -206,6 +208,15 @@ class _DisconnectWatch:
             self._scope.cancel()
         else:
             self._stopped.set()
+
+
+@dataclass(slots=True)
+class _LoadingState:
+    """A sendLoadingState request: whether the router granted it, and the loading
+    stream once one started (only when the router said the request waits)."""
+
+    granted: bool = False
+    writer: LoadingWriter | None = None
 
 
 class ModelRoutes:
@@ -484,21 +495,21 @@ class ModelRoutes:
         timeline = ctx.timeline
         timeline.enter(self._waiting_for(target.model))
         ctx.leasing()
-        progress_tx, progress_rx = trio.open_memory_channel[Any](PROGRESS_BUFFER)
-        state: dict[str, Any] = {"granted": False, "writer": None}
+        progress_tx, progress_rx = trio.open_memory_channel[Progress](PROGRESS_BUFFER)
+        state = _LoadingState()
 
         async def sse_send(data: bytes) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
         async def watch(nursery: trio.Nursery) -> None:
             async for event in progress_rx:
-                writer: LoadingWriter | None = state["writer"]
+                writer = state.writer
                 if writer is not None:
                     writer.note_progress(event)
-                elif not state["granted"] and getattr(event, "kind", "") in ("queued", "loading"):
+                elif not state.granted and event.kind in ("queued", "loading"):
                     writer = LoadingWriter(sse_send, target.model)
                     writer.note_progress(event)
-                    state["writer"] = writer
+                    state.writer = writer
                     await send(
                         {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS}
                     )
@@ -511,8 +522,8 @@ class ModelRoutes:
                     target.model, progress=progress_tx, on_cut=ctx.cut
                 ) as grant:
                     ctx.granted(grant.swap_id, grant.load_wait_s)
-                    state["granted"] = True
-                    writer = state["writer"]
+                    state.granted = True
+                    writer = state.writer
                     if writer is not None:
                         await writer.finish()
                     url = join_url(grant.upstream, path, query)
@@ -529,8 +540,8 @@ class ModelRoutes:
                         await relay_response(send, upstream, ctx, head_sent=writer is not None)
             except RouterError as exc:
                 ctx.refused(exc)
-                state["granted"] = True
-                writer = state["writer"]
+                state.granted = True
+                writer = state.writer
                 if writer is None:
                     raise router_error(exc) from None
                 await writer.finish()
