@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from swapd.config import LoadedConfig
+from swapd.config.schema import Filters as ConfigFilters
+from swapd.config.schema import PeerFilters
 from swapd.http.settings import (
     DEFAULT_IGNORE_PATHS,
     ApiSettings,
@@ -16,14 +17,14 @@ from swapd.http.settings import (
 )
 
 
-def _filters(doc: Any) -> Filters:
-    strip = getattr(doc, "strip_params", "") or getattr(doc, "strip_params_legacy", "")
+def _filters(doc: ConfigFilters | PeerFilters) -> Filters:
+    strip = doc.strip_params
+    if isinstance(doc, ConfigFilters):
+        strip = strip or doc.strip_params_legacy
     return Filters(
         strip_params=strip,
-        set_params=dict(getattr(doc, "set_params", {}) or {}),
-        set_params_by_id={
-            k: dict(v) for k, v in (getattr(doc, "set_params_by_id", {}) or {}).items()
-        },
+        set_params=dict(doc.set_params),
+        set_params_by_id={k: dict(v) for k, v in doc.set_params_by_id.items()},
     )
 
 
