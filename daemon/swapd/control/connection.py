@@ -215,7 +215,7 @@ class ControlConnection:
         if len(line) - 1 > self._limits.max_line:
             line = codec.encode(
                 p.Error(
-                    id=getattr(message, "id", None),
+                    id=message.id if isinstance(message, (p.Reply, p.Error)) else None,
                     code="reply_too_large",
                     message=(
                         f"the reply would be {len(line) - 1} bytes, over the "
@@ -227,14 +227,14 @@ class ControlConnection:
 
     # --- dispatch -----------------------------------------------------------
 
-    async def _handle(self, item: Any) -> bool:
+    async def _handle(self, item: p.ClientMessage | codec.BadLine) -> bool:
         """Answer one decoded line; True means close the connection."""
         if isinstance(item, codec.BadLine):
             await self._send(p.Error(id=item.id, code="bad_frame", message=item.problem))
             return False
         if isinstance(item, p.Hello):
             return await self._hello(item)
-        request_id = getattr(item, "id", None)
+        request_id = item.id
         if not self._greeted:
             await self._send(
                 p.Error(
