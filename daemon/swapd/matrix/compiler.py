@@ -79,10 +79,6 @@ class Matrix:
         (`keep`: with a capacity, which running models may stay beside the target)."""
         return _solver.solve(self._program, target, running, keep=keep)
 
-    def can_contain_all(self, models: Sequence[str]) -> bool:
-        """True if some combination of some set holds every model (empty: True)."""
-        return not models or _solver.containing(self._program, models) is not None
-
     def expand(self, limit: int | None = _expand.DEFAULT_LIMIT) -> _expand.Expansion:
         """Up to `limit` combinations per set, sets in file order; display only."""
         return _expand.expand(

@@ -240,14 +240,6 @@ def _solve(
     return Solution(target, chosen.name, tuple(sorted(members)), evict, cost)
 
 
-def containing(
-    program: Program, models: Sequence[str]
-) -> tuple[CompiledSet, tuple[str, ...]] | None:
-    """The first set (evaluation order) with a combination holding all `models`,
-    and its first such combination (sorted); None if no set has one."""
-    return _containing(program, models, math.inf)
-
-
 def _containing(
     program: Program, models: Sequence[str], budget: float
 ) -> tuple[CompiledSet, tuple[str, ...]] | None:

@@ -78,9 +78,6 @@ class GroupSwapper:
             merged[DEFAULT_GROUP] = Group(members=rest)
         return cls(merged)
 
-    def group_of(self, model: str) -> str | None:
-        return self._group_of.get(model)
-
     def _flags(self, model: str) -> tuple[str, Group]:
         name = self._group_of.get(model)
         if name is None:

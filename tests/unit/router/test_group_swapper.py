@@ -67,7 +67,7 @@ def test_result_keeps_running_order_and_skips_target_and_duplicates():
 
 def test_with_default_puts_ungrouped_models_in_one_exclusive_group():
     swapper = GroupSwapper.with_default(groups(tools=("FFT", ["emb"])), ["x", "y", "emb"])
-    assert swapper.group_of("x") == DEFAULT_GROUP == swapper.group_of("y")
+    assert swapper.eviction_for("x", []).set == DEFAULT_GROUP == swapper.eviction_for("y", []).set
     assert swapper.eviction_for("y", ["emb", "x"]).evict == ("x",)
     assert swapper.eviction_for("emb", ["x"]).evict == ()
 
