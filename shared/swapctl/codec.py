@@ -152,11 +152,11 @@ class Decoder(Generic[T]):
         return item
 
 
-def client_decoder(max_line: int = MAX_LINE_BYTES) -> Decoder[Any]:
+def client_decoder(max_line: int = MAX_LINE_BYTES) -> Decoder[ClientMessage]:
     """The daemon's decoder: reads what clients send."""
     return Decoder(ClientMessage, max_line)
 
 
-def server_decoder(max_line: int = MAX_LINE_BYTES) -> Decoder[Any]:
+def server_decoder(max_line: int = MAX_LINE_BYTES) -> Decoder[ServerMessage]:
     """A client's decoder: reads what the daemon sends."""
     return Decoder(ServerMessage, max_line)
