@@ -2,8 +2,7 @@
 
 Pure bookkeeping, no I/O: the resource meter (`swapd.process.meter`) feeds
 it, the budget swappers read it when they plan. `BooksData` is the plain
-form a store persists across restarts (`BooksStore`); `MemoryBooksStore`
-keeps it in memory.
+form kept across restarts (the history file's model runs, `swapd.history.runs`).
 
 - **Footprints**: per model and measure (`ram`, `vram`), the peak of each
   run, the last `RUNS_KEPT` runs; what counts is the highest of them.
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from typing import Protocol
 
 import msgspec
 
@@ -32,27 +30,6 @@ class BooksData(msgspec.Struct, frozen=True, kw_only=True):
     """model -> measure -> the peak of each of its last runs."""
     loads: dict[str, list[float]] = {}
     """model -> the seconds each of its last loads took."""
-
-
-class BooksStore(Protocol):
-    """Where the books live between restarts (the history store, in time)."""
-
-    def load(self) -> BooksData | None: ...
-
-    def save(self, data: BooksData) -> None: ...
-
-
-class MemoryBooksStore:
-    """A `BooksStore` that forgets on restart."""
-
-    def __init__(self, data: BooksData | None = None) -> None:
-        self.data = data
-
-    def load(self) -> BooksData | None:
-        return self.data
-
-    def save(self, data: BooksData) -> None:
-        self.data = data
 
 
 class FootprintBook:
