@@ -36,7 +36,7 @@ from swapd.process.states import LEGEND, TRANSITIONS, ProcessState
 from swapd.router import events as rev
 from swapd.router.explain import Explanation as RouterExplanation
 from swapd.router.footprints import FootprintTable
-from swapd.simulate.report import Report
+from swapd.simulate.report import Report, as_payload
 
 UNIX_TIME_FLOOR = 1e9
 """2001-09-09: a smaller stamp is a reading of trio's clock, not Unix time."""
@@ -376,5 +376,4 @@ def problem(c: ConfigProblem) -> p.Problem:
 
 def simulation(report: Report, *, since: float | None, truncated: bool) -> p.Simulation:
     """A simulation's report on the wire: the very keys `swapd simulate --json` prints."""
-    payload = msgspec.convert(msgspec.to_builtins(report), p.Simulation)
-    return msgspec.structs.replace(payload, since=since, truncated=truncated)
+    return msgspec.structs.replace(as_payload(report), since=since, truncated=truncated)

@@ -13,6 +13,8 @@ from typing import Literal
 
 import msgspec
 
+from swapctl import protocol as p
+from swapctl.render import simulation as render_simulation
 from swapd.history.stats import percentile
 from swapd.simulate.engine import SimResult
 
@@ -232,70 +234,12 @@ def to_json(report: Report) -> bytes:
 
 # ------------------------------------------------------------------ the table
 
-_HEAD: tuple[str, ...] = (
-    "model",
-    "requests",
-    "loads",
-    "load s",
-    "p50 s",
-    "p95 s",
-    "max s",
-    ">maxWait",
-    "failed",
-    "peak q",
-    "wakes",
-)
 
-
-def _row(
-    name: str, figures: Mapping[str, float], width: int, *, signed: bool = False
-) -> tuple[str, ...]:
-    def num(key: str) -> str:
-        value = figures[key]
-        if key in ("load_seconds", "wait_p50", "wait_p95", "wait_max"):
-            return f"{value:+.2f}" if signed else f"{value:.2f}"
-        return f"{int(value):+d}" if signed else str(int(value))
-
-    return (name, *(num(k) for k in FIGURES[:width]))
-
-
-def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    ]
+def as_payload(report: Report) -> p.Simulation:
+    """The report in the control protocol's shape (the very keys `--json` prints)."""
+    return msgspec.convert(msgspec.to_builtins(report), p.Simulation)
 
 
 def render(report: Report) -> str:
-    """The table `swapd simulate` prints."""
-    lines: list[str] = [f"{report.requests} requests replayed"]
-    # The wakes column only when a model can sleep.
-    width = len(FIGURES) - (0 if report.wake_times else 1)
-    head = _HEAD[: width + 1]
-    for cfg in report.configs:
-        bound = f"maxWait {cfg.max_wait:g}s" if cfg.max_wait > 0 else "no maxWait"
-        lines += ["", f"{cfg.config} ({cfg.router} router, {bound})"]
-        rows: list[tuple[str, ...]] = [head]
-        rows += [_row(m, _figures(s), width) for m, s in cfg.models.items()]
-        rows.append(_row("total", _figures(cfg.totals), width))
-        lines += _table(rows)
-        failures = cfg.totals.failure_kinds
-        if failures:
-            lines.append("failed: " + ", ".join(f"{n} {kind}" for kind, n in failures.items()))
-    if report.diff is not None:
-        new, old = report.configs[0].config, report.configs[1].config
-        lines += ["", f"{new} minus {old}"]
-        rows = [head, *(_row(m, d, width, signed=True) for m, d in report.diff.items())]
-        lines += _table(rows)
-    lines += ["", "load times:"]
-    rows = [(m, f"{lt.seconds:g}s", str(lt.source)) for m, lt in report.load_times.items()]
-    lines += ["  " + line for line in _table(rows)] if rows else ["  (no model)"]
-    if report.wake_times:
-        lines += ["", "wake times:"]
-        rows = [(m, f"{lt.seconds:g}s", str(lt.source)) for m, lt in report.wake_times.items()]
-        lines += ["  " + line for line in _table(rows)]
-    return "\n".join(lines) + "\n"
+    """The table `swapd simulate` prints: swapctl's, so both print the same."""
+    return render_simulation(as_payload(report))

@@ -1,4 +1,4 @@
-"""The `simulate` reply: the keys of `swapd simulate --json`, and swapctl's table is swapd's."""
+"""The `simulate` reply: the keys of `swapd simulate --json`, and a table that survives the wire."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_swapctl_prints_the_table_swapd_simulate_prints(name: str) -> None:
+def test_swapctl_prints_from_the_wire_the_table_swapd_simulate_prints(name: str) -> None:
     r = CASES[name]
     payload = simulation(r, since=None, truncated=False)
     # Through the wire, as swapctl receives it.
