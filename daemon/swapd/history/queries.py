@@ -15,6 +15,8 @@ from swapd.history.records import HISTORY_KINDS, HistoryKind, Outcome
 from swapd.history.rows import HISTORY_TABLES, REQUESTS, SWAPS, Table
 
 MAX_LIMIT = 10_000
+#: The condition of the partial index `requests_not_done` (see `schema`).
+NOT_DONE = "outcome != 'done'"
 DEFAULT_LIMIT = 100
 
 
@@ -72,6 +74,9 @@ def activity_sql(query: ActivityQuery) -> tuple[str, list[Any]]:
     if query.outcome is not None:
         clauses.insert(0, "outcome = ?")
         params.insert(0, query.outcome)
+        if query.outcome != "done":
+            # Spelled out so that SQLite may use the partial index of those rows.
+            clauses.insert(0, NOT_DONE)
     return _select(REQUESTS, clauses, params, query.limit)
 
 

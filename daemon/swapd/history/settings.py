@@ -18,10 +18,12 @@ class HistorySettings(msgspec.Struct, frozen=True, kw_only=True):
     """At most this many request rows (the oldest go first); 0 = no limit."""
     max_events: int = 100_000
     """At most this many rows of each of swaps, exits and reloads."""
-    batch_size: int = 500
+    batch_size: int = 2000
     """A batch is written once this many records wait..."""
-    flush_interval: float = 0.25
-    """...or this many seconds after the first of them arrived."""
+    flush_interval: float = 1.0
+    """...or this many seconds after the first of them arrived. Each batch is one
+    transaction, whose commit costs about as much as writing a hundred rows; a read
+    writes what waits first, so nobody sees the delay."""
     max_pending: int = 20_000
     """Records waiting to be written; beyond this, new ones are dropped and counted."""
     prune_interval: float = 600.0

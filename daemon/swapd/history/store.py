@@ -54,6 +54,8 @@ log = logging.getLogger("swapd.history")
 
 T = TypeVar("T")
 
+#: How long a read waits for the records still queued to be written first.
+READ_FLUSH_TIMEOUT = 1.0
 #: What a failed open or write may raise (anything else is a bug and is raised).
 _STORAGE_ERRORS = (OSError, sqlite3.Error, NewerSchema)
 
@@ -191,6 +193,10 @@ class HistoryStore:
         return await self._read(lambda db: db.load_times(model, limit))
 
     async def _read(self, question: Callable[[Database], T]) -> T:
+        # What finished before the question is part of the answer: the records
+        # waiting for the writer's pace are written first (for a bounded time).
+        with trio.move_on_after(READ_FLUSH_TIMEOUT):
+            await self.flushed()
         async with self._read_lock:
             if self._reader is None:
                 self._reader = await trio.to_thread.run_sync(Database.open_reader, self.path)

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 
 from swapd.history import database as database_module
 from swapd.history.database import Database, HistoryUnavailable
-from swapd.history.queries import MAX_LIMIT, ActivityQuery, HistoryQuery
+from swapd.history.queries import MAX_LIMIT, ActivityQuery, HistoryQuery, activity_sql
 from swapd.history.records import (
     OUTCOMES,
     ExitRecord,
     HistoryRecord,
+    Outcome,
     ReloadRecord,
     RequestRecord,
     SwapRecord,
@@ -207,6 +208,58 @@ def test_next_request_id_follows_the_largest_kept(db: Database) -> None:
     assert db.next_request_id() == 1
     db.write([req(41), req(7)])
     assert db.next_request_id() == 42
+    db.write([req(9)])  # a request that finished late never lowers it
+    assert db.next_request_id() == 42
+
+
+def test_next_request_id_outlives_retention(db: Database) -> None:
+    db.write([req(1), req(2)])
+    assert db.prune(HistorySettings(retention_days=1), now=NOW + 10 * DAY) == 2
+    assert db.next_request_id() == 3
+
+
+def test_a_version_2_file_keeps_its_rows_and_its_next_request_id(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, MIGRATIONS[:2])
+    columns = ", ".join(RequestRecord.__struct_fields__)
+    marks = ", ".join("?" for _ in RequestRecord.__struct_fields__)
+    for record in (req(30), req(12, outcome="failed")):
+        row = msgspec.structs.astuple(record)
+        conn.execute(f"INSERT INTO requests ({columns}) VALUES ({marks})", row)
+    conn.close()
+    db = Database.open_writer(path)
+    try:
+        assert schema_version(db.conn) == SCHEMA_VERSION
+        assert db.next_request_id() == 31
+        assert db.activity(ActivityQuery(outcome="failed")) == [req(12, outcome="failed")]
+        names = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master")}
+        assert "requests_id" not in names and "requests_not_done" in names
+    finally:
+        db.close()
+
+
+def test_batches_of_every_size_are_written_whole_and_in_order(tmp_path: Path) -> None:
+    db = Database.open_writer(tmp_path / "h.sqlite3")
+    try:
+        written = 0
+        for size in (1, 9, 10, 11, 99, 100, 101, 257):
+            db.write([req(written + i) for i in range(size)])
+            written += size
+        ids = [r[0] for r in db.conn.execute("SELECT id FROM requests ORDER BY seq")]
+        assert ids == list(range(written))
+        assert db.next_request_id() == written
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("outcome", ["failed", "client_gone", "aborted"])
+def test_a_query_for_requests_not_done_uses_their_partial_index(
+    db: Database, outcome: Outcome
+) -> None:
+    sql, params = activity_sql(ActivityQuery(outcome=outcome, since=NOW))
+    plan = " ".join(str(row) for row in db.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+    assert "requests_not_done" in plan
 
 
 # ----- history -----------------------------------------------------------------------
