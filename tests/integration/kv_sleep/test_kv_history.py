@@ -1,7 +1,7 @@
 """KV-cache figures in the history of a whole swapd (fake llama-servers with slots): a swap
 that evicts a model keeps its save, the swap back keeps the restore, the exits keep the
 save made before them (a TTL stop too), as the control socket and `swapctl history` give
-them."""
+them; the shutdown's saves too."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ import trio
 import trio.testing
 
 from swapd.daemon import Daemon
+from swapd.history.database import Database
+from swapd.history.paths import database_path
+from swapd.history.queries import HistoryQuery
 from swapd.process.events import ProcessExited
 from tests.integration.history.test_daemon_history import swapctl, swapctl_json, swapd
 from tests.integration.kv_sleep.test_kv_daemon import FAKE, MESSAGES, chat, kv_config
@@ -88,3 +91,12 @@ async def test_swaps_and_exits_keep_their_kv_figures(tmp_path: Path) -> None:
         assert ttl_exit["reason"] == event.reason
         assert (ttl_exit["kv"]["action"], ttl_exit["kv"]["slots"]) == ("save", 1)
         assert ttl_exit["kv"]["bytes"] > 0
+        await chat(c, "a", MESSAGES)  # running at the shutdown
+    # The daemon has stopped: the shutdown saved a's slots, and that is in its exit record.
+    reader = Database.open_reader(database_path(tmp_path / "state"))
+    try:
+        (last_a, *_) = reader.history(HistoryQuery(kinds=("exit",), model="a"))
+    finally:
+        reader.close()
+    assert last_a.reason == "shutdown"
+    assert last_a.kv is not None and (last_a.kv.action, last_a.kv.slots) == ("save", 1)
