@@ -417,6 +417,9 @@ class SwapRecord(Payload, tag_field="kind", tag="swap", kw_only=True, frozen=Tru
     """Seconds from the start of the swap to its end."""
     result: Literal["ok", "failed", "aborted"] = "ok"
     error: str | None = None
+    kv: list[KvRecord] = []
+    """The KV-cache saves of the evicted models, then the restore of the target
+    (`kvCache.persist`); empty when none was made."""
 
 
 class ExitRecord(Payload, tag_field="kind", tag="exit", kw_only=True, frozen=True):
@@ -433,6 +436,9 @@ class ExitRecord(Payload, tag_field="kind", tag="exit", kw_only=True, frozen=Tru
     failed: bool = False
     """It ended on its own (a crash, a failed start), not because swapd stopped it."""
     uptime_s: float | None = None
+    kv: KvRecord | None = None
+    """The KV-cache save made just before this stop (a swap's eviction, a TTL, an unload,
+    a reload, the shutdown); null when there was none."""
 
 
 class ReloadRecord(Payload, tag_field="kind", tag="reload", kw_only=True, frozen=True):

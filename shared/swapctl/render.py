@@ -341,6 +341,37 @@ def kv_note(records: Sequence[p.KvRecord]) -> str:
     return "; kv: " + ", ".join(parts)
 
 
+def kv_summary(records: Sequence[p.KvRecord]) -> str:
+    """A history record's KV-cache figures in one clause, "" when none:
+    "kv: saved 3 slots 12.0MiB in 410ms; restored 3 in 80ms". Saves name their models
+    when there are several; what went wrong is counted here, told in full by `--json`."""
+    saves = [k for k in records if k.action == "save"]
+    restores = [k for k in records if k.action == "restore"]
+    named = len(saves) > 1
+    parts = []
+    if saves:
+        parts.append(
+            "saved "
+            + ", ".join(
+                (f"{k.model} " if named else "")
+                + f"{k.slots} slot{'' if k.slots == 1 else 's'} {_bytes(k.bytes)}"
+                + f" in {duration(k.seconds)}{_kv_trouble(k)}"
+                for k in saves
+            )
+        )
+    for k in restores:
+        parts.append(f"restored {k.slots} in {duration(k.seconds)}{_kv_trouble(k)}")
+    return "kv: " + "; ".join(parts) if parts else ""
+
+
+def _kv_trouble(k: p.KvRecord) -> str:
+    if k.timed_out:
+        return " (timed out)"
+    if k.errors:
+        return f" ({len(k.errors)} error{'' if len(k.errors) == 1 else 's'})"
+    return ""
+
+
 def _bytes(amount: int) -> str:
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if amount >= scale:
@@ -486,11 +517,14 @@ def history_row(r: p.HistoryRecord) -> list[str]:
             what += f", set {r.set} cost {r.cost}" if r.set else ""
             what += f" ({r.error})" if r.error else ""
             what += f"; {r.why}" if r.why else ""
+            kv = kv_summary(r.kv)
+            what += f"; {kv}" if kv else ""
             return [stamp(r.start), "swap", what]
         case p.ExitRecord():
             how = f"code {r.exit_code}" if r.exit_code is not None else _opt(r.signal)
             what = f"{r.model} pid {r.pid} {how}, up {duration(r.uptime_s)}: {r.reason}"
             what += " (failed)" if r.failed else ""
+            what += f"; {kv_summary([r.kv])}" if r.kv is not None else ""
             return [stamp(r.time), "exit", what]
         case p.ReloadRecord():
             if r.ok:

@@ -29,8 +29,8 @@ from swaptui.widgets.log_view import clean, line_segments
 from swaptui.widgets.matrix_view import explain_renderable, matrix_renderable
 from swaptui.widgets.models_table import legend_text, model_note, model_rows
 from swaptui.widgets.palette import STATE_STYLES, state_style
+from swaptui.widgets.timeline import entry_detail, timeline_rows
 from swaptui.widgets.timeline import status_text as timeline_status
-from swaptui.widgets.timeline import timeline_rows
 from tests.tui.fakes import DAEMON, FAILURE, T0, FixedClock, sample_matrix, sample_models
 
 
@@ -187,6 +187,20 @@ def test_timeline_rows_newest_first_with_filter_on_target_and_evicted() -> None:
     ]
     assert cells_text(rows[0])[7] == "loading…"
     assert [entry.target for entry, _ in timeline_rows(entries, "B")[0]] == ["a"]
+
+
+def test_a_swap_detail_shows_its_kv_figures_and_what_failed() -> None:
+    kv = (
+        p.KvRecord(model="b", action="save", slots=3, bytes=12 << 20, seconds=0.41),
+        p.KvRecord(
+            model="a", action="restore", slots=0, bytes=0, seconds=0.08, errors=["slot 0: 500"]
+        ),
+    )
+    entry = TimelineEntry(T0, "swap", "a", "swap", ("b",), outcome="ok", swap_id=4, kv=kv)
+    text = text_of(entry_detail(entry))
+    assert "kv cache   saved 3 slots 12.0MiB in 410ms; restored 0 in 80ms (1 error)" in text
+    assert "a restore: slot 0: 500" in text
+    assert "kv cache" not in text_of(entry_detail(TimelineEntry(T0, "swap", "a", "swap")))
 
 
 def test_timeline_rows_are_ordered_by_time_not_arrival() -> None:

@@ -455,3 +455,15 @@ def test_a_reconnection_is_remembered_with_how_long_the_link_was_down() -> None:
     state.set_connection("connected")
     assert (state.connection.reconnected_at, state.connection.down_for) == (T0 + 8, 8)
     assert state.logs.lines[-1].text == "--- reconnected after 8.0s down ---"
+
+
+def test_a_finished_swap_keeps_its_kv_figures() -> None:
+    state, _ = make_state()
+    kv = [
+        p.KvRecord(model="b", action="save", slots=3, bytes=12 << 20, seconds=0.41),
+        p.KvRecord(model="a", action="restore", slots=3, bytes=12 << 20, seconds=0.08),
+    ]
+    state.apply_event(p.SwapStarted(time=T0, target="a", evict=["b"], swap=4))
+    state.apply_event(p.SwapFinished(time=T0 + 1, target="a", duration=1.0, swap=4, kv=kv))
+    state.apply_event(p.SwapFinished(time=T0 + 9, target="c", swap=5, kv=kv[:1]))  # joined late
+    assert [e.kv for e in state.timeline] == [tuple(kv), tuple(kv[:1])]

@@ -206,6 +206,8 @@ class TimelineEntry:
     """The router's decision behind it (for a swap: the one that started it)."""
     log_tail: str = ""
     """A failed load's last log lines."""
+    kv: tuple[p.KvRecord, ...] = ()
+    """The KV-cache saves of the evicted models and the restore of the target."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -691,6 +693,7 @@ class DashboardState:
                     outcome=outcome,
                     log_tail=event.log_tail,
                     evicted=entry.evicted or tuple(event.evict),
+                    kv=tuple(event.kv),
                 ),
             )
             return
@@ -708,6 +711,7 @@ class DashboardState:
                 outcome=outcome,
                 swap_id=event.swap,
                 log_tail=event.log_tail,
+                kv=tuple(event.kv),
             )
         )
 

@@ -1,7 +1,7 @@
 """What happened, kept: request, swap, exit and reload records in SQLite, and recent captures.
 
 - `records`: the typed records (`RequestRecord`, `SwapRecord`, `ExitRecord`,
-  `ReloadRecord`).
+  `ReloadRecord`, and the `KvRecord` figures swaps and exits carry).
 - `usage`: token counts and speed read from a response as it is relayed
   (`UsageParser`), in bounded memory.
 - `store`: `open_history(state_dir, settings)` gives a `HistoryStore`:
@@ -29,6 +29,7 @@ from swapd.history.records import (
     AnyRecord,
     ExitRecord,
     HistoryRecord,
+    KvRecord,
     Outcome,
     ReloadRecord,
     RequestRecord,
@@ -54,6 +55,7 @@ __all__ = [
     "HistoryStatus",
     "HistoryStore",
     "HistoryUnavailable",
+    "KvRecord",
     "ModelStats",
     "Outcome",
     "ReloadRecord",

@@ -205,12 +205,17 @@ class Database:
         """The newest `limit` swaps, exits and reloads (of `query.kinds`), merged by time."""
         streams: list[Iterable[tuple[float, HistoryRecord]]] = []
         for kind in dict.fromkeys(query.kinds):
-            sql, params = history_sql(kind, query)
             table = HISTORY_TABLES[kind]
+            sql, params = history_sql(kind, query, self._columns(table.name))
             records = [table.from_row(row) for row in self.conn.execute(sql, params)]
             streams.append((_time_of(r), r) for r in records)
         merged = heapq.merge(*streams, key=lambda pair: pair[0], reverse=True)
         return [record for _, record in list(merged)[: clamp_limit(query.limit)]]
+
+    def _columns(self, table: str) -> frozenset[str]:
+        """The columns the file's table has: a reader may look at a file an older swapd
+        wrote and nobody could migrate (a read-only state directory)."""
+        return frozenset(row[1] for row in self.conn.execute(f"PRAGMA table_info({table})"))
 
     def load_times(self, model: str, limit: int) -> list[float]:
         sql, params = load_times_sql(model, limit)

@@ -54,14 +54,16 @@ def _window(table: Table[Any], since: float | None, until: float | None) -> tupl
 
 
 def _select(
-    table: Table[Any], clauses: list[str], params: list[Any], limit: int
+    table: Table[Any],
+    clauses: list[str],
+    params: list[Any],
+    limit: int,
+    present: frozenset[str] | None = None,
 ) -> tuple[str, list[Any]]:
     where = f" WHERE {' AND '.join(c for c in clauses if c)}" if any(clauses) else ""
     time = table.time_column
-    sql = (
-        f"SELECT {table.select_columns} FROM {table.name}{where}"
-        f" ORDER BY {time} DESC, seq DESC LIMIT ?"
-    )
+    columns = table.select_columns if present is None else table.select_present(present)
+    sql = f"SELECT {columns} FROM {table.name}{where} ORDER BY {time} DESC, seq DESC LIMIT ?"
     return sql, [*params, clamp_limit(limit)]
 
 
@@ -93,8 +95,11 @@ _MODEL_CLAUSES: dict[str, str] = {
 }
 
 
-def history_sql(kind: HistoryKind, query: HistoryQuery) -> tuple[str, list[Any]]:
+def history_sql(
+    kind: HistoryKind, query: HistoryQuery, present: frozenset[str] | None = None
+) -> tuple[str, list[Any]]:
     """The newest `limit` rows of one kind; the store merges the kinds by time.
+    `present`: the table's columns, when the file may predate some of them.
 
     The model is parameter ?1, used several times; SQLite numbers each later
     plain `?` one past the largest number so far, so the window's bounds and
@@ -109,7 +114,7 @@ def history_sql(kind: HistoryKind, query: HistoryQuery) -> tuple[str, list[Any]]
     window, window_params = _window(table, query.since, query.until)
     clauses.append(window)
     params.extend(window_params)
-    return _select(table, clauses, params, query.limit)
+    return _select(table, clauses, params, query.limit, present)
 
 
 def load_times_sql(model: str, limit: int) -> tuple[str, list[Any]]:

@@ -8,7 +8,10 @@ keeps captures in memory and publishes the finished request on the bus
 
 Swaps, process exits and reloads are already published on the bus by the
 router, the supervisors and the reloader; `follow` turns those events into
-records, so none of them needs to know the history exists.
+records, so none of them needs to know the history exists. KV-cache saves
+and restores reach a swap's record through its `SwapFinished`; a save is
+also held per model until that model's process exit, whose record it joins
+(a supervisor publishes the save just before the exit it precedes).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from swapd.events import EventBus, Subscription
 from swapd.history.capture import Capture, CaptureBuffer
 from swapd.history.records import (
     ExitRecord,
+    KvRecord,
     ReloadRecord,
     RequestRecord,
     SwapRecord,
@@ -30,11 +34,11 @@ from swapd.history.records import (
     exit_fields,
 )
 from swapd.history.store import HistoryStore
-from swapd.process.events import ProcessExited
+from swapd.process.events import KvActivity, ProcessExited
 from swapd.router.events import SwapFinished, SwapStarted
 
 #: Events `follow` records, and how many may wait before the oldest are lost.
-FOLLOWED_TOPICS = ("swap", "exit", "config")
+FOLLOWED_TOPICS = ("swap", "exit", "config", "kv")
 FOLLOW_BUFFER = 4096
 
 
@@ -59,6 +63,7 @@ class Recorder:
         self.captures = captures if captures is not None else CaptureBuffer(0)
         self._next_id = store.next_request_id if store is not None else 1
         self._swaps: dict[int, SwapStarted] = {}  # swaps started, not finished yet
+        self._saves: dict[str, KvActivity] = {}  # per model, the save its exit has not taken
         self._following: Subscription | None = None
 
     @property
@@ -110,8 +115,10 @@ class Recorder:
                 self._swaps[event.swap_id] = event
             case SwapFinished():
                 store.record(swap_record(self._swaps.pop(event.swap_id, None), event))
+            case KvActivity(action="save"):
+                self._saves[event.model] = event
             case ProcessExited():
-                store.record(exit_record(event))
+                store.record(exit_record(event, self._saves.pop(event.model, None)))
             case p.ConfigReloaded():
                 store.record(reload_record(event))
 
@@ -134,11 +141,28 @@ def swap_record(started: SwapStarted | None, finished: SwapFinished) -> SwapReco
         load_s=finished.seconds,
         result=result,
         error=error.reason if error is not None else None,
+        kv=tuple(kv_record(k) for k in finished.kv),
     )
 
 
-def exit_record(event: ProcessExited) -> ExitRecord:
+def kv_record(activity: KvActivity) -> KvRecord:
+    return KvRecord(
+        model=activity.model,
+        action=activity.action,
+        slots=activity.slots,
+        bytes=activity.bytes,
+        seconds=activity.seconds,
+        timed_out=activity.timed_out,
+        errors=activity.errors,
+    )
+
+
+def exit_record(event: ProcessExited, save: KvActivity | None = None) -> ExitRecord:
+    """An exit's record, with the save made before it: `save` counts only if it was made
+    while this process lived (a save left from an earlier process is not this one's)."""
     code, signal = exit_fields(event.returncode) if event.returncode is not None else (None, None)
+    if save is not None and (save.model != event.model or save.time < event.time - event.uptime):
+        save = None
     return ExitRecord(
         time=event.time,
         model=event.model,
@@ -148,6 +172,7 @@ def exit_record(event: ProcessExited) -> ExitRecord:
         reason=event.reason,
         failed=event.failed,
         uptime_s=event.uptime,
+        kv=kv_record(save) if save is not None else None,
     )
 
 

@@ -11,6 +11,14 @@ few of its own; a value that is not known is None (null), never 0 or -1, so
 Times are Unix seconds (`time.time()`), durations seconds (`*_s`). The
 event records (`SwapRecord`, `ExitRecord`, `ReloadRecord`) carry a `kind` tag
 so a mixed list of them decodes back into the right types.
+
+KV-cache figures (`KvRecord`, with `kvCache.persist`) ride on the records of
+the events they belong to rather than forming a kind of their own: a swap
+carries the saves of the models it evicted and the restore of its target;
+an exit carries the save made just before that stop, so a stop outside any
+swap (a TTL, an unload, a reload, the shutdown) is kept too, found by the
+same `--kind exit --model` filters and dropped by the same retention as the
+exit it preceded.
 """
 
 from __future__ import annotations
@@ -77,6 +85,25 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     """The swap whose load it waited for, if any."""
 
 
+KvAction = Literal["save", "restore"]
+
+
+class KvRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One model's KV-cache save (before a planned stop) or restore (after a start)."""
+
+    model: str
+    action: KvAction
+    slots: int
+    """Slots saved or restored."""
+    bytes: int
+    """Bytes written or read, as the server reported them."""
+    seconds: float
+    timed_out: bool = False
+    """`kvCache.timeout` ran out before every slot was done."""
+    errors: tuple[str, ...] = ()
+    """What failed (a slot call, the listing, pruning old files); the stop or start went on."""
+
+
 class SwapRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="swap"):
     """One swap: stop `evicted`, then make `target` ready."""
 
@@ -95,6 +122,9 @@ class SwapRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", ta
     """Seconds from the start of the swap to its end (ready or not)."""
     result: SwapResult
     error: str | None = None
+    kv: tuple[KvRecord, ...] = ()
+    """The KV-cache saves of the evicted models, then the restore of the target; empty
+    when none was made (or the record predates KV figures)."""
 
 
 class ExitRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="exit"):
@@ -115,6 +145,8 @@ class ExitRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", ta
     """It ended on its own (a crash, a failed start), not because swapd stopped it."""
     uptime_s: float | None
     """Seconds from spawn to exit."""
+    kv: KvRecord | None = None
+    """The KV-cache save made just before this stop; None when there was none."""
 
 
 class ReloadRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="reload"):

@@ -1,15 +1,18 @@
 """Records to table rows and back: one `Table` per record type, no I/O.
 
 Columns follow the record's fields in order (so a row is built from
-`astuple` with a few values converted): tuples are stored as JSON text,
-booleans as 0/1, and `SwapRecord.set` in the column `set_name` (`set` is an
-SQL keyword). Rows are inserted many to a statement (`Table.insert_rows_sql`).
+`astuple` with a few values converted): tuples and nested records are stored
+as JSON text (None as NULL), booleans as 0/1, and `SwapRecord.set` in the
+column `set_name` (`set` is an SQL keyword). A NULL in a JSON column (a row
+written before that column existed) reads as the field's default. Rows are
+inserted many to a statement (`Table.insert_rows_sql`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -19,7 +22,6 @@ from swapd.history.records import ExitRecord, ReloadRecord, RequestRecord, SwapR
 R = TypeVar("R", RequestRecord, SwapRecord, ExitRecord, ReloadRecord)
 
 _encode = msgspec.json.encode
-_decode_names = msgspec.json.Decoder(tuple[str, ...]).decode
 
 
 @dataclass(frozen=True)
@@ -63,20 +65,37 @@ class Table(Generic[R]):
     def select_columns(self) -> str:
         return ", ".join(self.columns)
 
+    def select_present(self, present: frozenset[str]) -> str:
+        """The select list for a file whose table has only the columns `present` (one
+        written by an older schema and left so, e.g. read-only): NULL for the others."""
+        return ", ".join(c if c in present else "NULL" for c in self.columns)
+
+    @cached_property
+    def _json_decoders(self) -> dict[str, msgspec.json.Decoder[Any]]:
+        """Per JSON column, a decoder for its field's type."""
+        return {
+            info.name: msgspec.json.Decoder(info.type)
+            for info in msgspec.structs.fields(self.record)
+            if info.name in self.json_fields
+        }
+
     def to_row(self, record: R) -> tuple[Any, ...]:
         values = msgspec.structs.astuple(record)
         if not self.json_fields:
             return values
         return tuple(
-            _encode(v).decode() if f in self.json_fields else v
+            _encode(v).decode() if f in self.json_fields and v is not None else v
             for f, v in zip(self.fields, values, strict=True)
         )
 
     def from_row(self, row: Sequence[Any]) -> R:
         values: dict[str, Any] = {}
+        decoders = self._json_decoders
         for f, v in zip(self.fields, row, strict=True):
-            if f in self.json_fields:
-                v = _decode_names(v)
+            if f in decoders:
+                if v is None:
+                    continue  # a row older than the column: the field's default
+                v = decoders[f].decode(v)
             elif f in self.bool_fields:
                 v = bool(v)
             values[f] = v
@@ -87,9 +106,19 @@ REQUESTS: Table[RequestRecord] = Table(
     "requests", RequestRecord, "start", bool_fields=frozenset({"stream"})
 )
 SWAPS: Table[SwapRecord] = Table(
-    "swaps", SwapRecord, "start", json_fields=frozenset({"evicted"}), renamed={"set": "set_name"}
+    "swaps",
+    SwapRecord,
+    "start",
+    json_fields=frozenset({"evicted", "kv"}),
+    renamed={"set": "set_name"},
 )
-EXITS: Table[ExitRecord] = Table("exits", ExitRecord, "time", bool_fields=frozenset({"failed"}))
+EXITS: Table[ExitRecord] = Table(
+    "exits",
+    ExitRecord,
+    "time",
+    json_fields=frozenset({"kv"}),
+    bool_fields=frozenset({"failed"}),
+)
 RELOADS: Table[ReloadRecord] = Table(
     "reloads",
     ReloadRecord,

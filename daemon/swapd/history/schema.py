@@ -9,7 +9,9 @@ any version. A database newer than this code is left untouched (`NewerSchema`).
 Every table has `seq INTEGER PRIMARY KEY` (the rowid, in insertion order) so
 each index also orders by it, which makes "newest first" a walk of an index.
 Request ids are the daemon's numbers, unique within one run only, so they
-are indexed, not keys. Tuples (evicted models, reload changes) are JSON text.
+are indexed, not keys. Tuples (evicted models, reload changes) and nested
+records (KV-cache figures) are JSON text; a column added by a later migration
+is NULL on older rows, which reads as the field's default.
 """
 
 from __future__ import annotations
@@ -99,7 +101,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX model_runs_model ON model_runs (model)",
     ),
-    # 2 -> 3: cheaper request rows. Every index is written on every insert, and
+    # 2 -> 3: KV-cache figures (JSON) on swaps (saves and restore) and exits (the save
+    # before the stop); NULL on older rows, read as none.
+    (
+        "ALTER TABLE swaps ADD COLUMN kv TEXT",
+        "ALTER TABLE exits ADD COLUMN kv TEXT",
+    ),
+    # 3 -> 4: cheaper request rows. Every index is written on every insert, and
     # the writer's CPU per request is what recording costs. The next request id
     # is kept in a row of its own (updated once per batch) instead of read as
     # MAX(id); a request by id is found from the newest row back (the ids asked

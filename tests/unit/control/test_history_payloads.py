@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from swapctl import protocol as p
 from swapd.control import convert
 from swapd.history.capture import Capture
-from swapd.history.records import ExitRecord, ReloadRecord, RequestRecord, SwapRecord
+from swapd.history.records import ExitRecord, KvRecord, ReloadRecord, RequestRecord, SwapRecord
 from swapd.history.stats import ModelStats, Stats
 
 PAIRS = [
@@ -18,6 +18,7 @@ PAIRS = [
     (SwapRecord, p.SwapRecord),
     (ExitRecord, p.ExitRecord),
     (ReloadRecord, p.ReloadRecord),
+    (KvRecord, p.KvRecord),
     (ModelStats, p.ModelStats),
     (Stats, p.Stats),
     (Capture, p.Capture),

@@ -212,3 +212,32 @@ def test_kv_saves_and_restores_in_decisions_and_swap_events() -> None:
     )
     row = p.Decision(time=0.0, model="b", action="swap_done", why="ready", kv=[saved])
     assert "ready; kv: a saved 1 slot (6.6MiB, 12ms)" in render.decisions([row])
+
+
+def test_kv_figures_in_the_history() -> None:
+    save = p.KvRecord(model="a", action="save", slots=3, bytes=12 << 20, seconds=0.41)
+    restore = p.KvRecord(model="b", action="restore", slots=3, bytes=12 << 20, seconds=0.08)
+    swap = p.SwapRecord(
+        swap_id=7, start=0.0, target="b", evicted=["a"], load_s=1.5, kv=[save, restore]
+    )
+    what = render.history_row(swap)[2]
+    assert what.endswith("; kv: saved 3 slots 12.0MiB in 410ms; restored 3 in 80ms")
+    exit_ = p.ExitRecord(time=0.0, model="a", pid=9, exit_code=0, reason="ttl", kv=save)
+    assert render.history_row(exit_)[2].endswith(": ttl; kv: saved 3 slots 12.0MiB in 410ms")
+    # Without figures (none made, or an older record), nothing is added.
+    assert "kv" not in render.history_row(p.SwapRecord(swap_id=8, start=0.0, target="b"))[2]
+    assert "kv" not in render.history_row(p.ExitRecord(time=0.0, model="a", pid=9))[2]
+
+
+def test_kv_summary_names_several_saves_and_counts_trouble() -> None:
+    a = p.KvRecord(model="a", action="save", slots=1, bytes=2048, seconds=0.01)
+    c = p.KvRecord(
+        model="c", action="save", slots=0, bytes=0, seconds=30.0, timed_out=True,
+        errors=["timed out after 30s"],
+    )  # fmt: skip
+    bad = p.KvRecord(model="b", action="restore", slots=0, bytes=0, seconds=0.2, errors=["x", "y"])
+    assert render.kv_summary([]) == ""
+    assert render.kv_summary([a, c, bad]) == (
+        "kv: saved a 1 slot 2.0KiB in 10ms, c 0 slots 0B in 30s (timed out);"
+        " restored 0 in 200ms (2 errors)"
+    )

@@ -8,6 +8,7 @@ from swapd.history.records import (
     OUTCOMES,
     SWAP_RESULTS,
     ExitRecord,
+    KvRecord,
     ReloadRecord,
     RequestRecord,
     SwapRecord,
@@ -20,6 +21,17 @@ times = st.floats(min_value=0, max_value=4e9, allow_nan=False)
 seconds = st.none() | st.floats(min_value=0, max_value=1e6, allow_nan=False)
 counts = st.none() | st.integers(min_value=0, max_value=2**40)
 ids = st.integers(min_value=1, max_value=2**62)
+
+kv_records = st.builds(
+    KvRecord,
+    model=st.text(min_size=1, max_size=12),
+    action=st.sampled_from(["save", "restore"]),
+    slots=st.integers(min_value=0, max_value=1024),
+    bytes=st.integers(min_value=0, max_value=2**50),
+    seconds=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    timed_out=st.booleans(),
+    errors=names,
+)
 
 requests = st.builds(
     RequestRecord,
@@ -55,6 +67,7 @@ swaps = st.builds(
     load_s=seconds,
     result=st.sampled_from(SWAP_RESULTS),
     error=st.none() | text,
+    kv=st.lists(kv_records, max_size=3).map(tuple),
 )
 exits = st.builds(
     ExitRecord,
@@ -66,6 +79,7 @@ exits = st.builds(
     reason=text,
     failed=st.booleans(),
     uptime_s=seconds,
+    kv=st.none() | kv_records,
 )
 reloads = st.builds(
     ReloadRecord,

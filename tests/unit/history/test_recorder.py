@@ -14,8 +14,8 @@ from swapd.history.recorder import (
     reload_record,
     swap_record,
 )
-from swapd.history.records import ExitRecord, ReloadRecord, RequestRecord, SwapRecord
-from swapd.process.events import ProcessExited
+from swapd.history.records import ExitRecord, KvRecord, ReloadRecord, RequestRecord, SwapRecord
+from swapd.process.events import KvActivity, ProcessExited
 from swapd.router.events import SwapError, SwapFinished, SwapStarted
 
 
@@ -137,3 +137,57 @@ def test_reloads_keep_what_changed_and_why_they_were_refused() -> None:
         )
     )  # fmt: skip
     assert refused.errors == ("/c.yaml:3:5: ttl: bad",) and not refused.ok
+
+
+# ----- KV-cache figures ------------------------------------------------------------
+
+
+def kv(model: str, action: str = "save", when: float = 1.8e9, **fields: Any) -> KvActivity:
+    values: dict[str, Any] = {"slots": 3, "bytes": 12 << 20, "seconds": 0.41, **fields}
+    return KvActivity(model=model, action=action, time=when, **values)  # type: ignore[arg-type]
+
+
+def exited(model: str = "a", when: float = 1.8e9 + 1, uptime: float = 60.0) -> ProcessExited:
+    return ProcessExited(
+        model=model, pid=12, returncode=0, reason="ttl", failed=False, uptime=uptime, time=when
+    )
+
+
+def test_a_swap_record_carries_its_saves_and_restore() -> None:
+    save = kv("a")
+    restore = kv("b", "restore", slots=1, bytes=4096, seconds=0.08, timed_out=True,
+                 errors=("restore slot 1: 500", "timed out after 10s"))  # fmt: skip
+    finished = SwapFinished(
+        swap_id=3, target="b", ok=True, seconds=2.5, error=None, time=1.8e9 + 2.5,
+        kv=(save, restore),
+    )  # fmt: skip
+    record = swap_record(started(), finished)
+    assert record.kv == (
+        KvRecord(model="a", action="save", slots=3, bytes=12 << 20, seconds=0.41),
+        KvRecord(
+            model="b", action="restore", slots=1, bytes=4096, seconds=0.08, timed_out=True,
+            errors=("restore slot 1: 500", "timed out after 10s"),
+        ),
+    )  # fmt: skip
+    none = SwapFinished(swap_id=4, target="b", ok=True, seconds=1.0, error=None, time=1.8e9)
+    assert swap_record(None, none).kv == ()
+
+
+def test_an_exit_carries_the_save_made_before_it() -> None:
+    store = Store()
+    recorder = Recorder(EventBus(), store)  # type: ignore[arg-type]
+    recorder.event(kv("a"))
+    recorder.event(kv("b", "restore"))  # a restore belongs to a start: no exit takes it
+    recorder.event(exited("b"))
+    recorder.event(exited("a"))
+    recorder.event(exited("a", when=1.8e9 + 100))  # the next run of a saved nothing
+    b_exit, a_exit, a_again = store.records
+    assert b_exit.kv is None and a_again.kv is None
+    assert a_exit.kv == KvRecord(model="a", action="save", slots=3, bytes=12 << 20, seconds=0.41)
+
+
+def test_a_save_older_than_the_process_is_not_its_own() -> None:
+    stale = kv("a", when=1.8e9)
+    assert exit_record(exited(when=1.8e9 + 100, uptime=10.0), stale).kv is None
+    assert exit_record(exited(when=1.8e9 + 5, uptime=10.0), stale).kv is not None
+    assert exit_record(exited("c"), stale).kv is None  # another model's save

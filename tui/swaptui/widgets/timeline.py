@@ -2,7 +2,8 @@
 
 A swap's decision, start and end merge into one row in the state (by swap
 id); Enter on a row opens its detail (what it evicted and why, its cost, its
-load time, how it ended, and the decisions taken about it).
+load time, how it ended, the KV-cache slots it saved and restored, and the
+decisions taken about it).
 
 Per-request decisions (serve, grant) are hidden unless the reader asks (`a`):
 under steady traffic they would push every swap out of the bounded timeline.
@@ -21,7 +22,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from swapctl import protocol as p
-from swapctl.render import duration
+from swapctl.render import duration, kv_summary
 from swaptui.state import TimelineEntry
 from swaptui.widgets.keys import TABLE_KEYS
 from swaptui.widgets.log_view import format_clock
@@ -153,6 +154,11 @@ def entry_detail(entry: TimelineEntry, related: Iterable[p.Decision] = ()) -> Re
         table.add_row("load time", duration(entry.duration))
     if entry.kind == "swap":
         table.add_row("result", result_text(entry))
+    if entry.kv:
+        table.add_row("kv cache", kv_summary(entry.kv).removeprefix("kv: "))
+        for k in entry.kv:
+            for error in k.errors:
+                table.add_row("", Text(f"{k.model} {k.action}: {error}", style="red"))
     d = entry.decision
     if d is not None:
         if d.input:
