@@ -131,25 +131,29 @@ async def run(requests: int, rounds: int, profile: bool, sort: str) -> dict[str,
             LogHub(bus),
             client=UpstreamClient(),
         )
-        app = create_app(services)
-        data = body(MODEL)
-        for _ in range(WARMUP):
-            if await one_request(app, data) != 200:
-                raise RuntimeError("the relay did not answer 200")
-        per_request: list[float] = []
-        for _ in range(rounds):
-            cpu = time.process_time()
-            for _ in range(requests):
-                await one_request(app, data)
-            per_request.append((time.process_time() - cpu) / requests * 1e6)
-        if profile:
-            profiler = cProfile.Profile(time.process_time)  # CPU, not waits
-            profiler.enable()
-            for _ in range(requests):
-                await one_request(app, data)
-            profiler.disable()
-            stats = pstats.Stats(profiler, stream=sys.stdout)
-            stats.sort_stats(sort).print_stats(35)
+        async with trio.open_nursery() as nursery:
+            # As in the daemon: one task starts the requests' disconnect watches.
+            await nursery.start(services.watches.run)
+            app = create_app(services)
+            data = body(MODEL)
+            for _ in range(WARMUP):
+                if await one_request(app, data) != 200:
+                    raise RuntimeError("the relay did not answer 200")
+            per_request: list[float] = []
+            for _ in range(rounds):
+                cpu = time.process_time()
+                for _ in range(requests):
+                    await one_request(app, data)
+                per_request.append((time.process_time() - cpu) / requests * 1e6)
+            if profile:
+                profiler = cProfile.Profile(time.process_time)  # CPU, not waits
+                profiler.enable()
+                for _ in range(requests):
+                    await one_request(app, data)
+                profiler.disable()
+                stats = pstats.Stats(profiler, stream=sys.stdout)
+                stats.sort_stats(sort).print_stats(35)
+            nursery.cancel_scope.cancel()
         await services.client.aclose()
         return {
             "cpu_us_per_request": min(per_request),

@@ -268,6 +268,7 @@ async def _relay_ab(rounds: int, requests: int, state: Path) -> dict[str, Any]:
                         settings, GrantAtOnce({"small": upstream}), NoPool(), bus, LogHub(bus),
                         client=client, recorder=Recorder(bus, kept),
                     )  # fmt: skip
+                    await nursery.start(services.watches.run)
                     served = await nursery.start(
                         partial(
                             Server(create_app(services)).serve,

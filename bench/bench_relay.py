@@ -551,9 +551,11 @@ def serve_relay(server_name: str, listen: int, upstreams: dict[str, str]) -> Non
             settings, GrantAtOnce(upstreams), NoPool(), bus, LogHub(bus), client=client
         )
         if server_name == "swapd":
-            await Server(create_app(services)).serve(
-                f"127.0.0.1:{listen}", shutdown_trigger=trio.sleep_forever
-            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(services.watches.run)
+                await Server(create_app(services)).serve(
+                    f"127.0.0.1:{listen}", shutdown_trigger=trio.sleep_forever
+                )
             return
         config = Config()
         config.bind = [f"127.0.0.1:{listen}"]

@@ -376,9 +376,12 @@ class Daemon:
         task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         try:
-            await Server(create_app(services), server_config(self.loaded.config)).serve(
-                self.listen, shutdown_trigger=self._http_stop.wait, task_status=task_status
-            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(services.watches.run)
+                await Server(create_app(services), server_config(self.loaded.config)).serve(
+                    self.listen, shutdown_trigger=self._http_stop.wait, task_status=task_status
+                )
+                nursery.cancel_scope.cancel()
         finally:
             done.set()
 

@@ -5,15 +5,10 @@ request is authenticated, its body read (bounded), its model found and
 resolved, filters applied, the router asked for a lease, and the response
 relayed as it streams. Everything else is served by the Quart app.
 
-A client disconnect is noticed by a watcher task that waits on `receive()`
-and cancels the handler: a request waiting for admission or a load leaves
-the router's queue (the lease context exits), one mid-stream closes its
-upstream connection. The watcher starts listening only once the request has
-run for `WATCH_AFTER`: listening makes the server read the connection and
-register it with the poller, then undo that when the response ends, which
-is about an eighth of the CPU of a small request (server included) and is
-of no use to one that is over sooner. A client that leaves earlier is
-noticed at that point.
+A client that disconnects cancels its handler (`disconnect`): a request
+waiting for admission or a load leaves the router's queue (the lease
+context exits), one mid-stream closes its upstream connection. Request
+setups take turns (`setup_gate`), so first bytes are relayed between them.
 
 Nothing a client sends escapes as an exception: every failure is answered
 with the error envelope (or ends the stream, when the response head is
@@ -81,7 +76,6 @@ PEER_HEAD_TIMEOUT = 60.0
 LOG_TAIL_LINES = 20
 PROGRESS_BUFFER = 64
 BODY_TIMEOUT = 60.0
-WATCH_AFTER = 0.1  # seconds before the disconnect watcher starts listening
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -174,42 +168,6 @@ class _Response:
         await self._send(message)
 
 
-class _DisconnectWatch:
-    """Cancels the handler when the client leaves before its response is complete.
-
-    It listens (waits on `receive()`) only after WATCH_AFTER, and `stop`
-    ends it: at once while it still waits to listen, by cancelling once it
-    listens. The server also reports `http.disconnect` once a response has
-    been sent in full; that one is not a client leaving.
-    """
-
-    def __init__(self, receive: Receive, scope: trio.CancelScope, response: _Response) -> None:
-        self._receive = receive
-        self._scope = scope
-        self._response = response
-        self._stopped = trio.Event()
-        self._listening = False
-
-    async def run(self) -> None:
-        with trio.move_on_after(WATCH_AFTER):
-            await self._stopped.wait()
-            return
-        self._listening = True
-        while True:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                if not self._response.finished:
-                    self._scope.cancel()
-                return
-
-    def stop(self) -> None:
-        """The handler is done: end the watcher (its scope is the handler's)."""
-        if self._listening:
-            self._scope.cancel()
-        else:
-            self._stopped.set()
-
-
 @dataclass(slots=True)
 class _LoadingState:
     """A sendLoadingState request: whether the router granted it, and the loading
@@ -241,16 +199,18 @@ class ModelRoutes:
                 nursery.cancel_scope.deadline = trio.current_time() + BODY_TIMEOUT
                 body = await self._read(scope, receive, hold)
                 nursery.cancel_scope.deadline = math.inf
+                ctx.setup = await services.setup_gate.enter()
                 if recorder.captures.enabled:
                     ctx.draft = capture_draft(
                         scope["path"], scope["headers"], body, recorder.captures.max_body
                     )
-                # A client leaving cancels the nursery: the request and the watcher.
-                watch = _DisconnectWatch(receive, nursery.cancel_scope, response)
-                nursery.start_soon(watch.run)
+                # A client leaving cancels the nursery: the request and the watch.
+                watch = services.watches.watch(receive, nursery, response)
                 ctx.cut = CutShort(nursery.cancel_scope)
-                await self._dispatch(scope, body, response, ctx)
-                watch.stop()
+                try:
+                    await self._dispatch(scope, body, response, ctx)
+                finally:
+                    watch.stop()
             if body is None:
                 raise ApiError(408, f"the request body did not arrive within {BODY_TIMEOUT:g}s")
             if ctx.cut is not None and ctx.cut.reason is not None:
@@ -272,6 +232,7 @@ class ModelRoutes:
                         tail += b"\n\n"
                     await response({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
+            ctx.setup.release()
             hold.release()
             self._finish(scope, ctx, response, error is not None)
 
@@ -361,7 +322,9 @@ class ModelRoutes:
         settings = self.services.settings
         limits = FormLimits(settings.max_form_parts, settings.max_form_field_size)
         content_type = header(scope, b"content-type")
-        req = await extract_off_loop(method, content_type, scope["query_string"], body, limits)
+        req = await extract_off_loop(
+            method, content_type, scope["query_string"], body, limits, ctx.setup.release
+        )
         ctx.stream = req.stream
         if not req.model:
             raise ApiError(400, MISSING_MODEL, "missing_model")
@@ -473,9 +436,12 @@ class ModelRoutes:
         timeline.enter(self._waiting_for(target.model))
         ctx.leasing()
         try:
-            async with self.services.router.lease(target.model, on_cut=ctx.cut) as grant:
+            async with self.services.router.lease(
+                target.model, on_cut=ctx.cut, on_wait=ctx.setup.release
+            ) as grant:
                 ctx.granted(grant.swap_id, grant.load_wait_s)
                 url = join_url(grant.upstream, path, query)
+                ctx.setup.release()
                 upstream = await self._open_upstream(scope["method"], url, headers, body, timeline)
                 await relay_response(send, upstream, ctx)
         except RouterError as exc:
@@ -519,7 +485,7 @@ class ModelRoutes:
             nursery.start_soon(watch, nursery)
             try:
                 async with self.services.router.lease(
-                    target.model, progress=progress_tx, on_cut=ctx.cut
+                    target.model, progress=progress_tx, on_cut=ctx.cut, on_wait=ctx.setup.release
                 ) as grant:
                     ctx.granted(grant.swap_id, grant.load_wait_s)
                     state.granted = True
@@ -527,6 +493,7 @@ class ModelRoutes:
                     if writer is not None:
                         await writer.finish()
                     url = join_url(grant.upstream, path, query)
+                    ctx.setup.release()
                     try:
                         upstream = await self._open_upstream(
                             scope["method"], url, headers, body, timeline
@@ -579,6 +546,7 @@ class ModelRoutes:
         headers = [(n, v) for n, v in headers if not n.startswith(b"x-forwarded-")]
         url = join_url(peer.proxy, path, scope["query_string"] if query is None else query)
         timeline = ctx.timeline
+        ctx.setup.release()
         try:
             upstream = await self.services.client.request(
                 scope["method"], url, headers, body, head_timeout=PEER_HEAD_TIMEOUT,

@@ -14,11 +14,13 @@ import trio
 from swapd.events import EventBus
 from swapd.history.recorder import Recorder
 from swapd.http.budget import BodyBudget
+from swapd.http.disconnect import Watches
 from swapd.http.inflight import InFlightRegistry
 from swapd.http.logs_hub import LogHub
 from swapd.http.metrics import Metrics
 from swapd.http.names import Resolver
 from swapd.http.settings import ApiSettings
+from swapd.http.setup_gate import SetupGate
 from swapd.http.upstream import UpstreamClient
 from swapd.ports import PoolPort, RouterPort
 from swapd.process.meter import MeterView
@@ -43,6 +45,9 @@ class Services:
     client: UpstreamClient = field(default_factory=UpstreamClient)
     metrics: Metrics = field(default_factory=Metrics)
     body_budget: BodyBudget = field(default_factory=BodyBudget)
+    setup_gate: SetupGate = field(default_factory=SetupGate)
+    watches: Watches = field(default_factory=Watches)
+    """Starts requests' disconnect watches; `run` it for the app's lifetime."""
     recorder: Recorder | None = None
     """Where finished requests go (see `records`)."""
     records: Recorder = field(init=False)

@@ -319,6 +319,7 @@ class Router:
         model: str,
         progress: ProgressChannel | None = None,
         on_cut: CutCallback | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> AbstractAsyncContextManager[Grant]:
         """`async with router.lease(model) as grant`: wait until `model` may serve
         this request, then yield where to send it.
@@ -328,13 +329,18 @@ class Router:
         granted, the model is held (its TTL does not run). After the grant,
         `on_cut(reason)` is called (from the run loop, so it must not block) if
         an unload cuts the request short: the handler should end its response
-        with an error.
+        with an error. `on_wait()` is called when the request is not answered at
+        once (it queues or waits for a load), before it waits.
         """
-        return self._lease(model, progress, on_cut)
+        return self._lease(model, progress, on_cut, on_wait)
 
     @asynccontextmanager
     async def _lease(
-        self, model: str, progress: ProgressChannel | None, on_cut: CutCallback | None
+        self,
+        model: str,
+        progress: ProgressChannel | None,
+        on_cut: CutCallback | None,
+        on_wait: Callable[[], None] | None,
     ) -> AsyncIterator[Grant]:
         if self._closed or not self._started:
             raise RequestAborted(f"{self.settings.name} is shutting down", model=model)
@@ -349,6 +355,8 @@ class Router:
             if ticket.done.is_set():  # answered at once: on without a scheduling round
                 await trio.lowlevel.checkpoint_if_cancelled()
             else:
+                if on_wait is not None:
+                    on_wait()
                 await ticket.done.wait()
             if ticket.failure is not None:
                 error = error_for(ticket.failure)

@@ -31,7 +31,7 @@ class GrantAtOnce:
 
     @asynccontextmanager
     async def lease(
-        self, model: str, progress: Any = None, on_cut: Any = None
+        self, model: str, progress: Any = None, on_cut: Any = None, on_wait: Any = None
     ) -> AsyncIterator[Grant]:
         yield Grant(model, self.upstreams[model])
 

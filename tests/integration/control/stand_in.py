@@ -63,7 +63,7 @@ class StandInRouter:
 
     @asynccontextmanager
     async def lease(
-        self, model: str, progress: Any = None, on_cut: Any = None
+        self, model: str, progress: Any = None, on_cut: Any = None, on_wait: Any = None
     ) -> AsyncIterator[Grant]:
         if model not in self.pool:
             raise ModelNotFound(f"no model {model}", model=model)

@@ -35,7 +35,9 @@ def start_port(count: int = 8) -> int:
 class NoLocalModels:
     """Router and pool for app-only tests whose settings have peers but no local models."""
 
-    def lease(self, model: str, progress: Any = None, on_cut: Any = None) -> Any:
+    def lease(
+        self, model: str, progress: Any = None, on_cut: Any = None, on_wait: Any = None
+    ) -> Any:
         raise AssertionError(f"no local model should be leased here, got {model!r}")
 
     async def unload(self, models: Any = None) -> None:

@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from trio.testing import MockClock
 
 from swapd.events import EventBus
+from swapd.http.disconnect import WATCH_AFTER
 from swapd.http.logs_hub import LogHub
-from swapd.http.model_routes import BODY_TIMEOUT, WATCH_AFTER, ModelRoutes
+from swapd.http.model_routes import BODY_TIMEOUT, ModelRoutes
 from swapd.http.services import Services
 from swapd.http.settings import ApiSettings, ModelView
 from swapd.router.run_loop import RouterSnapshot
@@ -44,7 +46,7 @@ class Router:
 
     @asynccontextmanager
     async def lease(
-        self, model: str, progress: Any = None, on_cut: Any = None
+        self, model: str, progress: Any = None, on_cut: Any = None, on_wait: Any = None
     ) -> AsyncIterator[Grant]:
         self.entered.set()
         try:
@@ -155,61 +157,108 @@ def routes(router: Router, client: Client) -> tuple[ModelRoutes, Services]:
     return ModelRoutes(services), services
 
 
+@asynccontextmanager
+async def watching(services: Services, shared: bool) -> AsyncIterator[trio.Nursery]:
+    """A nursery for the test's requests; with `shared`, the app's `Watches` task runs
+    (as in the daemon), else each request's watch times itself."""
+    async with trio.open_nursery() as nursery:
+        if shared:
+            await nursery.start(services.watches.run)
+        yield nursery
+        nursery.cancel_scope.cancel()
+
+
+SHARED = pytest.mark.parametrize("shared", [True, False], ids=["watches-task", "alone"])
+
+
 @pytest.mark.trio
-async def test_a_quick_request_never_listens_for_a_disconnect(autojump_clock: MockClock) -> None:
+@SHARED
+async def test_a_quick_request_never_listens_for_a_disconnect(
+    autojump_clock: MockClock, shared: bool
+) -> None:
     app, services = routes(Router(), Client())
     exchange = Exchange()
-    await app(scope(), exchange.receive, exchange.send)
-    assert exchange.status == 200
-    assert exchange.sent[-1] == {"type": "http.response.body", "body": ANSWER, "more_body": False}
-    assert exchange.receives == 1  # only the body: the watcher never asked the server
-    assert services.in_flight.snapshot() == []
-    assert trio.current_time() < WATCH_AFTER  # and it did not wait for its watcher either
+    async with watching(services, shared):
+        await app(scope(), exchange.receive, exchange.send)
+        assert exchange.status == 200
+        assert exchange.sent[-1] == {
+            "type": "http.response.body", "body": ANSWER, "more_body": False,
+        }  # fmt: skip
+        assert exchange.receives == 1  # only the body: the watch never asked the server
+        assert services.in_flight.snapshot() == []
+        assert trio.current_time() < WATCH_AFTER  # and it did not wait for its watch either
+        await trio.sleep(WATCH_AFTER * 2)
+        assert exchange.receives == 1  # nor listened once the request was over
+        assert services.watches.pending == 0
 
 
 @pytest.mark.trio
-async def test_a_slow_request_listens_after_a_while(autojump_clock: MockClock) -> None:
+@SHARED
+async def test_a_slow_request_listens_after_a_while(
+    autojump_clock: MockClock, shared: bool
+) -> None:
     answer = trio.Event()
-    app, _ = routes(Router(), Client(answer=answer))
+    app, services = routes(Router(), Client(answer=answer))
     exchange = Exchange()
-    async with trio.open_nursery() as nursery:
+    async with watching(services, shared) as nursery:
         nursery.start_soon(app, scope(), exchange.receive, exchange.send)
         await trio.sleep(WATCH_AFTER / 2)
         assert exchange.receives == 1
         await trio.sleep(WATCH_AFTER)
-        assert exchange.receives == 2  # the watcher listens now
+        assert exchange.receives == 2  # the watch listens now
         answer.set()
+        await trio.testing.wait_all_tasks_blocked()
     assert exchange.status == 200  # and the answer still went out whole
 
 
 @pytest.mark.trio
-async def test_leaving_while_queued_leaves_the_queue(autojump_clock: MockClock) -> None:
+@SHARED
+async def test_leaving_while_queued_leaves_the_queue(
+    autojump_clock: MockClock, shared: bool
+) -> None:
     router = Router(hold=True)
     client = Client()
     app, services = routes(router, client)
     exchange = Exchange()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(app, scope(), exchange.receive, exchange.send)
+    async with watching(services, shared) as nursery:
+        done = trio.Event()
+
+        async def request() -> None:
+            await app(scope(), exchange.receive, exchange.send)
+            done.set()
+
+        nursery.start_soon(request)
         await router.entered.wait()
-        exchange.gone.set()  # the client leaves at once, before the watcher listens
-    assert trio.current_time() >= WATCH_AFTER  # noticed once the watcher listened
+        exchange.gone.set()  # the client leaves at once, before the watch listens
+        await done.wait()
+    assert trio.current_time() >= WATCH_AFTER  # noticed once the watch listened
     assert router.left == 1 and client.sent == []
     assert exchange.sent == []  # nobody to answer
     assert services.in_flight.snapshot() == []
 
 
 @pytest.mark.trio
-async def test_leaving_while_the_upstream_thinks_cancels_it(autojump_clock: MockClock) -> None:
+@SHARED
+async def test_leaving_while_the_upstream_thinks_cancels_it(
+    autojump_clock: MockClock, shared: bool
+) -> None:
     answer = trio.Event()
     client = Client(answer=answer)
     router = Router()
-    app, _ = routes(router, client)
+    app, services = routes(router, client)
     exchange = Exchange()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(app, scope(), exchange.receive, exchange.send)
+    async with watching(services, shared) as nursery:
+        done = trio.Event()
+
+        async def request() -> None:
+            await app(scope(), exchange.receive, exchange.send)
+            done.set()
+
+        nursery.start_soon(request)
         await trio.sleep(WATCH_AFTER * 2)
         assert client.sent
         exchange.gone.set()
+        await done.wait()
     assert not answer.is_set() and router.left == 1
     assert exchange.sent == []
 
