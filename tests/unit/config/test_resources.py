@@ -279,6 +279,6 @@ def test_asleep_problems_have_positions_and_unused_or_larger_ones_are_warnings()
     assert [str(w) for w in loaded.warnings] == [
         "config.yaml:7:29: models.a.resources.asleep: unused: the model has no sleep/wake nor "
         "cmdSleep/cmdWake",
-        "config.yaml:7:45: models.a.resources.asleep.vram: more than it takes awake (9GiB > "
+        "config.yaml:7:38: models.a.resources.asleep.vram: more than it takes awake (9GiB > "
         "8GiB): sleeping it frees nothing of it",
     ]
