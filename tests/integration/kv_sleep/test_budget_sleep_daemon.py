@@ -1,0 +1,85 @@
+"""A budget swap that puts one model to sleep to make room for another, through a whole
+swapd and the fake upstream's vLLM sleep API: the slept model keeps its process and wakes
+on its next request; one that fails to go to sleep is stopped instead."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swapd.process.states import ProcessState
+from tests.integration.http.conftest import client, daemon, start_port
+from tests.integration.kv_sleep.test_sleep_daemon import chat, wait_state
+
+pytestmark = pytest.mark.trio
+
+FAKE = f"{sys.executable} -m swapd.testing.fake_upstream --port ${{PORT}} --quiet"
+
+
+def budget_config(a_options: str = "") -> str:
+    """vram 10 GiB: A (8 GiB, 1 GiB asleep, vLLM's sleep API) and B (8 GiB) never fit
+    together awake; A asleep and B do."""
+    return f"""
+healthCheckTimeout: 15
+startPort: {start_port()}
+resources:
+  capacity: {{vram: 10GiB}}
+  learn: false
+models:
+  A:
+    cmd: {FAKE} {a_options}
+    sleep: {{endpoint: /sleep?level=1}}
+    wake: {{endpoint: /wake_up}}
+    resources: {{vram: 8GiB, asleep: {{vram: 1GiB}}}}
+  B:
+    cmd: {FAKE}
+    resources: {{vram: 8GiB}}
+routing:
+  router: {{use: budget}}
+"""
+
+
+def swaps_to(d: Any, model: str) -> list[Any]:
+    return [x for x in d.router.decisions() if x.action == "swap" and x.model == model]
+
+
+async def test_a_swap_sleeps_a_to_make_room_for_b_and_a_wakes_in_the_same_process(
+    tmp_path: Path,
+) -> None:
+    async with daemon(tmp_path, budget_config()) as (base, d), client(base) as c:
+        pool = d.services.pool
+        assert (await chat(c, "A")).status_code == 200
+        pid = pool["A"].pid
+        r = await chat(c, "B")
+        assert r.status_code == 200, r.text
+        assert pool["A"].state is ProcessState.ASLEEP, "put to sleep, not stopped"
+        assert pool["A"].pid == pid and pool["B"].state is ProcessState.READY
+        (to_b,) = swaps_to(d, "B")
+        assert (to_b.evict, to_b.sleep) == ((), ("A",))
+        assert "sleeps A (frees vram 7GiB)" in to_b.reason
+        states = (await c.get("/running")).json()["running"]
+        assert {m["model"]: m["state"] for m in states} == {"A": "asleep", "B": "ready"}
+
+        r = await chat(c, "A")
+        assert r.status_code == 200, r.text
+        assert pool["A"].pid == pid and pool["A"].starts == 1, "woken, not spawned again"
+        assert pool["A"].state is ProcessState.READY
+        assert pool["B"].state is ProcessState.STOPPED
+        last = swaps_to(d, "A")[-1]
+        assert (last.evict, last.sleep) == (("B",), ())
+
+
+async def test_a_model_that_fails_to_go_to_sleep_is_stopped_instead(tmp_path: Path) -> None:
+    config = budget_config("--sleep-fail")
+    async with daemon(tmp_path, config) as (base, d), client(base) as c:
+        pool = d.services.pool
+        assert (await chat(c, "A")).status_code == 200
+        r = await chat(c, "B")
+        assert r.status_code == 200, r.text
+        (to_b,) = swaps_to(d, "B")
+        assert to_b.sleep == ("A",), "the plan was a sleep"
+        await wait_state(d, "A", ProcessState.STOPPED)
+        assert pool["B"].state is ProcessState.READY
