@@ -146,6 +146,8 @@ class Footprint(Payload, kw_only=True, frozen=True):
     """Where it runs now, for a model with devices."""
     blind: list[str] = []
     """Resources of the capacity it has neither declared nor been measured for."""
+    asleep: dict[str, int] | None = None
+    """For a model that can sleep: what the budget plans it takes while asleep."""
 
 
 class CapacityUse(Payload, kw_only=True, frozen=True):

@@ -168,7 +168,8 @@ def _sized(capacity: Sequence[p.CapacityUse]) -> set[str]:
 
 
 def footprints(rows: Sequence[p.ModelInfo], capacity: Sequence[p.CapacityUse] = ()) -> str:
-    """Per model and resource: declared, measured and planned; then the capacity in use."""
+    """Per model and resource: declared, measured and planned (and, for a model that can
+    sleep, planned asleep); then the capacity in use."""
     sized = _sized(capacity)
     lines = []
     for m in rows:
@@ -186,7 +187,13 @@ def footprints(rows: Sequence[p.ModelInfo], capacity: Sequence[p.CapacityUse] = 
                     r + (f" on {f.device}" if f.device and r not in f.devices else ""),
                     _amount(r, f.declared.get(r), sized),
                     _amount(r, f.measured.get(r), sized),
-                    _amount(r, f.planned.get(r, 0), sized) + (" (blind)" if r in f.blind else ""),
+                    _amount(r, f.planned.get(r, 0), sized)
+                    + (" (blind)" if r in f.blind else "")
+                    + (
+                        f" (asleep {_amount(r, f.asleep.get(r, 0), sized)})"
+                        if f.asleep is not None
+                        else ""
+                    ),
                 )
             )
     if not lines and not capacity:

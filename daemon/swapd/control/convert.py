@@ -354,11 +354,16 @@ def footprint(table: FootprintTable, model: str) -> p.Footprint:
         devices=list(m.devices) if m is not None else [],
         device=table.device_of(model),
         blind=table.blind(model),
+        asleep=table.asleep_planned(model) if table.can_sleep(model) else None,
     )
 
 
-def capacity(table: FootprintTable, running: Iterable[str]) -> list[p.CapacityUse]:
-    used = table.in_use(list(running))
+def capacity(
+    table: FootprintTable, running: Iterable[str], asleep: frozenset[str] = frozenset()
+) -> list[p.CapacityUse]:
+    """What the running models take of each resource (those `asleep` at their asleep
+    footprint)."""
+    used = table.in_use(list(running), asleep)
     sized = table.budgeting.sized
     return [
         p.CapacityUse(resource=r, used=used.get(r, 0), capacity=cap, sized=r in sized)
