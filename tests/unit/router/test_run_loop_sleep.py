@@ -67,7 +67,7 @@ def test_the_swap_sleeps_a_and_stops_c_in_parallel_then_loads_b() -> None:
     assert procs.stops == [("c", "evicted for b")]
     assert states == {"a": "asleep", "b": "ready", "c": "stopped"}
     assert abs(before_load - 0.1) < 1e-9, "the sleep and the stop overlap"
-    swap = [d for d in router.decisions() if d.action == "swap" and d.model == "b"][0]
+    (swap,) = [d for d in router.decisions() if d.action == "swap" and d.model == "b"]
     assert (swap.evict, swap.sleep) == (("c",), ("a",))
 
 
