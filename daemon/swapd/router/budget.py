@@ -105,7 +105,8 @@ class Situation:
     default_cost: int = 1
     keep: frozenset[str] = frozenset()
     asleep_footprints: Mapping[str, Footprint] = field(default_factory=dict)
-    """What each model that can sleep takes asleep (its devices are the awake ones)."""
+    """What each model that can sleep takes asleep (its devices are the awake ones).
+    One that takes more of some resource asleep than awake is never put to sleep."""
     asleep: frozenset[str] = frozenset()
     """Running models that are asleep: they take their asleep footprint."""
     wake_costs: Mapping[str, int] = field(default_factory=dict)
@@ -187,7 +188,7 @@ def plan(situation: Situation) -> Plan:
     for m, r in rank.items():
         tie = m2 - (1 << (n - 1 - r)) * unit
         weight[(m, STOP)] = _cost(s, m) * m1 + tie + 1
-        if m in s.asleep_footprints and m not in s.asleep:
+        if _may_sleep(s, m):
             weight[(m, SLEEP)] = _wake_cost(s, m) * m1 + tie
     slept = _asleep_usage(s, running)
 
@@ -320,12 +321,21 @@ def _usage(s: Situation, running: list[str]) -> tuple[dict[str, dict[str, int]],
     return usage, {r: sum(per.values()) for r, per in usage.items()}
 
 
+def _may_sleep(s: Situation, model: str) -> bool:
+    """An awake model that can sleep, and takes no more of any resource asleep than
+    awake (a sleep that takes more of something is never a way to make room)."""
+    if model not in s.asleep_footprints or model in s.asleep:
+        return False
+    awake = _takes(s, model, False)
+    return all(a <= awake.get(r, 0) for r, a in _takes(s, model, True).items())
+
+
 def _asleep_usage(s: Situation, running: list[str]) -> dict[str, dict[str, int]]:
     """resource -> model -> amount it would take asleep, for the awake models that can
     sleep (the target aside)."""
     out: dict[str, dict[str, int]] = {}
     for m in running:
-        if m != s.target and m in s.asleep_footprints and m not in s.asleep:
+        if m != s.target and _may_sleep(s, m):
             for r, a in _takes(s, m, True).items():
                 out.setdefault(r, {})[m] = a
     return out
