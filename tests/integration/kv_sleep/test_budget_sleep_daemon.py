@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from swapd.process.states import ProcessState
+from swapd.router.build import footprint_table
+from swapd.router.footprints import Learned
 from tests.integration.http.conftest import client, daemon, start_port
 from tests.integration.kv_sleep.test_sleep_daemon import chat, wait_state
 
@@ -83,3 +85,20 @@ async def test_a_model_that_fails_to_go_to_sleep_is_stopped_instead(tmp_path: Pa
         assert to_b.sleep == ("A",), "the plan was a sleep"
         await wait_state(d, "A", ProcessState.STOPPED)
         assert pool["B"].state is ProcessState.READY
+
+
+async def test_the_meter_learns_what_a_sleeping_model_still_takes(tmp_path: Path) -> None:
+    config = budget_config("--hold-mib 64").replace("learn: false", "learn: true")
+    async with daemon(tmp_path, config) as (base, d), client(base) as c:
+        assert (await chat(c, "A")).status_code == 200
+        await d.meter.next_pass()  # a reading of A awake
+        assert (await chat(c, "B")).status_code == 200
+        assert d.services.pool["A"].state is ProcessState.ASLEEP
+        await d.meter.next_pass()  # and one of A asleep
+        awake, asleep = d.meter.live_peaks("A"), d.meter.live_asleep_peaks("A")
+        assert asleep["ram"] < awake["ram"] - (48 << 20), "the 64 MiB it held are released"
+        learned = Learned(live=d.meter.live_peaks, live_asleep=d.meter.live_asleep_peaks)
+        table = footprint_table(d.loaded, learned)
+        assert table is not None
+        assert table.asleep_planned("A")["ram"] == -(-asleep["ram"] * 11 // 10)
+        assert table.asleep_planned("A")["vram"] == 1 << 30, "declared"
