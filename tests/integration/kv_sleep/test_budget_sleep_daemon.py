@@ -72,6 +72,8 @@ async def test_a_swap_sleeps_a_to_make_room_for_b_and_a_wakes_in_the_same_proces
         assert pool["B"].state is ProcessState.STOPPED
         last = swaps_to(d, "A")[-1]
         assert (last.evict, last.sleep) == (("B",), ())
+        wake = d.runs.books.costs.median_wake("A")
+        assert wake is not None and 0 < wake < 15, "the wake was timed: it prices the next sleep"
 
 
 async def test_a_model_that_fails_to_go_to_sleep_is_stopped_instead(tmp_path: Path) -> None:
