@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
+from swapctl import protocol as p
+from swapctl import render
+from swapctl.client import connect
 from swapd.process.states import ProcessState
 from swapd.router.build import footprint_table
 from swapd.router.footprints import Learned
@@ -104,3 +108,42 @@ async def test_the_meter_learns_what_a_sleeping_model_still_takes(tmp_path: Path
         assert table is not None
         assert table.asleep_planned("A")["ram"] == -(-asleep["ram"] * 11 // 10)
         assert table.asleep_planned("A")["vram"] == 1 << 30, "declared"
+
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLE = REPO / "config" / "examples" / "budget-sleep.yaml"
+
+
+def control_view(sock: Path) -> tuple[p.Explanation, list[p.ModelInfo], p.Status]:
+    with connect(sock) as c:
+        return c.explain("b"), c.models(), c.status()
+
+
+def control_decisions(sock: Path) -> list[p.Decision]:
+    with connect(sock) as c:
+        return c.decisions()
+
+
+async def test_the_example_through_the_control_socket(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace("python3", sys.executable)
+    text = f"startPort: {start_port()}\nhealthCheckTimeout: 15\n" + text
+    sock = tmp_path / "control.sock"
+    async with daemon(tmp_path, text) as (base, d), client(base) as c:
+        assert (await chat(c, "v")).status_code == 200
+        x, models, _ = await trio.to_thread.run_sync(control_view, sock)
+        assert (x.action, x.evict, x.sleep) == ("swap", [], ["v"])
+        assert "sleeps v (frees vram 7GiB)" in x.why
+        assert "sleep    v" in render.explanation(x)
+        v = next(m for m in models if m.id == "v")
+        assert v.footprint is not None and v.footprint.asleep is not None
+        assert v.footprint.asleep["vram"] == 1 << 30
+        assert (await chat(c, "b")).status_code == 200
+        _, _, status = await trio.to_thread.run_sync(control_view, sock)
+        assert [(u.resource, u.used) for u in status.capacity] == [("vram", 9 << 30)]
+        decisions = await trio.to_thread.run_sync(control_decisions, sock)
+        (swap,) = [x for x in decisions if x.action == "swap" and x.model == "b"]
+        assert swap.sleep == ["v"] and swap.evict == []
+        assert (await chat(c, "v")).status_code == 200
+        assert d.services.pool["v"].starts == 1 and d.services.pool["b"].state is (
+            ProcessState.STOPPED
+        )
