@@ -16,9 +16,10 @@ from swapctl import render
 from swapctl.client import connect
 from swapd.process.states import ProcessState
 from swapd.router.build import footprint_table
+from swapd.router.events import RequestEvent
 from swapd.router.footprints import Learned
 from tests.integration.http.conftest import client, daemon, start_port
-from tests.integration.kv_sleep.test_sleep_daemon import chat, wait_state
+from tests.integration.kv_sleep.test_sleep_daemon import WAIT, chat, wait_state
 
 pytestmark = pytest.mark.trio
 
@@ -129,7 +130,13 @@ async def test_the_example_through_the_control_socket(tmp_path: Path) -> None:
     text = f"startPort: {start_port()}\nhealthCheckTimeout: 15\n" + text
     sock = tmp_path / "control.sock"
     async with daemon(tmp_path, text) as (base, d), client(base) as c:
-        assert (await chat(c, "v")).status_code == 200
+        with d.bus.subscribe(topics=("request",)) as sub:
+            assert (await chat(c, "v")).status_code == 200
+            with trio.fail_after(WAIT):  # v is idle once its request is done
+                while True:
+                    event = await sub.receive()
+                    if isinstance(event, RequestEvent) and event.phase == "done":
+                        break
         x, models, _ = await trio.to_thread.run_sync(control_view, sock)
         assert (x.action, x.evict, x.sleep) == ("swap", [], ["v"])
         assert "sleeps v (frees vram 7GiB)" in x.why
