@@ -70,6 +70,7 @@ from swapd.process.spec import KvSpec, ProcessSpec, SleepAction, SleepSpec
 from swapd.process.states import ProcessState
 from swapd.router import Router, SwapFinished, router_from_config
 from swapd.router.footprints import Learned
+from swapd.router.wake_times import follow_wakes
 from swapd.systemd import Notifier
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -259,8 +260,10 @@ class Daemon:
                 await nursery.start(runs.run)
                 meter = Meter(PoolSource(pool), runs, period=self.meter_period, nvml=Nvml.open())
                 learned.live = meter.live_peaks
+                learned.live_asleep = meter.live_asleep_peaks
                 self.meter = meter
                 await nursery.start(meter.run, self.bus)
+                await nursery.start(follow_wakes, self.bus, learned.books)
                 router = router_from_config(self.loaded, pool, self.bus, learned)
                 self.router = router
                 await nursery.start(router.run)

@@ -146,6 +146,8 @@ class Footprint(Payload, kw_only=True, frozen=True):
     """Where it runs now, for a model with devices."""
     blind: list[str] = []
     """Resources of the capacity it has neither declared nor been measured for."""
+    asleep: dict[str, int] | None = None
+    """For a model that can sleep: what the budget plans it takes while asleep."""
 
 
 class CapacityUse(Payload, kw_only=True, frozen=True):
@@ -286,6 +288,8 @@ class Explanation(Payload, kw_only=True, frozen=True):
     """Models whose swaps or requests in flight hold it back (action "queue")."""
     busy: dict[str, int] = {}
     """Requests in flight on the models it would evict."""
+    sleep: list[str] = []
+    """Models it would put to sleep instead of stopping them (the budget router)."""
 
 
 class KvRecord(Payload, kw_only=True, frozen=True):
@@ -320,6 +324,8 @@ class Decision(Payload, kw_only=True, frozen=True):
     queue_length: int = 0
     kv: list[KvRecord] = []
     """For swap_done: the KV-cache slots the swap saved and restored."""
+    sleep: list[str] = []
+    """Models the swap puts to sleep instead of stopping them (the budget router)."""
 
 
 class MatrixSet(Payload, kw_only=True, frozen=True):
@@ -593,6 +599,8 @@ class SwapStarted(EventData, tag="swap_started", kw_only=True, frozen=True):
     why: str = ""
     swap: int | None = None
     """The swap's id; decisions about it carry the same `swap`."""
+    sleep: list[str] = []
+    """Models it puts to sleep instead of stopping them (the budget router)."""
 
 
 class SwapFinished(EventData, tag="swap_finished", kw_only=True, frozen=True):

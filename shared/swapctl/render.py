@@ -168,7 +168,8 @@ def _sized(capacity: Sequence[p.CapacityUse]) -> set[str]:
 
 
 def footprints(rows: Sequence[p.ModelInfo], capacity: Sequence[p.CapacityUse] = ()) -> str:
-    """Per model and resource: declared, measured and planned; then the capacity in use."""
+    """Per model and resource: declared, measured and planned (and, for a model that can
+    sleep, planned asleep); then the capacity in use."""
     sized = _sized(capacity)
     lines = []
     for m in rows:
@@ -186,7 +187,13 @@ def footprints(rows: Sequence[p.ModelInfo], capacity: Sequence[p.CapacityUse] = 
                     r + (f" on {f.device}" if f.device and r not in f.devices else ""),
                     _amount(r, f.declared.get(r), sized),
                     _amount(r, f.measured.get(r), sized),
-                    _amount(r, f.planned.get(r, 0), sized) + (" (blind)" if r in f.blind else ""),
+                    _amount(r, f.planned.get(r, 0), sized)
+                    + (" (blind)" if r in f.blind else "")
+                    + (
+                        f" (asleep {_amount(r, f.asleep.get(r, 0), sized)})"
+                        if f.asleep is not None
+                        else ""
+                    ),
                 )
             )
     if not lines and not capacity:
@@ -285,6 +292,8 @@ def explanation(x: p.Explanation) -> str:
         rows.append(("state", x.state))
     rows.append(("running", _names(x.running)))
     rows.append(("evict", _names(x.evict)))
+    if x.sleep:
+        rows.append(("sleep", _names(x.sleep)))
     if x.set is not None:
         rows.append(("set", x.set))
     if x.cost is not None:
@@ -387,7 +396,7 @@ def decisions(rows: Sequence[p.Decision]) -> str:
                 clock(d.time),
                 d.model,
                 d.action,
-                _names(d.evict),
+                _names(d.evict) + (f" (sleep {_names(d.sleep)})" if d.sleep else ""),
                 _opt(d.set),
                 _opt(d.cost),
                 duration(d.duration),
@@ -411,6 +420,7 @@ def event(item: p.Event | p.Lagged) -> str:
             body = (
                 f"swap to {d.target} evict={_names(d.evict)} set={_opt(d.set)} cost={_opt(d.cost)}"
             )
+            body += f" sleep={_names(d.sleep)}" if d.sleep else ""
             body += f" why={d.why}" if d.why else ""
         case p.SwapFinished():
             verdict = "ok" if d.ok else f"failed: {d.error}"
@@ -418,6 +428,7 @@ def event(item: p.Event | p.Lagged) -> str:
         case p.DecisionMade():
             x = d.decision
             body = f"{x.model}: {x.action} evict={_names(x.evict)} set={_opt(x.set)}"
+            body += f" sleep={_names(x.sleep)}" if x.sleep else ""
             body += f" cost={_opt(x.cost)}" + (f" why={x.why}" if x.why else "")
         case p.RequestEvent():
             body = f"{d.model}: {d.phase}" + (f" {d.status}" if d.status is not None else "")

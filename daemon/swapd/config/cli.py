@@ -176,6 +176,9 @@ def _resources_summary(config: Config) -> list[str]:
             k: (m.devices[0] if k not in res.capacity and m.devices else k) for k in m.resources
         }
         parts = [f"{k} {size(unit_of[k], v)}" for k, v in m.resources.items()]
+        if m.resources_asleep:
+            asleep = [f"{k} {size(unit_of.get(k, k), v)}" for k, v in m.resources_asleep.items()]
+            parts.append("asleep " + ", ".join(asleep))
         if m.devices:
             parts.append(f"on {' | '.join(m.devices)}")
         lines.append(f"  {model_id:<{width}}  {', '.join(parts) or 'nothing declared'}")

@@ -95,6 +95,8 @@ class ModelConfig(_Frozen, frozen=True, kw_only=True):
     # Declared footprint, in whole units (bytes for sizes written with a unit).
     resources: dict[str, int] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)  # candidate devices, in the file's order
+    # Declared footprint while asleep (`resources.asleep`), as `resources`.
+    resources_asleep: dict[str, int] = field(default_factory=dict)
     kv_cache: KvCacheConfig = field(default_factory=KvCacheConfig)
     sleep: SleepConfig | None = None  # None: a model is stopped, never put to sleep
 

@@ -12,7 +12,10 @@ Rules checked here (all problems are collected, none stops the others):
   its devices only is a warning;
 - `use: budget` needs a capacity; footprints without a capacity are unused (a
   warning);
-- `costs` as a map: keys are model IDs or aliases, values numbers >= 0.
+- `costs` as a map: keys are model IDs or aliases, values numbers >= 0;
+- `resources.asleep` (a map of the same resources, what the model takes
+  asleep) follows the rules of `resources`; an amount above the awake one is
+  a warning, and so is `asleep` on a model that cannot sleep (unused).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from dataclasses import dataclass, field
 
 from swapd.config.errors import Issue, Path
 from swapd.config.model import BudgetConfig, ResourcesConfig
-from swapd.config.schema import ConfigDoc
+from swapd.config.schema import ConfigDoc, ModelDoc
 from swapd.config.sizes import SizeError, format_size, has_unit, parse_size
 
 CAPACITY: Path = ("resources", "capacity")
+ASLEEP = "asleep"
 
 
 @dataclass
@@ -38,6 +42,8 @@ class Checked:
     budget: BudgetConfig
     issues: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
+    asleep: dict[str, dict[str, int]] = field(default_factory=dict)
+    """model -> its declared footprint while asleep (`resources.asleep`)."""
 
 
 def check(doc: ConfigDoc, aliases: dict[str, str], use: str | None) -> Checked:
@@ -59,15 +65,28 @@ def check(doc: ConfigDoc, aliases: dict[str, str], use: str | None) -> Checked:
     known = dict.fromkeys(block.capacity if block is not None else (), 0) | capacity
 
     declared: dict[str, dict[str, int]] = {}
+    asleep: dict[str, dict[str, int]] = {}
     used_devices: set[str] = set()
     for model_id, m in doc.models.items():
         base: Path = ("models", model_id)
         amounts: dict[str, int] = {}
-        for name, value in m.resources.items():
-            amount = _size(value, (*base, "resources", name), issues)
+        named: dict[str, str | int | float] = {}
+        for name, given in m.resources.items():
+            if name == ASLEEP:
+                continue
+            if isinstance(given, dict):
+                issues.append(
+                    Issue((*base, "resources", name), f"a size, got a map (only {ASLEEP} is one)")
+                )
+                continue
+            named[name] = given
+            amount = _size(given, (*base, "resources", name), issues)
             if amount is not None:
                 amounts[name] = amount
         declared[model_id] = amounts
+        slept = _asleep(model_id, m, amounts, known, issues, warnings)
+        if slept:
+            asleep[model_id] = slept
         devices = _devices(m.devices, base, known, has_capacity, issues)
         used_devices.update(devices)
         if not has_capacity:
@@ -79,7 +98,7 @@ def check(doc: ConfigDoc, aliases: dict[str, str], use: str | None) -> Checked:
                     )
                 )
             continue
-        per_device = [k for k in m.resources if k not in known]
+        per_device = [k for k in named if k not in known]
         if m.devices and len(per_device) > 1:
             issues.append(
                 Issue(
@@ -116,7 +135,58 @@ def check(doc: ConfigDoc, aliases: dict[str, str], use: str | None) -> Checked:
             devices=[name for name in capacity if name in used_devices],
             sized=[name for name in capacity if name in sized],
         )
-    return Checked(resources, declared, budget, issues, warnings)
+    return Checked(resources, declared, budget, issues, warnings, asleep)
+
+
+def _asleep(
+    model_id: str,
+    m: ModelDoc,
+    awake: dict[str, int],
+    known: dict[str, int],
+    issues: list[Issue],
+    warnings: list[Issue],
+) -> dict[str, int]:
+    """`resources.asleep`: the same resources as awake, each at most the awake amount
+    (else a warning); unused (a warning) on a model that cannot sleep."""
+    block = m.resources.get(ASLEEP)
+    if block is None:
+        return {}
+    where: Path = ("models", model_id, "resources", ASLEEP)
+    if not isinstance(block, dict):
+        issues.append(Issue(where, "a map of resource -> size, what the model takes asleep"))
+        return {}
+    out: dict[str, int] = {}
+    # With devices, the resource it takes on its device is not in the capacity.
+    device_resource = {k for k in awake if k not in known} if m.devices else set()
+    for name, value in block.items():
+        at: Path = (*where, name)
+        if known and name not in known and name not in device_resource:
+            issues.append(
+                Issue(
+                    at,
+                    f'unknown resource "{name}": not in resources.capacity ({", ".join(known)})'
+                    + (" nor what the model takes on its device" if m.devices else "")
+                    + _nearest(name, known),
+                )
+            )
+            continue
+        amount = _size(value, at, issues)
+        if amount is None:
+            continue
+        out[name] = amount
+        if name in awake and amount > awake[name]:
+            warnings.append(
+                Issue(
+                    at,
+                    f"more than it takes awake ({format_size(amount, unit=has_unit(value))} > "
+                    f"{format_size(awake[name], unit=has_unit(value))}): sleeping it frees "
+                    "nothing of it",
+                )
+            )
+    can_sleep = m.sleep is not None or m.wake is not None
+    if not can_sleep and not (m.cmd_sleep.strip() or m.cmd_wake.strip()):
+        warnings.append(Issue(where, "unused: the model has no sleep/wake nor cmdSleep/cmdWake"))
+    return out
 
 
 def _size(value: str | int | float, where: Path, issues: list[Issue]) -> int | None:

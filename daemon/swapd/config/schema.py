@@ -24,6 +24,11 @@ Size = Annotated[
     Meta(description="A size with a binary unit (B, KiB, MiB, GiB, TiB), or a plain number."),
 ]
 
+SizeOrAsleep = Annotated[
+    str | int | float | dict[str, Size],
+    Meta(description="A size; under `asleep`, a map of resource -> size."),
+]
+
 
 class _Doc(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
     pass
@@ -184,11 +189,12 @@ class ModelDoc(_Doc):
         Meta(description="swapd: bytes of process output kept; unset = global value."),
     ] = None
     resources: Annotated[
-        dict[str, Size],
+        dict[str, SizeOrAsleep],
         Meta(
             description="swapd: declared footprint, resource -> size (a resource not named "
             "counts 0); with devices, the one resource that is not in resources.capacity is "
-            "what it takes on the device it is given."
+            "what it takes on the device it is given. `asleep`: a map of the same resources, "
+            "what it takes while asleep (with sleep/wake or cmdSleep/cmdWake)."
         ),
     ] = field(default_factory=dict)
     devices: Annotated[

@@ -201,7 +201,7 @@ def build(doc: ConfigDoc, expanded: Expanded) -> Built:
         models[model_id] = _model(
             doc, model_id, doc.models[model_id], expanded, auto[model_id], health,
             unload_timeout, priority.get(model_id, 0), issues,
-            budgeted.declared.get(model_id, {}),
+            budgeted.declared.get(model_id, {}), budgeted.asleep.get(model_id, {}),
         )  # fmt: skip
     kv = kv_cache.check(tree, {m: models[m].argv for m in model_ids})
     issues.extend(kv.issues)
@@ -287,6 +287,7 @@ def _model(
     priority: int,
     issues: list[Issue],
     declared: dict[str, int],
+    declared_asleep: dict[str, int],
 ) -> ModelConfig:
     base: Path = ("models", model_id)
     ttl = doc.global_ttl if m.ttl == -1 else m.ttl
@@ -340,6 +341,7 @@ def _model(
         log_ring_bytes=m.log_ring_bytes if m.log_ring_bytes is not None else doc.log_ring_bytes,
         priority=priority,
         resources=declared,
+        resources_asleep=declared_asleep,
         devices=list(m.devices),
         sleep=sleep.check(model_id, m, issues),
     )

@@ -37,6 +37,7 @@ from swapd.ports import PoolPort, RouterPort
 from swapd.process.events import LogLine
 from swapd.process.logs import LogRing
 from swapd.process.meter import MeterView
+from swapd.process.states import ProcessState
 from swapd.router.build import footprint_table
 from swapd.router.errors import (
     LoadFailed,
@@ -166,7 +167,10 @@ class DaemonBackend:
             legend=convert.legend(),
             history=self._history_info(),
             host=self._host(),
-            capacity=self._capacity(running),
+            capacity=self._capacity(
+                running,
+                frozenset(m for m, x in snaps.items() if x.state is ProcessState.ASLEEP),
+            ),
         )
 
     def _history_info(self) -> p.HistoryInfo | None:
@@ -233,9 +237,11 @@ class DaemonBackend:
         host = meter.host() if meter is not None else None
         return convert.host(host) if host is not None else None
 
-    def _capacity(self, running: Sequence[str]) -> list[p.CapacityUse]:
+    def _capacity(
+        self, running: Sequence[str], asleep: frozenset[str] = frozenset()
+    ) -> list[p.CapacityUse]:
         table = self._table()
-        return convert.capacity(table, running) if table is not None else []
+        return convert.capacity(table, running, asleep) if table is not None else []
 
     def _ring(self, source: str) -> LogRing:
         logs = self.parts.logs

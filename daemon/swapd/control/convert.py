@@ -88,6 +88,7 @@ def decision(d: rev.Decision) -> p.Decision:
         swap=d.swap_id,
         queue_length=d.queue_length,
         kv=kv_records(d.kv),
+        sleep=list(d.sleep),
     )
 
 
@@ -115,8 +116,9 @@ def explanation(x: RouterExplanation, *, asked: str, running: Iterable[str]) -> 
         why=x.reason,
         state=x.state,
         evict=list(x.evict),
+        sleep=list(x.sleep),
         set=x.set,
-        cost=x.cost if x.evict or x.set is not None else None,
+        cost=x.cost if x.evict or x.sleep or x.set is not None else None,
         running=list(running),
         queue_position=x.queue_ahead + 1 if x.verdict == "queue" else None,
         in_flight=sum(x.in_flight.values()),
@@ -177,6 +179,7 @@ def event(e: BusEvent) -> p.EventData:
                 cost=e.cost,
                 why=e.why,
                 swap=e.swap_id,
+                sleep=list(e.sleep),
             )
         case rev.SwapFinished():
             error = e.error
@@ -351,11 +354,16 @@ def footprint(table: FootprintTable, model: str) -> p.Footprint:
         devices=list(m.devices) if m is not None else [],
         device=table.device_of(model),
         blind=table.blind(model),
+        asleep=table.asleep_planned(model) if table.can_sleep(model) else None,
     )
 
 
-def capacity(table: FootprintTable, running: Iterable[str]) -> list[p.CapacityUse]:
-    used = table.in_use(list(running))
+def capacity(
+    table: FootprintTable, running: Iterable[str], asleep: frozenset[str] = frozenset()
+) -> list[p.CapacityUse]:
+    """What the running models take of each resource (those `asleep` at their asleep
+    footprint)."""
+    used = table.in_use(list(running), asleep)
     sized = table.budgeting.sized
     return [
         p.CapacityUse(resource=r, used=used.get(r, 0), capacity=cap, sized=r in sized)

@@ -9,7 +9,10 @@ Three layers, so that what is decided can be tested without processes:
   pass over the seconds that passed (a process new since then counts what it
   spent in all); its `ram` is the resident memory of every process of the
   tree summed; its `vram` the GPU memory NVML reports for those processes,
-  summed over devices. A model run's peaks are the highest of each.
+  summed over devices. A model run's peaks are the highest of each; its
+  asleep peaks the highest of the readings taken while it was asleep (asleep
+  when the pass began and when it was folded, so a reading of the model
+  awake is never counted as asleep).
 - **Sampling** (`sample_tree`, `sample_host`, `Nvml`): psutil and NVML calls,
   blocking, run off the event loop by the `Meter` task, one pass at a time.
 
@@ -149,11 +152,19 @@ class RunPeaks:
     ram: int = 0
     vram: int | None = None
     load_seconds: float | None = None
+    asleep: dict[str, int] = field(default_factory=dict)
+    """measure -> the highest reading taken while the model was asleep."""
 
     def add(self, reading: TreeReading) -> None:
         self.ram = max(self.ram, reading.ram)
         if reading.vram is not None:
             self.vram = max(self.vram or 0, reading.vram)
+
+    def add_asleep(self, reading: TreeReading) -> None:
+        if reading.ram > 0:
+            self.asleep["ram"] = max(self.asleep.get("ram", 0), reading.ram)
+        if reading.vram is not None:
+            self.asleep["vram"] = max(self.asleep.get("vram", 0), reading.vram)
 
     def peaks(self) -> dict[str, int]:
         """measure -> peak, for the measures this run took (`vram` only with NVML)."""
@@ -368,6 +379,11 @@ class Meter:
         run = self.runs.get(model)
         return run.peaks() if run is not None else {}
 
+    def live_asleep_peaks(self, model: str) -> Mapping[str, int]:
+        """The peaks of the model's current run while it was asleep ({} when none)."""
+        run = self.runs.get(model)
+        return dict(run.asleep) if run is not None else {}
+
     # -- the task
 
     def wake(self) -> None:
@@ -411,17 +427,21 @@ class Meter:
 
     async def sample_once(self) -> None:
         targets = dict(self.source.meter_targets())
+        before = dict(self.source.states())
         pids = {m: pid for m, (pid, _) in targets.items()}
         sampled = await trio.to_thread.run_sync(_sample_all, pids, self.nvml)
-        self.apply(sampled, targets, self.source.states())
+        self.apply(sampled, targets, self.source.states(), before)
 
     def apply(
         self,
         sampled: _Pass,
         targets: Mapping[str, tuple[int, float | None]],
         states: Mapping[str, ProcessState],
+        before: Mapping[str, ProcessState] | None = None,
     ) -> None:
-        """Fold one pass into the readings, the runs and the sink (no I/O)."""
+        """Fold one pass into the readings, the runs and the sink (no I/O). `before`:
+        the states when the pass began (`states` when not given)."""
+        before = states if before is None else before
         elapsed = sampled.at - self._last_at if self._last_at is not None else 0.0
         self._last_at = sampled.at
         readings: dict[str, TreeReading] = {}
@@ -439,6 +459,9 @@ class Meter:
             if run is None:
                 run = self.runs[model] = RunPeaks(pid, started=sampled.wall)
             run.add(reading)
+            asleep = ProcessState.ASLEEP
+            if states.get(model) is asleep and before.get(model) is asleep:
+                run.add_asleep(reading)
             load = targets[model][1]
             ready = states.get(model) == ProcessState.READY
             if run.load_seconds is None and ready and load is not None:

@@ -154,6 +154,8 @@ class _Sleep:
 
     reason: str
     reply: _Reply
+    slept: bool = False
+    """Set by the owner before the reply: the model is asleep."""
 
 
 class _Poke:
@@ -251,13 +253,16 @@ class Supervisor:
         except ProcessShutdown:
             pass  # nothing runs after a shutdown
 
-    async def sleep(self, *, reason: str = "") -> None:
+    async def sleep(self, *, reason: str = "") -> bool:
         """Put the model to sleep if it is ready and can sleep (else a no-op); return once
-        that is done or has failed (logged; the model then stays ready)."""
+        that is done or has failed (logged; the model then stays ready). True when the
+        model is asleep at the end, so a caller that needs the room can stop it instead."""
+        message = _Sleep(reason or "sleep requested", _Reply())
         try:
-            await self._ask(_Sleep(reason or "sleep requested", _Reply()))
+            await self._ask(message)
         except ProcessShutdown:
-            pass
+            return False
+        return message.slept
 
     def hold(self) -> None:
         """Count a request in flight: the TTL never unloads a model while one is."""
@@ -315,6 +320,7 @@ class Supervisor:
             elif isinstance(message, _Sleep):
                 if self._state is ProcessState.READY:
                     await self._go_to_sleep(message.reason)
+                message.slept = self._state is ProcessState.ASLEEP
                 message.reply.set()
             elif isinstance(message, _Ensure):
                 if self._state is ProcessState.READY:

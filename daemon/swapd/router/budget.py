@@ -1,9 +1,10 @@
-"""The budget planner: which idle models to stop so that a target fits (pure).
+"""The budget planner: which idle models to stop or put to sleep so that a target fits (pure).
 
 `plan(Situation)` answers, for one target:
 
 - **fit**: the device (for a model with `devices`) and the set of idle
-  running models to evict, possibly empty, after which the target fits;
+  running models to evict (stop) or put to sleep, possibly empty, after
+  which the target fits;
 - **wait**: no set of idle models is enough, but evicting models that are
   serving requests would be: `evict` is the plan once they are idle and
   `wait_for` names them (the scheduler queues the request, as it does when a
@@ -19,18 +20,29 @@ resource already over its capacity (a learned footprint grew) is not fixed by
 evicting for an unrelated model. A resource that is not in the capacity is
 not limited.
 
-Which set: the lowest total cost; then the fewest models; then the set that
-evicts the least recently used model first (`recency`, oldest first; a
-model it does not name counts as older than any it does), then the file's
-order (`order`), then the name. Those rules are one total order: each model
-gets a rank, and a set's key is (cost, size, the ranks it contains, most
-significant first), so the answer is unique and the same for the same
-inputs. Among devices: the lowest cost, then the device with the most free
-before evicting, then the same set order, then the order of `devices`.
+Sleep: a model that can sleep (it has an asleep footprint,
+`asleep_footprints`) and is awake may instead be put to sleep: that frees
+what it takes awake minus what it takes asleep, and costs its wake
+(`wake_costs`). A model that is asleep (`asleep`) counts its asleep
+footprint, and can only be stopped. Putting a model to sleep and stopping it
+are exclusive. A target that is asleep is planned like a start on the device
+it is on: it will take its awake footprint again.
+
+Which set: the lowest total cost (stop costs plus wake costs); then the
+fewest models touched; then the set that touches the least recently used
+model first (`recency`, oldest first; a model it does not name counts as
+older than any it does), then the file's order (`order`), then the name;
+then the fewest stops (on a full tie a model sleeps rather than stops).
+Those rules are one total order: each model gets a rank, and a set's key is
+(cost, size, the ranks it contains most significant first, stops), so the
+answer is unique and the same for the same inputs. Among devices: the
+lowest cost, then the device with the most free before evicting, then the
+same set order, then the order of `devices`.
 
 How it stays fast: the set is a minimum-cost multi-dimensional covering
-problem. The key above is one integer per model (`cost * M1 + M2 - 2^rank`),
-so the search minimises a sum of positive integers: a depth-first branch and
+problem. The key above is one integer per choice (`((cost * M1 + M2 -
+2^rank) * U) + stop`), so the search minimises a sum of positive integers
+over choices of which at most one per model is taken: a depth-first branch and
 bound over the models that free something the target is short of, ordered
 by efficiency, with a greedy solution as the first bound, the best
 fractional cover of each short resource as the lower bound, and, across
@@ -51,6 +63,9 @@ from typing import Literal
 NODE_BUDGET = 20_000  # branch-and-bound nodes per device searched
 
 PlanKind = Literal["fit", "wait", "never"]
+STOP = 0
+SLEEP = 1
+_Choice = tuple[str, int]  # (model, STOP or SLEEP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +104,13 @@ class Situation:
     order: Sequence[str] = ()
     default_cost: int = 1
     keep: frozenset[str] = frozenset()
+    asleep_footprints: Mapping[str, Footprint] = field(default_factory=dict)
+    """What each model that can sleep takes asleep (its devices are the awake ones).
+    One that takes more of some resource asleep than awake is never put to sleep."""
+    asleep: frozenset[str] = frozenset()
+    """Running models that are asleep: they take their asleep footprint."""
+    wake_costs: Mapping[str, int] = field(default_factory=dict)
+    """What putting a model to sleep costs (its wake); a missing one: its stop cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +131,18 @@ class Shortage:
 class Plan:
     """The answer for one target (see the module docstring).
 
-    `evict` keeps the order of `running`. `need` is what the target takes,
-    per resource it is short of or takes on its device; `free` what is free
-    of it before evicting; `freed` what each evicted model frees of it.
+    `evict` (stopped) and `sleep` (put to sleep) keep the order of
+    `running`. `need` is what the target takes, per resource it is short of
+    or takes on its device; `free` what is free of it before evicting;
+    `freed` what each evicted or slept model frees of it. `cost` is the
+    stop costs of `evict` plus the wake costs of `sleep`.
     """
 
     kind: PlanKind
     target: str
     device: str | None = None
     evict: tuple[str, ...] = ()
+    sleep: tuple[str, ...] = ()
     cost: int = 0
     wait_for: tuple[str, ...] = ()
     need: Mapping[str, int] = field(default_factory=dict)
@@ -143,7 +168,11 @@ def plan(situation: Situation) -> Plan:
     running = list(dict.fromkeys(s.running))
     foot = s.footprints.get(target, NOTHING)
     if target in running:
-        return Plan("fit", target, device=_where(s, target, foot))
+        if target not in s.asleep:
+            return Plan("fit", target, device=_where(s, target, foot))
+        device = _where(s, target, foot)
+        if device is not None:  # waking, it stays on its device
+            foot = Footprint(foot.amounts, foot.on_device, (device,))
     devices: tuple[str | None, ...] = foot.devices or (None,)
     shortage = _shortage(s, foot)
     if shortage is not None:
@@ -151,10 +180,17 @@ def plan(situation: Situation) -> Plan:
 
     rank = ranks(s)
     n = len(rank)
-    m2 = 1 << n
+    unit = n + 1
+    m2 = (1 << n) * unit
     m1 = (n + 1) * m2
     usage, used = _usage(s, running)
-    weight = {m: _cost(s, m) * m1 + m2 - (1 << (n - 1 - r)) for m, r in rank.items()}
+    weight: dict[_Choice, int] = {}
+    for m, r in rank.items():
+        tie = m2 - (1 << (n - 1 - r)) * unit
+        weight[(m, STOP)] = _cost(s, m) * m1 + tie + 1
+        if _may_sleep(s, m):
+            weight[(m, SLEEP)] = _wake_cost(s, m) * m1 + tie
+    slept = _asleep_usage(s, running)
 
     options: list[_Option] = []
     for pos, device in enumerate(devices):
@@ -168,7 +204,7 @@ def plan(situation: Situation) -> Plan:
     options.sort(key=lambda o: (-o.free_device, o.pos))
 
     for allow_busy in (False, True):
-        search = _Search(s, usage, used, weight, m1, allow_busy)
+        search = _Search(s, usage, slept, used, weight, m1, allow_busy)
         best: _Solved | None = None
         for option in options:
             solved = search.solve(option, best)
@@ -193,13 +229,18 @@ class _Option:
 @dataclass(slots=True)
 class _Solved:
     option: _Option
-    chosen: tuple[str, ...]
+    chosen: tuple[_Choice, ...]
     value: int  # the summed weights of `chosen`
     exhaustive: bool
 
 
 def _cost(s: Situation, model: str) -> int:
     return max(0, s.costs.get(model, s.default_cost))
+
+
+def _wake_cost(s: Situation, model: str) -> int:
+    cost = s.wake_costs.get(model)
+    return _cost(s, model) if cost is None else max(0, cost)
 
 
 def _where(s: Situation, model: str, foot: Footprint) -> str | None:
@@ -253,23 +294,51 @@ def _beside_kept(
     raise AssertionError("only models never evicted can keep a target that fits alone out")
 
 
+def _takes(s: Situation, model: str, asleep: bool) -> dict[str, int]:
+    """resource -> what `model` takes of the capacity, awake or asleep (asleep without
+    an asleep footprint: as awake). Asleep it stays on the device it was on."""
+    awake = s.footprints.get(model, NOTHING)
+    foot = s.asleep_footprints.get(model, awake) if asleep else awake
+    out: dict[str, int] = {}
+    for r, a in foot.amounts.items():
+        if a > 0 and r in s.capacity:
+            out[r] = out.get(r, 0) + a
+    device = _where(s, model, awake)
+    if device is not None and foot.on_device > 0 and device in s.capacity:
+        out[device] = out.get(device, 0) + foot.on_device
+    return out
+
+
 def _usage(s: Situation, running: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """resource -> model -> amount for the running models other than the target,
-    and resource -> their total."""
+    """resource -> model -> amount for the running models other than the target (an
+    asleep one at its asleep footprint), and resource -> their total."""
     usage: dict[str, dict[str, int]] = {}
     for m in running:
         if m == s.target:
             continue
-        foot = s.footprints.get(m, NOTHING)
-        for r, a in foot.amounts.items():
-            if a > 0 and r in s.capacity:
-                per = usage.setdefault(r, {})
-                per[m] = per.get(m, 0) + a
-        device = _where(s, m, foot)
-        if device is not None and foot.on_device > 0 and device in s.capacity:
-            per = usage.setdefault(device, {})
-            per[m] = per.get(m, 0) + foot.on_device
+        for r, a in _takes(s, m, m in s.asleep).items():
+            usage.setdefault(r, {})[m] = a
     return usage, {r: sum(per.values()) for r, per in usage.items()}
+
+
+def _may_sleep(s: Situation, model: str) -> bool:
+    """An awake model that can sleep, and takes no more of any resource asleep than
+    awake (a sleep that takes more of something is never a way to make room)."""
+    if model not in s.asleep_footprints or model in s.asleep:
+        return False
+    awake = _takes(s, model, False)
+    return all(a <= awake.get(r, 0) for r, a in _takes(s, model, True).items())
+
+
+def _asleep_usage(s: Situation, running: list[str]) -> dict[str, dict[str, int]]:
+    """resource -> model -> amount it would take asleep, for the awake models that can
+    sleep (the target aside)."""
+    out: dict[str, dict[str, int]] = {}
+    for m in running:
+        if m != s.target and _may_sleep(s, m):
+            for r, a in _takes(s, m, True).items():
+                out.setdefault(r, {})[m] = a
+    return out
 
 
 class _Search:
@@ -279,31 +348,37 @@ class _Search:
         self,
         s: Situation,
         usage: dict[str, dict[str, int]],
+        slept: dict[str, dict[str, int]],
         used: dict[str, int],
-        weight: dict[str, int],
+        weight: dict[_Choice, int],
         m1: int,
         allow_busy: bool,
     ) -> None:
         self.s = s
         self.usage = usage
+        self.slept = slept
         self.used = used
         self.weight = weight
         self.m1 = m1
         self.allow_busy = allow_busy
-        self._by_ratio: dict[str, list[tuple[str, int, int]]] = {}
+        self._by_ratio: dict[str, list[tuple[_Choice, int, int]]] = {}
 
-    def by_ratio(self, resource: str) -> list[tuple[str, int, int]]:
-        """(model, weight, amount) of the evictable models taking `resource`, by weight
-        per unit freed."""
+    def by_ratio(self, resource: str) -> list[tuple[_Choice, int, int]]:
+        """(choice, weight, amount freed) of the choices (stop or sleep an evictable
+        model) that free some `resource`, by weight per unit freed."""
         found = self._by_ratio.get(resource)
         if found is None:
             busy = () if self.allow_busy else self.s.busy
             keep = self.s.keep
-            found = [
-                (m, self.weight[m], a)
-                for m, a in self.usage.get(resource, {}).items()
-                if a > 0 and m not in busy and m not in keep
-            ]
+            asleep = self.slept.get(resource, {})
+            found = []
+            for m, a in self.usage.get(resource, {}).items():
+                if a <= 0 or m in busy or m in keep:
+                    continue
+                found.append(((m, STOP), self.weight[(m, STOP)], a))
+                sleeping = (m, SLEEP)
+                if sleeping in self.weight and a > asleep.get(m, 0):
+                    found.append((sleeping, self.weight[sleeping], a - asleep.get(m, 0)))
             found.sort(key=lambda x: (x[1] / x[2], x[0]))
             self._by_ratio[resource] = found
         return found
@@ -357,18 +432,18 @@ def _bound(option: _Option, best: _Solved | None, m1: int) -> int:
 
 
 def _cover(
-    lists: list[list[tuple[str, int, int]]], deficits: tuple[int, ...], bound: int
-) -> tuple[tuple[str, ...], int, bool] | None:
-    """The lightest set of models whose frees reach every deficit and that weighs less
-    than `bound`: (names, weight, exhaustive), or None.
+    lists: list[list[tuple[_Choice, int, int]]], deficits: tuple[int, ...], bound: int
+) -> tuple[tuple[_Choice, ...], int, bool] | None:
+    """The lightest set of choices, at most one per model, whose frees reach every
+    deficit and that weighs less than `bound`: (choices, weight, exhaustive), or None.
 
-    `lists[d]`: (model, weight, amount freed of resource d), by weight per unit.
+    `lists[d]`: (choice, weight, amount freed of resource d), by weight per unit.
     """
     dims = range(len(deficits))
     # Branch first on the models of the resource the fewest models free: once they are
     # decided, that resource's feasibility cut settles most of the tree at once.
-    index: dict[str, int] = {}
-    names: list[str] = []
+    index: dict[_Choice, int] = {}
+    names: list[_Choice] = []
     weights: list[int] = []
     for d in sorted(dims, key=lambda d: (len(lists[d]), d)):
         for name, w, _ in lists[d]:
@@ -377,6 +452,10 @@ def _cover(
                 names.append(name)
                 weights.append(w)
     count = len(names)
+    # The choices of one model are exclusive: `group[k]` names it, `taken` marks it.
+    groups: dict[str, int] = {}
+    group = [groups.setdefault(name[0], len(groups)) for name in names]
+    taken = [False] * len(groups)
     frees = [[0] * len(deficits) for _ in range(count)]
     by_ratio: list[list[int]] = []
     for d in dims:
@@ -394,7 +473,7 @@ def _cover(
 
     best_value = bound
     best_set: tuple[int, ...] | None = None
-    greedy = _greedy(weights, frees, deficits)
+    greedy = _greedy(weights, frees, deficits, group)
     if greedy is not None:
         value = sum(weights[k] for k in greedy)
         if value < best_value:
@@ -409,7 +488,7 @@ def _cover(
                 continue
             total = 0.0
             for j in by_ratio[d]:
-                if j < k:
+                if j < k or taken[group[j]]:
                     continue
                 f = frees[j][d]
                 if f >= need:
@@ -443,13 +522,19 @@ def _cover(
         for d in dims:
             if left[d] > suffix[k][d]:
                 return
+        g = group[k]
+        if taken[g]:  # the other choice of this model is taken
+            search(k + 1, value, left)
+            return
         if value + lower(k, left) >= best_value:
             return
-        chosen.append(k)  # evict model k
+        chosen.append(k)  # take choice k
+        taken[g] = True
         f = frees[k]
         search(k + 1, value + weights[k], [left[d] - f[d] for d in dims])
+        taken[g] = False
         chosen.pop()
-        if exhaustive:  # keep model k
+        if exhaustive:  # leave it
             search(k + 1, value, left)
 
     search(0, 0, list(deficits))
@@ -459,17 +544,31 @@ def _cover(
 
 
 def _greedy(
-    weights: list[int], frees: list[list[int]], deficits: tuple[int, ...]
+    weights: list[int], frees: list[list[int]], deficits: tuple[int, ...], group: list[int]
 ) -> tuple[int, ...] | None:
-    """Take items in order until every deficit is met, then drop the ones not needed."""
+    """Take items in order until every deficit is met, then drop the ones not needed.
+
+    One item per group: a later item of a taken group replaces it when it frees more of
+    a deficit still open (a stop after a sleep of the same model), so the greedy finds a
+    set whenever stopping models can."""
+    dims = range(len(deficits))
     left = list(deficits)
     taken: list[int] = []
+    groups: dict[int, int] = {}
     for k, f in enumerate(frees):
         if all(x <= 0 for x in left):
             break
-        if any(f[d] > 0 and left[d] > 0 for d in range(len(left))):
+        old = groups.get(group[k])
+        if old is not None:
+            if any(left[d] > 0 and f[d] > frees[old][d] for d in dims):
+                taken.remove(old)
+                left = [left[d] + frees[old][d] for d in dims]
+            else:
+                continue
+        if any(f[d] > 0 and left[d] > 0 for d in dims):
             taken.append(k)
-            left = [left[d] - f[d] for d in range(len(left))]
+            groups[group[k]] = k
+            left = [left[d] - f[d] for d in dims]
     if any(x > 0 for x in left):
         return None
     for k in sorted(taken, key=lambda k: -weights[k]):
@@ -488,18 +587,26 @@ def _plan(
     kind: PlanKind,
 ) -> Plan:
     option = solved.option
-    chosen = set(solved.chosen)
-    evict = tuple(m for m in running if m in chosen)
+    stops = {m for m, how in solved.chosen if how == STOP}
+    sleeps = {m for m, how in solved.chosen if how == SLEEP}
+    evict = tuple(m for m in running if m in stops)
+    sleep = tuple(m for m in running if m in sleeps)
     need = dict(option.need)
     free = {r: s.capacity[r] - used.get(r, 0) for r in need}
-    freed = {m: {r: usage[r][m] for r in need if usage.get(r, {}).get(m, 0) > 0} for m in evict}
+    freed: dict[str, dict[str, int]] = {}
+    for m in running:
+        if m in stops or m in sleeps:
+            left = _takes(s, m, True) if m in sleeps else {}
+            gone = {r: usage.get(r, {}).get(m, 0) - left.get(r, 0) for r in need}
+            freed[m] = {r: a for r, a in gone.items() if a > 0}
     return Plan(
         kind,
         s.target,
         device=option.device,
         evict=evict,
-        cost=sum(_cost(s, m) for m in evict),
-        wait_for=tuple(m for m in evict if m in s.busy),
+        sleep=sleep,
+        cost=sum(_cost(s, m) for m in evict) + sum(_wake_cost(s, m) for m in sleep),
+        wait_for=tuple(m for m in running if m in s.busy and (m in stops or m in sleeps)),
         need=need,
         free=free,
         freed=freed,

@@ -8,6 +8,9 @@ form kept across restarts (the history file's model runs, `swapd.history.runs`).
   run, the last `RUNS_KEPT` runs; what counts is the highest of them.
 - **Load times**: per model, the seconds its last `LOADS_KEPT` loads took; a
   `measured` cost is their median.
+- **Wake times**: per model that can sleep, the seconds its last
+  `LOADS_KEPT` wakes took (from asleep to ready); their median is what
+  putting it to sleep costs. Kept while the daemon runs, not across restarts.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class CostBook:
 
     def __init__(self) -> None:
         self._loads: dict[str, list[float]] = {}
+        self._wakes: dict[str, list[float]] = {}
 
     def record_load(self, model: str, seconds: float) -> None:
         """`model` became ready `seconds` after it was spawned."""
@@ -71,6 +75,18 @@ class CostBook:
         """The median of the last load times, or None when it never loaded."""
         loads = self._loads.get(model)
         return statistics.median(loads) if loads else None
+
+    def record_wake(self, model: str, seconds: float) -> None:
+        """`model` was ready `seconds` after a wake began."""
+        if seconds >= 0:
+            wakes = self._wakes.setdefault(model, [])
+            wakes.append(float(seconds))
+            del wakes[:-LOADS_KEPT]
+
+    def median_wake(self, model: str) -> float | None:
+        """The median of the last wake times, or None when it never woke."""
+        wakes = self._wakes.get(model)
+        return statistics.median(wakes) if wakes else None
 
     def data(self) -> dict[str, list[float]]:
         return {m: list(v) for m, v in self._loads.items()}
@@ -96,6 +112,9 @@ class Books:
 
     def record_load(self, model: str, seconds: float) -> None:
         self.costs.record_load(model, seconds)
+
+    def record_wake(self, model: str, seconds: float) -> None:
+        self.costs.record_wake(model, seconds)
 
     def data(self) -> BooksData:
         return BooksData(peaks=self.footprints.data(), loads=self.costs.data())

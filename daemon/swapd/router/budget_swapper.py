@@ -16,6 +16,12 @@
 Footprints come from one `FootprintTable`; costs from `EvictCosts`. Costs are
 planned in thousandths (`COST_SCALE`), so measured load times keep their
 precision; `Eviction.cost` is the total in whole units, rounded.
+
+Sleep (`BudgetSwapper` only): a model that can sleep may be put to sleep
+rather than stopped, when that frees enough and is cheaper; it is then
+planned at its asleep footprint (`FootprintTable.asleep_footprint`) until it
+wakes. Putting it to sleep costs its wake (`EvictCosts.wake_cost`). The
+group and matrix strategies never put a model to sleep.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from swapd.router.swapper import NO_USAGE, Eviction, Usage
 log = logging.getLogger(__name__)
 
 COST_SCALE = 1000
+#: A wake never measured costs this share of its stop cost: a wake skips the spawn and
+#: the load of the weights from disk, which is most of a start.
+WAKE_SHARE = 0.1
 KeepFn = Callable[[tuple[str, ...]], tuple[str, ...]]
 
 
@@ -53,8 +62,20 @@ class EvictCosts:
         median = self.books.costs.median_load(model)
         return 1.0 if median is None else median
 
+    def wake_cost(self, model: str) -> float:
+        """What putting `model` to sleep costs: with `measured`, the median of its recent
+        wake times in seconds; else (or when it never woke) `WAKE_SHARE` of its cost."""
+        if self.setting == "measured":
+            median = self.books.costs.median_wake(model)
+            if median is not None:
+                return median
+        return self.cost(model) * WAKE_SHARE
+
     def scaled(self, models: Sequence[str]) -> dict[str, int]:
         return {m: max(0, round(self.cost(m) * COST_SCALE)) for m in models}
+
+    def scaled_wakes(self, models: Sequence[str]) -> dict[str, int]:
+        return {m: max(0, round(self.wake_cost(m) * COST_SCALE)) for m in models}
 
 
 def _show_cost(scaled: int) -> str:
@@ -77,13 +98,22 @@ def describe(
         free = ", ".join(f"{r} {shown(r, a)}" for r, a in p.free.items())
         where = f" on {p.device}" if p.device else ""
         parts.append(f"needs {need}{where}, free {free}")
-    if p.evict:
-        frees = []
-        for m in p.evict:
+
+    def frees(models: Sequence[str]) -> str:
+        said = []
+        for m in models:
             freed = p.freed.get(m, {})
             what = ", ".join(f"{r} {shown(r, a)}" for r, a in freed.items()) or "nothing short"
-            frees.append(f"{m} (frees {what})")
-        parts.append("evicts " + ", ".join(frees) + f"; cost {_show_cost(p.cost)}")
+            said.append(f"{m} (frees {what})")
+        return ", ".join(said)
+
+    touched = []
+    if p.evict:
+        touched.append("evicts " + frees(p.evict))
+    if p.sleep:
+        touched.append("sleeps " + frees(p.sleep))
+    if touched:
+        parts.append("; ".join(touched) + f"; cost {_show_cost(p.cost)}")
     if p.wait_for:
         parts.append("waits for " + ", ".join(p.wait_for) + " to finish their requests")
     blind = blind_note(table, [p.target, *running], planned)
@@ -151,14 +181,23 @@ class BudgetSwapper:
         running: Sequence[str],
         usage: Usage,
         planned: Mapping[str, Mapping[str, int]] | None = None,
+        *,
+        sleep: bool = True,
     ) -> Situation:
+        """`sleep`: the plan may put models to sleep (else asleep ones only count their
+        asleep footprint)."""
         planned = self.planned(target, running) if planned is None else planned
+        table = self.table
+        sleepers = [m for m in planned if table.can_sleep(m) and (sleep or m in usage.asleep)]
         return Situation(
             target=target,
             running=running,
-            footprints={m: self.table.footprint(m, p) for m, p in planned.items()},
-            capacity=self.table.capacity,
+            footprints={m: table.footprint(m, p) for m, p in planned.items()},
+            capacity=table.capacity,
             costs=self.costs.scaled(running),
+            asleep_footprints={m: table.asleep_footprint(m, planned[m]) for m in sleepers},
+            asleep=usage.asleep,
+            wake_costs=self.costs.scaled_wakes([m for m in sleepers if m in running]),
             busy=usage.busy(running),
             placed=dict(self.table.learned.placed),
             recency=usage.recency(running),
@@ -173,10 +212,13 @@ class BudgetSwapper:
         running: Sequence[str],
         usage: Usage = NO_USAGE,
         planned: Mapping[str, Mapping[str, int]] | None = None,
+        *,
+        sleep: bool = True,
     ) -> Plan:
         """The plan for `target`. Asked again right before `on_swap_start`, in the same
-        step of the scheduler, it gives the same answer: nothing it reads changes between."""
-        return plan(self.situation(target, running, usage, planned))
+        step of the scheduler, it gives the same answer: nothing it reads changes between.
+        `sleep`: as `situation`."""
+        return plan(self.situation(target, running, usage, planned, sleep=sleep))
 
     def eviction_for(
         self, target: str, running: Sequence[str], usage: Usage = NO_USAGE
@@ -185,10 +227,11 @@ class BudgetSwapper:
         p = self.plan(target, running, usage, planned)
         if p.kind == "never":
             return Eviction(refuse=refusal(self.table, p))
-        if target in running:
+        if target in running and target not in usage.asleep:
             return Eviction()
         return Eviction(
             evict=p.evict,
+            sleep=p.sleep,
             cost=round(p.cost / COST_SCALE),
             detail=describe(self.table, p, running, planned),
         )
@@ -198,7 +241,11 @@ class BudgetSwapper:
         if p.device is not None:
             self.table.learned.placed[target] = p.device
         log.info(
-            "budget: model=%s evict=%s %s", target, list(p.evict), describe(self.table, p, running)
+            "budget: model=%s evict=%s sleep=%s %s",
+            target,
+            list(p.evict),
+            list(p.sleep),
+            describe(self.table, p, running),
         )
 
 
@@ -216,7 +263,7 @@ class GroupBudget:
         if target in running:
             return by_group, None
         staying = [m for m in running if m not in by_group.evict]
-        p = self.budget.plan(target, staying, usage)
+        p = self.budget.plan(target, staying, usage, sleep=False)
         if p.kind == "never":
             return Eviction(refuse=refusal(self.budget.table, p)), p
         if not p.evict:

@@ -24,7 +24,9 @@ def footprint_table(loaded: LoadedConfig, learned: Learned | None = None) -> Foo
     if resources is None:
         return None
     models = {
-        model_id: ModelResources(dict(m.resources), tuple(m.devices))
+        model_id: ModelResources(
+            dict(m.resources), tuple(m.devices), m.sleep is not None, dict(m.resources_asleep)
+        )
         for model_id, m in loaded.models.items()
     }
     budgeting = Budgeting(

@@ -190,7 +190,8 @@ class Failure(msgspec.Struct, frozen=True):
 
 
 class SwapPlan(msgspec.Struct, frozen=True):
-    """What a swap task must do: stop `evict` (in parallel), then make `target` ready."""
+    """What a swap task must do: stop `evict` and put `sleep` to sleep (in parallel),
+    then make `target` ready."""
 
     swap_id: int
     target: str
@@ -199,6 +200,7 @@ class SwapPlan(msgspec.Struct, frozen=True):
     cost: int = 0
     why: str = ""
     """The planner's reason, for the swap's record."""
+    sleep: tuple[str, ...] = ()
 
 
 Action = Literal[
@@ -251,6 +253,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """For `swap_done`: seconds from the start of the swap, on the scheduling clock."""
     kv: tuple[KvActivity, ...] = ()
     """For `swap_done`: the KV-cache slots saved and restored (time, bytes) by the swap."""
+    sleep: tuple[str, ...] = ()
+    """The models the swap puts to sleep (as `evict`, but they stay alive)."""
 
 
 class SwapStarted(msgspec.Struct, frozen=True, kw_only=True):
@@ -265,6 +269,7 @@ class SwapStarted(msgspec.Struct, frozen=True, kw_only=True):
     cost: int
     time: float
     why: str = ""
+    sleep: tuple[str, ...] = ()
 
 
 class SwapFinished(msgspec.Struct, frozen=True, kw_only=True):

@@ -33,6 +33,8 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     cost: int = 0
     blocked_by: tuple[str, ...] = ()
     queue_ahead: int = 0
+    sleep: tuple[str, ...] = ()
+    """What the swapper would put to sleep instead of stopping (the budget router)."""
     in_flight: dict[str, int] = {}
     reserved: int = 0
     limit: int = 0
@@ -67,13 +69,15 @@ def explain(scheduler: FifoScheduler, model: str, facts: Facts) -> Explanation:
             state=state,
         )
     plan = scheduler.query(model, facts)
-    busy = {m: scheduler.in_flight[m] for m in plan.evict if scheduler.in_flight.get(m, 0) > 0}
+    touched = (*plan.evict, *plan.sleep)
+    busy = {m: scheduler.in_flight[m] for m in touched if scheduler.in_flight.get(m, 0) > 0}
     ahead = scheduler.queue_position_for(policy.priority) if plan.action == "queue" else 0
     return Explanation(
         model=model,
         verdict=plan.action,
         reason=plan.reason,
         evict=plan.evict,
+        sleep=plan.sleep,
         set=plan.set,
         cost=plan.cost,
         blocked_by=plan.blocked_by,

@@ -16,6 +16,16 @@ one, say) is added here once.
 
 A resource of the capacity that a model has neither declared nor been
 measured for counts 0: the plan is *blind* to it for that model, and says so.
+
+A model that can sleep also has an **asleep** footprint, what it takes while
+asleep: per resource of its planned (awake) footprint, the declared
+`resources.asleep` amount; with `learn: true`, the larger of that and the
+meter's peak while asleep in the run in progress times `LEARN_MARGIN` (the
+meter counts a reading as asleep only when the model was asleep before and
+after it was taken). With neither, the conservative reading: a sleeping
+server releases its accelerator memory, so `vram` (and what a model with
+devices takes on its device) counts 0; every other resource counts what it
+takes awake.
 """
 
 from __future__ import annotations
@@ -44,6 +54,10 @@ class ModelResources:
 
     declared: Mapping[str, int] = field(default_factory=dict)
     devices: tuple[str, ...] = ()
+    sleeps: bool = False
+    """It can be put to sleep (sleep/wake or cmdSleep/cmdWake)."""
+    asleep: Mapping[str, int] = field(default_factory=dict)
+    """Its declared footprint while asleep (`resources.asleep`)."""
 
 
 @dataclass
@@ -53,6 +67,8 @@ class Learned:
 
     books: Books = field(default_factory=Books)
     live: LivePeaks = _no_live
+    live_asleep: LivePeaks = _no_live
+    """The meter's peaks of the run in progress while the model was asleep."""
     placed: dict[str, str] = field(default_factory=dict)
     """model -> the device the budget chose for its current run."""
 
@@ -103,6 +119,10 @@ class FootprintTable:
         peaks = dict(self.learned.books.footprints.measured(model))
         for measure, value in self.learned.live(model).items():
             peaks[measure] = max(peaks.get(measure, 0), value)
+        return self._by_resource(model, peaks)
+
+    def _by_resource(self, model: str, peaks: Mapping[str, int]) -> dict[str, int]:
+        """measure -> value, as resource -> value (`vram` on a device for a model with one)."""
         out: dict[str, int] = {}
         on_device = self.device_resource(model)
         for measure, value in peaks.items():
@@ -124,6 +144,41 @@ class FootprintTable:
                 planned[resource] = max(planned.get(resource, 0), margin)
         return planned
 
+    def can_sleep(self, model: str) -> bool:
+        m = self.models.get(model)
+        return m is not None and m.sleeps
+
+    def asleep_measured(self, model: str) -> dict[str, int]:
+        """resource -> the meter's peak while asleep, in the run in progress."""
+        return self._by_resource(model, self.learned.live_asleep(model))
+
+    def asleep_planned(
+        self, model: str, planned: Mapping[str, int] | None = None
+    ) -> dict[str, int]:
+        """resource -> what the plan counts for `model` asleep (see the module docstring);
+        `planned`: its planned awake footprint, when already at hand."""
+        awake = self.planned(model) if planned is None else planned
+        m = self.models.get(model)
+        declared = dict(m.asleep) if m is not None else {}
+        measured = self.asleep_measured(model) if self.budgeting.learn else {}
+        released = {"vram", self.device_resource(model)}
+        out: dict[str, int] = {}
+        for resource, amount in awake.items():
+            known = [declared[resource]] if resource in declared else []
+            value = measured.get(resource, 0)
+            if value > 0:
+                num, den = LEARN_MARGIN
+                known.append(-(-value * num // den))
+            if known:
+                out[resource] = max(known)
+            elif resource not in released:
+                out[resource] = amount
+        return out
+
+    def asleep_footprint(self, model: str, planned: Mapping[str, int] | None = None) -> Footprint:
+        """The planner's view of `model` asleep (`planned`: its awake one, as `blind`)."""
+        return self._footprint(model, self.asleep_planned(model, planned))
+
     def relevant(self, model: str) -> list[str]:
         """The resources the plan should know for `model`: the capacity's non-device
         resources, and for a model with devices the amount it takes on one."""
@@ -141,7 +196,9 @@ class FootprintTable:
 
     def footprint(self, model: str, planned: Mapping[str, int] | None = None) -> Footprint:
         """The planner's view of `model` (`planned`: as `blind`)."""
-        planned = self.planned(model) if planned is None else planned
+        return self._footprint(model, self.planned(model) if planned is None else planned)
+
+    def _footprint(self, model: str, planned: Mapping[str, int]) -> Footprint:
         m = self.models.get(model)
         devices = m.devices if m is not None else ()
         on_device = self.device_resource(model)
@@ -163,11 +220,15 @@ class FootprintTable:
         placed = self.learned.placed.get(model)
         return placed if placed in m.devices else m.devices[0]
 
-    def in_use(self, running: Sequence[str]) -> dict[str, int]:
-        """resource -> what the running models take of it, for every resource of the capacity."""
+    def in_use(
+        self, running: Sequence[str], asleep: frozenset[str] = frozenset()
+    ) -> dict[str, int]:
+        """resource -> what the running models take of it (those `asleep` at their asleep
+        footprint), for every resource of the capacity."""
         used = dict.fromkeys(self.capacity, 0)
         for model in dict.fromkeys(running):
-            foot = self.footprint(model)
+            sleeping = model in asleep and self.can_sleep(model)
+            foot = self.asleep_footprint(model) if sleeping else self.footprint(model)
             for resource, amount in foot.amounts.items():
                 if resource in used:
                     used[resource] += amount

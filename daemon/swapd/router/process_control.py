@@ -48,6 +48,11 @@ class ProcessControl(Protocol):
         model's unloadTimeout."""
         ...
 
+    async def sleep(self, model: str, *, reason: str) -> bool:
+        """Put `model` to sleep; True once it is asleep, False when it could not be (it
+        cannot sleep, is not ready, or the sleep call failed). Never raises."""
+        ...
+
     async def retire(self, models: Sequence[str], *, reason: str) -> None:
         """Stop each model's old process and put the reloaded config's staged
         supervisor in its place (none for a removed model); just stop the model when
@@ -99,6 +104,15 @@ class PoolControl:
             await self.pool[model].stop(timeout=grace, reason=reason)
         except Exception:
             log.exception("stopping %s failed", model)
+
+    async def sleep(self, model: str, *, reason: str) -> bool:
+        if model not in self.pool:
+            return False
+        try:
+            return await self.pool[model].sleep(reason=reason)
+        except Exception:
+            log.exception("putting %s to sleep failed", model)
+            return False
 
     async def retire(self, models: Sequence[str], *, reason: str) -> None:
         await self.pool.retire(models, reason=reason)

@@ -471,6 +471,7 @@ class Router:
                     swap_id=a.plan.swap_id,
                     target=t,
                     evict=a.plan.evict,
+                    sleep=a.plan.sleep,
                     set=a.plan.set,
                     cost=a.plan.cost,
                     waiters=len(a.waiters),
@@ -753,6 +754,7 @@ class Router:
                 cost=plan.cost,
                 time=time.time(),
                 why=plan.why,
+                sleep=plan.sleep,
             )
         )
         self._nursery.start_soon(self._swap_task, plan, scope, name=f"swap-{plan.target}")
@@ -815,14 +817,16 @@ class Router:
         self._post(Retired(models=models))
 
     async def _swap_task(self, plan: SwapPlan, scope: trio.CancelScope) -> None:
-        """Stop the evicted models in parallel, then make the target ready.
+        """Stop the evicted models and put the others named to sleep, all in parallel,
+        then make the target ready. A model that fails to go to sleep is stopped
+        instead (logged), so the room is made either way.
 
         An abort (abandoned load, unload, shutdown) cancels this and stops the
         target, so a start it triggered does not keep going (llama-swap #727).
         """
         started = trio.current_time()
         error: SwapError | None = None
-        touched = frozenset((*plan.evict, plan.target))
+        touched = frozenset((*plan.evict, *plan.sleep, plan.target))
         kv_sub = self.bus.subscribe(
             topics=("kv",),
             predicate=lambda e: isinstance(e, KvActivity) and e.model in touched,
@@ -830,10 +834,12 @@ class Router:
         )
         with scope:
             try:
-                if plan.evict:
-                    await self.pool.stop(
-                        plan.evict, grace=None, reason=f"evicted for {plan.target}"
-                    )
+                if plan.evict or plan.sleep:
+                    async with trio.open_nursery() as nursery:
+                        if plan.evict:
+                            nursery.start_soon(self._evict, plan.evict, plan.target)
+                        for model in plan.sleep:
+                            nursery.start_soon(self._put_to_sleep, model, plan.target)
                 await self.pool.ensure_ready(plan.target)
             except Exception as exc:
                 error = swap_error(exc)
@@ -861,6 +867,18 @@ class Router:
         )
         self._swap_scopes.pop(plan.swap_id, None)
         self._post(SwapDone(swap_id=plan.swap_id, model=plan.target, error=error, kv=kv))
+
+    async def _evict(self, models: tuple[str, ...], target: str) -> None:
+        await self.pool.stop(models, grace=None, reason=f"evicted for {target}")
+
+    async def _put_to_sleep(self, model: str, target: str) -> None:
+        """Sleep `model` to make room for `target`; stop it when it cannot sleep."""
+        if await self.pool.sleep(model, reason=f"making room for {target}"):
+            return
+        log.warning(
+            "%s: %s did not go to sleep: stopping it for %s", self.settings.name, model, target
+        )
+        await self.pool.stop([model], grace=None, reason=f"evicted for {target} (sleep failed)")
 
 
 # A swap records at most this many KV-cache saves and restores (one per model it touches).

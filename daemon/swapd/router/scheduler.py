@@ -16,6 +16,8 @@ Behaviour (docs/compat.md, Scheduler and queueing), with swapd's changes:
   when ready and the swapper wants nothing evicted; queue when colliding with
   an active swap or when the eviction would hit a model serving requests;
   otherwise start a swap (swaps with disjoint evict sets run in parallel);
+  a model the swapper puts to sleep (`Eviction.sleep`, the budget router)
+  counts as evicted for collisions and busy checks;
 * the queue is ordered by static priority, then arrival; every drain walks
   it in order, which collates A B C A B C into A A B B C C with three loads;
 * beyond llama-swap, **bounded wait**: once the oldest pending request has
@@ -171,6 +173,7 @@ class Plan(msgspec.Struct, frozen=True):
     overdue: int | None = None
     swap_id: int | None = None
     reason: str = ""
+    sleep: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -265,6 +268,7 @@ class FifoScheduler:
         self._input = input_name(inp)
         self._now, self._wall = facts.time, facts.wall
         self._running, self._gone = facts.running, facts.gone
+        self._note_asleep()
         _HANDLERS[type(inp)](self, inp)
         self._settle_draining()
         self._settle_unloading()
@@ -583,16 +587,26 @@ class FifoScheduler:
         names.update(t for t in self.active if t != target)
         return tuple(sorted(names))
 
-    def collisions(self, target: str, evict: Sequence[str]) -> tuple[str, ...]:
-        """Targets of active swaps that a swap (target, evict) would collide with."""
+    def _note_asleep(self) -> None:
+        """Tell the swapper which running models are asleep (from the facts at hand)."""
+        asleep = frozenset(m for m, s in self._running.items() if s is ProcessState.ASLEEP)
+        if asleep != self._usage.asleep:
+            self._usage = Usage(self.in_flight, self.last_used, asleep)
+
+    def collisions(
+        self, target: str, evict: Sequence[str], sleep: Sequence[str] = ()
+    ) -> tuple[str, ...]:
+        """Targets of active swaps that a swap (target, evict, sleep) would collide with:
+        a model put to sleep counts as evicted."""
         if not self.active:
             return ()
-        evict_set = set(evict)
+        evict_set = {*evict, *sleep}
         hits = []
         for other, swap in self.active.items():
             if other == target:
                 continue
-            if other in evict_set or target in swap.plan.evict or evict_set & set(swap.plan.evict):
+            theirs = {*swap.plan.evict, *swap.plan.sleep}
+            if other in evict_set or target in theirs or evict_set & theirs:
                 hits.append(other)
         return tuple(hits)
 
@@ -709,6 +723,7 @@ class FifoScheduler:
                 "join",
                 model,
                 evict=swap.plan.evict,
+                sleep=swap.plan.sleep,
                 set=swap.plan.set,
                 cost=swap.plan.cost,
                 swap_id=swap.plan.swap_id,
@@ -719,8 +734,8 @@ class FifoScheduler:
         if ev.refuse:
             return Plan("refuse", model, reason=ev.refuse)
         detail = "; " + ev.detail if ev.detail else ""
-        blockers = self.collisions(model, ev.evict)
-        if self._running.get(model) == "ready" and not ev.evict and not blockers:
+        blockers = self.collisions(model, ev.evict, ev.sleep)
+        if self._running.get(model) == "ready" and not ev.evict and not ev.sleep and not blockers:
             return Plan(
                 "serve", model, evict=ev.evict, set=ev.set, cost=ev.cost, reason=f"{model} is ready"
             )
@@ -729,33 +744,43 @@ class FifoScheduler:
                 "queue",
                 model,
                 evict=ev.evict,
+                sleep=ev.sleep,
                 set=ev.set,
                 cost=ev.cost,
                 blocked_by=blockers,
                 reason="collides with the swap of " + ", ".join(blockers),
             )
-        busy = tuple(m for m in ev.evict if self.in_flight.get(m, 0) > 0)
+        busy = tuple(m for m in (*ev.evict, *ev.sleep) if self.in_flight.get(m, 0) > 0)
         if busy:
             return Plan(
                 "queue",
                 model,
                 evict=ev.evict,
+                sleep=ev.sleep,
                 set=ev.set,
                 cost=ev.cost,
                 blocked_by=busy,
                 reason="would evict " + ", ".join(busy) + " while serving requests" + detail,
             )
-        reason = f"load {model}" + (" evicting " + ", ".join(ev.evict) if ev.evict else "") + detail
-        return Plan("swap", model, evict=ev.evict, set=ev.set, cost=ev.cost, reason=reason)
+        reason = (
+            f"load {model}"
+            + (" evicting " + ", ".join(ev.evict) if ev.evict else "")
+            + (" putting " + ", ".join(ev.sleep) + " to sleep" if ev.sleep else "")
+            + detail
+        )
+        return Plan(
+            "swap", model, evict=ev.evict, sleep=ev.sleep, set=ev.set, cost=ev.cost, reason=reason
+        )
 
     def query(self, model: str, facts: Facts) -> Plan:
         """`plan` for a request arriving now, as `facts` say; changes nothing."""
-        saved = (self._now, self._running)
+        saved = (self._now, self._running, self._usage)
         self._now, self._running = facts.time, facts.running
+        self._note_asleep()
         try:
             return self.plan(model)
         finally:
-            self._now, self._running = saved
+            self._now, self._running, self._usage = saved
 
     def queue_position_for(self, priority: int) -> int:
         """How many queued requests a new request of `priority` would be behind."""
@@ -786,6 +811,7 @@ class FifoScheduler:
                         model=req.model,
                         request_id=req.id,
                         evict=plan.evict,
+                        sleep=plan.sleep,
                         set=plan.set,
                         cost=plan.cost,
                         reason=plan.reason,
@@ -824,6 +850,7 @@ class FifoScheduler:
             set=plan.set,
             cost=plan.cost,
             why=plan.reason,
+            sleep=plan.sleep,
         )
         self._next_swap += 1
         self.active[req.model] = ActiveSwap(plan=swap_plan, started=self._now, waiters=[req])
@@ -836,6 +863,7 @@ class FifoScheduler:
             request_id=req.id,
             swap_id=swap_plan.swap_id,
             evict=plan.evict,
+            sleep=plan.sleep,
             set=plan.set,
             cost=plan.cost,
             reason=plan.reason,
@@ -950,6 +978,7 @@ class FifoScheduler:
         reason: str = "",
         duration: float | None = None,
         kv: tuple[KvActivity, ...] = (),
+        sleep: tuple[str, ...] = (),
     ) -> None:
         self._seq += 1
         self.effects.decided(
@@ -969,5 +998,6 @@ class FifoScheduler:
                 reason=reason,
                 duration=duration,
                 kv=kv,
+                sleep=sleep,
             )
         )

@@ -26,6 +26,7 @@ class SwapEntry(msgspec.Struct, frozen=True):
     waiters: int
     aborting: bool
     seconds: float
+    sleep: tuple[str, ...] = ()
 
 
 class RouterSnapshot(msgspec.Struct, frozen=True):

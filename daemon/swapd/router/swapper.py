@@ -8,7 +8,8 @@ that really starts, with the same arguments: the one place to log a decision.
 
 `usage` is what the scheduler knows of the models' use: requests in flight
 (a busy model is never stopped for another: when the eviction names one, the
-request queues until it is idle) and when each was last used. The group and
+request queues until it is idle), when each was last used, and which running
+models are asleep. The group and
 matrix strategies do not need it; the budget strategy prefers idle models and
 evicts the least recently used first.
 
@@ -27,6 +28,10 @@ import msgspec
 class Eviction(msgspec.Struct, frozen=True):
     """The models to stop (in `running` order), the set chosen and its cost.
 
+    `sleep`: the models to put to sleep instead of stopping them (in
+    `running` order; only the budget strategy asks for it). A model is in
+    `evict` or in `sleep`, never both.
+
     `detail`: the decision in words, for explain and the decision log (a
     budget decision says what is needed, what is free, what each evicted
     model frees and the cost). `refuse`: when not empty, the target can never
@@ -39,6 +44,7 @@ class Eviction(msgspec.Struct, frozen=True):
     cost: int = 0
     detail: str = ""
     refuse: str = ""
+    sleep: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,8 @@ class Usage:
 
     in_flight: Mapping[str, int] = field(default_factory=dict)
     last_used: Mapping[str, float] = field(default_factory=dict)
+    asleep: frozenset[str] = frozenset()
+    """The running models that are asleep."""
 
     def busy(self, models: Sequence[str]) -> frozenset[str]:
         return frozenset(m for m in models if self.in_flight.get(m, 0) > 0)

@@ -12,7 +12,9 @@ simulated, and simply:
   a swap whose target is already ready loads nothing; a model with a `ttl`
   stops once idle that long, one with `sleepAfter` falls asleep (the
   daemon's own `IdleClock`), and a swap to it is a wake, which takes its
-  wake time;
+  wake time; a model a budget swap puts to sleep to make room falls asleep
+  at once (as a stop is instant), and the planner prices that sleep at the
+  model's wake time, as the daemon prices it at its measured wakes;
 * the upstream: a granted request holds its model for its `service` time.
 
 Clients never leave, nothing fails to load, no config is reloaded. Names are
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from swapd.config import LoadedConfig
 from swapd.process.states import ProcessState
 from swapd.process.ttl import IdleClock
+from swapd.router.budget_books import Books
 from swapd.router.build import scheduler_from_config
 from swapd.router.events import (
     AnyInput,
@@ -80,6 +83,8 @@ class Load:
     seconds: float
     evicted: tuple[str, ...]
     wake: bool = False
+    slept: tuple[str, ...] = ()
+    """The models its swap put to sleep to make room."""
 
 
 @dataclass(slots=True)
@@ -120,6 +125,7 @@ class Simulation:
         self.load_times = load_times
         self.wake_times = wake_times or {}
         self.on_decision = on_decision
+        learned = _with_wakes(learned, self.wake_times)
         self.now = 0.0
         self.states: dict[str, ProcessState] = {}
         self.idle: dict[str, IdleClock] = {
@@ -274,6 +280,9 @@ class Simulation:
     def start_swap(self, plan: SwapPlan) -> None:
         for model in plan.evict:
             self._stopped(model)
+        for model in plan.sleep:
+            if self.states.get(model) == READY:
+                self.states[model] = ASLEEP
         target = plan.target
         if self.states.get(target) == READY:
             # ensure_ready returns at once: the swap only evicted others.
@@ -283,7 +292,7 @@ class Simulation:
         seconds = self.wake_time(target) if waking else self.load_time(target)
         self.states[target] = STARTING
         self.swaps[plan.swap_id] = target
-        self.loads.append(Load(target, self.now, seconds, plan.evict, waking))
+        self.loads.append(Load(target, self.now, seconds, plan.evict, waking, plan.sleep))
         self._at(self.now + seconds, _SWAP_READY, plan.swap_id)
 
     def abort_swap(self, swap_id: int, model: str, stop_target: bool) -> None:
@@ -308,6 +317,16 @@ class Simulation:
         for model in models:
             self._stopped(model)
         self._at(self.now, _INPUT, Retired(models=models))
+
+
+def _with_wakes(learned: Learned | None, wake_times: Mapping[str, float]) -> Learned:
+    """A copy of `learned` (the caller's is never changed) whose books know `wake_times`
+    as measured wakes: what the budget planner prices a sleep at."""
+    base = learned or Learned()
+    books = Books(base.books.data())
+    for model, seconds in wake_times.items():
+        books.record_wake(model, seconds)
+    return Learned(books, base.live, base.live_asleep, dict(base.placed))
 
 
 def simulate(

@@ -40,6 +40,15 @@ def test_example_passes_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert "routing: group" in out and "small" in out
 
 
+def test_the_budget_sleep_example_passes_check_without_warnings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run("check", str(REPO / "config" / "examples" / "budget-sleep.yaml")) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "  v  vram 8GiB, asleep vram 1GiB" in captured.out.splitlines()
+
+
 def test_example_covers_every_schema_key() -> None:
     text = EXAMPLE.read_text()
     schema = json.loads((REPO / "config" / "schema.json").read_text())

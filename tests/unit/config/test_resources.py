@@ -214,3 +214,71 @@ def test_a_model_with_devices_may_declare_nothing_and_learn_its_footprint() -> N
     assert loaded.models["a"].resources == {} and loaded.models["a"].devices == ["gpu1", "gpu0"]
     res = loaded.config.resources
     assert res is not None and res.learn is False and res.devices == ["gpu0", "gpu1"]
+
+
+SLEEPY = """
+resources:
+  capacity: {vram: 10GiB, ram: 32GiB, gpu0: 24GiB}
+models:
+  a:
+    cmd: "run ${PORT}"
+    sleep: {endpoint: /sleep?level=1}
+    wake: {endpoint: /wake_up}
+    resources: {vram: 8GiB, ram: 2GiB, asleep: {vram: 1GiB, ram: 2GiB}}
+  b:
+    cmd: "run ${PORT}"
+    cmdSleep: "kill -STOP ${PID}"
+    cmdWake: "kill -CONT ${PID}"
+    devices: [gpu0]
+    resources: {gpu: 6GiB, asleep: {gpu: 512MiB}}
+"""
+
+
+def test_asleep_footprints_load_as_maps_of_the_same_resources() -> None:
+    loaded = load(SLEEPY)
+    assert not loaded.warnings
+    a, b = loaded.models["a"], loaded.models["b"]
+    assert a.resources == {"vram": 8 << 30, "ram": 2 << 30}, "asleep is not a resource"
+    assert a.resources_asleep == {"vram": 1 << 30, "ram": 2 << 30}
+    assert b.resources == {"gpu": 6 << 30} and b.resources_asleep == {"gpu": 512 << 20}
+
+
+def test_asleep_problems_have_positions_and_unused_or_larger_ones_are_warnings() -> None:
+    errs = problems(
+        """
+        resources:
+          capacity: {vram: 10GiB}
+        models:
+          a:
+            cmd: "run ${PORT}"
+            resources: {vram: 8GiB, asleep: {vrm: 1GiB, vram: 2GB}}
+          b:
+            cmd: "run ${PORT}"
+            resources: {vram: {x: 1}, asleep: 3GiB}
+        """
+    )
+    assert errs == [
+        'config.yaml:7:38: models.a.resources.asleep.vrm: unknown resource "vrm": not in '
+        'resources.capacity (vram); did you mean "vram"?',
+        'config.yaml:7:49: models.a.resources.asleep.vram: unit "GB" is not accepted: sizes '
+        "are binary, write GiB",
+        "config.yaml:10:17: models.b.resources.vram: a size, got a map (only asleep is one)",
+        "config.yaml:10:31: models.b.resources.asleep: a map of resource -> size, what the "
+        "model takes asleep",
+    ]
+    loaded = load(
+        """
+        resources:
+          capacity: {vram: 10GiB}
+        models:
+          a:
+            cmd: "run ${PORT}"
+            resources: {vram: 8GiB, asleep: {vram: 9GiB}}
+        """
+    )
+    assert [str(w) for w in loaded.warnings] == [
+        "config.yaml:7:29: models.a.resources.asleep: unused: the model has no sleep/wake nor "
+        "cmdSleep/cmdWake",
+        "config.yaml:7:38: models.a.resources.asleep.vram: more than it takes awake (9GiB > "
+        "8GiB): sleeping it frees nothing of it",
+    ]

@@ -117,6 +117,32 @@ def test_footprints_and_capacity_in_use() -> None:
     assert render.models(rows[1:]).count("\n") == 2  # no footprints, no capacity: no section
 
 
+def test_a_model_that_can_sleep_shows_its_planned_asleep_footprint() -> None:
+    gib = 1 << 30
+    rows = [
+        p.ModelInfo(
+            id="v",
+            state="asleep",
+            footprint=p.Footprint(
+                declared={"vram": 8 * gib},
+                planned={"vram": 8 * gib},
+                asleep={"vram": gib},
+            ),
+        )
+    ]
+    capacity = [p.CapacityUse(resource="vram", used=gib, capacity=10 * gib)]
+    after = render.models(rows, capacity).split("\n\n", 1)[1].splitlines()
+    assert after[1].split() == ["v", "vram", "8.0G", "-", "8.0G", "(asleep", "1.0G)"]
+    assert after[2] == "capacity in use: vram 1.0G of 10.0G (10%)"
+
+
+def test_explain_and_decisions_show_what_is_put_to_sleep() -> None:
+    x = p.Explanation(model="B", action="swap", evict=[], sleep=["A"], cost=0)
+    assert "evict    -\nsleep    A\n" in render.explanation(x)
+    d = p.Decision(time=0.0, model="B", action="swap", evict=[], sleep=["A"])
+    assert "- (sleep A)" in render.decisions([d])
+
+
 def test_host_line() -> None:
     assert render.host_line(None) == "-"
     host = p.HostMeters(

@@ -189,6 +189,21 @@ def test_a_run_reports_its_peaks_when_its_process_goes_and_its_load_once() -> No
     assert host is not None and host.cpu_percent == 50.0 and host.gpus is None
 
 
+def test_asleep_peaks_count_only_readings_taken_asleep_from_start_to_end_of_the_pass() -> None:
+    meter = Meter(Source(), Sink())
+    targets = {"a": (10, 1.0)}
+    ready, asleep = {"a": ProcessState.READY}, {"a": ProcessState.ASLEEP}
+    meter.apply(one_pass(1.0, {"a": [ProcSample(10, 0, 900)]}), targets, ready)
+    meter.apply(one_pass(2.0, {"a": [ProcSample(10, 0, 800)]}), targets, asleep, ready)
+    assert meter.live_asleep_peaks("a") == {}, "it fell asleep during the pass: an awake reading"
+    meter.apply(one_pass(3.0, {"a": [ProcSample(10, 0, 200)]}, []), targets, asleep, asleep)
+    meter.apply(one_pass(4.0, {"a": [ProcSample(10, 0, 300)]}), targets, asleep)
+    assert meter.live_asleep_peaks("a") == {"ram": 300, "vram": 0}
+    assert meter.live_peaks("a") == {"ram": 900, "vram": 0}
+    meter.apply(one_pass(5.0, {}), {}, {})
+    assert meter.live_asleep_peaks("a") == {}, "the run ended"
+
+
 @pytest.mark.trio
 async def test_the_task_samples_a_real_process_tree() -> None:
     import trio

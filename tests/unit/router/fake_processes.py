@@ -35,6 +35,8 @@ class FakeProcesses:
         load_seconds: float = 1.0,
         stop_seconds: float = 0.1,
         failing: Sequence[str] = (),
+        sleepers: Sequence[str] = (),
+        sleep_fails: Sequence[str] = (),
     ) -> None:
         self.state: dict[str, str] = {m: "stopped" for m in models}
         self.load_seconds = load_seconds
@@ -44,6 +46,9 @@ class FakeProcesses:
         self.stops: list[tuple[str, str]] = []
         self.held: Counter[str] = Counter()
         self.ready_at: dict[str, float] = {}
+        self.sleepers = set(sleepers)
+        self.sleep_fails = set(sleep_fails)
+        self.sleeps: list[tuple[str, str]] = []
 
     def states(self) -> Mapping[str, ProcessState]:
         return {m: ProcessState(s) for m, s in self.state.items()}
@@ -54,8 +59,10 @@ class FakeProcesses:
     async def ensure_ready(self, model: str) -> None:
         if self.state[model] == "ready":
             return
+        waking = self.state[model] == "asleep"
         self.state[model] = "starting"
-        self.loads[model] += 1
+        if not waking:
+            self.loads[model] += 1
         try:
             await trio.sleep(self.load_seconds)
         except trio.Cancelled:
@@ -76,6 +83,15 @@ class FakeProcesses:
         await trio.sleep(self.stop_seconds)
         for m in models:
             self.state[m] = "stopped"
+
+    async def sleep(self, model: str, *, reason: str) -> bool:
+        self.sleeps.append((model, reason))
+        await trio.sleep(self.stop_seconds)
+        if model not in self.sleepers or model in self.sleep_fails:
+            return False
+        if self.state[model] == "ready":
+            self.state[model] = "asleep"
+        return self.state[model] == "asleep"
 
     async def retire(self, models: Sequence[str], *, reason: str) -> None:
         await self.stop(models, grace=None, reason=reason)

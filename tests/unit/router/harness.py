@@ -154,6 +154,8 @@ class Driver:
         plan = self.swap_for(model)
         for m in plan.evict:
             self.states.pop(m, None)
+        for m in plan.sleep:
+            self.states[m] = "asleep"
         if error is None and ready:
             self.states[model] = "ready"
         err = SwapError(reason=error) if error is not None else None

@@ -15,9 +15,12 @@ def test_figures_and_table() -> None:
     assert figures["goal_us"] == 1000.0 and isinstance(figures["meets_goal"], bool)
     swapper = figures["rows"]["swapper"]
     assert swapper["exhaustive"] == 10 and swapper["mean_evicted"] == row["mean_evicted"]
+    sleepers = figures["rows"]["sleepers"]
+    assert sleepers["exhaustive"] == 10 and sleepers["mean_evicted"] > 0
+    assert isinstance(figures["sleepers_meet_goal"], bool)
     text = bench_budget.table(figures)
     assert "30 running, 4 GPUs + ram" in text and "30 running on 1 GPU" in text
-    assert "30 on 4 GPUs, BudgetSwapper" in text
+    assert "30 on 4 GPUs, BudgetSwapper" in text and "half can sleep" in text
 
 
 def test_discovered_by_the_runner() -> None:

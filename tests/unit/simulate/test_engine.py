@@ -252,3 +252,41 @@ def test_a_sleeping_model_is_evicted_like_a_ready_one() -> None:
         ("B", False, ("A",)),
         ("A", False, ("B",)),
     ]
+
+
+BUDGET_SLEEP = """
+resources:
+  capacity: {vram: 10GiB}
+models:
+  A:
+    cmd: fake --port ${PORT}
+    sleep: {endpoint: /sleep}
+    wake: {endpoint: /wake_up}
+    resources: {vram: 8GiB, asleep: {vram: 1GiB}}
+  B:
+    cmd: fake --port ${PORT}
+    resources: {vram: 8GiB}
+routing:
+  router: {use: budget}
+"""
+
+
+def test_a_budget_swap_puts_a_model_to_sleep_when_its_wake_is_cheaper_than_its_load() -> None:
+    items = trace((0, "A", 1), (20, "B", 1), (40, "A", 1))
+    result = simulate(cfg(BUDGET_SLEEP), items, {"A": 10.0, "B": 10.0}, wake_times={"A": 0.5})
+    assert [(ld.model, ld.wake, ld.evicted, ld.slept) for ld in result.loads] == [
+        ("A", False, (), ()),
+        ("B", False, (), ("A",)),
+        ("A", True, ("B",), ()),
+    ]
+    assert waits(result) == [10.0, 10.0, 0.5]
+
+
+def test_a_budget_swap_stops_a_model_whose_wake_costs_more_than_its_load() -> None:
+    items = trace((0, "A", 1), (20, "B", 1), (40, "A", 1))
+    result = simulate(cfg(BUDGET_SLEEP), items, {"A": 10.0, "B": 10.0}, wake_times={"A": 30.0})
+    assert [(ld.model, ld.wake, ld.evicted, ld.slept) for ld in result.loads] == [
+        ("A", False, (), ()),
+        ("B", False, ("A",), ()),
+        ("A", False, ("B",), ()),
+    ]
