@@ -211,12 +211,16 @@ class ModelRoutes:
                     await self._dispatch(scope, body, response, ctx)
                 finally:
                     watch.stop()
+            # Nothing below is setup, and writing to a client that does not read
+            # may wait: the slot goes back first.
+            ctx.setup.release()
             if body is None:
                 raise ApiError(408, f"the request body did not arrive within {BODY_TIMEOUT:g}s")
             if ctx.cut is not None and ctx.cut.reason is not None:
                 ctx.aborted = True
                 raise ApiError(503, ctx.cut.reason, "request_aborted")
         except Exception as exc:
+            ctx.setup.release()
             error = self._classify(exc, ctx)
         try:
             if error is not None:
@@ -583,6 +587,7 @@ class ModelRoutes:
                 location += "?" + query.decode("latin-1")
             status = 301 if scope["method"] in ("GET", "HEAD") else 308
             ctx.status = status
+            ctx.setup.release()
             await send_response(send, status, b"", headers={"location": location})
             return
         if target.kind == "peer":

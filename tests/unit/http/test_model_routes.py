@@ -22,6 +22,7 @@ from swapd.http.logs_hub import LogHub
 from swapd.http.model_routes import BODY_TIMEOUT, ModelRoutes
 from swapd.http.services import Services
 from swapd.http.settings import ApiSettings, ModelView
+from swapd.http.setup_gate import SetupGate
 from swapd.router.run_loop import RouterSnapshot
 
 BODY = b'{"model": "m", "messages": []}'
@@ -37,12 +38,14 @@ class Grant:
 
 @dataclass
 class Router:
-    """Grants at once, or holds every lease until `release` is set."""
+    """Grants at once, or holds the leases of `hold` (every model with True) until
+    `release` is set, telling the handler it waits (`on_wait`) as the router does."""
 
-    hold: bool = False
+    hold: bool | str = False
     release: trio.Event = field(default_factory=trio.Event)
     entered: trio.Event = field(default_factory=trio.Event)
     left: int = 0
+    granted: list[str] = field(default_factory=list)
 
     @asynccontextmanager
     async def lease(
@@ -50,8 +53,11 @@ class Router:
     ) -> AsyncIterator[Grant]:
         self.entered.set()
         try:
-            if self.hold:
+            if self.hold is True or self.hold == model:
+                if on_wait is not None:
+                    on_wait()
                 await self.release.wait()
+            self.granted.append(model)
             yield Grant()
         finally:
             self.left += 1
@@ -150,10 +156,15 @@ def scope() -> dict[str, Any]:
     }
 
 
-def routes(router: Router, client: Client) -> tuple[ModelRoutes, Services]:
+def routes(
+    router: Router, client: Client, gate: SetupGate | None = None
+) -> tuple[ModelRoutes, Services]:
     bus = EventBus()
-    settings = ApiSettings(models={"m": ModelView("m", proxy="http://127.0.0.1:9")})
-    services = Services(settings, router, Pool(), bus, LogHub(bus), client=client)  # type: ignore[arg-type]
+    views = {m: ModelView(m, proxy="http://127.0.0.1:9") for m in ("m", "slow")}
+    services = Services(
+        ApiSettings(models=views), router, Pool(), bus, LogHub(bus), client=client,  # type: ignore[arg-type]
+        setup_gate=gate or SetupGate(),
+    )  # fmt: skip
     return ModelRoutes(services), services
 
 
@@ -273,3 +284,24 @@ async def test_a_body_that_never_comes_is_408(autojump_clock: MockClock) -> None
     assert trio.current_time() == pytest.approx(BODY_TIMEOUT)
     assert b"did not arrive within" in exchange.sent[-1]["body"]
     assert not router.entered.is_set()
+
+
+@pytest.mark.trio
+async def test_a_request_that_waits_for_its_model_gives_its_setup_turn_back(
+    autojump_clock: MockClock,
+) -> None:
+    """One setup at a time: a request whose lease waits (a load) must not hold the
+    others back, nor must its error answer to a client."""
+    router = Router(hold="slow")
+    app, services = routes(router, Client(), SetupGate(1))
+    slow = Exchange(b'{"model": "slow", "messages": []}')
+    quick = Exchange()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(app, scope(), slow.receive, slow.send)
+        await router.entered.wait()
+        with trio.fail_after(1):
+            await app(scope(), quick.receive, quick.send)
+        assert quick.status == 200 and router.granted == ["m"]
+        assert services.setup_gate.waiting == 0
+        router.release.set()
+    assert slow.status == 200 and router.granted == ["m", "slow"]
