@@ -264,7 +264,10 @@ class Daemon:
                 self.meter = meter
                 await nursery.start(meter.run, self.bus)
                 await nursery.start(follow_wakes, self.bus, learned.books)
-                router = router_from_config(self.loaded, pool, self.bus, learned)
+                # One numbering for requests: their events, decisions and records.
+                router = router_from_config(
+                    self.loaded, pool, self.bus, learned, request_ids=recorder.next_id
+                )
                 self.router = router
                 await nursery.start(router.run)
                 services = Services(

@@ -32,6 +32,7 @@ class RouterPort(Protocol):
         progress: trio.MemorySendChannel[Progress] | None = None,
         on_cut: Callable[[str], None] | None = None,
         on_wait: Callable[[], None] | None = None,
+        request_id: int | None = None,
     ) -> AbstractAsyncContextManager[Grant]: ...
 
     async def unload(self, models: Sequence[str] | None = None, *, now: bool = False) -> int: ...

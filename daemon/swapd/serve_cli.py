@@ -42,6 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     state_dir = resolve_state_dir(args.state_dir)
     serve = partial(serve_until_signalled, watch=args.watch_config, state_dir=state_dir)
     tune_garbage_collector()
+    tune_thread_switching()
     try:
         trio.run(serve, loaded, args.listen, control)
     except Exception as exc:
@@ -73,6 +74,22 @@ def tune_garbage_collector() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+#: Seconds a thread waiting for the GIL waits before asking its holder to let go.
+SWITCH_INTERVAL = 0.0005
+
+
+def tune_thread_switching() -> None:
+    """The event loop gets the GIL back from a worker thread within half a millisecond.
+
+    Worker threads (the history writer, the meter, large forms) hold the GIL
+    while they run Python code; the loop thread, wanting it, waits Python's
+    switch interval (5 ms) before it asks for it. That wait landed on whatever
+    request was being relayed: a few milliseconds added to one request in a
+    few hundred, the small requests' 99th percentile.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def _startup_error(exc: BaseException) -> BaseException | None:

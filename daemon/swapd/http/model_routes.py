@@ -441,7 +441,7 @@ class ModelRoutes:
         ctx.leasing()
         try:
             async with self.services.router.lease(
-                target.model, on_cut=ctx.cut, on_wait=ctx.setup.release
+                target.model, on_cut=ctx.cut, on_wait=ctx.setup.release, request_id=ctx.id
             ) as grant:
                 ctx.granted(grant.swap_id, grant.load_wait_s)
                 url = join_url(grant.upstream, path, query)
@@ -489,7 +489,11 @@ class ModelRoutes:
             nursery.start_soon(watch, nursery)
             try:
                 async with self.services.router.lease(
-                    target.model, progress=progress_tx, on_cut=ctx.cut, on_wait=ctx.setup.release
+                    target.model,
+                    progress=progress_tx,
+                    on_cut=ctx.cut,
+                    on_wait=ctx.setup.release,
+                    request_id=ctx.id,
                 ) as grant:
                     ctx.granted(grant.swap_id, grant.load_wait_s)
                     state.granted = True

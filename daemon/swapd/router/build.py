@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from swapd.config import LoadedConfig
@@ -94,12 +94,18 @@ def scheduler_from_config(
 
 
 def router_from_config(
-    loaded: LoadedConfig, pool: ProcessPool, bus: EventBus, learned: Learned | None = None
+    loaded: LoadedConfig,
+    pool: ProcessPool,
+    bus: EventBus,
+    learned: Learned | None = None,
+    request_ids: Callable[[], int] | None = None,
 ) -> Router:
-    """A router for `loaded` over the processes of `pool`."""
+    """A router for `loaded` over the processes of `pool` (`request_ids`: see `Router`)."""
     placement = learned.placed.get if learned is not None else None
     control = PoolControl(pool, placement)
-    router = Router(control, swapper_for(loaded, learned), bus, router_settings(loaded))
+    router = Router(
+        control, swapper_for(loaded, learned), bus, router_settings(loaded), request_ids
+    )
     router.learned = learned
     return router
 

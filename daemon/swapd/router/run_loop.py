@@ -48,6 +48,7 @@ still being read.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -274,10 +275,15 @@ class Router:
         swapper: Swapper,
         bus: EventBus,
         settings: RouterSettings,
+        request_ids: Callable[[], int] | None = None,
     ) -> None:
         self.pool = pool
         self.swapper = swapper
         self.bus = bus
+        #: Where a lease without an id of its own gets one. The daemon shares the
+        #: history's numbering, so a request has one id in its events, the
+        #: decisions and its record.
+        self._request_ids = request_ids or itertools.count(1).__next__
         self.settings = settings
         #: The measured footprints and load times its swappers plan with (budgets).
         self.learned: Learned | None = None
@@ -295,7 +301,6 @@ class Router:
         self._serving: dict[int, _Ticket] = {}
         self._unload_waits: list[_UnloadWait] = []
         self._gone: set[int] = set()
-        self._next_id = 1
         self._swap_scopes: dict[int, trio.CancelScope] = {}
         self._stop_on_abort: set[int] = set()
         self._nursery: trio.Nursery | None = None
@@ -320,6 +325,7 @@ class Router:
         progress: ProgressChannel | None = None,
         on_cut: CutCallback | None = None,
         on_wait: Callable[[], None] | None = None,
+        request_id: int | None = None,
     ) -> AbstractAsyncContextManager[Grant]:
         """`async with router.lease(model) as grant`: wait until `model` may serve
         this request, then yield where to send it.
@@ -330,9 +336,12 @@ class Router:
         `on_cut(reason)` is called (from the run loop, so it must not block) if
         an unload cuts the request short: the handler should end its response
         with an error. `on_wait()` is called when the request is not answered at
-        once (it queues or waits for a load), before it waits.
+        once (it queues or waits for a load), before it waits. `request_id`: the
+        request's id, when the caller numbered it from the router's source
+        (`request_ids`); else the router draws one.
         """
-        return self._lease(model, progress, on_cut, on_wait)
+        rid = self._request_ids() if request_id is None else request_id
+        return self._lease(model, progress, on_cut, on_wait, rid)
 
     @asynccontextmanager
     async def _lease(
@@ -341,13 +350,13 @@ class Router:
         progress: ProgressChannel | None,
         on_cut: CutCallback | None,
         on_wait: Callable[[], None] | None,
+        request_id: int,
     ) -> AsyncIterator[Grant]:
         if self._closed or not self._started:
             raise RequestAborted(f"{self.settings.name} is shutting down", model=model)
         # A caller already cancelled never reaches the loop.
         await trio.lowlevel.checkpoint_if_cancelled()
-        ticket = _Ticket(self._next_id, model, progress, on_cut)
-        self._next_id += 1
+        ticket = _Ticket(request_id, model, progress, on_cut)
         self._tickets[ticket.id] = ticket
         held = None
         try:

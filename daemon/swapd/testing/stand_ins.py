@@ -31,7 +31,12 @@ class GrantAtOnce:
 
     @asynccontextmanager
     async def lease(
-        self, model: str, progress: Any = None, on_cut: Any = None, on_wait: Any = None
+        self,
+        model: str,
+        progress: Any = None,
+        on_cut: Any = None,
+        on_wait: Any = None,
+        request_id: Any = None,
     ) -> AsyncIterator[Grant]:
         yield Grant(model, self.upstreams[model])
 

@@ -63,7 +63,12 @@ class StandInRouter:
 
     @asynccontextmanager
     async def lease(
-        self, model: str, progress: Any = None, on_cut: Any = None, on_wait: Any = None
+        self,
+        model: str,
+        progress: Any = None,
+        on_cut: Any = None,
+        on_wait: Any = None,
+        request_id: Any = None,
     ) -> AsyncIterator[Grant]:
         if model not in self.pool:
             raise ModelNotFound(f"no model {model}", model=model)

@@ -264,21 +264,29 @@ async def test_every_field_of_a_request_record(tmp_path: Path, start_fake: Any) 
 @pytest.mark.trio
 async def test_the_request_event_carries_the_finished_record(tmp_path: Path) -> None:
     async with swapd(tmp_path, config_text()) as (_d, c, sub):
+        # A request that never reaches the router is numbered all the same.
+        r = await c.post("/v1/chat/completions", json={"model": "nobody"})
+        assert r.status_code == 404 and (await next_record(sub)).id == 1
         r = await c.post("/v1/chat/completions", json={"model": "plain"})
         assert r.status_code == 200
         record = await next_record(sub)
+        assert record.id == 2
         code, out, err = await swapctl(
             tmp_path / "control.sock", "events", "--topic", "request", "--json"
         )
         assert code == 0, err
         events = [json.loads(line)["data"] for line in out.splitlines()]
+        events = [e for e in events if e["request"] != "1"]  # the 404's
         finished = [e for e in events if e["phase"] == "finished"]
         assert len(finished) == 1 and finished[0]["request"] == str(record.id)
         assert finished[0]["status"] == 200 and finished[0]["duration"] == record.duration_s
         assert finished[0]["record"]["id"] == record.id
         assert finished[0]["record"]["completion_tokens"] == 20
-        # The router's own phases are still there, as before.
+        # The router's own phases are still there, under the same id as the record.
         assert {"granted", "done"} <= {e["phase"] for e in events}
+        assert {e["request"] for e in events} == {str(record.id)}
+        decisions = await swapctl_json(tmp_path / "control.sock", "decisions")
+        assert {d["request"] for d in decisions if d["request"]} == {str(record.id)}
 
 
 @pytest.mark.trio

@@ -36,7 +36,12 @@ class NoLocalModels:
     """Router and pool for app-only tests whose settings have peers but no local models."""
 
     def lease(
-        self, model: str, progress: Any = None, on_cut: Any = None, on_wait: Any = None
+        self,
+        model: str,
+        progress: Any = None,
+        on_cut: Any = None,
+        on_wait: Any = None,
+        request_id: Any = None,
     ) -> Any:
         raise AssertionError(f"no local model should be leased here, got {model!r}")
 

@@ -49,7 +49,12 @@ class Router:
 
     @asynccontextmanager
     async def lease(
-        self, model: str, progress: Any = None, on_cut: Any = None, on_wait: Any = None
+        self,
+        model: str,
+        progress: Any = None,
+        on_cut: Any = None,
+        on_wait: Any = None,
+        request_id: Any = None,
     ) -> AsyncIterator[Grant]:
         self.entered.set()
         try:
