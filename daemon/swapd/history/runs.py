@@ -123,7 +123,11 @@ def insert_runs(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:
 
 def read_rows(conn: sqlite3.Connection) -> list[RunRow]:
     """Every kept row, oldest first."""
-    cursor = conn.execute(f"SELECT {_COLUMNS} FROM model_runs ORDER BY seq")
+    present = {row[1] for row in conn.execute("PRAGMA table_info(model_runs)")}
+    # A file an older swapd wrote, read without migrating it (`config check
+    # --with-history`, a read-only state directory): NULL for the columns it lacks.
+    columns = ", ".join(c if c in present else "NULL" for c in _COLUMNS.split(", "))
+    cursor = conn.execute(f"SELECT {columns} FROM model_runs ORDER BY seq")
     return [_row(row) for row in cursor.fetchall()]
 
 

@@ -143,5 +143,7 @@ def test_an_old_file_nobody_migrated_still_answers(tmp_path: Path) -> None:
         [b] = reader.stats(T - 1, T + 1).models
         assert (b.model, b.loads, b.wakes, b.sleeps, b.load_p50_s) == ("b", 1, 0, 0, 1.5)
         assert reader.load_times("b", 10) == [1.5]
+        # `config check --with-history` reads the model runs of such a file too.
+        assert read_rows(reader.conn) == [OLD_RUN]
     finally:
         reader.close()
