@@ -269,7 +269,7 @@ class Database:
         if "slept" in swap_columns:
             for model, sleeps in self.conn.execute(
                 """SELECT slept.value, COUNT(*) FROM swaps, json_each(swaps.slept) AS slept
-                   WHERE swaps.slept IS NOT NULL AND start >= ? AND start < ?
+                   WHERE swaps.slept != '[]' AND start >= ? AND start < ?
                    GROUP BY slept.value""",
                 window,
             ):

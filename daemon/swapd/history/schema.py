@@ -127,6 +127,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE swaps ADD COLUMN slept TEXT",
         "ALTER TABLE swaps ADD COLUMN wake INTEGER",
+        # `stats` counts sleeps from the few swaps that slept a model: only those indexed.
+        "CREATE INDEX swaps_slept_start ON swaps (start) WHERE slept != '[]'",
         "ALTER TABLE model_runs ADD COLUMN asleep_ram INTEGER",
         "ALTER TABLE model_runs ADD COLUMN asleep_vram INTEGER",
         "ALTER TABLE model_runs ADD COLUMN wakes TEXT",
