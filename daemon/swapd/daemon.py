@@ -263,7 +263,7 @@ class Daemon:
                 learned.live_asleep = meter.live_asleep_peaks
                 self.meter = meter
                 await nursery.start(meter.run, self.bus)
-                await nursery.start(follow_wakes, self.bus, learned.books)
+                await nursery.start(follow_wakes, self.bus, runs)
                 # One numbering for requests: their events, decisions and records.
                 router = router_from_config(
                     self.loaded, pool, self.bus, learned, request_ids=recorder.next_id

@@ -148,6 +148,12 @@ class Footprint(Payload, kw_only=True, frozen=True):
     """Resources of the capacity it has neither declared nor been measured for."""
     asleep: dict[str, int] | None = None
     """For a model that can sleep: what the budget plans it takes while asleep."""
+    asleep_measured: dict[str, int] | None = None
+    """For a model that can sleep: the highest peak while asleep (its last runs that
+    slept, kept across restarts, and the run in progress)."""
+    wake_s: float | None = None
+    """For a model that can sleep: the median of its last measured wakes, in seconds (what
+    the budget prices putting it to sleep at); null when it never woke."""
 
 
 class CapacityUse(Payload, kw_only=True, frozen=True):
@@ -426,6 +432,10 @@ class SwapRecord(Payload, tag_field="kind", tag="swap", kw_only=True, frozen=Tru
     kv: list[KvRecord] = []
     """The KV-cache saves of the evicted models, then the restore of the target
     (`kvCache.persist`); empty when none was made."""
+    slept: list[str] = []
+    """The models put to sleep to make room (they live on, asleep)."""
+    wake: bool = False
+    """The target was asleep when the swap began: a wake, not a start."""
 
 
 class ExitRecord(Payload, tag_field="kind", tag="exit", kw_only=True, frozen=True):
@@ -479,9 +489,16 @@ class ModelStats(Payload, kw_only=True, frozen=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     loads: int = 0
+    """Swaps that started it; a wake is counted in `wakes`, not here."""
     load_p50_s: float | None = None
     load_failures: int = 0
     crashes: int = 0
+    sleeps: int = 0
+    """Swaps that put it to sleep to make room."""
+    wakes: int = 0
+    """Swaps that woke it."""
+    wake_p50_s: float | None = None
+    wake_failures: int = 0
 
 
 class Stats(Payload, kw_only=True, frozen=True):
@@ -601,6 +618,8 @@ class SwapStarted(EventData, tag="swap_started", kw_only=True, frozen=True):
     """The swap's id; decisions about it carry the same `swap`."""
     sleep: list[str] = []
     """Models it puts to sleep instead of stopping them (the budget router)."""
+    wake: bool = False
+    """The target is asleep: the swap wakes it rather than starts it."""
 
 
 class SwapFinished(EventData, tag="swap_finished", kw_only=True, frozen=True):

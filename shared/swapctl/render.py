@@ -186,7 +186,12 @@ def footprints(rows: Sequence[p.ModelInfo], capacity: Sequence[p.CapacityUse] = 
                     m.id,
                     r + (f" on {f.device}" if f.device and r not in f.devices else ""),
                     _amount(r, f.declared.get(r), sized),
-                    _amount(r, f.measured.get(r), sized),
+                    _amount(r, f.measured.get(r), sized)
+                    + (
+                        f" (asleep {_amount(r, f.asleep_measured[r], sized)})"
+                        if f.asleep_measured and r in f.asleep_measured
+                        else ""
+                    ),
                     _amount(r, f.planned.get(r, 0), sized)
                     + (" (blind)" if r in f.blind else "")
                     + (
@@ -199,7 +204,17 @@ def footprints(rows: Sequence[p.ModelInfo], capacity: Sequence[p.CapacityUse] = 
     if not lines and not capacity:
         return ""
     text = "\n" + table(["MODEL", "RESOURCE", "DECLARED", "MEASURED", "PLANNED"], lines)
-    return text + capacity_line(capacity)
+    return text + wakes_line(rows) + capacity_line(capacity)
+
+
+def wakes_line(rows: Sequence[p.ModelInfo]) -> str:
+    """`measured wakes (median): a 1.2s, b 0.4s`, for the models that ever woke."""
+    parts = [
+        f"{m.id} {duration(m.footprint.wake_s)}"
+        for m in rows
+        if m.footprint is not None and m.footprint.wake_s is not None
+    ]
+    return f"measured wakes (median): {', '.join(parts)}\n" if parts else ""
 
 
 def capacity_line(capacity: Sequence[p.CapacityUse]) -> str:
@@ -522,9 +537,10 @@ def history(records: Sequence[p.HistoryRecord]) -> str:
 def history_row(r: p.HistoryRecord) -> list[str]:
     match r:
         case p.SwapRecord():
-            what = f"#{r.swap_id} to {r.target}: {r.result}"
+            what = f"#{r.swap_id} {'woke' if r.wake else 'to'} {r.target}: {r.result}"
             what += f" in {duration(r.load_s)}" if r.load_s is not None else ""
             what += f", evicted {_names(r.evicted)}" if r.evicted else ""
+            what += f", slept {_names(r.slept)}" if r.slept else ""
             what += f", set {r.set} cost {r.cost}" if r.set else ""
             what += f" ({r.error})" if r.error else ""
             what += f"; {r.why}" if r.why else ""
@@ -556,9 +572,12 @@ def stats(s: p.Stats) -> str:
     head = f"{stamp(s.since)} .. {stamp(s.until)}\n"
     if not s.models:
         return head + "no activity\n"
+    # The sleep columns only when some model slept or woke in the window.
+    sleeping = any(m.sleeps or m.wakes for m in s.models)
     return head + table(
         ["MODEL", "REQUESTS", "ERRORS", "TTFB P50", "TTFB P95", "DUR P50", "DUR P95",
-         "TOK/S P50", "IN", "OUT", "LOADS", "LOAD P50", "LOAD FAIL", "CRASHES"],
+         "TOK/S P50", "IN", "OUT", "LOADS", "LOAD P50", "LOAD FAIL", "CRASHES"]
+        + (["SLEEPS", "WAKES", "WAKE P50", "WAKE FAIL"] if sleeping else []),
         [
             [
                 m.model, str(m.requests), str(m.errors), duration(m.ttfb_p50_s),
@@ -566,6 +585,11 @@ def stats(s: p.Stats) -> str:
                 _rate(m.tokens_per_s_p50), str(m.prompt_tokens), str(m.completion_tokens),
                 str(m.loads), duration(m.load_p50_s), str(m.load_failures), str(m.crashes),
             ]
+            + (
+                [str(m.sleeps), str(m.wakes), duration(m.wake_p50_s), str(m.wake_failures)]
+                if sleeping
+                else []
+            )
             for m in s.models
         ],
     )  # fmt: skip

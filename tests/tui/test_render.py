@@ -468,3 +468,22 @@ def test_the_model_note_shows_meters_and_footprints() -> None:
         "vram: blind (counted 0)"
     )
     assert model_note(state.models["plain"], 1000.0) is None
+
+
+def test_a_swap_row_and_detail_name_what_it_slept_and_a_wake() -> None:
+    slept = TimelineEntry(T0, "swap", "b", "swap", outcome="ok", swap_id=3, slept=("a",))
+    woke = TimelineEntry(
+        T0 + 1, "swap", "a", "swap", ("c",), outcome="ok", swap_id=4, slept=("b",), wake=True
+    )
+    shown, _ = timeline_rows([slept, woke])
+    rows = [cells_text(cells) for _, cells in shown]
+    assert rows[0][1:4] == ["a", "wake", "c; sleep b"]
+    assert rows[1][1:4] == ["b", "swap", "sleep a"]
+    # The filter finds a swap by a model it put to sleep.
+    assert [e.swap_id for e, _ in timeline_rows([slept, woke], "a")[0]] == [4, 3]
+    assert [e.swap_id for e, _ in timeline_rows([slept, woke], "c")[0]] == [4]
+    text = text_of(entry_detail(woke))
+    assert "swap #4 (wake: the target was asleep)" in text
+    assert "slept      b" in text
+    plain = text_of(entry_detail(TimelineEntry(T0, "swap", "a", "swap", swap_id=5)))
+    assert "slept" not in plain and "wake" not in plain

@@ -467,3 +467,15 @@ def test_a_finished_swap_keeps_its_kv_figures() -> None:
     state.apply_event(p.SwapFinished(time=T0 + 1, target="a", duration=1.0, swap=4, kv=kv))
     state.apply_event(p.SwapFinished(time=T0 + 9, target="c", swap=5, kv=kv[:1]))  # joined late
     assert [e.kv for e in state.timeline] == [tuple(kv), tuple(kv[:1])]
+
+
+def test_a_swap_that_sleeps_and_one_that_wakes() -> None:
+    state, _ = make_state()
+    state.apply_event(p.SwapStarted(time=T0, target="b", sleep=["a"], swap=1))
+    state.apply_event(p.SwapFinished(time=T0 + 1, target="b", ok=True, duration=1.0, swap=1))
+    state.apply_event(p.SwapStarted(time=T0 + 2, target="a", evict=["b"], wake=True, swap=2))
+    first, second = state.timeline
+    assert (first.slept, first.wake, first.outcome) == (("a",), False, "ok")
+    assert (second.evicted, second.slept, second.wake) == (("b",), (), True)
+    # A swap that put `a` to sleep is one of a's swaps.
+    assert [e.swap_id for e in state.model_swaps("a")] == [2, 1]

@@ -208,6 +208,10 @@ class TimelineEntry:
     """A failed load's last log lines."""
     kv: tuple[p.KvRecord, ...] = ()
     """The KV-cache saves of the evicted models and the restore of the target."""
+    slept: tuple[str, ...] = ()
+    """The models the swap puts to sleep to make room (they stay alive)."""
+    wake: bool = False
+    """The target was asleep: the swap wakes it rather than starts it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,6 +619,7 @@ class DashboardState:
                         time=min(entry.time, d.time),
                         why=d.why or entry.why,
                         evicted=entry.evicted or tuple(d.evict),
+                        slept=entry.slept or tuple(d.sleep),
                         set=entry.set or d.set,
                         cost=d.cost if entry.cost is None else entry.cost,
                         decision=d,
@@ -634,6 +639,7 @@ class DashboardState:
                 cost=d.cost,
                 swap_id=d.swap,
                 decision=d,
+                slept=tuple(d.sleep),
             )
         )
 
@@ -660,6 +666,8 @@ class DashboardState:
                     set=event.set or entry.set,
                     cost=entry.cost if event.cost is None else event.cost,
                     swap_id=event.swap,
+                    slept=tuple(event.sleep) or entry.slept,
+                    wake=event.wake or entry.wake,
                 ),
             )
             return
@@ -674,6 +682,8 @@ class DashboardState:
                 set=event.set,
                 cost=event.cost,
                 swap_id=event.swap,
+                slept=tuple(event.sleep),
+                wake=event.wake,
             )
         )
 
@@ -720,7 +730,7 @@ class DashboardState:
         found = [
             e
             for e in self.timeline
-            if e.action == "swap" and (e.target == model or model in e.evicted)
+            if e.action == "swap" and (e.target == model or model in (*e.evicted, *e.slept))
         ]
         return sorted(found, key=lambda e: e.time, reverse=True)[:limit]
 

@@ -523,7 +523,7 @@ def _simulate(
     if truncated:
         trace = _rebase(trace[1:])
     load_times = resolve_load_times(configs, flags, measured)
-    wake_times = resolve_wake_times(configs, ())
+    wake_times = resolve_wake_times(configs, (), books)
     named = [(str(path), new), (f"{running.path} (running)", running)]
     return compare(named, trace, load_times, wake_times, books), truncated
 

@@ -180,6 +180,7 @@ def event(e: BusEvent) -> p.EventData:
                 why=e.why,
                 swap=e.swap_id,
                 sleep=list(e.sleep),
+                wake=e.wake,
             )
         case rev.SwapFinished():
             error = e.error
@@ -347,6 +348,7 @@ def host(sample: HostSample) -> p.HostMeters:
 
 def footprint(table: FootprintTable, model: str) -> p.Footprint:
     m = table.models.get(model)
+    sleeps = table.can_sleep(model)
     return p.Footprint(
         declared=table.declared(model),
         measured=table.measured(model),
@@ -354,7 +356,9 @@ def footprint(table: FootprintTable, model: str) -> p.Footprint:
         devices=list(m.devices) if m is not None else [],
         device=table.device_of(model),
         blind=table.blind(model),
-        asleep=table.asleep_planned(model) if table.can_sleep(model) else None,
+        asleep=table.asleep_planned(model) if sleeps else None,
+        asleep_measured=table.asleep_measured(model) if sleeps else None,
+        wake_s=table.learned.books.costs.median_wake(model) if sleeps else None,
     )
 
 

@@ -218,7 +218,8 @@ class Database:
         return frozenset(row[1] for row in self.conn.execute(f"PRAGMA table_info({table})"))
 
     def load_times(self, model: str, limit: int) -> list[float]:
-        sql, params = load_times_sql(model, limit)
+        """The last successful starts of `model` (wakes are not loads)."""
+        sql, params = load_times_sql(model, limit, _wake_sql(self._columns("swaps")))
         return [row[0] for row in self.conn.execute(sql, params)]
 
     def next_request_id(self) -> int:
@@ -250,16 +251,29 @@ class Database:
                 "prompt_tokens": int(prompt),
                 "completion_tokens": int(completion),
             }
-        for target, loads, failures, n_ok in self.conn.execute(
-            """SELECT target, COUNT(*), SUM(result = 'failed'),
+        swap_columns = self._columns("swaps")
+        wake = _wake_sql(swap_columns)
+        for target, is_wake, swaps, failures, n_ok in self.conn.execute(
+            f"""SELECT target, {wake}, COUNT(*), SUM(result = 'failed'),
                       COUNT(CASE WHEN result = 'ok' THEN load_s END)
-               FROM swaps WHERE start >= ? AND start < ? GROUP BY target""",
+               FROM swaps WHERE start >= ? AND start < ? GROUP BY 1, 2""",
             window,
         ):
             entry = models.setdefault(target, {})
-            entry["loads"] = loads
-            entry["load_failures"] = int(failures or 0)
-            entry["load_p50_s"] = self._load_percentile(target, n_ok, since, until)
+            kind = "wake" if is_wake else "load"
+            entry[f"{kind}s"] = swaps
+            entry[f"{kind}_failures"] = int(failures or 0)
+            entry[f"{kind}_p50_s"] = self._load_percentile(
+                target, n_ok, since, until, f"{wake} = {int(bool(is_wake))}"
+            )
+        if "slept" in swap_columns:
+            for model, sleeps in self.conn.execute(
+                """SELECT slept.value, COUNT(*) FROM swaps, json_each(swaps.slept) AS slept
+                   WHERE swaps.slept != '[]' AND start >= ? AND start < ?
+                   GROUP BY slept.value""",
+                window,
+            ):
+                models.setdefault(model, {})["sleeps"] = sleeps
         for model, crashes in self.conn.execute(
             "SELECT model, SUM(failed) FROM exits WHERE time >= ? AND time < ? GROUP BY model",
             window,
@@ -289,7 +303,11 @@ class Database:
         ]
         return st.between(values[0], values[1] if len(values) > 1 else None, weight)
 
-    def _load_percentile(self, target: str, count: int, since: float, until: float) -> float | None:
+    def _load_percentile(
+        self, target: str, count: int, since: float, until: float, which: str
+    ) -> float | None:
+        """The median `load_s` of the successful swaps to `target` that match `which`
+        (starts or wakes)."""
         if count <= 0:
             return None
         index, weight = st.rank(count, 0.5)
@@ -297,11 +315,17 @@ class Database:
             row[0]
             for row in self.conn.execute(
                 "SELECT load_s FROM swaps WHERE target = ? AND start >= ? AND start < ?"
-                " AND result = 'ok' AND load_s IS NOT NULL ORDER BY load_s LIMIT 2 OFFSET ?",
+                f" AND result = 'ok' AND load_s IS NOT NULL AND {which}"
+                " ORDER BY load_s LIMIT 2 OFFSET ?",
                 [target, since, until, index],
             )
         ]
         return st.between(values[0], values[1] if len(values) > 1 else None, weight)
+
+
+def _wake_sql(swap_columns: frozenset[str]) -> str:
+    """The SQL of a swap row's `wake` as 0/1 (0 in a file older than the column)."""
+    return "COALESCE(wake, 0)" if "wake" in swap_columns else "0"
 
 
 def _time_of(record: HistoryRecord) -> float:

@@ -117,9 +117,10 @@ def history_sql(
     return _select(table, clauses, params, query.limit, present)
 
 
-def load_times_sql(model: str, limit: int) -> tuple[str, list[Any]]:
+def load_times_sql(model: str, limit: int, wake: str = "0") -> tuple[str, list[Any]]:
+    """The last successful starts of `model`; `wake`: the SQL of a row's wake flag."""
     return (
         f"SELECT load_s FROM {SWAPS.name} WHERE target = ? AND result = 'ok'"
-        " AND load_s IS NOT NULL ORDER BY start DESC, seq DESC LIMIT ?",
+        f" AND load_s IS NOT NULL AND {wake} = 0 ORDER BY start DESC, seq DESC LIMIT ?",
         [model, clamp_limit(limit)],
     )

@@ -142,6 +142,8 @@ def swap_record(started: SwapStarted | None, finished: SwapFinished) -> SwapReco
         result=result,
         error=error.reason if error is not None else None,
         kv=tuple(kv_record(k) for k in finished.kv),
+        slept=started.sleep if started is not None else (),
+        wake=started.wake if started is not None else False,
     )
 
 

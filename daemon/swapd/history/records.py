@@ -105,7 +105,8 @@ class KvRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SwapRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="swap"):
-    """One swap: stop `evicted`, then make `target` ready."""
+    """One swap: stop `evicted` and put `slept` to sleep, then make `target` ready (start
+    it, or wake it: `wake`)."""
 
     swap_id: int
     start: float
@@ -125,6 +126,11 @@ class SwapRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", ta
     kv: tuple[KvRecord, ...] = ()
     """The KV-cache saves of the evicted models, then the restore of the target; empty
     when none was made (or the record predates KV figures)."""
+    slept: tuple[str, ...] = ()
+    """The models put to sleep to make room (alive, their accelerator memory released);
+    empty when none was (or the record predates sleep figures)."""
+    wake: bool = False
+    """The target was asleep when the swap began: the swap woke it rather than started it."""
 
 
 class ExitRecord(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="exit"):

@@ -109,7 +109,8 @@ SWAPS: Table[SwapRecord] = Table(
     "swaps",
     SwapRecord,
     "start",
-    json_fields=frozenset({"evicted", "kv"}),
+    json_fields=frozenset({"evicted", "kv", "slept"}),
+    bool_fields=frozenset({"wake"}),
     renamed={"set": "set_name"},
 )
 EXITS: Table[ExitRecord] = Table(

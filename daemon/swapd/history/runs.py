@@ -1,10 +1,16 @@
 """Model runs in the history file: what each run of a model took, kept across restarts.
 
 One row per run (`model_runs`): the model, when the run started, how long
-its load took, and the peaks of its resident memory (`ram`, its process
-tree) and GPU memory (`vram`). The budget planner learns from them: the
-footprints are the highest peaks of the last runs, the `measured` evict cost
-is the median of the last load times (`swapd.router.budget_books`).
+its load took, the peaks of its resident memory (`ram`, its process tree)
+and GPU memory (`vram`), for a model that slept its peaks while asleep, and
+the seconds each of its wakes took. The budget planner learns from them: the
+footprints (awake and asleep) are the highest peaks of the last runs, the
+`measured` evict cost is the median of the last load times, the cost of a
+sleep the median of the last wakes (`swapd.router.budget_books`).
+
+Wakes are timed from the process states (`swapd.router.wake_times`) while
+the run lives; `RunHistory` holds them per model until that run's row is
+written (its end), so they are kept with the run they belong to.
 
 `RunHistory` is the meter's sink. The books change at once (planning reads
 them on the event loop); the row is written by its own task, off the loop,
@@ -19,8 +25,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import trio
@@ -42,15 +49,54 @@ class RunRow(msgspec.Struct, frozen=True):
     load_s: float | None
     peak_ram: int | None
     peak_vram: int | None
+    asleep_ram: int | None = None
+    asleep_vram: int | None = None
+    wakes: tuple[float, ...] = ()
+    """The seconds each wake of the run took (the last `LOADS_KEPT`)."""
 
 
-def row_of(report: RunReport) -> RunRow:
+_COLUMNS = "model, started, load_s, peak_ram, peak_vram, asleep_ram, asleep_vram, wakes"
+_wakes_decoder = msgspec.json.Decoder(tuple[float, ...])
+
+
+def row_of(report: RunReport, wakes: Sequence[float] = ()) -> RunRow:
     return RunRow(
         model=report.model,
         started=report.started,
         load_s=report.load_seconds,
         peak_ram=report.peaks.get("ram"),
         peak_vram=report.peaks.get("vram"),
+        asleep_ram=report.asleep.get("ram"),
+        asleep_vram=report.asleep.get("vram"),
+        wakes=tuple(wakes[-LOADS_KEPT:]),
+    )
+
+
+def _values(r: RunRow) -> tuple[object, ...]:
+    wakes = msgspec.json.encode(r.wakes).decode() if r.wakes else None
+    return (
+        r.model,
+        r.started,
+        r.load_s,
+        r.peak_ram,
+        r.peak_vram,
+        r.asleep_ram,
+        r.asleep_vram,
+        wakes,
+    )
+
+
+def _row(values: Sequence[Any]) -> RunRow:
+    model, started, load_s, peak_ram, peak_vram, asleep_ram, asleep_vram, wakes = values
+    return RunRow(
+        model=model,
+        started=started,
+        load_s=load_s,
+        peak_ram=peak_ram,
+        peak_vram=peak_vram,
+        asleep_ram=asleep_ram,
+        asleep_vram=asleep_vram,
+        wakes=_wakes_decoder.decode(wakes) if wakes is not None else (),
     )
 
 
@@ -60,9 +106,8 @@ def insert_runs(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.executemany(
-            "INSERT INTO model_runs (model, started, load_s, peak_ram, peak_vram) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(r.model, r.started, r.load_s, r.peak_ram, r.peak_vram) for r in rows],
+            f"INSERT INTO model_runs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [_values(r) for r in rows],
         )
         for model in {r.model for r in rows}:
             conn.execute(
@@ -78,25 +123,37 @@ def insert_runs(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:
 
 def read_rows(conn: sqlite3.Connection) -> list[RunRow]:
     """Every kept row, oldest first."""
-    cursor = conn.execute(
-        "SELECT model, started, load_s, peak_ram, peak_vram FROM model_runs ORDER BY seq"
-    )
-    return [RunRow(*row) for row in cursor.fetchall()]
+    present = {row[1] for row in conn.execute("PRAGMA table_info(model_runs)")}
+    # A file an older swapd wrote, read without migrating it (`config check
+    # --with-history`, a read-only state directory): NULL for the columns it lacks.
+    columns = ", ".join(c if c in present else "NULL" for c in _COLUMNS.split(", "))
+    cursor = conn.execute(f"SELECT {columns} FROM model_runs ORDER BY seq")
+    return [_row(row) for row in cursor.fetchall()]
 
 
 def books_data(rows: Iterable[RunRow]) -> BooksData:
-    """The books as the rows (oldest first) say: the last runs' peaks, the last loads."""
+    """The books as the rows (oldest first) say: the last runs' peaks (awake and asleep),
+    the last loads and the last wakes."""
     peaks: dict[str, dict[str, list[int]]] = {}
+    asleep: dict[str, dict[str, list[int]]] = {}
     loads: dict[str, list[float]] = {}
+    wakes: dict[str, list[float]] = {}
     for r in rows:
         for measure, value in (("ram", r.peak_ram), ("vram", r.peak_vram)):
             if value is not None:
                 peaks.setdefault(r.model, {}).setdefault(measure, []).append(int(value))
+        for measure, value in (("ram", r.asleep_ram), ("vram", r.asleep_vram)):
+            if value is not None:
+                asleep.setdefault(r.model, {}).setdefault(measure, []).append(int(value))
         if r.load_s is not None:
             loads.setdefault(r.model, []).append(float(r.load_s))
+        if r.wakes:
+            wakes.setdefault(r.model, []).extend(float(w) for w in r.wakes)
     return BooksData(
         peaks={m: {k: v[-RUNS_KEPT:] for k, v in p.items()} for m, p in peaks.items()},
         loads={m: v[-LOADS_KEPT:] for m, v in loads.items()},
+        asleep={m: {k: v[-RUNS_KEPT:] for k, v in p.items()} for m, p in asleep.items()},
+        wakes={m: v[-LOADS_KEPT:] for m, v in wakes.items()},
     )
 
 
@@ -120,6 +177,7 @@ class RunHistory:
         self.error: str | None = None
         self._send, self._receive = trio.open_memory_channel[RunRow](QUEUE_SIZE)
         self._db: Database | None = None
+        self._wakes: dict[str, list[float]] = {}  # per model, the wakes of its run in progress
         self._queued = 0
         self._done = 0
         self._progress = trio.Event()
@@ -129,12 +187,22 @@ class RunHistory:
     def loaded(self, model: str, seconds: float) -> None:
         self.books.record_load(model, seconds)
 
+    def record_wake(self, model: str, seconds: float) -> None:
+        """A wake of `model`'s run in progress took `seconds`: into the books at once, and
+        into that run's row when it ends."""
+        self.books.record_wake(model, seconds)
+        if seconds >= 0:
+            wakes = self._wakes.setdefault(model, [])
+            wakes.append(float(seconds))
+            del wakes[:-LOADS_KEPT]
+
     def run_ended(self, report: RunReport) -> None:
-        self.books.record_run(report.model, report.peaks)
+        self.books.record_run(report.model, report.peaks, report.asleep)
+        wakes = self._wakes.pop(report.model, [])
         if self._db is None:
             return
         try:
-            self._send.send_nowait(row_of(report))
+            self._send.send_nowait(row_of(report, wakes))
             self._queued += 1
         except trio.WouldBlock:
             self.dropped += 1
@@ -181,16 +249,10 @@ class RunHistory:
 
     def _load(self, rows: list[RunRow]) -> None:
         """The rows of earlier runs first, then what this run learnt before the file opened."""
-        mine = self.books.data()
         fresh = Books(books_data(rows))
-        for model, measures in mine.peaks.items():
-            for measure, peaks in measures.items():
-                for peak in peaks:
-                    fresh.record_run(model, {measure: peak})
-        for model, loads in mine.loads.items():
-            for seconds in loads:
-                fresh.record_load(model, seconds)
+        fresh.add(self.books.data())
         self.books.footprints = fresh.footprints
+        self.books.asleep = fresh.asleep
         self.books.costs = fresh.costs
 
     async def flushed(self) -> None:

@@ -121,6 +121,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP INDEX IF EXISTS requests_outcome_start",
         "CREATE INDEX requests_not_done ON requests (outcome, start) WHERE outcome != 'done'",
     ),
+    # 4 -> 5: sleep. A swap names the models it put to sleep (`slept`, JSON) and whether
+    # it woke its target (`wake`, 0/1); a model run keeps its peaks while asleep and the
+    # seconds each of its wakes took (`wakes`, JSON). NULL on older rows: none, not a wake.
+    (
+        "ALTER TABLE swaps ADD COLUMN slept TEXT",
+        "ALTER TABLE swaps ADD COLUMN wake INTEGER",
+        # `stats` counts sleeps from the few swaps that slept a model: only those indexed.
+        "CREATE INDEX swaps_slept_start ON swaps (start) WHERE slept != '[]'",
+        "ALTER TABLE model_runs ADD COLUMN asleep_ram INTEGER",
+        "ALTER TABLE model_runs ADD COLUMN asleep_vram INTEGER",
+        "ALTER TABLE model_runs ADD COLUMN wakes TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

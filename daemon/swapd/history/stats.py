@@ -28,12 +28,19 @@ class ModelStats(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     loads: int = 0
-    """Swaps that targeted this model (whatever their result)."""
+    """Swaps that started this model (whatever their result); wakes are counted apart."""
     load_p50_s: float | None = None
-    """Median load time of its successful swaps."""
+    """Median load time of its successful starts."""
     load_failures: int = 0
     crashes: int = 0
     """Its processes that ended on their own (`ExitRecord.failed`)."""
+    sleeps: int = 0
+    """Swaps that put this model to sleep to make room."""
+    wakes: int = 0
+    """Swaps that woke this model (whatever their result)."""
+    wake_p50_s: float | None = None
+    """Median time of its successful wakes."""
+    wake_failures: int = 0
 
 
 class Stats(msgspec.Struct, frozen=True, kw_only=True):

@@ -296,12 +296,14 @@ class ProcessSource(Protocol):
 
 
 class RunReport(msgspec.Struct, frozen=True):
-    """One finished run of a model: its peaks per measure (`ram`, `vram` with NVML)."""
+    """One finished run of a model: its peaks per measure (`ram`, `vram` with NVML), and
+    its peaks while it was asleep (empty when it never slept or was never read asleep)."""
 
     model: str
     started: float
     load_seconds: float | None
     peaks: dict[str, int]
+    asleep: dict[str, int] = {}
 
 
 class RunSink(Protocol):
@@ -492,7 +494,9 @@ class Meter:
         self._cpu.pop(model, None)
         peaks = run.peaks()
         if peaks and self.sink is not None:
-            self.sink.run_ended(RunReport(model, run.started, run.load_seconds, peaks))
+            self.sink.run_ended(
+                RunReport(model, run.started, run.load_seconds, peaks, dict(run.asleep))
+            )
 
 
 class PoolSource:

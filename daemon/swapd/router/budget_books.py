@@ -8,9 +8,13 @@ form kept across restarts (the history file's model runs, `swapd.history.runs`).
   run, the last `RUNS_KEPT` runs; what counts is the highest of them.
 - **Load times**: per model, the seconds its last `LOADS_KEPT` loads took; a
   `measured` cost is their median.
+- **Asleep footprints**: per model that can sleep, the peak of each run
+  while it was asleep, the last `RUNS_KEPT` runs that slept.
 - **Wake times**: per model that can sleep, the seconds its last
   `LOADS_KEPT` wakes took (from asleep to ready); their median is what
-  putting it to sleep costs. Kept while the daemon runs, not across restarts.
+  putting it to sleep costs.
+
+All of them are kept across restarts.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ class BooksData(msgspec.Struct, frozen=True, kw_only=True):
     """model -> measure -> the peak of each of its last runs."""
     loads: dict[str, list[float]] = {}
     """model -> the seconds each of its last loads took."""
+    asleep: dict[str, dict[str, list[int]]] = {}
+    """model -> measure -> the peak while asleep of each of its last runs that slept."""
+    wakes: dict[str, list[float]] = {}
+    """model -> the seconds each of its last wakes took."""
 
 
 class FootprintBook:
@@ -91,24 +99,41 @@ class CostBook:
     def data(self) -> dict[str, list[float]]:
         return {m: list(v) for m, v in self._loads.items()}
 
+    def wake_data(self) -> dict[str, list[float]]:
+        return {m: list(v) for m, v in self._wakes.items()}
+
 
 class Books:
     """Both books, as the meter records into them and a store keeps them."""
 
     def __init__(self, data: BooksData | None = None) -> None:
         self.footprints = FootprintBook()
+        self.asleep = FootprintBook()
         self.costs = CostBook()
         if data is not None:
-            for model, measures in data.peaks.items():
+            self.add(data)
+
+    def add(self, data: BooksData) -> None:
+        """Record what `data` holds, oldest first, after what the books hold already."""
+        for book, peaks_of in ((self.footprints, data.peaks), (self.asleep, data.asleep)):
+            for model, measures in peaks_of.items():
                 for measure, peaks in measures.items():
                     for peak in peaks[-RUNS_KEPT:]:
-                        self.footprints.record_run(model, {measure: peak})
-            for model, loads in data.loads.items():
-                for seconds in loads[-LOADS_KEPT:]:
-                    self.costs.record_load(model, seconds)
+                        book.record_run(model, {measure: peak})
+        for model, loads in data.loads.items():
+            for seconds in loads[-LOADS_KEPT:]:
+                self.costs.record_load(model, seconds)
+        for model, wakes in data.wakes.items():
+            for seconds in wakes[-LOADS_KEPT:]:
+                self.costs.record_wake(model, seconds)
 
-    def record_run(self, model: str, peaks: Mapping[str, int]) -> None:
+    def record_run(
+        self, model: str, peaks: Mapping[str, int], asleep: Mapping[str, int] | None = None
+    ) -> None:
+        """One run ended: its peaks, and (`asleep`) its peaks while it was asleep."""
         self.footprints.record_run(model, peaks)
+        if asleep:
+            self.asleep.record_run(model, asleep)
 
     def record_load(self, model: str, seconds: float) -> None:
         self.costs.record_load(model, seconds)
@@ -117,4 +142,9 @@ class Books:
         self.costs.record_wake(model, seconds)
 
     def data(self) -> BooksData:
-        return BooksData(peaks=self.footprints.data(), loads=self.costs.data())
+        return BooksData(
+            peaks=self.footprints.data(),
+            loads=self.costs.data(),
+            asleep=self.asleep.data(),
+            wakes=self.costs.wake_data(),
+        )

@@ -201,6 +201,8 @@ class SwapPlan(msgspec.Struct, frozen=True):
     why: str = ""
     """The planner's reason, for the swap's record."""
     sleep: tuple[str, ...] = ()
+    wake: bool = False
+    """The target is asleep: the swap wakes it rather than starts it."""
 
 
 Action = Literal[
@@ -270,6 +272,8 @@ class SwapStarted(msgspec.Struct, frozen=True, kw_only=True):
     time: float
     why: str = ""
     sleep: tuple[str, ...] = ()
+    wake: bool = False
+    """The target was asleep when the swap began (a wake, not a start)."""
 
 
 class SwapFinished(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,12 +20,12 @@ measured for counts 0: the plan is *blind* to it for that model, and says so.
 A model that can sleep also has an **asleep** footprint, what it takes while
 asleep: per resource of its planned (awake) footprint, the declared
 `resources.asleep` amount; with `learn: true`, the larger of that and the
-meter's peak while asleep in the run in progress times `LEARN_MARGIN` (the
-meter counts a reading as asleep only when the model was asleep before and
-after it was taken). With neither, the conservative reading: a sleeping
-server releases its accelerator memory, so `vram` (and what a model with
-devices takes on its device) counts 0; every other resource counts what it
-takes awake.
+highest peak while asleep (of its last runs that slept, kept across restarts,
+and of the run in progress) times `LEARN_MARGIN` (the meter counts a reading
+as asleep only when the model was asleep before and after it was taken).
+With neither, the conservative reading: a sleeping server releases its
+accelerator memory, so `vram` (and what a model with devices takes on its
+device) counts 0; every other resource counts what it takes awake.
 """
 
 from __future__ import annotations
@@ -149,8 +149,11 @@ class FootprintTable:
         return m is not None and m.sleeps
 
     def asleep_measured(self, model: str) -> dict[str, int]:
-        """resource -> the meter's peak while asleep, in the run in progress."""
-        return self._by_resource(model, self.learned.live_asleep(model))
+        """resource -> the highest peak while asleep (past runs and the one in progress)."""
+        peaks = dict(self.learned.books.asleep.measured(model))
+        for measure, value in self.learned.live_asleep(model).items():
+            peaks[measure] = max(peaks.get(measure, 0), value)
+        return self._by_resource(model, peaks)
 
     def asleep_planned(
         self, model: str, planned: Mapping[str, int] | None = None

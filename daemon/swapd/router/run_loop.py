@@ -764,6 +764,7 @@ class Router:
                 time=time.time(),
                 why=plan.why,
                 sleep=plan.sleep,
+                wake=plan.wake,
             )
         )
         self._nursery.start_soon(self._swap_task, plan, scope, name=f"swap-{plan.target}")

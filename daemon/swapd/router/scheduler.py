@@ -851,6 +851,7 @@ class FifoScheduler:
             cost=plan.cost,
             why=plan.reason,
             sleep=plan.sleep,
+            wake=self._running.get(req.model) is ProcessState.ASLEEP,
         )
         self._next_swap += 1
         self.active[req.model] = ActiveSwap(plan=swap_plan, started=self._now, waiters=[req])

@@ -2,18 +2,26 @@
 
 A wake is the span from `asleep -> starting` to the `starting -> ready` that
 follows it (a wake that fails ends elsewhere and is not counted). The books
-keep the last few per model; their median is what the budget planner prices
-putting that model to sleep at (`EvictCosts.wake_cost`).
+keep the last few per model (and the run history keeps them across restarts);
+their median is what the budget planner prices putting that model to sleep at
+(`EvictCosts.wake_cost`).
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import trio
 
 from swapd.events import EventBus
 from swapd.process.events import StateChanged
 from swapd.process.states import ProcessState
-from swapd.router.budget_books import Books
+
+
+class WakeSink(Protocol):
+    """Who keeps the wake times: the books, or the run history that feeds them."""
+
+    def record_wake(self, model: str, seconds: float) -> None: ...
 
 
 class WakeTimer:
@@ -33,7 +41,7 @@ class WakeTimer:
 
 
 async def follow_wakes(
-    bus: EventBus, books: Books, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    bus: EventBus, books: WakeSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Record every completed wake into `books` until cancelled."""
     timer = WakeTimer()

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             trace = read_trace(args.trace)
         assert trace is not None
         load_times = resolve_load_times(configs, args.load_time, measured)
-        wake_times = resolve_wake_times(configs, args.wake_time)
+        wake_times = resolve_wake_times(configs, args.wake_time, books)
     except (UsageError, TraceError) as exc:
         print(f"swapd simulate: {exc}", file=sys.stderr)
         return 2

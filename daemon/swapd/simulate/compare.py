@@ -64,9 +64,12 @@ def resolve_load_times(
 
 
 def resolve_wake_times(
-    configs: Sequence[LoadedConfig], flags: Sequence[tuple[str, float]]
+    configs: Sequence[LoadedConfig],
+    flags: Sequence[tuple[str, float]],
+    books: Books | None = None,
 ) -> dict[str, LoadTime]:
-    """Every model that can sleep (`sleep` set in a config): its `--wake-time`, else 1 s."""
+    """Every model that can sleep (`sleep` set in a config): its `--wake-time`, else the
+    median of its measured wakes (the history's model runs, `books`), else 1 s."""
     flagged: dict[str, float] = {}
     for name, seconds in flags:
         ids = {cfg.resolve(name) for cfg in configs} - {None}
@@ -79,9 +82,13 @@ def resolve_wake_times(
             if m.sleep is None or model in out:
                 continue
             given = flagged.get(model)
-            out[model] = (
-                LoadTime(DEFAULT_LOAD_TIME, "default") if given is None else LoadTime(given, "flag")
-            )
+            woke = books.costs.median_wake(model) if books is not None else None
+            if given is not None:
+                out[model] = LoadTime(given, "flag")
+            elif woke is not None:
+                out[model] = LoadTime(woke, "history")
+            else:
+                out[model] = LoadTime(DEFAULT_LOAD_TIME, "default")
     return out
 
 

@@ -29,6 +29,8 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from swapd.config import LoadedConfig
 from swapd.process.states import ProcessState
 from swapd.process.ttl import IdleClock
@@ -321,11 +323,12 @@ class Simulation:
 
 def _with_wakes(learned: Learned | None, wake_times: Mapping[str, float]) -> Learned:
     """A copy of `learned` (the caller's is never changed) whose books know `wake_times`
-    as measured wakes: what the budget planner prices a sleep at."""
+    as the only measured wakes of those models: what the budget planner prices a sleep at
+    (the wakes the books kept from the history do not outvote a `--wake-time`)."""
     base = learned or Learned()
-    books = Books(base.books.data())
-    for model, seconds in wake_times.items():
-        books.record_wake(model, seconds)
+    data = base.books.data()
+    wakes = {**data.wakes, **{m: [seconds] for m, seconds in wake_times.items()}}
+    books = Books(msgspec.structs.replace(data, wakes=wakes))
     return Learned(books, base.live, base.live_asleep, dict(base.placed))
 
 

@@ -267,3 +267,54 @@ def test_kv_summary_names_several_saves_and_counts_trouble() -> None:
         "kv: saved a 1 slot 2.0KiB in 10ms, c 0 slots 0B in 30s (timed out);"
         " restored 0 in 200ms (2 errors)"
     )
+
+
+def test_the_history_names_what_a_swap_slept_and_a_wake() -> None:
+    slept = p.SwapRecord(swap_id=3, start=0.0, target="b", slept=["a"], load_s=1.5)
+    assert render.history_row(slept)[2] == "#3 to b: ok in 1.5s, slept a"
+    woke = p.SwapRecord(
+        swap_id=4, start=0.0, target="a", evicted=["c"], slept=["b"], load_s=0.25, wake=True
+    )
+    assert render.history_row(woke)[2] == "#4 woke a: ok in 250ms, evicted c, slept b"
+
+
+def test_the_asleep_measured_footprint_and_the_wake_median() -> None:
+    gib = 1 << 30
+    rows = [
+        p.ModelInfo(
+            id="v",
+            state="stopped",
+            footprint=p.Footprint(
+                declared={"vram": 8 * gib},
+                measured={"vram": 7 * gib},
+                planned={"vram": 8 * gib},
+                asleep={"vram": gib},
+                asleep_measured={"vram": gib // 2},
+                wake_s=1.25,
+            ),
+        ),
+        p.ModelInfo(id="w", state="stopped", footprint=p.Footprint(planned={"vram": gib})),
+    ]
+    capacity = [p.CapacityUse(resource="vram", used=0, capacity=10 * gib)]
+    after = render.models(rows, capacity).split("\n\n", 1)[1].splitlines()
+    assert after[1].split() == [
+        "v", "vram", "8.0G", "7.0G", "(asleep", "512.0M)", "8.0G", "(asleep", "1.0G)",
+    ]  # fmt: skip
+    assert "measured wakes (median): v 1.2s" in after
+
+
+def test_stats_show_sleeps_and_wakes_only_when_there_were_some() -> None:
+    quiet = p.Stats(since=0.0, until=1.0, models=[p.ModelStats(model="a", loads=2)])
+    assert "WAKES" not in render.stats(quiet)
+    busy = p.Stats(
+        since=0.0,
+        until=1.0,
+        models=[
+            p.ModelStats(model="a", sleeps=2, wakes=2, wake_p50_s=0.5, wake_failures=1),
+            p.ModelStats(model="b", loads=1),
+        ],
+    )
+    lines = render.stats(busy).splitlines()
+    assert lines[1].endswith("SLEEPS  WAKES  WAKE P50  WAKE FAIL")
+    assert lines[2].split()[-4:] == ["2", "2", "500ms", "1"]
+    assert lines[3].split()[-4:] == ["0", "0", "-", "0"]

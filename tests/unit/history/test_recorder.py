@@ -191,3 +191,23 @@ def test_a_save_older_than_the_process_is_not_its_own() -> None:
     assert exit_record(exited(when=1.8e9 + 100, uptime=10.0), stale).kv is None
     assert exit_record(exited(when=1.8e9 + 5, uptime=10.0), stale).kv is not None
     assert exit_record(exited("c"), stale).kv is None  # another model's save
+
+
+def test_a_swap_record_names_the_models_it_put_to_sleep_and_a_wake() -> None:
+    slept = SwapStarted(
+        swap_id=6, target="b", evict=(), set=None, cost=0, time=1.8e9, why="request 1",
+        sleep=("a",),
+    )  # fmt: skip
+    done = SwapFinished(swap_id=6, target="b", ok=True, seconds=1.0, error=None, time=1.8e9 + 1)
+    record = swap_record(slept, done)
+    assert (record.slept, record.evicted, record.wake) == (("a",), (), False)
+    woke = SwapStarted(
+        swap_id=7, target="a", evict=("c",), set=None, cost=0, time=1.8e9 + 5, why="request 2",
+        sleep=("b",), wake=True,
+    )  # fmt: skip
+    done = SwapFinished(swap_id=7, target="a", ok=True, seconds=0.2, error=None, time=1.8e9 + 5)
+    record = swap_record(woke, done)
+    assert (record.slept, record.evicted, record.wake) == (("b",), ("c",), True)
+    # A start that was missed: nothing is known of sleeps or a wake.
+    missed = swap_record(None, done)
+    assert (missed.slept, missed.wake) == ((), False)

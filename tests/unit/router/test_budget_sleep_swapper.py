@@ -118,7 +118,7 @@ def test_the_scheduler_starts_a_swap_that_sleeps_a_then_wakes_a_evicting_b() -> 
     d.now += 1
     d.request("b")
     plan = d.swap_for("b")
-    assert (plan.evict, plan.sleep) == ((), ("a",))
+    assert (plan.evict, plan.sleep, plan.wake) == ((), ("a",), False)
     swap = [x for x in d.fx.decisions if x.action == "swap"][-1]
     assert swap.sleep == ("a",) and "putting a to sleep" in swap.reason
     assert "sleeps a (frees vram 7GiB)" in swap.reason
@@ -129,7 +129,8 @@ def test_the_scheduler_starts_a_swap_that_sleeps_a_then_wakes_a_evicting_b() -> 
     x = explain(d.sched, "a", d.facts())
     assert (x.verdict, x.evict, x.sleep) == ("swap", ("b",), ())
     d.request("a")
-    assert d.swap_for("a").evict == ("b",)
+    woke = d.swap_for("a")
+    assert (woke.evict, woke.wake) == (("b",), True), "a was asleep: the swap wakes it"
 
 
 def test_a_model_being_put_to_sleep_collides_like_an_evicted_one() -> None:

@@ -15,9 +15,10 @@ from swapd.history.database import Database
 from swapd.history.paths import database_path
 from swapd.history.records import RequestRecord, SwapRecord
 from swapd.history.runs import RunRow, insert_runs
+from swapd.router.budget_books import Books, BooksData
 from swapd.router.footprints import Learned
 from swapd.simulate.cli import parse_since
-from swapd.simulate.compare import resolve_load_times
+from swapd.simulate.compare import resolve_load_times, resolve_wake_times
 from swapd.simulate.engine import simulate
 from swapd.simulate.history_source import request_records, trace_from_records
 from swapd.simulate.report import LoadTime
@@ -421,3 +422,28 @@ def test_the_latest_requests_of_a_window_leave_out_peers_and_unnamed(tmp_path: P
         assert [r.id for r in request_records(db, 101.0, limit=3)] == [3, 4, 5]
     finally:
         db.close()
+
+
+def test_wake_times_come_from_the_flag_else_the_measured_wakes_else_the_default() -> None:
+    loaded = load_config_text(
+        """
+models:
+  A:
+    cmd: fake --port ${PORT}
+    sleep: {endpoint: /sleep}
+    wake: {endpoint: /wake_up}
+  C:
+    cmd: fake --port ${PORT}
+    sleep: {endpoint: /sleep}
+    wake: {endpoint: /wake_up}
+  B:
+    cmd: fake --port ${PORT}
+"""
+    )
+    books = Books(BooksData(wakes={"A": [0.25, 0.75], "C": [4.0]}))
+    times = resolve_wake_times([loaded], [("C", 2.0)], books)
+    assert times == {
+        "A": LoadTime(0.5, "history"),
+        "C": LoadTime(2.0, "flag"),
+    }
+    assert resolve_wake_times([loaded], [], None)["A"] == LoadTime(1.0, "default")

@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swapd.config import LoadedConfig, load_config_text
+from swapd.router.budget_books import LOADS_KEPT, Books, BooksData
+from swapd.router.footprints import Learned
 from swapd.simulate.engine import SimResult, simulate
 from swapd.simulate.trace import TraceRequest
 
@@ -290,3 +292,19 @@ def test_a_budget_swap_stops_a_model_whose_wake_costs_more_than_its_load() -> No
         ("B", False, ("A",), ()),
         ("A", False, ("B",), ()),
     ]
+
+
+def test_a_given_wake_time_is_what_a_sleep_costs_whatever_the_books_measured() -> None:
+    """The books read from the history keep measured wakes; the simulation's wake time for
+    a model replaces them rather than being outvoted by them."""
+    books = Books(BooksData(wakes={"A": [0.5] * LOADS_KEPT}))
+    items = trace((0, "A", 1), (20, "B", 1), (40, "A", 1))
+    result = simulate(
+        cfg(BUDGET_SLEEP),
+        items,
+        {"A": 10.0, "B": 10.0},
+        wake_times={"A": 30.0},
+        learned=Learned(books),
+    )
+    assert [(ld.model, ld.evicted, ld.slept) for ld in result.loads][1] == ("B", ("A",), ())
+    assert books.costs.median_wake("A") == 0.5, "the caller's books are not changed"

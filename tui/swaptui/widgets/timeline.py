@@ -1,7 +1,9 @@
 """The swaps view: one row per swap, and the router's other decisions, newest first.
 
 A swap's decision, start and end merge into one row in the state (by swap
-id); Enter on a row opens its detail (what it evicted and why, its cost, its
+id); a wake (a swap whose target was asleep) shows `wake` as its action, the
+models a swap put to sleep follow its evicted ones (`sleep a`); Enter on a row
+opens its detail (what it evicted or put to sleep and why, its cost, its
 load time, how it ended, the KV-cache slots it saved and restored, and the
 decisions taken about it).
 
@@ -57,13 +59,23 @@ def result_text(entry: TimelineEntry) -> Text:
     return result
 
 
+def made_room(entry: TimelineEntry) -> str:
+    """The evicted models, then those put to sleep: `c; sleep a`."""
+    parts = [",".join(entry.evicted)] if entry.evicted else []
+    if entry.slept:
+        parts.append("sleep " + ",".join(entry.slept))
+    return "; ".join(parts)
+
+
 def entry_cells(entry: TimelineEntry) -> Cells:
-    action = Text(entry.action, style="bold" if entry.kind == "swap" else "")
+    action = Text(
+        "wake" if entry.wake else entry.action, style="bold" if entry.kind == "swap" else ""
+    )
     return (
         format_clock(entry.time),
         entry.target,
         action,
-        ",".join(entry.evicted) or "-",
+        made_room(entry) or "-",
         duration(entry.duration),
         entry.set or "-",
         "-" if entry.cost is None else str(entry.cost),
@@ -77,7 +89,7 @@ def entry_sort_values(entry: TimelineEntry) -> tuple[SortValue, ...]:
         entry.time,
         entry.target,
         entry.action,
-        ",".join(entry.evicted) or None,
+        made_room(entry) or None,
         entry.duration,
         entry.set,
         entry.cost,
@@ -102,13 +114,13 @@ def timeline_rows(
     Entries arrive from the decisions reply and from subscription history,
     which interleave out of order, so they are ordered by their time here
     (entries of the same instant: the later arrival first, as before).
-    The filter keeps entries whose target or evicted models contain it.
+    The filter keeps entries whose target, evicted or slept models contain it.
     """
     needle = filter_text.casefold()
     kept = []
     hidden = 0
     for entry in reversed(sorted(entries, key=lambda e: e.time)):
-        names = (entry.target, *entry.evicted)
+        names = (entry.target, *entry.evicted, *entry.slept)
         if needle and not any(needle in name.casefold() for name in names):
             continue
         if not show_routine and entry.kind == "decision" and entry.action in ROUTINE_ACTIONS:
@@ -141,10 +153,14 @@ def entry_detail(entry: TimelineEntry, related: Iterable[p.Decision] = ()) -> Re
     title = "swap" if entry.kind == "swap" else f"decision {entry.action}"
     if entry.swap_id is not None:
         title += f" #{entry.swap_id}"
+    if entry.wake:
+        title += " (wake: the target was asleep)"
     table.add_row("what", Text(title, style="bold"))
     table.add_row("when", format_clock(entry.time))
     table.add_row("target", entry.target)
     table.add_row("evicted", ", ".join(entry.evicted) or "nothing")
+    if entry.slept:
+        table.add_row("slept", ", ".join(entry.slept))
     table.add_row("why", entry.why or "-")
     if entry.set is not None:
         table.add_row("set", entry.set)
