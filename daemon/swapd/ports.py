@@ -31,7 +31,6 @@ class RouterPort(Protocol):
         model: str,
         progress: trio.MemorySendChannel[Progress] | None = None,
         on_cut: Callable[[str], None] | None = None,
-        on_wait: Callable[[], None] | None = None,
         request_id: int | None = None,
     ) -> AbstractAsyncContextManager[Grant]: ...
 

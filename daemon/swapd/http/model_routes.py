@@ -7,8 +7,7 @@ relayed as it streams. Everything else is served by the Quart app.
 
 A client that disconnects cancels its handler (`disconnect`): a request
 waiting for admission or a load leaves the router's queue (the lease
-context exits), one mid-stream closes its upstream connection. Request
-setups take turns (`setup_gate`), so first bytes are relayed between them.
+context exits), one mid-stream closes its upstream connection.
 
 Nothing a client sends escapes as an exception: every failure is answered
 with the error envelope (or ends the stream, when the response head is
@@ -199,7 +198,6 @@ class ModelRoutes:
                 nursery.cancel_scope.deadline = trio.current_time() + BODY_TIMEOUT
                 body = await self._read(scope, receive, hold)
                 nursery.cancel_scope.deadline = math.inf
-                ctx.setup = await services.setup_gate.enter()
                 if recorder.captures.enabled:
                     ctx.draft = capture_draft(
                         scope["path"], scope["headers"], body, recorder.captures.max_body
@@ -211,16 +209,12 @@ class ModelRoutes:
                     await self._dispatch(scope, body, response, ctx)
                 finally:
                     watch.stop()
-            # Nothing below is setup, and writing to a client that does not read
-            # may wait: the slot goes back first.
-            ctx.setup.release()
             if body is None:
                 raise ApiError(408, f"the request body did not arrive within {BODY_TIMEOUT:g}s")
             if ctx.cut is not None and ctx.cut.reason is not None:
                 ctx.aborted = True
                 raise ApiError(503, ctx.cut.reason, "request_aborted")
         except Exception as exc:
-            ctx.setup.release()
             error = self._classify(exc, ctx)
         try:
             if error is not None:
@@ -236,7 +230,6 @@ class ModelRoutes:
                         tail += b"\n\n"
                     await response({"type": "http.response.body", "body": tail, "more_body": False})
         finally:
-            ctx.setup.release()
             hold.release()
             self._finish(scope, ctx, response, error is not None)
 
@@ -326,9 +319,7 @@ class ModelRoutes:
         settings = self.services.settings
         limits = FormLimits(settings.max_form_parts, settings.max_form_field_size)
         content_type = header(scope, b"content-type")
-        req = await extract_off_loop(
-            method, content_type, scope["query_string"], body, limits, ctx.setup.release
-        )
+        req = await extract_off_loop(method, content_type, scope["query_string"], body, limits)
         ctx.stream = req.stream
         if not req.model:
             raise ApiError(400, MISSING_MODEL, "missing_model")
@@ -441,11 +432,10 @@ class ModelRoutes:
         ctx.leasing()
         try:
             async with self.services.router.lease(
-                target.model, on_cut=ctx.cut, on_wait=ctx.setup.release, request_id=ctx.id
+                target.model, on_cut=ctx.cut, request_id=ctx.id
             ) as grant:
                 ctx.granted(grant.swap_id, grant.load_wait_s)
                 url = join_url(grant.upstream, path, query)
-                ctx.setup.release()
                 upstream = await self._open_upstream(scope["method"], url, headers, body, timeline)
                 await relay_response(send, upstream, ctx)
         except RouterError as exc:
@@ -492,7 +482,6 @@ class ModelRoutes:
                     target.model,
                     progress=progress_tx,
                     on_cut=ctx.cut,
-                    on_wait=ctx.setup.release,
                     request_id=ctx.id,
                 ) as grant:
                     ctx.granted(grant.swap_id, grant.load_wait_s)
@@ -501,7 +490,6 @@ class ModelRoutes:
                     if writer is not None:
                         await writer.finish()
                     url = join_url(grant.upstream, path, query)
-                    ctx.setup.release()
                     try:
                         upstream = await self._open_upstream(
                             scope["method"], url, headers, body, timeline
@@ -554,7 +542,6 @@ class ModelRoutes:
         headers = [(n, v) for n, v in headers if not n.startswith(b"x-forwarded-")]
         url = join_url(peer.proxy, path, scope["query_string"] if query is None else query)
         timeline = ctx.timeline
-        ctx.setup.release()
         try:
             upstream = await self.services.client.request(
                 scope["method"], url, headers, body, head_timeout=PEER_HEAD_TIMEOUT,
@@ -591,7 +578,6 @@ class ModelRoutes:
                 location += "?" + query.decode("latin-1")
             status = 301 if scope["method"] in ("GET", "HEAD") else 308
             ctx.status = status
-            ctx.setup.release()
             await send_response(send, status, b"", headers={"location": location})
             return
         if target.kind == "peer":

@@ -24,7 +24,6 @@ from swapd.history.capture import BodyCollector, Capture, capture_headers, captu
 from swapd.history.records import Outcome, RequestRecord
 from swapd.history.usage import Usage, UsageParser, generation_rate
 from swapd.http.inflight import InFlightRequest
-from swapd.http.setup_gate import NO_SLOT, SetupSlot
 from swapd.http.timeline import Timeline
 from swapd.http.upstream import Headers
 from swapd.router.errors import RequestAborted, RouterError
@@ -113,8 +112,6 @@ class RequestContext:
     upstream_truncated: bool = False
     parser: UsageParser | None = None
     draft: CaptureDraft | None = None
-    setup: SetupSlot = NO_SLOT
-    """Its place among request setups (`setup_gate`), given back once it waits."""
 
     # ----- the relay's steps ------------------------------------------------
 

@@ -19,7 +19,6 @@ upstream to judge; any other malformed body is refused exactly as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, parse_qsl, quote_plus, unquote_plus
@@ -167,13 +166,9 @@ async def extract_off_loop(
     query_string: bytes,
     body: bytes,
     limits: FormLimits,
-    before_thread: Callable[[], None] | None = None,
 ) -> ModelRequest:
-    """`extract`, with a large form parsed in a worker thread so other requests go on
-    (`before_thread()` is called first: the caller is about to wait)."""
+    """`extract`, with a large form parsed in a worker thread so other requests go on."""
     if len(body) > OFF_LOOP_BYTES and "form" in content_type:
-        if before_thread is not None:
-            before_thread()
         return await trio.to_thread.run_sync(
             extract, method, content_type, query_string, body, limits
         )

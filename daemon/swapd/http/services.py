@@ -20,7 +20,6 @@ from swapd.http.logs_hub import LogHub
 from swapd.http.metrics import Metrics
 from swapd.http.names import Resolver
 from swapd.http.settings import ApiSettings
-from swapd.http.setup_gate import SetupGate
 from swapd.http.upstream import UpstreamClient
 from swapd.ports import PoolPort, RouterPort
 from swapd.process.meter import MeterView
@@ -45,7 +44,6 @@ class Services:
     client: UpstreamClient = field(default_factory=UpstreamClient)
     metrics: Metrics = field(default_factory=Metrics)
     body_budget: BodyBudget = field(default_factory=BodyBudget)
-    setup_gate: SetupGate = field(default_factory=SetupGate)
     watches: Watches = field(default_factory=Watches)
     """Starts requests' disconnect watches; `run` it for the app's lifetime."""
     recorder: Recorder | None = None

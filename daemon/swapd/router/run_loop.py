@@ -324,7 +324,6 @@ class Router:
         model: str,
         progress: ProgressChannel | None = None,
         on_cut: CutCallback | None = None,
-        on_wait: Callable[[], None] | None = None,
         request_id: int | None = None,
     ) -> AbstractAsyncContextManager[Grant]:
         """`async with router.lease(model) as grant`: wait until `model` may serve
@@ -335,13 +334,12 @@ class Router:
         granted, the model is held (its TTL does not run). After the grant,
         `on_cut(reason)` is called (from the run loop, so it must not block) if
         an unload cuts the request short: the handler should end its response
-        with an error. `on_wait()` is called when the request is not answered at
-        once (it queues or waits for a load), before it waits. `request_id`: the
+        with an error. `request_id`: the
         request's id, when the caller numbered it from the router's source
         (`request_ids`); else the router draws one.
         """
         rid = self._request_ids() if request_id is None else request_id
-        return self._lease(model, progress, on_cut, on_wait, rid)
+        return self._lease(model, progress, on_cut, rid)
 
     @asynccontextmanager
     async def _lease(
@@ -349,7 +347,6 @@ class Router:
         model: str,
         progress: ProgressChannel | None,
         on_cut: CutCallback | None,
-        on_wait: Callable[[], None] | None,
         request_id: int,
     ) -> AsyncIterator[Grant]:
         if self._closed or not self._started:
@@ -364,8 +361,6 @@ class Router:
             if ticket.done.is_set():  # answered at once: on without a scheduling round
                 await trio.lowlevel.checkpoint_if_cancelled()
             else:
-                if on_wait is not None:
-                    on_wait()
                 await ticket.done.wait()
             if ticket.failure is not None:
                 error = error_for(ticket.failure)

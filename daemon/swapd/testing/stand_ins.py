@@ -35,7 +35,6 @@ class GrantAtOnce:
         model: str,
         progress: Any = None,
         on_cut: Any = None,
-        on_wait: Any = None,
         request_id: Any = None,
     ) -> AsyncIterator[Grant]:
         yield Grant(model, self.upstreams[model])

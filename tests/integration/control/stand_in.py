@@ -67,7 +67,6 @@ class StandInRouter:
         model: str,
         progress: Any = None,
         on_cut: Any = None,
-        on_wait: Any = None,
         request_id: Any = None,
     ) -> AsyncIterator[Grant]:
         if model not in self.pool:

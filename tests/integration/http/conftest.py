@@ -40,7 +40,6 @@ class NoLocalModels:
         model: str,
         progress: Any = None,
         on_cut: Any = None,
-        on_wait: Any = None,
         request_id: Any = None,
     ) -> Any:
         raise AssertionError(f"no local model should be leased here, got {model!r}")

@@ -22,7 +22,6 @@ from swapd.http.logs_hub import LogHub
 from swapd.http.model_routes import BODY_TIMEOUT, ModelRoutes
 from swapd.http.services import Services
 from swapd.http.settings import ApiSettings, ModelView
-from swapd.http.setup_gate import SetupGate
 from swapd.router.run_loop import RouterSnapshot
 
 BODY = b'{"model": "m", "messages": []}'
@@ -39,7 +38,7 @@ class Grant:
 @dataclass
 class Router:
     """Grants at once, or holds the leases of `hold` (every model with True) until
-    `release` is set, telling the handler it waits (`on_wait`) as the router does."""
+    `release` is set."""
 
     hold: bool | str = False
     release: trio.Event = field(default_factory=trio.Event)
@@ -53,14 +52,11 @@ class Router:
         model: str,
         progress: Any = None,
         on_cut: Any = None,
-        on_wait: Any = None,
         request_id: Any = None,
     ) -> AsyncIterator[Grant]:
         self.entered.set()
         try:
             if self.hold is True or self.hold == model:
-                if on_wait is not None:
-                    on_wait()
                 await self.release.wait()
             self.granted.append(model)
             yield Grant()
@@ -161,14 +157,11 @@ def scope() -> dict[str, Any]:
     }
 
 
-def routes(
-    router: Router, client: Client, gate: SetupGate | None = None
-) -> tuple[ModelRoutes, Services]:
+def routes(router: Router, client: Client) -> tuple[ModelRoutes, Services]:
     bus = EventBus()
     views = {m: ModelView(m, proxy="http://127.0.0.1:9") for m in ("m", "slow")}
     services = Services(
         ApiSettings(models=views), router, Pool(), bus, LogHub(bus), client=client,  # type: ignore[arg-type]
-        setup_gate=gate or SetupGate(),
     )  # fmt: skip
     return ModelRoutes(services), services
 
@@ -289,24 +282,3 @@ async def test_a_body_that_never_comes_is_408(autojump_clock: MockClock) -> None
     assert trio.current_time() == pytest.approx(BODY_TIMEOUT)
     assert b"did not arrive within" in exchange.sent[-1]["body"]
     assert not router.entered.is_set()
-
-
-@pytest.mark.trio
-async def test_a_request_that_waits_for_its_model_gives_its_setup_turn_back(
-    autojump_clock: MockClock,
-) -> None:
-    """One setup at a time: a request whose lease waits (a load) must not hold the
-    others back, nor must its error answer to a client."""
-    router = Router(hold="slow")
-    app, services = routes(router, Client(), SetupGate(1))
-    slow = Exchange(b'{"model": "slow", "messages": []}')
-    quick = Exchange()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(app, scope(), slow.receive, slow.send)
-        await router.entered.wait()
-        with trio.fail_after(1):
-            await app(scope(), quick.receive, quick.send)
-        assert quick.status == 200 and router.granted == ["m"]
-        assert services.setup_gate.waiting == 0
-        router.release.set()
-    assert slow.status == 200 and router.granted == ["m", "slow"]
