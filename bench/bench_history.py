@@ -245,6 +245,7 @@ async def _relay_ab(rounds: int, requests: int, state: Path) -> dict[str, Any]:
     from swapd.http.services import Services
     from swapd.http.settings import ApiSettings, ModelView
     from swapd.http.upstream import UpstreamClient
+    from swapd.serve_cli import tune_garbage_collector, tune_thread_switching
     from swapd.testing.stand_ins import GrantAtOnce, NoPool
 
     port = free_port()
@@ -277,6 +278,9 @@ async def _relay_ab(rounds: int, requests: int, state: Path) -> dict[str, Any]:
                         )
                     )
                     urls[side] = served[0]
+                # The relays run as `swapd serve` runs them.
+                tune_garbage_collector()
+                tune_thread_switching()
                 spec = {
                     "pid": os.getpid(),
                     "tid": threading.get_native_id(),
@@ -331,17 +335,18 @@ def _ab_client(spec: dict[str, Any]) -> dict[str, Any]:
 
     task = f"/proc/{spec['pid']}/task/{spec['tid']}"
     schedstat = os.open(f"{task}/schedstat", os.O_RDONLY)
-    stat = os.open(f"{task}/stat", os.O_RDONLY)
+    wchan = os.open(f"{task}/wchan", os.O_RDONLY)
 
     def cpu_ns() -> int:
         return int(os.pread(schedstat, 64, 0).split()[0])
 
     def settle() -> None:
-        """Wait for the loop thread to sleep (in epoll): the request's work is done."""
-        for _ in range(100_000):
-            data = os.pread(stat, 512, 0)
-            if data[data.rindex(b")") + 2 : data.rindex(b")") + 3] == b"S":
+        """Wait for the loop thread to sleep in epoll: the request's work is done. (Asleep
+        on a futex, it waits for the GIL, held by the writer: its work is not done.)"""
+        for _ in range(1_000_000):
+            if b"epoll" in os.pread(wchan, 64, 0):
                 return
+            os.sched_yield()  # the writer and the upstream need the cores more
         raise RuntimeError("the relay's loop thread never went idle")
 
     conns = {}
