@@ -63,6 +63,7 @@ class Database:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        self._inserts: dict[tuple[str, int], str] = {}
 
     @classmethod
     def open_writer(cls, path: Path) -> Database:
@@ -128,29 +129,46 @@ class Database:
 
     def write(self, records: Sequence[AnyRecord]) -> None:
         """All of `records` in one transaction, or none (the error is raised)."""
-        by_table: dict[str, tuple[Table[Any], list[tuple[Any, ...]]]] = {}
+        by_table: dict[str, list[tuple[Any, ...]]] = {}
+        tables: dict[str, Table[Any]] = {}
+        top_id = 0
         for record in records:
             table = TABLE_OF[type(record)]
-            by_table.setdefault(table.name, (table, []))[1].append(table.to_row(record))
+            rows = by_table.get(table.name)
+            if rows is None:
+                rows = by_table[table.name] = []
+                tables[table.name] = table
+            rows.append(table.to_row(record))
+            if isinstance(record, RequestRecord) and record.id > top_id:
+                top_id = record.id
         conn = self.conn
         conn.execute("BEGIN")
         try:
-            for table, rows in by_table.values():
+            for name, rows in by_table.items():
                 start = 0
                 for size in STATEMENT_ROWS:
-                    sql = table.insert_rows_sql(size)
+                    if len(rows) - start < size:
+                        continue
+                    sql = self._insert_sql(tables[name], size)
                     while len(rows) - start >= size:
                         part = rows[start : start + size]
                         conn.execute(sql, list(itertools.chain.from_iterable(part)))
                         start += size
-                if table is REQUESTS and rows:
-                    top = max(record.id for record in records if isinstance(record, RequestRecord))
-                    conn.execute("UPDATE request_ids SET next = MAX(next, ?)", [top + 1])
+            if top_id:
+                conn.execute("UPDATE request_ids SET next = MAX(next, ?)", [top_id + 1])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _insert_sql(self, table: Table[Any], rows: int) -> str:
+        """The insert of `rows` rows into `table`, built once per connection."""
+        key = (table.name, rows)
+        sql = self._inserts.get(key)
+        if sql is None:
+            sql = self._inserts[key] = table.insert_rows_sql(rows)
+        return sql
 
     def prune(self, settings: HistorySettings, now: float) -> int:
         """Apply retention; the number of rows deleted."""

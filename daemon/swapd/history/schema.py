@@ -10,9 +10,10 @@ Every table has `seq INTEGER PRIMARY KEY` (the rowid, in insertion order) so
 each index also orders by it, which makes "newest first" a walk of an index.
 Request ids are the daemon's numbers, going on across runs (`request_ids`
 keeps the next one) but not keys: a run whose file could not be opened at
-start numbers from 1. They are not indexed (see migration 3 -> 4). Tuples (evicted models, reload changes) and nested
-records (KV-cache figures) are JSON text; a column added by a later migration
-is NULL on older rows, which reads as the field's default.
+start numbers from 1. They are not indexed (see migration 3 -> 4). Tuples
+(evicted models, reload changes) and nested records (KV-cache figures) are
+JSON text; a column added by a later migration is NULL on older rows, which
+reads as the field's default.
 """
 
 from __future__ import annotations
