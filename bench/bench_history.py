@@ -28,12 +28,17 @@ Rows:
   written by the store's writer, captures off); small non-streaming
   requests from a client process, the sides taking turns request by
   request. The added cost is the median over rounds of (loop on + writer)
-  - loop off, against the 3 % goal.
+  - loop off: where recording's cost goes, on a relay without a router.
+- the goal: `swapd serve` with history on vs off (`_daemon_ab`), two daemons
+  on the same config taken in turn request by request, each daemon's CPU
+  (all its threads) per request; the median over rounds of on minus off,
+  against the 3 % goal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -187,6 +192,8 @@ def _relay_baseline() -> tuple[float | None, str]:
 
 AB_ROUNDS = 15
 AB_REQUESTS = 300
+DAEMON_ROUNDS = 30
+DAEMON_REQUESTS = 500
 #: Relays compared: no history; records built and queued to a store that drops them
 #: (the loop's share alone); records written by a real store.
 SIDES = ("off", "unwritten", "on")
@@ -327,6 +334,89 @@ async def _relay_ab(rounds: int, requests: int, state: Path) -> dict[str, Any]:
     }
 
 
+async def _daemon_ab(rounds: int, requests: int) -> dict[str, Any]:
+    """Recording on vs off as deployed: two `swapd serve` on the same config, one with
+    `history: {enabled: false}`, each its own process, a client taking them in turn
+    request by request. Each daemon's CPU (every thread: the loop, the writer, the
+    router, the meter) is read from the kernel around each round; the difference is
+    the median over rounds of on minus off, against the 3 % goal."""
+    from bench.bench_relay import body, free_port_run, swapd_daemon, write_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        bases: dict[str, str] = {}
+        pids: dict[str, int] = {}
+        async with contextlib.AsyncExitStack() as stack:
+            for side in ("off", "on"):
+                config = work / f"{side}.yaml"
+                write_config(config, free_port_run(3))
+                if side == "off":
+                    with config.open("a") as f:
+                        f.write("history:\n  enabled: false\n")
+                bases[side], pids[side] = await stack.enter_async_context(swapd_daemon(config))
+            figures = await trio.to_thread.run_sync(
+                _alternate, bases, pids, body("small"), rounds, requests
+            )
+    cpu = figures["cpu_us"]
+    off = statistics.median(cpu["off"])
+    diffs = [on - o for on, o in zip(cpu["on"], cpu["off"], strict=True)]
+    return {
+        "daemon_rounds": rounds,
+        "daemon_requests": requests,
+        "daemon_off_us": off,
+        "daemon_on_us": statistics.median(cpu["on"]),
+        "daemon_added_percent": statistics.median(diffs) / off * 100,
+        "daemon_rounds_us": {side: [round(v, 1) for v in cpu[side]] for side in cpu},
+    }
+
+
+def _alternate(
+    bases: dict[str, str], pids: dict[str, int], data: bytes, rounds: int, requests: int
+) -> dict[str, Any]:
+    """Sequential keep-alive requests to each daemon in turn; each daemon's CPU per
+    request in each round (all its threads' time on a CPU)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    conns = {}
+    for side, base in bases.items():
+        parts = urlsplit(base)
+        conns[side] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+
+    def one(side: str) -> None:
+        conn = conns[side]
+        conn.request("POST", "/v1/chat/completions", data, headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"the {side} daemon answered {response.status}")
+
+    def cpu(side: str) -> float:
+        """Seconds on a CPU of all the daemon's threads (nanoseconds from the scheduler;
+        psutil's user and system times tick in 10 ms, a few percent of a round)."""
+        total = 0
+        for task in Path(f"/proc/{pids[side]}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that just ended
+                total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
+
+    sides = list(bases)
+    for _ in range(bench_app.WARMUP):
+        for side in sides:
+            one(side)
+    figures: dict[str, list[float]] = {side: [] for side in sides}
+    for turn in range(rounds):
+        order = sides[turn % 2 :] + sides[: turn % 2]
+        before = {side: cpu(side) for side in sides}
+        for _ in range(requests):
+            for side in order:
+                one(side)
+        for side in sides:
+            figures[side].append((cpu(side) - before[side]) / requests * 1e6)
+    return {"cpu_us": figures}
+
+
 def _ab_client(spec: dict[str, Any]) -> dict[str, Any]:
     """The A/B's client (its own process): sequential keep-alive requests to the three
     relays in turn, each bracketed by the relay's loop-thread CPU time."""
@@ -435,7 +525,7 @@ def table(f: dict[str, Any]) -> str:
     if f.get("relay_us") is not None:
         lines.append(
             f"  relay CPU per small request (bench_app)  {f['relay_us']:8.1f} us: recording and "
-            f"usage add {f['added_percent']:.2f} % (goal <= {f['goal_percent']:.0f} %)"
+            f"usage add {f['added_percent']:.2f} % (estimated from the parts)"
         )
     elif f.get("relay_missing"):
         lines.append(f"  relay baseline not measured: {f['relay_missing']}")
@@ -449,9 +539,17 @@ def table(f: dict[str, Any]) -> str:
             f"   added {f['ab_loop_added_percent']:+.2f} %",
             f"  writer thread per record  {f['ab_writer_us']:7.1f} us",
             f"  loop + writer             added {f['ab_added_percent']:+.2f} %"
-            f" (goal <= {f['goal_percent']:.0f} %)",
+            " (a bare relay: no router, so a smaller base than the daemon's)",
             f"  records built, not written (the loop's share)  {f['ab_unwritten_us']:7.1f} us"
             f"   added {f['ab_unwritten_added_percent']:+.2f} %",
+        ]
+    if f.get("daemon_rounds"):
+        lines += [
+            f"swapd serve, history on vs off, {f['daemon_rounds']} rounds of"
+            f" {f['daemon_requests']} small requests per daemon, taken in turn",
+            f"  daemon CPU per request    off {f['daemon_off_us']:7.1f} us   on"
+            f" {f['daemon_on_us']:7.1f} us   added {f['daemon_added_percent']:+.2f} %"
+            f" (goal <= {f['goal_percent']:.0f} %)",
         ]
     return "\n".join(lines)
 
@@ -483,6 +581,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--ab-rounds", type=int, default=AB_ROUNDS, help="0 skips on vs off")
     parser.add_argument("--ab-requests", type=int, default=AB_REQUESTS)
     parser.add_argument("--ab-only", action="store_true", help="only recording on vs off")
+    parser.add_argument(
+        "--daemon-rounds", type=int, default=DAEMON_ROUNDS, help="0 skips swapd serve on vs off"
+    )
+    parser.add_argument("--daemon-requests", type=int, default=DAEMON_REQUESTS)
     parser.add_argument("--ab-client", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.ab_client:
@@ -494,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.ab_rounds > 0:
         with tempfile.TemporaryDirectory() as tmp:
             figures.update(trio.run(_relay_ab, args.ab_rounds, args.ab_requests, Path(tmp)))
+    if args.daemon_rounds > 0:
+        figures.update(trio.run(_daemon_ab, args.daemon_rounds, args.daemon_requests))
     print(table(figures))
     return figures
 

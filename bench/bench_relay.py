@@ -437,10 +437,14 @@ async def load_every_model(base: str) -> None:
 
 @asynccontextmanager
 async def swapd_daemon(config: Path, source: str = "") -> AsyncIterator[tuple[str, int]]:
-    """`swapd serve` on `config`; `source`, when given, is where its packages are imported from."""
+    """`swapd serve` on `config`; `source`, when given, is where its packages are imported from.
+    Its state (the history) is kept beside the config, never in the user's state directory."""
     listen = free_port()
     argv = [sys.executable, "-m", "swapd", "serve", "--config", str(config)]
     argv += ["--listen", f"127.0.0.1:{listen}"]
+    state = config.with_suffix(".state")
+    state.mkdir(exist_ok=True)
+    argv += ["--state-dir", str(state)]
     # a control socket of its own: two swapd sides (`--other`), or a swapd already
     # running on this machine, would otherwise refuse to share the default one
     argv += ["--control-socket", str(config.with_suffix(".sock"))]
