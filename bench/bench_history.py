@@ -375,22 +375,7 @@ def _alternate(
 ) -> dict[str, Any]:
     """Sequential keep-alive requests to each daemon in turn; each daemon's CPU per
     request in each round (all its threads' time on a CPU)."""
-    import http.client
-    from urllib.parse import urlsplit
-
-    conns = {}
-    for side, base in bases.items():
-        parts = urlsplit(base)
-        conns[side] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    headers = {"Content-Type": "application/json"}
-
-    def one(side: str) -> None:
-        conn = conns[side]
-        conn.request("POST", "/v1/chat/completions", data, headers)
-        response = conn.getresponse()
-        response.read()
-        if response.status != 200:
-            raise RuntimeError(f"the {side} daemon answered {response.status}")
+    one = _Client(bases, data).one
 
     def cpu(side: str) -> float:
         """Seconds on a CPU of all the daemon's threads (nanoseconds from the scheduler;
@@ -417,11 +402,34 @@ def _alternate(
     return {"cpu_us": figures}
 
 
+class _Client:
+    """Keep-alive connections to each side; one small chat request at a time."""
+
+    def __init__(self, urls: dict[str, str], data: bytes) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        self._conns = {}
+        for side, url in urls.items():
+            parts = urlsplit(url)
+            self._conns[side] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        self._data = data
+
+    def one(self, side: str) -> None:
+        conn = self._conns[side]
+        conn.request("POST", "/v1/chat/completions", self._data, JSON)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"the {side} side answered {response.status}")
+
+
+JSON = {"Content-Type": "application/json"}
+
+
 def _ab_client(spec: dict[str, Any]) -> dict[str, Any]:
     """The A/B's client (its own process): sequential keep-alive requests to the three
     relays in turn, each bracketed by the relay's loop-thread CPU time."""
-    import http.client
-    from urllib.parse import urlsplit
 
     task = f"/proc/{spec['pid']}/task/{spec['tid']}"
     schedstat = os.open(f"{task}/schedstat", os.O_RDONLY)
@@ -439,20 +447,7 @@ def _ab_client(spec: dict[str, Any]) -> dict[str, Any]:
             os.sched_yield()  # the writer and the upstream need the cores more
         raise RuntimeError("the relay's loop thread never went idle")
 
-    conns = {}
-    for side, url in spec["urls"].items():
-        parts = urlsplit(url)
-        conns[side] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    data = spec["body"].encode()
-    headers = {"Content-Type": "application/json"}
-
-    def one(side: str) -> None:
-        conn = conns[side]
-        conn.request("POST", "/v1/chat/completions", data, headers)
-        response = conn.getresponse()
-        response.read()
-        if response.status != 200:
-            raise RuntimeError(f"the {side} relay answered {response.status}")
+    one = _Client(spec["urls"], spec["body"].encode()).one
 
     for _ in range(bench_app.WARMUP):
         for side in SIDES:

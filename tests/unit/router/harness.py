@@ -6,7 +6,8 @@ states the tests set, the clock, and the set of handlers that have gone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from swapd.process.states import RUNNING_STATES, ProcessState
@@ -215,3 +216,16 @@ class Driver:
 
     def started(self) -> list[tuple[str, tuple[str, ...]]]:
         return [(p.target, p.evict) for p in self.fx.swaps]
+
+
+@contextmanager
+def node_budget(nodes: int) -> Iterator[None]:
+    """The budget planner's search budget (`budget.NODE_BUDGET`) set to `nodes` in the block."""
+    from swapd.router import budget
+
+    saved = budget.NODE_BUDGET
+    budget.NODE_BUDGET = nodes
+    try:
+        yield
+    finally:
+        budget.NODE_BUDGET = saved

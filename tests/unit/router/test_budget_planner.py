@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swapd.router.budget import NOTHING, Footprint, Plan, Shortage, Situation, plan
+from tests.unit.router.harness import node_budget
 
 GiB = 1 << 30
 
@@ -309,14 +310,8 @@ def test_thirty_models_on_four_devices_are_searched_to_the_end(seed: int) -> Non
 @settings(max_examples=100, deadline=None)
 @given(situations())
 def test_over_its_budget_the_search_keeps_a_set_that_fits(s: Situation) -> None:
-    from swapd.router import budget
-
-    saved = budget.NODE_BUDGET
-    budget.NODE_BUDGET = 1
-    try:
+    with node_budget(1):
         p = plan(s)
-    finally:
-        budget.NODE_BUDGET = saved
     if p.kind != "never" and s.target not in s.running:
         assert fits(s, p.device, p.evict)
         assert p.kind == "wait" or not set(p.evict) & s.busy

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swapd.router.budget import NOTHING, Footprint, Plan, Situation, plan
+from tests.unit.router.harness import node_budget
 from tests.unit.router.test_budget_planner import situations, where
 
 GiB = 1 << 30
@@ -263,13 +264,7 @@ def test_with_no_model_that_can_sleep_nothing_changes(s: Situation) -> None:
 @settings(max_examples=100, deadline=None)
 @given(sleepy())
 def test_over_its_budget_the_search_keeps_a_set_that_fits(s: Situation) -> None:
-    from swapd.router import budget
-
-    saved = budget.NODE_BUDGET
-    budget.NODE_BUDGET = 1
-    try:
+    with node_budget(1):
         p = plan(s)
-    finally:
-        budget.NODE_BUDGET = saved
     if p.kind != "never" and (s.target not in s.running or s.target in s.asleep):
         assert fits(s, p.device, choices_of(p))
