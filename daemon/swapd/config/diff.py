@@ -10,11 +10,12 @@ moved to another port reports `port` alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from swapd.config.model import ModelConfig
+from swapd.config.model import Config, ModelConfig
 
 # Effective fields that say nothing on their own or under another name.
 _NAMES = {"argv": "cmd", "stop_argv": "cmdStop", "id": ""}
@@ -66,3 +67,20 @@ def _masked(value: Any, port: int | None) -> Any:
         return v
 
     return mask(value)
+
+
+#: Settings swapd reads once, at start: (the key a user writes, how to read it).
+START_ONLY: tuple[tuple[str, Callable[[Config], object]], ...] = (
+    ("logToStdout", lambda c: c.log_to_stdout),
+    ("history.enabled", lambda c: c.history.enabled),
+    ("http.maxConnections", lambda c: c.http.max_connections),
+    ("http.headTimeout", lambda c: c.http.head_timeout),
+    ("http.keepAliveTimeout", lambda c: c.http.keep_alive_timeout),
+    ("control.group", lambda c: c.control.group),
+)
+
+
+def start_only_changes(old: Config, new: Config) -> list[str]:
+    """The settings read only at start whose value a reload changed: a reload applies
+    everything else, and these wait for a restart (the reply says so)."""
+    return [key for key, read in START_ONLY if read(old) != read(new)]

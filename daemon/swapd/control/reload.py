@@ -44,7 +44,7 @@ import trio
 
 from swapctl import protocol as p
 from swapd.config import ConfigError, LoadedConfig, PortsInUse, load_config
-from swapd.config.diff import changed_settings
+from swapd.config.diff import changed_settings, start_only_changes
 from swapd.control.backend import DaemonParts
 from swapd.control.convert import problem
 from swapd.control.interface import ControlError
@@ -240,6 +240,14 @@ def summarize(
         for m in changed:
             if m in old.models and m in new.models:
                 changes[m] = changed_settings(old.models[m], new.models[m])
+    warnings = [problem(w) for w in new.warnings] if new is not None else []
+    if old is not None and new is not None:
+        warnings += [
+            p.Problem(
+                message=f"{key} changed: it is read at start, so it applies once swapd restarts"
+            )
+            for key in start_only_changes(old.config, new.config)
+        ]
     return p.ReloadResult(
         path=path,
         added=added,
@@ -247,7 +255,7 @@ def summarize(
         changed=changed,
         unchanged=[m for m in models if m not in touched],
         changes=changes,
-        warnings=[problem(w) for w in new.warnings] if new is not None else [],
+        warnings=warnings,
     )
 
 
@@ -352,6 +360,9 @@ class ConfigReloader:
         )
         for warning in loaded.warnings:
             log.warning("config warning: %s", warning)
+        if old is not None:
+            for key in start_only_changes(old.config, loaded.config):
+                log.warning("config: %s changed; it applies once swapd restarts", key)
         return result
 
     async def reload_logged(self, source: str = "signal") -> None:

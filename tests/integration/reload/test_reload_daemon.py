@@ -279,6 +279,26 @@ async def test_the_reply_names_what_changed_in_each_model(tmp_path: Path) -> Non
         ]
 
 
+@pytest.mark.trio
+async def test_a_setting_read_at_start_is_reported_as_waiting_for_a_restart(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.yaml"
+    port = start_port()
+    path.write_text(config(port, {"a": ""}))
+    async with running(path) as (_daemon, _c, sock):
+        path.write_text(config(port, {"a": ""}) + "history:\n  enabled: false\nlogToStdout: none\n")
+        code, out, err = await swapctl(sock, "reload", "--json")
+        assert code == 0, err
+        warnings = [w["message"] for w in json.loads(out)["warnings"]]
+        assert warnings == [
+            "logToStdout changed: it is read at start, so it applies once swapd restarts",
+            "history.enabled changed: it is read at start, so it applies once swapd restarts",
+        ]
+        code, out, err = await swapctl(sock, "reload", "--json")  # nothing changed since
+        assert code == 0 and json.loads(out)["warnings"] == [], err
+
+
 def fixed(port: int, models: dict[str, str]) -> str:
     """Models on fixed ports (no ${PORT}): model ID -> fake-upstream options."""
     text = "healthCheckTimeout: 15\nmodels:\n"

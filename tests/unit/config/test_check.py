@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from swapd.config.coerce import unknown_key
+from swapd.config.diff import start_only_changes
 from swapd.config.schema import ConfigDoc, ModelDoc
 from tests.unit.config.conftest import load, problems
 
@@ -314,3 +315,36 @@ def test_a_duplicate_key_is_reported_with_every_other_problem() -> None:
 )
 def test_a_text_without_a_tree_stops_at_its_one_problem(text: str) -> None:
     assert len(problems(text)) == 1
+
+
+START = """
+models:
+  m:
+    cmd: server --port ${PORT}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "changed"),
+    [
+        ("", []),
+        ("history:\n  retentionDays: 3\n", []),  # applied by a reload
+        ("history:\n  enabled: false\n", ["history.enabled"]),
+        ("logToStdout: none\n", ["logToStdout"]),
+        (
+            "http:\n  maxConnections: 10\n  keepAliveTimeout: 5\n",
+            [
+                "http.maxConnections",
+                "http.keepAliveTimeout",
+            ],
+        ),
+        ("http:\n  headTimeout: 3\n", ["http.headTimeout"]),
+        ("control:\n  group: adm\n", ["control.group"]),
+    ],
+)
+def test_a_reload_names_the_settings_read_at_start_that_changed(
+    extra: str, changed: list[str]
+) -> None:
+    old = load(START).config
+    assert start_only_changes(old, load(START + extra).config) == changed
+    assert start_only_changes(old, old) == []
