@@ -25,7 +25,8 @@ import pstats
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -113,7 +114,9 @@ async def one_request(app: Any, data: bytes) -> int:
     return exchange.status
 
 
-async def run(requests: int, rounds: int, profile: bool, sort: str) -> dict[str, Any]:
+@asynccontextmanager
+async def small_upstream() -> AsyncIterator[str]:
+    """One fake upstream answering 4 tokens, up and healthy; yields its URL."""
     port = free_port()
     proc = spawn(fake_argv(port, "--tokens", "4"))
     upstream = f"http://127.0.0.1:{port}"
@@ -121,6 +124,13 @@ async def run(requests: int, rounds: int, profile: bool, sort: str) -> dict[str,
         probe = UpstreamClient()
         await wait_http(probe, upstream + "/health")
         await probe.aclose()
+        yield upstream
+    finally:
+        stop(proc, grace=5)
+
+
+async def run(requests: int, rounds: int, profile: bool, sort: str) -> dict[str, Any]:
+    async with small_upstream() as upstream:
         bus = EventBus()
         settings = ApiSettings(models={MODEL: ModelView(MODEL, proxy=upstream)})
         services = Services(
@@ -155,13 +165,11 @@ async def run(requests: int, rounds: int, profile: bool, sort: str) -> dict[str,
                 stats.sort_stats(sort).print_stats(35)
             nursery.cancel_scope.cancel()
         await services.client.aclose()
-        return {
-            "cpu_us_per_request": min(per_request),
-            "median_us": statistics.median(per_request),
-            "rounds_us": per_request,
-        }
-    finally:
-        stop(proc, grace=5)
+    return {
+        "cpu_us_per_request": min(per_request),
+        "median_us": statistics.median(per_request),
+        "rounds_us": per_request,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -243,7 +243,7 @@ async def _relay_ab(rounds: int, requests: int, state: Path) -> dict[str, Any]:
     batch to its thread) is charged to the recording side, and the writer
     thread's CPU is measured where it writes (`_WriterClock`) and added too.
     """
-    from bench.bench_relay import body, fake_argv, free_port, spawn, stop, wait_http
+    from bench.bench_relay import body
     from swapd.events import EventBus
     from swapd.history.recorder import Recorder
     from swapd.http.app import create_app
@@ -255,13 +255,7 @@ async def _relay_ab(rounds: int, requests: int, state: Path) -> dict[str, Any]:
     from swapd.serve_cli import tune_garbage_collector, tune_thread_switching
     from swapd.testing.stand_ins import GrantAtOnce, NoPool
 
-    port = free_port()
-    proc = spawn(fake_argv(port, "--tokens", "4"))
-    upstream = f"http://127.0.0.1:{port}"
-    try:
-        probe = UpstreamClient()
-        await wait_http(probe, upstream + "/health")
-        await probe.aclose()
+    async with bench_app.small_upstream() as upstream:
         with _WriterClock() as writer:
             async with open_history(state) as store, trio.open_nursery() as nursery:
                 urls: dict[str, str] = {}
@@ -305,8 +299,6 @@ async def _relay_ab(rounds: int, requests: int, state: Path) -> dict[str, Any]:
                 nursery.cancel_scope.cancel()
             for client in clients:
                 await client.aclose()
-    finally:
-        stop(proc, grace=5)
     measured = json.loads(done.stdout)
     loop: dict[str, list[float]] = measured["loop_us"]
     between: list[float] = measured["between_us"]
